@@ -1,0 +1,60 @@
+/* backupset.h: a backup directory, as virtnbdbackup lays it out.
+ *
+ * Contract: names every file (data files, .cpt, checkpoints/, vmconfig,
+ * qcow.json, logs), reads and writes the chain file <domain>.cpt, keeps the
+ * checkpoint XML on disk, and holds the per-domain lock.  Writes are atomic
+ * (fsutil).  Never calls libvirt and never prints.
+ * Files are created 0600 and directories 0700 (see vb_set_modes()).
+ */
+#ifndef VB_BACKUPSET_H
+#define VB_BACKUPSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* File mode for new files and directories (default 0600 / 0700). */
+void vb_set_modes (mode_t file_mode, mode_t dir_mode);
+mode_t vb_file_mode (void);
+mode_t vb_dir_mode (void);
+
+/* Backup levels as named on the command line and in file names. */
+enum vb_level { VB_LEVEL_COPY, VB_LEVEL_FULL, VB_LEVEL_INC, VB_LEVEL_DIFF,
+                VB_LEVEL_AUTO };
+const char *vb_level_name (enum vb_level l);
+int vb_level_parse (const char *s, enum vb_level *l);
+
+/* "sda.full.data", "sda.copy.data", "sda.inc.<cpt>.data",
+ * "sda.diff.<epoch>.data".  IDENT is the checkpoint name for inc, the
+ * epoch seconds for diff, ignored otherwise.  Malloc'd. */
+char *vb_set_data_name (const char *disk, enum vb_level l, const char *ident);
+/* Identifier for the per-backup side files: checkpoint name, "copy", or
+ * epoch for diff (as the peer's getIdent). */
+char *vb_set_ident (enum vb_level l, const char *checkpoint);
+/* Is NAME safe as a single path component (no '/', not "." or "..")? */
+bool vb_set_safe_component (const char *name);
+
+/* <dir>/<domain>.cpt: JSON list of checkpoint names, oldest first.
+ * A missing file is an empty chain (returns a vector with no entries). */
+char **vb_cpt_read (const char *dir, const char *domain);
+int vb_cpt_write (const char *dir, const char *domain, char *const *names);
+size_t vb_strv_len (char *const *v);
+
+/* Saved checkpoint XML: <cptdir>/<name>.xml. */
+int vb_set_save_checkpoint (const char *cptdir, const char *name,
+                            const char *xml);
+char *vb_set_load_checkpoint (const char *cptdir, const char *name);
+int vb_set_remove_checkpoints (const char *cptdir);
+
+/* Does DIR hold any backup data (finished .data files or a .cpt)? */
+int vb_set_has_backup (const char *dir, const char *domain);
+/* Remove leftover *.partial files from an earlier failed run, returning
+ * how many were removed. */
+int vb_set_remove_partials (const char *dir);
+
+/* Per-domain lock (flock on a file under /run/virtback, keyed by UUID).
+ * Returns an fd to keep open for the run, or -1 with an error saying
+ * another backup of the domain is running. */
+int vb_set_lock_domain (const char *uuid, const char *name);
+
+#endif

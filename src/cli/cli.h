@@ -1,0 +1,22 @@
+/* cli.h: the subcommands.  Each parses its own options, calls the units
+ * below it, and is the only place that prints an error and picks the exit
+ * code: 0 success, 1 failure, 2 usage error. */
+#ifndef VB_CLI_H
+#define VB_CLI_H
+
+#define VB_EXIT_OK 0
+#define VB_EXIT_FAIL 1
+#define VB_EXIT_USAGE 2
+
+int cmd_backup (int argc, char **argv);
+int cmd_restore (int argc, char **argv);
+int cmd_dump (int argc, char **argv);
+int cmd_verify (int argc, char **argv);
+
+/* Print "virtback <cmd>: <msg>" for the current vb_get_error() to stderr. */
+void vb_cli_error (const char *cmd);
+/* Print a formatted one-line error for CMD. */
+void vb_cli_errorf (const char *cmd, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+
+#endif

@@ -1,0 +1,3 @@
+#include "cli/cli.h"
+/* placeholder: being written */
+int cmd_backup (int argc, char **argv) { return VB_EXIT_FAIL; }

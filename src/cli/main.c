@@ -1,0 +1,68 @@
+/* virtback: the entry point dispatches to one file per subcommand. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/error.h"
+
+static const struct {
+  const char *name;
+  int (*fn) (int, char **);
+  const char *summary;
+} commands[] = {
+  { "backup",  cmd_backup,  "back up a libvirt domain's disks (full, inc, diff, copy)" },
+  { "restore", cmd_restore, "rebuild disk images from a backup directory" },
+  { "dump",    cmd_dump,    "show the metadata and chain of a backup directory" },
+  { "verify",  cmd_verify,  "check every file of a backup directory end to end" },
+};
+
+void
+vb_cli_error (const char *cmd)
+{
+  fprintf (stderr, "virtback %s: %s\n", cmd, vb_get_error ());
+}
+
+void
+vb_cli_errorf (const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "virtback %s: ", cmd);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp, "Usage: virtback COMMAND [OPTIONS]\n\nCommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf (fp, "\nRun 'virtback COMMAND --help' for a command's options.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2) {
+    usage (stderr);
+    return VB_EXIT_USAGE;
+  }
+  if (!strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")) {
+    usage (stdout);
+    return VB_EXIT_OK;
+  }
+  if (!strcmp (argv[1], "--version")) {
+    printf ("virtback %s\n", VB_VERSION);
+    return VB_EXIT_OK;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp (argv[1], commands[i].name))
+      return commands[i].fn (argc - 1, argv + 1);
+  fprintf (stderr, "virtback: unknown command '%s': run 'virtback --help'\n",
+           argv[1]);
+  return VB_EXIT_USAGE;
+}

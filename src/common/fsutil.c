@@ -1,0 +1,171 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+
+int
+vb_fsync_dir (const char *dir)
+{
+  CLEANUP_CLOSE int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  if (fd < 0) {
+    vb_set_error_errno (errno, "open directory %s", dir);
+    return -1;
+  }
+  if (fsync (fd) < 0) {
+    vb_set_error_errno (errno, "fsync directory %s", dir);
+    return -1;
+  }
+  return 0;
+}
+
+int
+vb_write_all (int fd, const void *buf, size_t len)
+{
+  const char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = write (fd, p, len);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += r;
+    len -= r;
+  }
+  return 0;
+}
+
+char *
+vb_path_join (const char *dir, const char *name)
+{
+  char *s;
+
+  if (asprintf (&s, "%s/%s", dir, name) < 0) {
+    vb_set_error_errno (errno, "asprintf");
+    return NULL;
+  }
+  return s;
+}
+
+int
+vb_write_file_atomic (const char *dir, const char *name,
+                      const void *data, size_t len, mode_t mode)
+{
+  CLEANUP_FREE char *path = vb_path_join (dir, name);
+  CLEANUP_FREE char *tmp = NULL;
+  int fd;
+
+  if (!path || asprintf (&tmp, "%s.tmp", path) < 0) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) {
+    vb_set_error_errno (errno, "create %s", tmp);
+    return -1;
+  }
+  if (fchmod (fd, mode) < 0 || vb_write_all (fd, data, len) < 0 ||
+      fsync (fd) < 0) {
+    vb_set_error_errno (errno, "write %s", tmp);
+    close (fd);
+    unlink (tmp);
+    return -1;
+  }
+  if (close (fd) < 0 || rename (tmp, path) < 0) {
+    vb_set_error_errno (errno, "rename %s", tmp);
+    unlink (tmp);
+    return -1;
+  }
+  return vb_fsync_dir (dir);
+}
+
+char *
+vb_read_file (const char *path, size_t *len)
+{
+  CLEANUP_FCLOSE FILE *fp = fopen (path, "re");
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *mem;
+
+  if (!fp) {
+    vb_set_error_errno (errno, "open %s", path);
+    return NULL;
+  }
+  mem = open_memstream (&buf, &n);
+  if (!mem) {
+    vb_set_error_errno (errno, "open_memstream");
+    return NULL;
+  }
+  char chunk[65536];
+  size_t r;
+  while ((r = fread (chunk, 1, sizeof chunk, fp)) > 0)
+    fwrite (chunk, 1, r, mem);
+  if (ferror (fp)) {
+    vb_set_error_errno (errno, "read %s", path);
+    fclose (mem);
+    free (buf);
+    return NULL;
+  }
+  fclose (mem);
+  if (len)
+    *len = n;
+  return buf;
+}
+
+int
+vb_mkdir_p (const char *path, mode_t mode)
+{
+  CLEANUP_FREE char *p = strdup (path);
+
+  if (!p) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  for (char *s = p + 1; ; s++) {
+    if (*s == '/' || *s == '\0') {
+      char c = *s;
+      *s = '\0';
+      if (mkdir (p, mode) < 0 && errno != EEXIST) {
+        vb_set_error_errno (errno, "mkdir %s", p);
+        return -1;
+      }
+      *s = c;
+      if (c == '\0')
+        break;
+    }
+  }
+  return 0;
+}
+
+int
+vb_dir_is_empty (const char *path)
+{
+  DIR *d = opendir (path);
+  struct dirent *e;
+  int empty = 1;
+
+  if (!d) {
+    if (errno == ENOENT)
+      return 1;
+    vb_set_error_errno (errno, "open directory %s", path);
+    return -1;
+  }
+  while ((e = readdir (d)) != NULL) {
+    if (strcmp (e->d_name, ".") && strcmp (e->d_name, "..")) {
+      empty = 0;
+      break;
+    }
+  }
+  closedir (d);
+  return empty;
+}

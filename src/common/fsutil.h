@@ -1,0 +1,28 @@
+/* fsutil.h: durable file system helpers shared by every unit that writes.
+ *
+ * Contract: nothing half-written is ever visible under its final name.
+ * vb_write_file_atomic() writes NAME.tmp, fsyncs it, renames it over NAME
+ * and fsyncs the directory.  All return 0 or -1 with vb_set_error(). */
+#ifndef VB_FSUTIL_H
+#define VB_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+int vb_fsync_dir (const char *dir);
+/* Write LEN bytes to DIR/NAME atomically with MODE. */
+int vb_write_file_atomic (const char *dir, const char *name,
+                          const void *data, size_t len, mode_t mode);
+/* Read a whole (small) file; *LEN receives its size; NUL-terminated. */
+char *vb_read_file (const char *path, size_t *len);
+/* mkdir -p with MODE for directories it creates. */
+int vb_mkdir_p (const char *path, mode_t mode);
+/* Write all of BUF to FD (retrying short writes and EINTR). */
+int vb_write_all (int fd, const void *buf, size_t len);
+/* 1 if PATH is a directory holding no entries other than . and .., 0 if it
+ * holds entries, -1 on error (missing directory counts as empty: 1). */
+int vb_dir_is_empty (const char *path);
+/* Join two path parts into a new string. */
+char *vb_path_join (const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,58 @@
+/* Unit tests for common/: error convention and durable file helpers. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+
+static void
+test_error (void)
+{
+  vb_set_error ("read at %d", 7);
+  vb_prefix_error ("sda");
+  assert (strcmp (vb_get_error (), "sda: read at 7") == 0);
+  vb_set_error_errno (2, "open x");
+  assert (strcmp (vb_get_error (), "open x: No such file or directory") == 0);
+}
+
+static void
+test_atomic (void)
+{
+  char dir[] = "/tmp/vbtest.XXXXXX";
+  struct stat st;
+  size_t len;
+
+  assert (mkdtemp (dir));
+  assert (vb_dir_is_empty (dir) == 1);
+  assert (vb_write_file_atomic (dir, "f", "hello", 5, 0600) == 0);
+  assert (vb_dir_is_empty (dir) == 0);
+  CLEANUP_FREE char *p = vb_path_join (dir, "f");
+  CLEANUP_FREE char *tmp = vb_path_join (dir, "f.tmp");
+  assert (stat (p, &st) == 0 && (st.st_mode & 0777) == 0600);
+  assert (access (tmp, F_OK) < 0);
+  CLEANUP_FREE char *c = vb_read_file (p, &len);
+  assert (c && len == 5 && memcmp (c, "hello", 5) == 0);
+  assert (vb_write_file_atomic ("/nonexistent/dir", "f", "x", 1, 0600) == -1);
+  assert (strstr (vb_get_error (), "/nonexistent/dir"));
+  unlink (p);
+  CLEANUP_FREE char *sub = vb_path_join (dir, "a/b/c");
+  assert (vb_mkdir_p (sub, 0700) == 0);
+  assert (stat (sub, &st) == 0 && S_ISDIR (st.st_mode));
+  char cmd[128];
+  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+  assert (system (cmd) == 0);
+}
+
+int
+main (void)
+{
+  test_error ();
+  test_atomic ();
+  printf ("test-common: ok\n");
+  return 0;
+}

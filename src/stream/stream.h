@@ -1,0 +1,141 @@
+/* stream.h: the sparse stream format (virtnbdbackup-compatible), see
+ * ../shared/notes/stream-format.md.
+ *
+ * Contract: this unit only turns values into bytes and bytes into values.
+ * It never opens files or prints.  Readers treat any deviation (unknown
+ * kind, non-hex digit, missing CR LF, bad JSON, bad lz4 checksum, lengths
+ * that overflow) as corruption: return -1 with a message that names the
+ * byte offset.  Lengths read from input are never trusted for allocation
+ * beyond VB_STREAM_MAX_PIECE.
+ *
+ * Ownership: strings in struct vb_meta are owned by the struct
+ * (vb_meta_clear frees them).  Writers append into caller buffers.
+ *
+ * Version: VB_STREAM_VERSION is what we write (2, the peer's).  Bump it only
+ * when a change would make the peer misread our files.
+ */
+#ifndef VB_STREAM_H
+#define VB_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VB_STREAM_VERSION 2
+#define VB_FRAME_LEN 40                 /* "kind start len\r\n" */
+#define VB_TERM "\r\n"
+#define VB_TERM_LEN 2
+/* The peer compresses per NBD request of the server's maximum size: QEMU
+ * advertises 32 MiB.  Compressed data frames are split at this size. */
+#define VB_STREAM_MAX_PIECE (32u * 1024 * 1024)
+/* Metadata JSON larger than this is treated as corrupt. */
+#define VB_META_MAX (1024 * 1024)
+
+enum vb_frame_kind {
+  VB_FRAME_META, VB_FRAME_DATA, VB_FRAME_ZERO, VB_FRAME_STOP, VB_FRAME_COMP,
+};
+
+/* Format a 40-byte header into OUT (not NUL terminated). */
+void vb_frame_format (char out[VB_FRAME_LEN], enum vb_frame_kind kind,
+                      uint64_t start, uint64_t length);
+/* Parse a 40-byte header.  -1 (with error) if malformed. */
+int vb_frame_parse (const char in[VB_FRAME_LEN], enum vb_frame_kind *kind,
+                    uint64_t *start, uint64_t *length);
+const char *vb_frame_kind_name (enum vb_frame_kind kind);
+
+/* Per-file metadata (the meta frame's JSON). */
+struct vb_meta {
+  uint64_t virtual_size;
+  uint64_t data_size;          /* sum of uncompressed data frame lengths */
+  char *date;                  /* "2026-11-22T01:31:23.238748" */
+  char *disk_name;             /* target dev, "sda" */
+  char *disk_format;           /* "qcow2", "raw" */
+  char *checkpoint_name;       /* "" for copy */
+  char *parent_checkpoint;     /* "" for full and copy */
+  bool compressed;             /* JSON false, or the level */
+  int compression_level;       /* valid when compressed */
+  char *compression_method;    /* "lz4" (peer) or "zstd" (ours) */
+  bool incremental;            /* true for inc and diff */
+  int stream_version;          /* 1 or 2 */
+};
+
+void vb_meta_clear (struct vb_meta *m);
+/* Serialise as the peer does: Python json.dumps(indent=4), keys in the
+ * peer's order.  Returns a malloc'd string; *LEN its length. */
+char *vb_meta_to_json (const struct vb_meta *m, size_t *len);
+/* Parse JSON (unknown keys ignored; "stream-version" accepted).  Missing
+ * required keys or wrong types are errors.  M is cleared first. */
+int vb_meta_from_json (const char *json, size_t len, struct vb_meta *m);
+/* Current local time in the peer's format into a malloc'd string. */
+char *vb_meta_now (void);
+
+/* ---- lz4 framing (peer-compatible) ----
+ * Each piece (at most VB_STREAM_MAX_PIECE bytes of disk data) is one lz4
+ * frame with block and content checksums on and the content size stored,
+ * 64 KiB linked blocks, as python-lz4's lz4.frame.compress() makes it.
+ * The streaming compressor lets the caller feed a piece in smaller buffers
+ * so memory stays small; the output is identical to one-shot compression.
+ */
+struct vb_lz4c;
+struct vb_lz4c *vb_lz4c_new (int level);
+void vb_lz4c_free (struct vb_lz4c *c);
+/* Start a frame for a piece of PIECE_LEN bytes.  Appends the frame header
+ * to OUT (capacity OUTCAP), returns bytes appended or -1. */
+ssize_t vb_lz4c_begin (struct vb_lz4c *c, uint64_t piece_len,
+                       void *out, size_t outcap);
+ssize_t vb_lz4c_update (struct vb_lz4c *c, const void *in, size_t len,
+                        void *out, size_t outcap);
+ssize_t vb_lz4c_end (struct vb_lz4c *c, void *out, size_t outcap);
+/* Worst-case output of one update of LEN bytes (use for OUTCAP). */
+size_t vb_lz4c_bound (struct vb_lz4c *c, size_t len);
+
+/* Decompress one whole lz4 frame IN[INLEN] into OUT (exactly OUTLEN bytes
+ * expected).  Verifies checksums.  -1 on any mismatch. */
+int vb_lz4_decompress_frame (const void *in, size_t inlen,
+                             void *out, size_t outlen);
+
+/* ---- compression trailer ----
+ * One entry per data frame, in file order: the list of the compressed sizes
+ * of its pieces.  Serialised as the peer does: an integer for one piece,
+ * {"<total>": [a, b, ...]} for several. */
+struct vb_trailer {
+  size_t nframes;
+  size_t *npieces;             /* per frame */
+  uint64_t **pieces;           /* per frame: npieces[i] compressed sizes */
+  size_t cap;
+};
+void vb_trailer_init (struct vb_trailer *t);
+void vb_trailer_clear (struct vb_trailer *t);
+int vb_trailer_add (struct vb_trailer *t, const uint64_t *sizes, size_t n);
+/* json.dumps(list) form: "[123, {\"456\": [200, 256]}]" */
+char *vb_trailer_to_json (const struct vb_trailer *t, size_t *len);
+int vb_trailer_from_json (const char *json, size_t len, struct vb_trailer *t);
+
+/* ---- reader ----
+ * A pull reader over a seekable file descriptor.  It validates as it goes:
+ * frame syntax, CR LF terminators, ascending non-overlapping offsets inside
+ * virtual_size, data_size sum, trailer consistency, lz4 checksums.
+ */
+struct vb_reader;
+struct vb_reader *vb_reader_open (int fd, const char *name);
+void vb_reader_close (struct vb_reader *r);     /* does not close fd */
+const struct vb_meta *vb_reader_meta (struct vb_reader *r);
+
+struct vb_frame {
+  enum vb_frame_kind kind;     /* DATA, ZERO or STOP */
+  uint64_t start, length;      /* disk range (uncompressed) */
+  uint64_t file_offset;        /* where the header starts in the file */
+};
+/* Next frame: 1 with *F filled, 0 after STOP was returned (end), -1 error. */
+int vb_reader_next (struct vb_reader *r, struct vb_frame *f);
+/* Read the payload of the current DATA frame in order, decompressing as
+ * needed: fills up to LEN bytes at BUF, returns bytes (0 when the frame's
+ * payload is done), -1 on error.  Must consume all before next(). */
+ssize_t vb_reader_read (struct vb_reader *r, void *buf, size_t len);
+/* Skip the rest of the current frame's payload (still validated). */
+int vb_reader_skip (struct vb_reader *r);
+
+/* Parse a whole file just for its metadata (used by dump and chain). */
+int vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m);
+
+#endif

@@ -1,0 +1,75 @@
+/* target.h: where backup bytes go.  Writers see only this interface, so a
+ * directory, stdout (zip) and later an object store are interchangeable, in
+ * the manner of nbdcopy's struct rw.
+ *
+ * Contract: vb_target_create() opens a file that is invisible under its
+ * final name until vb_tfile_commit() (for a directory: NAME.partial, then
+ * fsync, rename, fsync of the directory).  Each file is ended by exactly one
+ * of vb_tfile_commit() (which discards the file if it fails) or
+ * vb_tfile_abort(); both free it.  Errors
+ * are sticky: after a failed write every later call fails too, and commit
+ * reports the first error (like redis' rio).  A full disk says which target.
+ */
+#ifndef VB_TARGET_H
+#define VB_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct vb_target;
+struct vb_tfile;
+
+struct vb_target_ops {
+  const char *kind;
+  struct vb_tfile *(*create) (struct vb_target *t, const char *name);
+  int (*write) (struct vb_tfile *f, const void *buf, size_t len);
+  /* Random access, for raw images; may be NULL (not seekable). */
+  int (*pwrite) (struct vb_tfile *f, const void *buf, size_t len,
+                 uint64_t off);
+  int (*truncate) (struct vb_tfile *f, uint64_t size);
+  int (*commit) (struct vb_tfile *f);
+  void (*abort) (struct vb_tfile *f);
+  int (*put) (struct vb_target *t, const char *name,
+              const void *buf, size_t len);
+  void (*close) (struct vb_target *t);
+};
+
+struct vb_target {
+  const struct vb_target_ops *ops;
+  char *where;                 /* for messages: the directory, "stdout" */
+};
+
+struct vb_tfile {
+  struct vb_target *t;
+  char *name;
+  uint64_t written;            /* bytes written so far (stream position) */
+  int error;                   /* sticky errno, 0 if fine */
+};
+
+/* A directory target; DIR must exist.  Files get vb_file_mode(). */
+struct vb_target *vb_target_dir_open (const char *dir);
+
+static inline struct vb_tfile *
+vb_target_create (struct vb_target *t, const char *name)
+{ return t->ops->create (t, name); }
+static inline int
+vb_tfile_write (struct vb_tfile *f, const void *buf, size_t len)
+{ return f->t->ops->write (f, buf, len); }
+static inline int
+vb_tfile_commit (struct vb_tfile *f)
+{ return f->t->ops->commit (f); }
+static inline void
+vb_tfile_abort (struct vb_tfile *f)
+{ if (f) f->t->ops->abort (f); }
+/* Store a small whole file atomically. */
+static inline int
+vb_target_put (struct vb_target *t, const char *name, const void *buf,
+               size_t len)
+{ return t->ops->put (t, name, buf, len); }
+static inline void
+vb_target_close (struct vb_target *t)
+{ if (t) t->ops->close (t); }
+
+#endif

@@ -1,0 +1,104 @@
+/* virt.h: the libvirt control plane.  All libvirt calls live here.
+ *
+ * Contract: turns a domain into a list of disks, manages this tool's
+ * checkpoints, starts and always ends pull-mode backup jobs, and freezes and
+ * thaws the guest.  It never prints (a warning is returned through
+ * vb_get_error() after a return of 1 where documented) and never touches the
+ * backup directory: callers hand it XML strings and get XML strings back.
+ * Errors: -1 / NULL with vb_set_error() carrying libvirt's message.
+ *
+ * Ownership: struct vb_domain owns its virConnect/virDomain and its disks;
+ * vb_domain_close() releases all.  Returned strings are malloc'd.
+ */
+#ifndef VB_VIRT_H
+#define VB_VIRT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vb_disk_skip {
+  VB_DISK_BACKUP = 0,          /* back it up */
+  VB_DISK_SKIP_DEVICE,         /* cdrom, floppy, lun */
+  VB_DISK_SKIP_RAW,            /* raw format without --raw */
+  VB_DISK_SKIP_NOSOURCE,       /* no source file/volume (empty drive) */
+};
+
+struct vb_disk {
+  char *target;                /* "sda"; validated: no '/' and not ".." */
+  char *device;                /* "disk", "cdrom", "floppy", "lun" */
+  char *format;                /* driver type: "qcow2", "raw" */
+  char *path;                  /* source file or block device, may be NULL */
+  char *alias;                 /* qdev id e.g. "sata0-0-0", may be NULL */
+  enum vb_disk_skip skip;
+};
+
+struct vb_domain {
+  char *name;
+  char *uuid;                  /* string form */
+  bool running;
+  char *xml;                   /* domain XML as libvirt gives it (secure) */
+  struct vb_disk *disks;
+  size_t ndisks;
+  void *conn;                  /* virConnectPtr */
+  void *dom;                   /* virDomainPtr */
+};
+
+/* Connect to URI (NULL: "qemu:///system") and look up NAME.  Parses the disks
+ * from the XML; raw disks get VB_DISK_SKIP_RAW unless INCLUDE_RAW.
+ * Unknown domain: error "domain 'x' does not exist". */
+struct vb_domain *vb_domain_open (const char *uri, const char *name,
+                                  bool include_raw);
+void vb_domain_close (struct vb_domain *d);
+/* Re-read the running state. */
+int vb_domain_refresh (struct vb_domain *d);
+/* Parse disks out of a domain XML (exposed for unit tests). */
+int vb_parse_disks (const char *xml, bool include_raw,
+                    struct vb_disk **disks, size_t *ndisks);
+void vb_disks_free (struct vb_disk *disks, size_t n);
+
+/* ---- checkpoints ---- */
+/* Names of all checkpoints of the domain, oldest first (by creation time),
+ * as a NULL-terminated malloc'd vector. */
+char **vb_checkpoint_list (struct vb_domain *d);
+/* Checkpoint XML (with VIR_DOMAIN_CHECKPOINT_XML_SECURE? no: plain) */
+char *vb_checkpoint_xml (struct vb_domain *d, const char *name);
+/* Delete a checkpoint (and its bitmaps). METADATA_ONLY keeps bitmaps. */
+int vb_checkpoint_delete (struct vb_domain *d, const char *name,
+                          bool metadata_only);
+/* Redefine a checkpoint from saved XML (VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE
+ * | _REDEFINE_VALIDATE when VALIDATE).  Fails if its bitmap is gone. */
+int vb_checkpoint_redefine (struct vb_domain *d, const char *xml,
+                            bool validate);
+bool vb_checkpoint_exists (struct vb_domain *d, const char *name);
+
+/* ---- backup job ---- */
+struct vb_backup_spec {
+  const char *socket_path;     /* unix socket QEMU binds (dir is 0770) */
+  const char *scratch_dir;     /* scratch qcow2 files go here */
+  const char *incremental;     /* checkpoint to start from, NULL: full */
+  const char *new_checkpoint;  /* checkpoint to create, NULL: none */
+  const char *const *disks;    /* targets to back up, NULL-terminated */
+};
+/* Build the <domainbackup> and <domaincheckpoint> XML (for unit tests). */
+char *vb_backup_xml (const struct vb_backup_spec *s);
+char *vb_checkpoint_create_xml (const struct vb_backup_spec *s);
+/* virDomainBackupBegin in pull mode.  If a job is active, the error says so
+ * and mentions -k. */
+int vb_backup_begin (struct vb_domain *d, const struct vb_backup_spec *s);
+/* End the job (virDomainAbortJob); safe to call when none is running.
+ * Returns 0 also when there was no job. */
+int vb_backup_end (struct vb_domain *d);
+/* 1 if any job is active on the domain, 0 if none, -1 error. */
+int vb_job_active (struct vb_domain *d);
+
+/* ---- guest agent ---- */
+/* Freeze all guest filesystems.  Returns number frozen (>= 0), or -1 with
+ * an error (no agent, agent not answering): caller warns and goes on. */
+int vb_fsfreeze (struct vb_domain *d);
+int vb_fsthaw (struct vb_domain *d);
+
+/* qemu-img info --output json of a disk image (runs qemu-img with -U),
+ * returns the JSON text; NULL on failure. */
+char *vb_qemu_img_info (const char *path);
+
+#endif
