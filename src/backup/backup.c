@@ -1,1 +1,589 @@
-/* placeholder: being written */
+/* One backup run: checks, checkpoint plan, job, parallel disk copies, and
+ * a cleanup that always runs. */
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "backup/backup.h"
+#include "backup/chain_plan.h"
+#include "backup/disk.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "target/target.h"
+#include "virt/virt.h"
+
+struct sel {                   /* a disk selected for this run */
+  struct vb_disk *disk;
+  bool raw;                    /* raw-format source: copied whole, raw out */
+};
+
+struct run {
+  struct vb_backup_opts o;     /* with defaults filled in */
+  struct vb_domain *d;
+  struct vb_plan plan;
+  struct vb_target *t;
+  struct vb_backup_result *r;
+  struct sel *sel;
+  size_t nsel;
+  char *rundir, *socket, *cptdir_alloc;
+  char **written;              /* side files put by this run */
+  size_t nwritten;
+  int lockfd;
+  bool frozen, job, checkpoint_made;
+  volatile sig_atomic_t stop;  /* set on the first disk failure or signal */
+  /* worker pool */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t next, running;
+  char *first_error;
+};
+
+static double
+mono (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool
+in_list (char **list, const char *s)
+{
+  for (; list && *list; list++)
+    if (!strcmp (*list, s))
+      return true;
+  return false;
+}
+
+/* qcow2 compat "0.10" has no persistent bitmaps. */
+static int
+check_qcow2_v3 (struct vb_disk *disk)
+{
+  CLEANUP_FREE char *info = vb_qemu_img_info (disk->path);
+  struct json_object *j, *fs, *data, *compat;
+  int ret = 0;
+
+  if (!info)
+    return 0;                  /* not a local file: let libvirt decide */
+  j = json_tokener_parse (info);
+  if (j && json_object_object_get_ex (j, "format-specific", &fs) &&
+      json_object_object_get_ex (fs, "data", &data) &&
+      json_object_object_get_ex (data, "compat", &compat) &&
+      !strcmp (json_object_get_string (compat), "0.10")) {
+    vb_set_error ("disk %s (%s) is qcow2 v2: persistent bitmaps need qcow2 "
+                  "v3: use -l copy", disk->target, disk->path);
+    ret = -1;
+  }
+  json_object_put (j);
+  return ret;
+}
+
+static const char *
+skip_reason (struct vb_disk *disk)
+{
+  switch (disk->skip) {
+  case VB_DISK_SKIP_DEVICE: return disk->device;
+  case VB_DISK_SKIP_RAW: return "raw format (use -r to include it)";
+  case VB_DISK_SKIP_NOSOURCE: return "no source";
+  default: return NULL;
+  }
+}
+
+/* Decide whether one disk is in this run; 1 yes, 0 no, -1 error. */
+static int
+select_one (struct run *x, struct vb_disk *disk)
+{
+  const char *why = skip_reason (disk);
+  bool raw = !strcmp (disk->format ? disk->format : "", "raw");
+
+  if (why) {
+    vb_info ("skipping disk %s: %s", disk->target, why);
+    return 0;
+  }
+  if (in_list (x->o.exclude, disk->target) ||
+      (x->o.include && !in_list (x->o.include, disk->target)))
+    return 0;
+  if (raw && (x->plan.level == VB_LEVEL_INC || x->plan.level == VB_LEVEL_DIFF)) {
+    vb_info ("skipping raw disk %s: raw disks are saved in full and copy "
+             "backups only", disk->target);
+    return 0;
+  }
+  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (disk) < 0)
+    return -1;
+  return 1;
+}
+
+static int
+select_disks (struct run *x)
+{
+  x->sel = calloc (x->d->ndisks + 1, sizeof *x->sel);
+  if (!x->sel) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < x->d->ndisks; i++) {
+    struct vb_disk *disk = &x->d->disks[i];
+    int r = select_one (x, disk);
+    if (r < 0)
+      return -1;
+    if (r == 0)
+      continue;
+    x->sel[x->nsel].disk = disk;
+    x->sel[x->nsel++].raw = !strcmp (disk->format ? disk->format : "", "raw");
+  }
+  for (char **s = x->o.include; s && *s; s++) {
+    bool found = false;
+    for (size_t i = 0; i < x->d->ndisks; i++)
+      found |= !strcmp (x->d->disks[i].target, *s);
+    if (!found) {
+      vb_set_error ("domain '%s' has no disk '%s' (-i)", x->d->name, *s);
+      return -1;
+    }
+  }
+  if (x->nsel == 0) {
+    vb_set_error ("domain '%s': no disk left to back up: check -i/-x/-r",
+                  x->d->name);
+    return -1;
+  }
+  return 0;
+}
+
+/* A private directory QEMU can write (socket, scratch files) and nobody
+ * else can reach: whoever can connect to the socket can read the disk. */
+static int
+make_rundir (struct run *x)
+{
+  const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
+  struct group *g = getgrnam ("libvirt-qemu");
+
+  if (!g)
+    g = getgrnam ("qemu");
+  if (asprintf (&x->rundir, "%s/virtback.XXXXXX", base) < 0 ||
+      !mkdtemp (x->rundir)) {
+    vb_set_error_errno (errno, "cannot create a private directory in %s "
+                        "(-S)", base);
+    free (x->rundir);
+    x->rundir = NULL;
+    return -1;
+  }
+  if ((g && chown (x->rundir, -1, g->gr_gid) < 0) ||
+      chmod (x->rundir, 0770) < 0) {
+    vb_set_error_errno (errno, "%s", x->rundir);
+    return -1;
+  }
+  if (!(x->socket = vb_path_join (x->rundir, "nbd.sock")))
+    return -1;
+  return 0;
+}
+
+static void
+remove_rundir (struct run *x)
+{
+  char p[4096];
+
+  if (!x->rundir)
+    return;
+  /* Only files QEMU or we made live here: the socket and scratch images. */
+  for (size_t i = 0; i < x->nsel; i++) {
+    snprintf (p, sizeof p, "%s/scratch-%s.qcow2", x->rundir,
+              x->sel[i].disk->target);
+    unlink (p);
+  }
+  if (x->socket)
+    unlink (x->socket);
+  if (rmdir (x->rundir) < 0 && errno != ENOENT)
+    vb_warn ("could not remove %s: %s", x->rundir, strerror (errno));
+  free (x->rundir);
+  x->rundir = NULL;
+}
+
+static int
+put_side (struct run *x, const char *name, const char *data)
+{
+  char **w;
+
+  if (vb_target_put (x->t, name, data, strlen (data)) < 0)
+    return -1;
+  w = realloc (x->written, (x->nwritten + 1) * sizeof *w);
+  if (!w || !(w[x->nwritten] = strdup (name))) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  x->written = w;
+  x->nwritten++;
+  return 0;
+}
+
+/* vmconfig.<ident>.xml and <disk>.<ident>.qcow.json, as the peer keeps. */
+static int
+save_side_files (struct run *x)
+{
+  char name[4096];
+
+  snprintf (name, sizeof name, "vmconfig.%s.xml", x->plan.ident);
+  if (put_side (x, name, x->d->xml) < 0)
+    return -1;
+  for (size_t i = 0; i < x->nsel; i++) {
+    struct vb_disk *disk = x->sel[i].disk;
+    CLEANUP_FREE char *info = NULL;
+    if (x->sel[i].raw || !disk->path)
+      continue;
+    if (!(info = vb_qemu_img_info (disk->path))) {
+      vb_warn ("disk %s: no image info saved: %s", disk->target,
+               vb_get_error ());
+      continue;
+    }
+    snprintf (name, sizeof name, "%s.%s.qcow.json", disk->target,
+              x->plan.ident);
+    if (put_side (x, name, info) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+start_job (struct run *x)
+{
+  CLEANUP_FREE const char **names = calloc (x->nsel + 1, sizeof *names);
+  struct vb_backup_spec spec = {
+    .socket_path = x->socket, .scratch_dir = x->rundir,
+    .incremental = x->plan.parent,
+    .new_checkpoint = x->o.print_only ? NULL : x->plan.checkpoint,
+  };
+  int n, r;
+
+  if (!names) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < x->nsel; i++)
+    names[i] = x->sel[i].disk->target;
+  spec.disks = names;
+  if (!x->o.no_freeze) {
+    n = vb_fsfreeze (x->d);
+    if (n < 0)
+      vb_warn ("guest agent did not freeze the filesystems (%s): the backup "
+               "is crash-consistent", vb_get_error ());
+    else
+      x->frozen = true;
+  }
+  r = vb_backup_begin (x->d, &spec);
+  if (r == 0) {
+    x->job = true;
+    x->checkpoint_made = spec.new_checkpoint != NULL;
+  }
+  if (x->frozen && vb_fsthaw (x->d) >= 0)
+    x->frozen = false;
+  return r;
+}
+
+static void
+fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
+           size_t filecap, char *ctx, size_t ctxcap)
+{
+  struct vb_disk *disk = x->sel[i].disk;
+  bool raw = x->sel[i].raw;
+  enum vb_level lvl = raw ? VB_LEVEL_COPY : x->plan.level;
+  CLEANUP_FREE char *fname = vb_set_data_name (disk->target, lvl,
+                                               x->plan.ident);
+
+  memset (s, 0, sizeof *s);
+  snprintf (file, filecap, "%s", fname ? fname : "");
+  s->socket = x->socket;
+  s->disk = disk->target;
+  s->format = disk->format;
+  s->file = file;
+  if (x->plan.parent) {
+    snprintf (ctx, ctxcap, "qemu:dirty-bitmap:backup-%s", disk->target);
+    s->dirty_ctx = ctx;
+  }
+  s->raw_output = raw || x->o.raw_output;
+  s->compress = x->o.compress && !s->raw_output;
+  s->level = x->o.compress_level;
+  s->req_size = x->o.req_size;
+  s->inflight = x->o.inflight;
+  s->cancel = &x->stop;
+  s->meta = (struct vb_meta) {
+    .disk_name = disk->target, .disk_format = disk->format,
+    .checkpoint_name = x->plan.meta_checkpoint,
+    .parent_checkpoint = x->plan.parent ? x->plan.parent : "",
+    .compressed = s->compress, .compression_level = s->level,
+    .compression_method = "lz4",
+    .incremental = x->plan.parent != NULL,
+    .stream_version = VB_STREAM_VERSION,
+  };
+}
+
+static int
+one_disk (struct run *x, size_t i)
+{
+  struct vb_disk_spec s;
+  char file[4096], ctx[512];
+  struct vb_disk_result *r = &x->r->disks[i];
+  CLEANUP_FREE char *date = vb_meta_now ();
+  int ret;
+
+  fill_spec (x, i, &s, file, sizeof file, ctx, sizeof ctx);
+  s.meta.date = date;
+  if (x->o.print_only)
+    return vb_estimate_disk (&s, r);
+  r->file = strdup (file);
+  vb_info ("disk %s: saving to %s", s.disk, file);
+  ret = vb_backup_disk (x->t, &s, r);
+  if (ret == 0)
+    vb_info ("disk %s: %" PRIu64 " bytes of data in %" PRIu64 " extents, "
+             "%.2f s", s.disk, r->done, r->data_extents, r->seconds);
+  return ret;
+}
+
+static void *
+worker (void *arg)
+{
+  struct run *x = arg;
+
+  pthread_mutex_lock (&x->mu);
+  while (x->next < x->nsel && !x->stop) {
+    size_t i = x->next++;
+    pthread_mutex_unlock (&x->mu);
+    int r = one_disk (x, i);
+    pthread_mutex_lock (&x->mu);
+    if (r < 0 && !x->first_error) {
+      x->first_error = strdup (vb_get_error ());
+      x->stop = 1;
+    }
+  }
+  x->running--;
+  pthread_cond_signal (&x->cv);
+  pthread_mutex_unlock (&x->mu);
+  return NULL;
+}
+
+/* Run the disks on a pool of threads while this thread ticks progress and
+ * forwards cancellation. */
+static int
+run_disks (struct run *x)
+{
+  size_t nw = x->o.workers ? x->o.workers : x->nsel;
+  pthread_t th[64];
+  size_t started = 0;
+
+  if (nw > x->nsel)
+    nw = x->nsel;
+  if (nw > 64)
+    nw = 64;
+  pthread_mutex_lock (&x->mu);
+  for (; started < nw; started++) {
+    if (pthread_create (&th[started], NULL, worker, x) != 0)
+      break;
+    x->running++;
+  }
+  while (x->running > 0) {
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 500000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait (&x->cv, &x->mu, &ts);
+    if (x->o.cancel && *x->o.cancel && !x->stop) {
+      x->stop = 1;
+      if (!x->first_error)
+        x->first_error = strdup ("interrupted by a signal");
+    }
+    pthread_mutex_unlock (&x->mu);
+    if (x->o.tick)
+      x->o.tick (x->o.op, x->r);
+    pthread_mutex_lock (&x->mu);
+  }
+  pthread_mutex_unlock (&x->mu);
+  for (size_t i = 0; i < started; i++)
+    pthread_join (th[i], NULL);
+  if (started == 0) {
+    vb_set_error ("cannot start worker threads");
+    return -1;
+  }
+  if (x->first_error) {
+    vb_set_error_str (x->first_error);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+check_domain (struct run *x)
+{
+  int active;
+
+  if (!x->d->running) {
+    vb_set_error ("domain '%s' is not running: offline backups are not "
+                  "supported yet; start the domain", x->d->name);
+    return -1;
+  }
+  if ((active = vb_job_active (x->d)) < 0)
+    return -1;
+  if (active && !x->o.kill_stale) {
+    vb_set_error ("a job is already running on domain '%s': if it is a "
+                  "stale backup, end it with -k", x->d->name);
+    return -1;
+  }
+  if (active) {
+    vb_info ("ending the stale job on domain '%s' (-k)", x->d->name);
+    if (vb_backup_end (x->d) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+init_results (struct run *x)
+{
+  struct vb_backup_result *r = x->r;
+
+  r->level = x->plan.level;
+  r->checkpoint = x->plan.checkpoint ? strdup (x->plan.checkpoint) : NULL;
+  r->parent = x->plan.parent ? strdup (x->plan.parent) : NULL;
+  r->disks = calloc (x->nsel, sizeof *r->disks);
+  if (!r->disks) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  r->ndisks = x->nsel;
+  for (size_t i = 0; i < x->nsel; i++)
+    r->disks[i].disk = strdup (x->sel[i].disk->target);
+  return 0;
+}
+
+static int
+prepare (struct run *x)
+{
+  x->d = vb_domain_open (x->o.uri, x->o.domain, x->o.include_raw);
+  if (!x->d)
+    return -1;
+  if ((x->lockfd = vb_set_lock_domain (x->d->uuid, x->d->name)) < 0)
+    return -1;
+  if (check_domain (x) < 0 || vb_plan_make (x->d, &x->o, &x->plan) < 0)
+    return -1;
+  x->plan.cptdir = x->o.cptdir;
+  if (select_disks (x) < 0 || init_results (x) < 0)
+    return -1;
+  if (x->o.print_only)
+    return 0;
+  if (vb_mkdir_p (x->o.outdir, vb_dir_mode ()) < 0 ||
+      vb_mkdir_p (x->o.cptdir, vb_dir_mode ()) < 0)
+    return -1;
+  if (access (x->o.outdir, W_OK) < 0) {
+    vb_set_error_errno (errno, "target directory %s is not writable",
+                        x->o.outdir);
+    return -1;
+  }
+  return (x->t = vb_target_dir_open (x->o.outdir)) ? 0 : -1;
+}
+
+static int
+run_steps (struct run *x)
+{
+  if (prepare (x) < 0)
+    return -1;
+  if (!x->o.print_only && x->o.started &&
+      x->o.started (x->o.op, x->plan.level) < 0)
+    return -1;
+  vb_info ("%s backup of domain '%s'%s%s%s%s", vb_level_name (x->plan.level),
+           x->d->name, x->plan.parent ? " since " : "",
+           x->plan.parent ? x->plan.parent : "",
+           x->plan.checkpoint ? ", checkpoint " : "",
+           x->plan.checkpoint ? x->plan.checkpoint : "");
+  if (!x->o.print_only && vb_plan_apply (x->d, &x->plan) < 0)
+    return -1;
+  if (make_rundir (x) < 0)
+    return -1;
+  if (!x->o.print_only && save_side_files (x) < 0)
+    return -1;
+  if (start_job (x) < 0 || run_disks (x) < 0)
+    return -1;
+  x->job = false;
+  if (vb_backup_end (x->d) < 0)
+    return -1;
+  return x->o.print_only ? 0 : vb_plan_commit (x->d, &x->o, &x->plan);
+}
+
+/* Runs whatever happened: the job ends, the checkpoint of a failed run is
+ * dropped, side files of a failed run go, the private directory goes. */
+static void
+cleanup (struct run *x, bool failed)
+{
+  CLEANUP_FREE char *err = strdup (vb_get_error ());
+
+  if (x->frozen)
+    vb_fsthaw (x->d);
+  if (x->job && vb_backup_end (x->d) < 0)
+    vb_warn ("could not end the backup job: %s", vb_get_error ());
+  if (failed && x->checkpoint_made &&
+      vb_checkpoint_delete (x->d, x->plan.checkpoint, false) < 0)
+    vb_warn ("could not remove checkpoint %s of the failed backup: %s",
+             x->plan.checkpoint, vb_get_error ());
+  for (size_t i = 0; i < x->nwritten; i++) {
+    if (failed) {
+      CLEANUP_FREE char *p = vb_path_join (x->o.outdir, x->written[i]);
+      if (p)
+        unlink (p);
+    }
+    free (x->written[i]);
+  }
+  free (x->written);
+  remove_rundir (x);
+  if (x->lockfd >= 0)
+    close (x->lockfd);
+  vb_target_close (x->t);
+  vb_plan_free (&x->plan);
+  vb_domain_close (x->d);
+  free (x->sel);
+  free (x->first_error);
+  free (x->cptdir_alloc);
+  vb_set_error_str (err);
+}
+
+int
+vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
+{
+  struct run x = { .o = *o, .r = r, .lockfd = -1,
+                   .mu = PTHREAD_MUTEX_INITIALIZER,
+                   .cv = PTHREAD_COND_INITIALIZER };
+  int ret;
+
+  memset (r, 0, sizeof *r);
+  r->start = mono ();
+  if (!x.o.cptdir) {
+    x.cptdir_alloc = vb_path_join (o->outdir, "checkpoints");
+    x.o.cptdir = x.cptdir_alloc;
+  }
+  if (!x.o.prefix)
+    x.o.prefix = "virtback";
+  ret = run_steps (&x);
+  cleanup (&x, ret < 0);
+  return ret;
+}
+
+void
+vb_backup_result_free (struct vb_backup_result *r)
+{
+  for (size_t i = 0; i < r->ndisks; i++) {
+    free (r->disks[i].disk);
+    free (r->disks[i].file);
+  }
+  free (r->disks);
+  free (r->checkpoint);
+  free (r->parent);
+  memset (r, 0, sizeof *r);
+}

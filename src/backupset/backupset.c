@@ -1,1 +1,525 @@
-/* placeholder: being written */
+/* backupset.c: names, the chain file, saved checkpoints and the domain lock
+ * of a virtnbdbackup-style backup directory.  See backupset.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json.h>
+
+#include "backupset/backupset.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+
+#define VB_LOCK_DIR "/run/virtback"
+
+static mode_t file_mode = 0600;
+static mode_t dir_mode = 0700;
+
+void
+vb_set_modes (mode_t fmode, mode_t dmode)
+{
+  file_mode = fmode & 07777;
+  dir_mode = dmode & 07777;
+}
+
+mode_t vb_file_mode (void) { return file_mode; }
+mode_t vb_dir_mode (void) { return dir_mode; }
+
+static const char *const level_names[] = {
+  [VB_LEVEL_COPY] = "copy", [VB_LEVEL_FULL] = "full",
+  [VB_LEVEL_INC] = "inc", [VB_LEVEL_DIFF] = "diff",
+  [VB_LEVEL_AUTO] = "auto",
+};
+
+const char *
+vb_level_name (enum vb_level l)
+{
+  if ((unsigned) l >= sizeof level_names / sizeof level_names[0])
+    return "unknown";
+  return level_names[l];
+}
+
+int
+vb_level_parse (const char *s, enum vb_level *l)
+{
+  for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
+    if (strcmp (s, level_names[i]) == 0) {
+      *l = (enum vb_level) i;
+      return 0;
+    }
+  }
+  vb_set_error ("unknown backup level '%s' (expected copy, full, inc, diff "
+                "or auto)", s);
+  return -1;
+}
+
+bool
+vb_set_safe_component (const char *name)
+{
+  return name && *name && !strchr (name, '/') &&
+    strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
+}
+
+/* asprintf that reports failure the project's way. */
+static char * __attribute__((format (printf, 1, 2)))
+xasprintf (const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  int r;
+
+  va_start (ap, fmt);
+  r = vasprintf (&s, fmt, ap);
+  va_end (ap);
+  if (r < 0) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  return s;
+}
+
+/* Every piece of a file name must be one safe path component. */
+static bool
+check_part (const char *what, const char *s)
+{
+  if (vb_set_safe_component (s))
+    return true;
+  vb_set_error ("invalid %s '%s' for a file name", what, s ? s : "(null)");
+  return false;
+}
+
+char *
+vb_set_data_name (const char *disk, enum vb_level l, const char *ident)
+{
+  if (!check_part ("disk name", disk))
+    return NULL;
+  switch (l) {
+  case VB_LEVEL_COPY:
+  case VB_LEVEL_FULL:
+    return xasprintf ("%s.%s.data", disk, vb_level_name (l));
+  case VB_LEVEL_INC:
+  case VB_LEVEL_DIFF:
+    if (!check_part ("backup identifier", ident))
+      return NULL;
+    return xasprintf ("%s.%s.%s.data", disk, vb_level_name (l), ident);
+  default:
+    vb_set_error ("%s: no data file name for backup level '%s'", disk,
+                  vb_level_name (l));
+    return NULL;
+  }
+}
+
+/* As the peer: the checkpoint's name, "copy" for copy backups, and the
+ * current epoch when there is no checkpoint (diff, offline). */
+char *
+vb_set_ident (enum vb_level l, const char *checkpoint)
+{
+  if (l == VB_LEVEL_COPY)
+    return xasprintf ("copy");
+  if (l == VB_LEVEL_DIFF || !checkpoint || !*checkpoint)
+    return xasprintf ("%lld", (long long) time (NULL));
+  if (!check_part ("checkpoint name", checkpoint))
+    return NULL;
+  return xasprintf ("%s", checkpoint);
+}
+
+char *
+vb_set_vmconfig_name (const char *ident)
+{
+  if (!check_part ("backup identifier", ident))
+    return NULL;
+  return xasprintf ("vmconfig.%s.xml", ident);
+}
+
+char *
+vb_set_qcow_json_name (const char *disk, const char *ident)
+{
+  if (!check_part ("disk name", disk) ||
+      !check_part ("backup identifier", ident))
+    return NULL;
+  return xasprintf ("%s.%s.qcow.json", disk, ident);
+}
+
+char *
+vb_set_cpt_name (const char *domain)
+{
+  if (!check_part ("domain name", domain))
+    return NULL;
+  return xasprintf ("%s.cpt", domain);
+}
+
+char *
+vb_set_log_name (enum vb_level l, time_t when)
+{
+  struct tm tm;
+  char stamp[32];
+
+  if (!localtime_r (&when, &tm) ||
+      strftime (stamp, sizeof stamp, "%m%d%Y%H%M%S", &tm) == 0) {
+    vb_set_error ("cannot format log time stamp");
+    return NULL;
+  }
+  return xasprintf ("backup.%s.%s.log", vb_level_name (l), stamp);
+}
+
+/* ---- the chain file ---- */
+
+size_t
+vb_strv_len (char *const *v)
+{
+  size_t n = 0;
+
+  while (v && v[n])
+    n++;
+  return n;
+}
+
+void
+vb_strv_free (char **v)
+{
+  vb_cleanup_strv (&v);
+}
+
+/* Decode one UTF-8 sequence at *P (strictly: no overlongs, surrogates or
+ * values past U+10FFFF); returns the code point or -1. */
+static long
+utf8_next (const unsigned char **p)
+{
+  const unsigned char *s = *p;
+  static const long min[] = { 0, 0x80, 0x800, 0x10000 };
+  int extra;
+  long c;
+
+  if (s[0] < 0x80) { *p = s + 1; return s[0]; }
+  else if ((s[0] & 0xe0) == 0xc0) { extra = 1; c = s[0] & 0x1f; }
+  else if ((s[0] & 0xf0) == 0xe0) { extra = 2; c = s[0] & 0x0f; }
+  else if ((s[0] & 0xf8) == 0xf0) { extra = 3; c = s[0] & 0x07; }
+  else return -1;
+  for (int i = 1; i <= extra; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return -1;
+    c = (c << 6) | (s[i] & 0x3f);
+  }
+  if (c < min[extra] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+    return -1;
+  *p = s + extra + 1;
+  return c;
+}
+
+/* Append S as a JSON string the way Python's json.dumps (ensure_ascii)
+ * does: short escapes for \b \f \n \r \t, \uXXXX in lower case for other
+ * controls, DEL and non-ASCII (surrogate pairs above the BMP). */
+static int
+put_py_string (FILE *out, const char *str)
+{
+  const unsigned char *p = (const unsigned char *) str;
+
+  fputc ('"', out);
+  while (*p) {
+    long c = utf8_next (&p);
+    if (c < 0)
+      return -1;
+    switch (c) {
+    case '"': fputs ("\\\"", out); break;
+    case '\\': fputs ("\\\\", out); break;
+    case '\b': fputs ("\\b", out); break;
+    case '\f': fputs ("\\f", out); break;
+    case '\n': fputs ("\\n", out); break;
+    case '\r': fputs ("\\r", out); break;
+    case '\t': fputs ("\\t", out); break;
+    default:
+      if (c >= 0x20 && c < 0x7f)
+        fputc ((int) c, out);
+      else if (c < 0x10000)
+        fprintf (out, "\\u%04lx", c);
+      else
+        fprintf (out, "\\u%04lx\\u%04lx", 0xd800 + ((c - 0x10000) >> 10),
+                 0xdc00 + ((c - 0x10000) & 0x3ff));
+    }
+  }
+  fputc ('"', out);
+  return 0;
+}
+
+char *
+vb_cpt_format (char *const *names)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream (&buf, &len);
+
+  if (!out) {
+    vb_set_error_errno (errno, "open_memstream");
+    return NULL;
+  }
+  fputc ('[', out);
+  for (size_t i = 0; names && names[i]; i++) {
+    if (i > 0)
+      fputs (", ", out);
+    if (put_py_string (out, names[i]) < 0) {
+      fclose (out);
+      free (buf);
+      vb_set_error ("checkpoint name is not valid UTF-8");
+      return NULL;
+    }
+  }
+  fputc (']', out);
+  if (fclose (out) != 0) {
+    free (buf);
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  return buf;
+}
+
+/* Turn the parsed JSON list into a vector of safe names. */
+static char **
+cpt_from_json (const char *path, struct json_object *jv)
+{
+  size_t n;
+  char **v;
+
+  if (!json_object_is_type (jv, json_type_array)) {
+    vb_set_error ("%s: invalid checkpoint file: not a JSON list", path);
+    return NULL;
+  }
+  n = json_object_array_length (jv);
+  v = calloc (n + 1, sizeof *v);
+  if (!v) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct json_object *e = json_object_array_get_idx (jv, i);
+    const char *s = json_object_get_string (e);
+    if (!json_object_is_type (e, json_type_string) ||
+        strlen (s) != (size_t) json_object_get_string_len (e) ||
+        !vb_set_safe_component (s)) {
+      vb_set_error ("%s: invalid checkpoint file: entry %zu is not a "
+                    "checkpoint name", path, i);
+      vb_strv_free (v);
+      return NULL;
+    }
+    if (!(v[i] = strdup (s))) {
+      vb_set_error ("out of memory");
+      vb_strv_free (v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
+char **
+vb_cpt_read (const char *dir, const char *domain)
+{
+  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
+  CLEANUP_FREE char *text = NULL;
+  struct json_object *jv;
+  enum json_tokener_error jerr;
+  size_t len;
+  char **v;
+
+  if (!path)
+    return NULL;
+  if (access (path, F_OK) < 0 && errno == ENOENT) {
+    if (!(v = calloc (1, sizeof *v)))
+      vb_set_error ("out of memory");
+    return v;
+  }
+  if (!(text = vb_read_file (path, &len)))
+    return NULL;
+  if (strlen (text) != len) {
+    vb_set_error ("%s: invalid checkpoint file: contains a NUL byte", path);
+    return NULL;
+  }
+  jv = json_tokener_parse_verbose (text, &jerr);
+  if (!jv) {
+    vb_set_error ("%s: invalid checkpoint file: %s", path,
+                  json_tokener_error_desc (jerr));
+    return NULL;
+  }
+  v = cpt_from_json (path, jv);
+  json_object_put (jv);
+  return v;
+}
+
+int
+vb_cpt_write (const char *dir, const char *domain, char *const *names)
+{
+  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *text = NULL;
+
+  if (!name)
+    return -1;
+  for (size_t i = 0; names && names[i]; i++)
+    if (!check_part ("checkpoint name", names[i]))
+      return -1;
+  if (!(text = vb_cpt_format (names)))
+    return -1;
+  return vb_write_file_atomic (dir, name, text, strlen (text), file_mode);
+}
+
+/* ---- saved checkpoint XML ---- */
+
+static char *
+checkpoint_file (const char *name)
+{
+  if (!check_part ("checkpoint name", name))
+    return NULL;
+  return xasprintf ("%s.xml", name);
+}
+
+int
+vb_set_save_checkpoint (const char *cptdir, const char *name, const char *xml)
+{
+  CLEANUP_FREE char *file = checkpoint_file (name);
+
+  if (!file || vb_mkdir_p (cptdir, dir_mode) < 0)
+    return -1;
+  return vb_write_file_atomic (cptdir, file, xml, strlen (xml), file_mode);
+}
+
+char *
+vb_set_load_checkpoint (const char *cptdir, const char *name)
+{
+  CLEANUP_FREE char *file = checkpoint_file (name);
+  CLEANUP_FREE char *path = file ? vb_path_join (cptdir, file) : NULL;
+
+  if (!path)
+    return NULL;
+  return vb_read_file (path, NULL);
+}
+
+static bool
+has_suffix (const char *s, const char *suffix)
+{
+  size_t n = strlen (s), m = strlen (suffix);
+
+  return n > m && memcmp (s + n - m, suffix, m) == 0;
+}
+
+/* Unlink every entry of DIR whose name ends in SUFFIX; returns the count,
+ * or -1.  A missing directory holds nothing. */
+static int
+remove_matching (const char *dir, const char *suffix)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  int n = 0;
+
+  if (!d) {
+    if (errno == ENOENT)
+      return 0;
+    vb_set_error_errno (errno, "open directory %s", dir);
+    return -1;
+  }
+  while ((e = readdir (d)) != NULL) {
+    if (!has_suffix (e->d_name, suffix))
+      continue;
+    if (unlinkat (dirfd (d), e->d_name, 0) < 0 && errno != ENOENT) {
+      vb_set_error_errno (errno, "remove %s/%s", dir, e->d_name);
+      closedir (d);
+      return -1;
+    }
+    n++;
+  }
+  closedir (d);
+  if (n > 0 && vb_fsync_dir (dir) < 0)
+    return -1;
+  return n;
+}
+
+int
+vb_set_remove_checkpoints (const char *cptdir)
+{
+  return remove_matching (cptdir, ".xml") < 0 ? -1 : 0;
+}
+
+int
+vb_set_remove_partials (const char *dir)
+{
+  return remove_matching (dir, ".partial");
+}
+
+/* ---- what the directory holds ---- */
+
+static int
+has_data_file (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  int found = 0;
+
+  if (!d) {
+    if (errno == ENOENT)
+      return 0;
+    vb_set_error_errno (errno, "open directory %s", dir);
+    return -1;
+  }
+  while (!found && (e = readdir (d)) != NULL)
+    found = has_suffix (e->d_name, ".data");
+  closedir (d);
+  return found;
+}
+
+int
+vb_set_has_backup (const char *dir, const char *domain)
+{
+  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
+  int r;
+
+  if (!path)
+    return -1;
+  if ((r = has_data_file (dir)) != 0)
+    return r;
+  if (access (path, F_OK) == 0)
+    return 1;
+  if (errno != ENOENT && errno != ENOTDIR) {
+    vb_set_error_errno (errno, "%s", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the per-domain lock ---- */
+
+/* flock, not fcntl locks: they belong to the open file description, so
+ * the kernel drops them when the process dies (no stale lock after kill -9)
+ * and a second open in the same process conflicts as another run would. */
+int
+vb_set_lock_domain (const char *uuid, const char *name)
+{
+  CLEANUP_FREE char *path = NULL;
+  int fd;
+
+  if (!check_part ("domain UUID", uuid) ||
+      vb_mkdir_p (VB_LOCK_DIR, 0700) < 0 ||
+      !(path = xasprintf ("%s/%s.lock", VB_LOCK_DIR, uuid)))
+    return -1;
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    vb_set_error_errno (errno, "open lock file %s", path);
+    return -1;
+  }
+  if (flock (fd, LOCK_EX | LOCK_NB) == 0)
+    return fd;
+  if (errno == EWOULDBLOCK)
+    vb_set_error ("another virtback run is using domain '%s' (lock %s)",
+                  name ? name : uuid, path);
+  else
+    vb_set_error_errno (errno, "lock %s", path);
+  close (fd);
+  return -1;
+}

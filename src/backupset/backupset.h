@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* File mode for new files and directories (default 0600 / 0700). */
 void vb_set_modes (mode_t file_mode, mode_t dir_mode);
@@ -33,12 +34,24 @@ char *vb_set_data_name (const char *disk, enum vb_level l, const char *ident);
 char *vb_set_ident (enum vb_level l, const char *checkpoint);
 /* Is NAME safe as a single path component (no '/', not "." or "..")? */
 bool vb_set_safe_component (const char *name);
+/* Side file names (malloc'd, NULL on error): "vmconfig.<ident>.xml",
+ * "<disk>.<ident>.qcow.json", "<domain>.cpt", and the run's log
+ * "backup.<level>.<MMDDYYYYHHMMSS>.log" in local time at WHEN. */
+char *vb_set_vmconfig_name (const char *ident);
+char *vb_set_qcow_json_name (const char *disk, const char *ident);
+char *vb_set_cpt_name (const char *domain);
+char *vb_set_log_name (enum vb_level l, time_t when);
 
 /* <dir>/<domain>.cpt: JSON list of checkpoint names, oldest first.
  * A missing file is an empty chain (returns a vector with no entries). */
 char **vb_cpt_read (const char *dir, const char *domain);
 int vb_cpt_write (const char *dir, const char *domain, char *const *names);
 size_t vb_strv_len (char *const *v);
+/* The chain file's exact bytes, as Python's json.dumps(list) writes them
+ * (["a", "b"], non-ASCII as \uXXXX).  Malloc'd; NULL on bad UTF-8. */
+char *vb_cpt_format (char *const *names);
+/* Free a NULL-terminated vector such as vb_cpt_read() returns. */
+void vb_strv_free (char **v);
 
 /* Saved checkpoint XML: <cptdir>/<name>.xml. */
 int vb_set_save_checkpoint (const char *cptdir, const char *name,

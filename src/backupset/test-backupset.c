@@ -1,2 +1,304 @@
-/* placeholder */
-int main (void) { return 0; }
+/* Unit tests for backupset.c: file naming, the .cpt chain file (exact
+ * bytes, as Python's json.dumps writes them), saved checkpoints, directory
+ * scans and the per-domain lock. */
+#undef NDEBUG
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backupset/backupset.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+
+static char dir[] = "/tmp/vbtest-set.XXXXXX";
+
+static void
+expect_str (char *got, const char *want)
+{
+  if (!got || strcmp (got, want) != 0) {
+    fprintf (stderr, "expected '%s', got '%s' (%s)\n", want,
+             got ? got : "NULL", vb_get_error ());
+    abort ();
+  }
+  free (got);
+}
+
+static void
+touch (const char *name, const char *content)
+{
+  assert (vb_write_file_atomic (dir, name, content, strlen (content),
+                                0600) == 0);
+}
+
+static void
+test_names (void)
+{
+  expect_str (vb_set_data_name ("sda", VB_LEVEL_FULL, NULL), "sda.full.data");
+  expect_str (vb_set_data_name ("sda", VB_LEVEL_COPY, "x"), "sda.copy.data");
+  expect_str (vb_set_data_name ("vdb", VB_LEVEL_INC, "virtback.3"),
+              "vdb.inc.virtback.3.data");
+  expect_str (vb_set_data_name ("sda", VB_LEVEL_DIFF, "1700000000"),
+              "sda.diff.1700000000.data");
+  assert (vb_set_data_name ("sda", VB_LEVEL_AUTO, NULL) == NULL);
+  assert (strstr (vb_get_error (), "auto"));
+  assert (vb_set_data_name ("sda", VB_LEVEL_INC, NULL) == NULL);
+  assert (vb_set_data_name ("sda", VB_LEVEL_INC, "../x") == NULL);
+  assert (vb_set_data_name ("a/b", VB_LEVEL_FULL, NULL) == NULL);
+  assert (strstr (vb_get_error (), "a/b"));
+
+  expect_str (vb_set_ident (VB_LEVEL_COPY, "virtback.0"), "copy");
+  expect_str (vb_set_ident (VB_LEVEL_FULL, "virtback.0"), "virtback.0");
+  expect_str (vb_set_ident (VB_LEVEL_INC, "virtback.4"), "virtback.4");
+  time_t before = time (NULL);
+  CLEANUP_FREE char *d = vb_set_ident (VB_LEVEL_DIFF, "virtback.4");
+  assert (d && strspn (d, "0123456789") == strlen (d));
+  assert (atoll (d) >= before && atoll (d) <= time (NULL));
+  CLEANUP_FREE char *e = vb_set_ident (VB_LEVEL_FULL, NULL);
+  assert (e && strspn (e, "0123456789") == strlen (e) && atoll (e) >= before);
+
+  expect_str (vb_set_vmconfig_name ("virtback.0"), "vmconfig.virtback.0.xml");
+  expect_str (vb_set_vmconfig_name ("copy"), "vmconfig.copy.xml");
+  expect_str (vb_set_qcow_json_name ("sda", "virtback.1"),
+              "sda.virtback.1.qcow.json");
+  expect_str (vb_set_cpt_name ("vm1"), "vm1.cpt");
+  assert (vb_set_cpt_name ("..") == NULL);
+
+  setenv ("TZ", "UTC", 1);
+  tzset ();
+  expect_str (vb_set_log_name (VB_LEVEL_INC, 1700000000),
+              "backup.inc.11142023221320.log");
+  expect_str (vb_set_log_name (VB_LEVEL_FULL, 0),
+              "backup.full.01011970000000.log");
+}
+
+static void
+test_levels (void)
+{
+  enum vb_level l;
+  const char *names[] = { "copy", "full", "inc", "diff", "auto" };
+  const enum vb_level want[] = { VB_LEVEL_COPY, VB_LEVEL_FULL, VB_LEVEL_INC,
+                                 VB_LEVEL_DIFF, VB_LEVEL_AUTO };
+
+  for (size_t i = 0; i < 5; i++) {
+    assert (vb_level_parse (names[i], &l) == 0 && l == want[i]);
+    assert (strcmp (vb_level_name (l), names[i]) == 0);
+  }
+  assert (vb_level_parse ("Full", &l) == -1);
+  assert (strstr (vb_get_error (), "Full"));
+}
+
+static void
+test_safe (void)
+{
+  assert (vb_set_safe_component ("sda"));
+  assert (vb_set_safe_component ("virtback.0"));
+  assert (vb_set_safe_component ("...")); /* odd but one component */
+  assert (!vb_set_safe_component (".."));
+  assert (!vb_set_safe_component ("."));
+  assert (!vb_set_safe_component ("a/b"));
+  assert (!vb_set_safe_component ("/sda"));
+  assert (!vb_set_safe_component (""));
+  assert (!vb_set_safe_component (NULL));
+}
+
+static void
+test_cpt (void)
+{
+  char *chain[] = { "virtback.0", "virtback.1", NULL };
+  char *empty[] = { NULL };
+  CLEANUP_FREE char *path = vb_path_join (dir, "vm1.cpt");
+  struct stat st;
+  size_t len;
+
+  /* A missing file is an empty chain. */
+  CLEANUP_STRV char **none = vb_cpt_read (dir, "vm1");
+  assert (none && none[0] == NULL && vb_strv_len (none) == 0);
+
+  assert (vb_cpt_write (dir, "vm1", chain) == 0);
+  CLEANUP_FREE char *bytes = vb_read_file (path, &len);
+  assert (bytes && strcmp (bytes, "[\"virtback.0\", \"virtback.1\"]") == 0);
+  assert (len == 28);
+  assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
+  CLEANUP_STRV char **back = vb_cpt_read (dir, "vm1");
+  assert (back && vb_strv_len (back) == 2);
+  assert (strcmp (back[0], "virtback.0") == 0);
+  assert (strcmp (back[1], "virtback.1") == 0);
+
+  assert (vb_cpt_write (dir, "vm1", empty) == 0);
+  CLEANUP_FREE char *eb = vb_read_file (path, NULL);
+  assert (eb && strcmp (eb, "[]") == 0);
+
+  /* Golden bytes from python3 -c 'json.dumps([...])'. */
+  char *odd[] = { "a\"b\\c\n\x7f\x01 \xc3\xa9 \xf0\x9f\x98\x80", "virtback.0",
+                  NULL };
+  expect_str (vb_cpt_format (odd),
+              "[\"a\\\"b\\\\c\\n\\u007f\\u0001 \\u00e9 \\ud83d\\ude00\", "
+              "\"virtback.0\"]");
+  char *bad[] = { "\xc3", NULL };
+  assert (vb_cpt_format (bad) == NULL);
+  char *unsafe[] = { "../x", NULL };
+  assert (vb_cpt_write (dir, "vm1", unsafe) == -1);
+}
+
+static void
+test_cpt_invalid (void)
+{
+  /* What virtnbdbackup writes reads back; anything else is an error that
+   * names the file. */
+  touch ("py.cpt", "[\"virtnbdbackup.0\", \"virtnbdbackup.1\"]");
+  CLEANUP_STRV char **py = vb_cpt_read (dir, "py");
+  assert (py && vb_strv_len (py) == 2);
+  assert (strcmp (py[1], "virtnbdbackup.1") == 0);
+
+  const char *bad[] = { "[\"a\", ", "{\"a\": 1}", "[1]", "[\"../etc\"]",
+                        "[\"a/b\"]", "" };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    touch ("bad.cpt", bad[i]);
+    assert (vb_cpt_read (dir, "bad") == NULL);
+    assert (strstr (vb_get_error (), "bad.cpt"));
+  }
+  CLEANUP_FREE char *bad_path = vb_path_join (dir, "bad.cpt");
+  unlink (bad_path);
+}
+
+static void
+test_checkpoints (void)
+{
+  CLEANUP_FREE char *cptdir = vb_path_join (dir, "checkpoints");
+  CLEANUP_FREE char *file = vb_path_join (cptdir, "virtback.0.xml");
+  struct stat st;
+
+  assert (vb_set_remove_checkpoints (cptdir) == 0); /* missing: fine */
+  assert (vb_set_save_checkpoint (cptdir, "virtback.0", "<a/>") == 0);
+  assert (vb_set_save_checkpoint (cptdir, "virtback.1", "<b/>") == 0);
+  assert (stat (cptdir, &st) == 0 && (st.st_mode & 0777) == 0700);
+  assert (stat (file, &st) == 0 && (st.st_mode & 0777) == 0600);
+  expect_str (vb_set_load_checkpoint (cptdir, "virtback.1"), "<b/>");
+  assert (vb_set_load_checkpoint (cptdir, "virtback.9") == NULL);
+  assert (strstr (vb_get_error (), "virtback.9.xml"));
+  assert (vb_set_save_checkpoint (cptdir, "../evil", "x") == -1);
+  assert (vb_set_remove_checkpoints (cptdir) == 0);
+  assert (vb_dir_is_empty (cptdir) == 1);
+}
+
+static void
+test_scan (void)
+{
+  CLEANUP_FREE char *sub = vb_path_join (dir, "scan");
+
+  assert (vb_set_has_backup (sub, "vm1") == 0); /* missing directory */
+  assert (vb_mkdir_p (sub, 0700) == 0);
+  assert (vb_set_has_backup (sub, "vm1") == 0);
+  assert (vb_write_file_atomic (sub, "sda.full.data.partial", "x", 1,
+                                0600) == 0);
+  assert (vb_write_file_atomic (sub, "vmconfig.virtback.0.xml", "x", 1,
+                                0600) == 0);
+  assert (vb_set_has_backup (sub, "vm1") == 0);
+  assert (vb_write_file_atomic (sub, "vm1.cpt", "[]", 2, 0600) == 0);
+  assert (vb_set_has_backup (sub, "vm1") == 1);
+  assert (vb_set_has_backup (sub, "vm2") == 0);
+  assert (vb_write_file_atomic (sub, "sda.inc.virtback.1.data", "x", 1,
+                                0600) == 0);
+  assert (vb_set_has_backup (sub, "vm2") == 1);
+
+  assert (vb_write_file_atomic (sub, "sdb.copy.data.partial", "x", 1,
+                                0600) == 0);
+  assert (vb_set_remove_partials (sub) == 2);
+  assert (vb_set_remove_partials (sub) == 0);
+  CLEANUP_FREE char *kept = vb_path_join (sub, "sda.inc.virtback.1.data");
+  assert (access (kept, F_OK) == 0);
+}
+
+static void
+test_modes (void)
+{
+  assert (vb_file_mode () == 0600 && vb_dir_mode () == 0700);
+  vb_set_modes (0640, 0750);
+  assert (vb_file_mode () == 0640 && vb_dir_mode () == 0750);
+  vb_set_modes (0600, 0700);
+}
+
+/* Two open file descriptions in one process conflict like two runs do; a
+ * holder killed with SIGKILL leaves no stale lock. */
+static void
+test_lock (void)
+{
+  char uuid[64];
+  int pfd[2], fd1, fd2;
+  char c;
+
+  snprintf (uuid, sizeof uuid, "vbtest-%d-%ld", (int) getpid (),
+            (long) time (NULL));
+  if (vb_mkdir_p ("/run/virtback", 0700) < 0 || access ("/run/virtback",
+                                                         W_OK) < 0) {
+    printf ("test-backupset: skipping lock test: /run/virtback not "
+            "writable (%s)\n", vb_get_error ());
+    return;
+  }
+  fd1 = vb_set_lock_domain (uuid, "vm1");
+  assert (fd1 >= 0);
+  assert (fcntl (fd1, F_GETFD) & FD_CLOEXEC);
+  assert (vb_set_lock_domain (uuid, "vm1") == -1);
+  assert (strstr (vb_get_error (),
+                  "another virtback run is using domain 'vm1' "
+                  "(lock /run/virtback/vbtest-"));
+  close (fd1);
+  fd2 = vb_set_lock_domain (uuid, "vm1");
+  assert (fd2 >= 0);
+  close (fd2);
+
+  assert (pipe (pfd) == 0);
+  pid_t pid = fork ();
+  assert (pid >= 0);
+  if (pid == 0) {
+    int fd = vb_set_lock_domain (uuid, "vm1");
+    if (write (pfd[1], fd >= 0 ? "y" : "n", 1) != 1)
+      _exit (1);
+    pause ();
+    _exit (0);
+  }
+  assert (read (pfd[0], &c, 1) == 1 && c == 'y');
+  assert (vb_set_lock_domain (uuid, "vm1") == -1);
+  kill (pid, SIGKILL);
+  assert (waitpid (pid, NULL, 0) == pid);
+  fd2 = vb_set_lock_domain (uuid, "vm1");
+  assert (fd2 >= 0);
+  close (fd2);
+  close (pfd[0]);
+  close (pfd[1]);
+  assert (vb_set_lock_domain ("a/b", "vm1") == -1);
+
+  char path[128];
+  snprintf (path, sizeof path, "/run/virtback/%s.lock", uuid);
+  unlink (path);
+}
+
+int
+main (void)
+{
+  char cmd[128];
+
+  assert (mkdtemp (dir));
+  test_names ();
+  test_levels ();
+  test_safe ();
+  test_modes ();
+  test_cpt ();
+  test_cpt_invalid ();
+  test_checkpoints ();
+  test_scan ();
+  test_lock ();
+  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+  assert (system (cmd) == 0);
+  printf ("test-backupset: ok\n");
+  return 0;
+}

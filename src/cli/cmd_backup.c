@@ -1,3 +1,447 @@
+/* virtback backup: options, progress, summary; the work is in backup/. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "backup/backup.h"
+#include "backupset/backupset.h"
 #include "cli/cli.h"
-/* placeholder: being written */
-int cmd_backup (int argc, char **argv) { return VB_EXIT_FAIL; }
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/log.h"
+
+static volatile sig_atomic_t cancelled;
+
+struct ui {
+  const char *outdir;
+  FILE *log;                   /* the run's log file in outdir */
+  bool progress;               /* redraw per-disk lines on the terminal */
+  bool quiet;                  /* --json: keep stderr for warnings only */
+  size_t drawn;                /* progress lines on screen */
+};
+
+static const char usage_text[] =
+  "Usage: virtback backup -d DOMAIN -o DIR [-l copy|full|inc|diff|auto] [OPTIONS]\n"
+  "\n"
+  "Back up the disks of a running libvirt domain with changed block tracking.\n"
+  "\n"
+  "Options:\n"
+  "  -d, --domain NAME          domain to back up\n"
+  "  -o, --output DIR           backup directory (created if missing)\n"
+  "  -l, --level LEVEL          copy, full, inc, diff or auto (default: copy)\n"
+  "  -t, --type TYPE            stream (default) or raw (full and copy only)\n"
+  "  -z, --compress[=LEVEL]     compress data with lz4 (default level 2)\n"
+  "  -x, --exclude LIST         comma separated disk targets to leave out\n"
+  "  -i, --include LIST         comma separated disk targets to back up alone\n"
+  "  -r, --raw                  include raw-format disks (full and copy only)\n"
+  "  -w, --worker N             disks backed up in parallel (default: all)\n"
+  "  -S, --scratchdir DIR       where the private socket and scratch directory\n"
+  "                             is made (default: /var/tmp)\n"
+  "  -C, --checkpointdir DIR    where checkpoint XML is kept\n"
+  "                             (default: DIR/checkpoints)\n"
+  "      --checkpoint-prefix P  checkpoint names are P.N (default: virtback)\n"
+  "  -p, --printonly            print the data to save per disk, write nothing\n"
+  "  -k, --kill-stale           end a stale job on the domain first\n"
+  "  -U, --uri URI              libvirt connection (default: qemu:///system)\n"
+  "  -n, --noprogress           no progress lines\n"
+  "      --no-freeze            do not freeze guest filesystems\n"
+  "      --json                 print a JSON summary on stdout at the end\n"
+  "      --request-size BYTES   NBD read size (default 1 MiB)\n"
+  "      --inflight N           NBD reads in flight per disk (default 16)\n"
+  "  -h, --help                 show this help\n";
+
+static void
+on_signal (int sig)
+{
+  cancelled = 1;
+}
+
+static void
+log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
+{
+  struct ui *ui = opaque;
+  static const char *names[] = { "DEBUG", "INFO", "WARNING" };
+
+  if (ui->log) {
+    time_t t = time (NULL);
+    char ts[32];
+    strftime (ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime (&t));
+    fprintf (ui->log, "%s %s %s\n", ts, names[lvl], msg);
+    fflush (ui->log);
+  }
+  if (lvl == VB_LOG_DEBUG || (ui->quiet && lvl == VB_LOG_INFO))
+    return;
+  if (ui->drawn) {             /* keep progress lines below the notes */
+    fprintf (stderr, "\033[%zuA\033[J", ui->drawn);
+    ui->drawn = 0;
+  }
+  fprintf (stderr, "virtback: %s%s\n", lvl == VB_LOG_WARN ? "warning: " : "",
+           msg);
+}
+
+static int
+open_log (void *op, enum vb_level level)
+{
+  struct ui *ui = op;
+  char name[64], path[4096];
+  time_t t = time (NULL);
+  int fd;
+
+  strftime (name, sizeof name, "%m%d%Y%H%M%S", localtime (&t));
+  snprintf (path, sizeof path, "%s/backup.%s.%s.log", ui->outdir,
+            vb_level_name (level), name);
+  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, vb_file_mode ());
+  if (fd < 0 || !(ui->log = fdopen (fd, "a"))) {
+    vb_set_error_errno (errno, "cannot write the log file %s", path);
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  return 0;
+}
+
+static void
+human (char *buf, size_t len, double bytes)
+{
+  const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  int i = 0;
+
+  while (bytes >= 1024 && i < 4) {
+    bytes /= 1024;
+    i++;
+  }
+  snprintf (buf, len, "%.2f %s", bytes, u[i]);
+}
+
+static double
+mono (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+progress_line (const struct vb_disk_result *d, double elapsed)
+{
+  uint64_t done = __atomic_load_n (&d->done, __ATOMIC_RELAXED);
+  double secs = d->finished ? d->seconds : elapsed;
+  double pct = d->total ? 100.0 * done / d->total : 100.0;
+  char a[32], b[32];
+
+  human (a, sizeof a, done);
+  human (b, sizeof b, d->total);
+  fprintf (stderr, "%-6s [ %6.2f%% ] %s of %s, %.2f seconds, %.2f MiB/s\n",
+           d->disk, pct, a, b, secs,
+           secs > 0 ? done / secs / 1048576.0 : 0.0);
+}
+
+static void
+tick (void *op, const struct vb_backup_result *r)
+{
+  struct ui *ui = op;
+  double elapsed = mono () - r->start;
+
+  if (!ui->progress)
+    return;
+  vb_log_lock ();
+  if (ui->drawn)
+    fprintf (stderr, "\033[%zuA", ui->drawn);
+  for (size_t i = 0; i < r->ndisks; i++)
+    progress_line (&r->disks[i], elapsed);
+  ui->drawn = r->ndisks;
+  vb_log_unlock ();
+}
+
+static void
+print_estimate (const struct vb_backup_result *r)
+{
+  uint64_t total = 0;
+  char a[32], b[32];
+
+  for (size_t i = 0; i < r->ndisks; i++) {
+    human (a, sizeof a, r->disks[i].total);
+    human (b, sizeof b, r->disks[i].virtual_size);
+    printf ("%s: %" PRIu64 " bytes (%s) of data to save, virtual size %s\n",
+            r->disks[i].disk, r->disks[i].total, a, b);
+    total += r->disks[i].total;
+  }
+  human (a, sizeof a, total);
+  printf ("total: %" PRIu64 " bytes (%s)\n", total, a);
+}
+
+static void
+print_json (const struct vb_backup_opts *o, const struct vb_backup_result *r)
+{
+  struct json_object *j = json_object_new_object ();
+  struct json_object *disks = json_object_new_array ();
+
+  json_object_object_add (j, "domain", json_object_new_string (o->domain));
+  json_object_object_add (j, "level",
+                          json_object_new_string (vb_level_name (r->level)));
+  json_object_object_add (j, "checkpoint", r->checkpoint ?
+                          json_object_new_string (r->checkpoint) : NULL);
+  json_object_object_add (j, "parent", r->parent ?
+                          json_object_new_string (r->parent) : NULL);
+  json_object_object_add (j, "output", json_object_new_string (o->outdir));
+  for (size_t i = 0; i < r->ndisks; i++) {
+    const struct vb_disk_result *d = &r->disks[i];
+    struct json_object *x = json_object_new_object ();
+    json_object_object_add (x, "disk", json_object_new_string (d->disk));
+    json_object_object_add (x, "file", d->file ?
+                            json_object_new_string (d->file) : NULL);
+    json_object_object_add (x, "virtualSize", json_object_new_int64 (d->virtual_size));
+    json_object_object_add (x, "bytesRead", json_object_new_int64 (d->done));
+    json_object_object_add (x, "bytesWritten", json_object_new_int64 (d->written));
+    json_object_object_add (x, "dataExtents", json_object_new_int64 (d->data_extents));
+    json_object_object_add (x, "zeroExtents", json_object_new_int64 (d->zero_extents));
+    json_object_object_add (x, "seconds", json_object_new_double (d->seconds));
+    json_object_array_add (disks, x);
+  }
+  json_object_object_add (j, "disks", disks);
+  json_object_object_add (j, "seconds", json_object_new_double (mono () - r->start));
+  printf ("%s\n", json_object_to_json_string_ext (j, JSON_C_TO_STRING_PRETTY));
+  json_object_put (j);
+}
+
+/* Split "a,b" into a vector. */
+static char **
+split_list (const char *s)
+{
+  size_t n = 1;
+  char **v, *copy, *tok, *save;
+
+  for (const char *p = s; *p; p++)
+    n += *p == ',';
+  v = calloc (n + 1, sizeof *v);
+  copy = strdup (s);
+  if (!v || !copy) {
+    free (v);
+    free (copy);
+    return NULL;
+  }
+  n = 0;
+  for (tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    v[n++] = strdup (tok);
+  free (copy);
+  return v;
+}
+
+static int
+parse_uint (const char *s, unsigned long long max, unsigned long long *out)
+{
+  char *end;
+
+  errno = 0;
+  *out = strtoull (s, &end, 10);
+  return (errno || end == s || *end || *out > max || !isdigit ((unsigned char) *s)) ? -1 : 0;
+}
+
+enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT };
+
+static const struct option longopts[] = {
+  { "domain", required_argument, NULL, 'd' },
+  { "output", required_argument, NULL, 'o' },
+  { "level", required_argument, NULL, 'l' },
+  { "type", required_argument, NULL, 't' },
+  { "compress", optional_argument, NULL, 'z' },
+  { "exclude", required_argument, NULL, 'x' },
+  { "include", required_argument, NULL, 'i' },
+  { "raw", no_argument, NULL, 'r' },
+  { "worker", required_argument, NULL, 'w' },
+  { "scratchdir", required_argument, NULL, 'S' },
+  { "checkpointdir", required_argument, NULL, 'C' },
+  { "checkpoint-prefix", required_argument, NULL, OPT_PREFIX },
+  { "printonly", no_argument, NULL, 'p' },
+  { "kill-stale", no_argument, NULL, 'k' },
+  { "uri", required_argument, NULL, 'U' },
+  { "noprogress", no_argument, NULL, 'n' },
+  { "no-freeze", no_argument, NULL, OPT_NOFREEZE },
+  { "json", no_argument, NULL, OPT_JSON },
+  { "request-size", required_argument, NULL, OPT_REQ },
+  { "inflight", required_argument, NULL, OPT_INFLIGHT },
+  { "help", no_argument, NULL, 'h' },
+  { NULL, 0, NULL, 0 },
+};
+
+struct args {
+  struct vb_backup_opts o;
+  bool json, noprogress;
+};
+
+static int
+bad (const char *msg, const char *arg)
+{
+  vb_cli_errorf ("backup", "%s '%s': see 'virtback backup --help'", msg, arg);
+  return -1;
+}
+
+/* -z takes an optional level: "-z", "-z5", "--compress=5" and "-z 5". */
+static int
+parse_compress (struct args *a, int argc, char **argv)
+{
+  unsigned long long v;
+  const char *s = optarg;
+
+  if (!s && optind < argc && parse_uint (argv[optind], 16, &v) == 0)
+    s = argv[optind++];
+  a->o.compress = true;
+  a->o.compress_level = 2;
+  if (s) {
+    if (parse_uint (s, 16, &v) < 0)
+      return bad ("invalid compression level (0-16)", s);
+    a->o.compress_level = v;
+  }
+  return 0;
+}
+
+static int
+parse_opt (struct args *a, int c, int argc, char **argv)
+{
+  unsigned long long v;
+
+  switch (c) {
+  case 'd': a->o.domain = optarg; return 0;
+  case 'o': a->o.outdir = optarg; return 0;
+  case 'l':
+    return vb_level_parse (optarg, &a->o.level) < 0 ?
+      bad ("invalid level (copy, full, inc, diff, auto)", optarg) : 0;
+  case 't':
+    if (strcmp (optarg, "stream") && strcmp (optarg, "raw"))
+      return bad ("invalid type (stream, raw)", optarg);
+    a->o.raw_output = !strcmp (optarg, "raw");
+    return 0;
+  case 'z': return parse_compress (a, argc, argv);
+  case 'x': return (a->o.exclude = split_list (optarg)) ? 0 : -1;
+  case 'i': return (a->o.include = split_list (optarg)) ? 0 : -1;
+  case 'r': a->o.include_raw = true; return 0;
+  case 'w':
+    if (parse_uint (optarg, 64, &v) < 0 || v == 0)
+      return bad ("invalid worker count (1-64)", optarg);
+    a->o.workers = v;
+    return 0;
+  case 'S': a->o.scratchdir = optarg; return 0;
+  case 'C': a->o.cptdir = optarg; return 0;
+  case OPT_PREFIX:
+    if (!vb_set_safe_component (optarg) || strchr (optarg, '.'))
+      return bad ("invalid checkpoint prefix", optarg);
+    a->o.prefix = optarg;
+    return 0;
+  case 'p': a->o.print_only = true; return 0;
+  case 'k': a->o.kill_stale = true; return 0;
+  case 'U': a->o.uri = optarg; return 0;
+  case 'n': a->noprogress = true; return 0;
+  case OPT_NOFREEZE: a->o.no_freeze = true; return 0;
+  case OPT_JSON: a->json = true; return 0;
+  case OPT_REQ:
+    if (parse_uint (optarg, 32u << 20, &v) < 0 || v < 4096 ||
+        (v & (v - 1)))
+      return bad ("invalid request size (a power of two, 4 KiB to 32 MiB)", optarg);
+    a->o.req_size = v;
+    return 0;
+  case OPT_INFLIGHT:
+    if (parse_uint (optarg, 256, &v) < 0 || v == 0)
+      return bad ("invalid number of requests in flight (1-256)", optarg);
+    a->o.inflight = v;
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+static int
+parse_args (struct args *a, int argc, char **argv)
+{
+  int c;
+
+  a->o.level = VB_LEVEL_COPY;
+  optind = 1;
+  while ((c = getopt_long (argc, argv, "d:o:l:t:z::x:i:rw:S:C:pkU:nh",
+                           longopts, NULL)) != -1) {
+    if (c == 'h') {
+      fputs (usage_text, stdout);
+      exit (VB_EXIT_OK);
+    }
+    if (c == '?' || parse_opt (a, c, argc, argv) < 0) {
+      if (c == '?')
+        vb_cli_errorf ("backup", "see 'virtback backup --help'");
+      return -1;
+    }
+  }
+  if (optind < argc)
+    return bad ("unexpected argument", argv[optind]);
+  if (!a->o.domain || (!a->o.outdir && !a->o.print_only)) {
+    vb_cli_errorf ("backup", "-d DOMAIN and -o DIR are required: see "
+                   "'virtback backup --help'");
+    return -1;
+  }
+  if (a->o.raw_output && (a->o.level == VB_LEVEL_INC ||
+                          a->o.level == VB_LEVEL_DIFF)) {
+    vb_cli_errorf ("backup", "-t raw works with full and copy backups only");
+    return -1;
+  }
+  if (!a->o.outdir)
+    a->o.outdir = ".";
+  return 0;
+}
+
+static void
+install_signals (void)
+{
+  struct sigaction sa = { .sa_handler = on_signal };
+
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  signal (SIGPIPE, SIG_IGN);
+}
+
+int
+cmd_backup (int argc, char **argv)
+{
+  struct args a = { 0 };
+  struct ui ui = { 0 };
+  struct vb_backup_result r;
+  int ret;
+
+  if (parse_args (&a, argc, argv) < 0)
+    return VB_EXIT_USAGE;
+  ui.outdir = a.o.outdir;
+  ui.progress = !a.noprogress && !a.o.print_only && isatty (STDERR_FILENO);
+  ui.quiet = a.json;
+  vb_log_set_sink (log_sink, &ui);
+  install_signals ();
+  a.o.cancel = &cancelled;
+  a.o.started = open_log;
+  a.o.tick = tick;
+  a.o.op = &ui;
+  ret = vb_backup_run (&a.o, &r);
+  tick (&ui, &r);
+  if (ret < 0) {
+    vb_log (VB_LOG_DEBUG, "failed: %s", vb_get_error ());
+    vb_cli_error ("backup");
+  }
+  else if (a.o.print_only)
+    print_estimate (&r);
+  else if (a.json)
+    print_json (&a.o, &r);
+  else
+    fprintf (stderr, "virtback: backup finished: %s\n", a.o.outdir);
+  vb_log_set_sink (NULL, NULL);
+  if (ui.log)
+    fclose (ui.log);
+  vb_backup_result_free (&r);
+  vb_cleanup_strv (&a.o.exclude);
+  vb_cleanup_strv (&a.o.include);
+  return ret < 0 ? VB_EXIT_FAIL : VB_EXIT_OK;
+}

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>            /* ssize_t */
 
 #define VB_STREAM_VERSION 2
 #define VB_FRAME_LEN 40                 /* "kind start len\r\n" */
@@ -94,6 +95,35 @@ size_t vb_lz4c_bound (struct vb_lz4c *c, size_t len);
 int vb_lz4_decompress_frame (const void *in, size_t inlen,
                              void *out, size_t outlen);
 
+/* ---- zstd framing (added; ours, "compressionMethod": "zstd") ----
+ * Same layout as lz4: one zstd frame per piece (content size stored,
+ * checksum flag on), same trailer.  Same calling convention as vb_lz4c. */
+struct vb_zstdc;
+struct vb_zstdc *vb_zstdc_new (int level);
+void vb_zstdc_free (struct vb_zstdc *c);
+ssize_t vb_zstdc_begin (struct vb_zstdc *c, uint64_t piece_len,
+                        void *out, size_t outcap);
+ssize_t vb_zstdc_update (struct vb_zstdc *c, const void *in, size_t len,
+                         void *out, size_t outcap);
+ssize_t vb_zstdc_end (struct vb_zstdc *c, void *out, size_t outcap);
+size_t vb_zstdc_bound (struct vb_zstdc *c, size_t len);
+int vb_zstd_decompress_frame (const void *in, size_t inlen,
+                              void *out, size_t outlen);
+
+/* ---- streaming decompression of one piece (added) ----
+ * Bounded memory whatever the piece size: used by the reader, usable by
+ * anyone holding a piece.  run() consumes up to *INLEN bytes and produces up
+ * to *OUTLEN, updating both to what it did; returns 1 when the frame is
+ * complete (checksums verified), 0 if it needs more input or output space,
+ * -1 on corrupt input.  reset() before the next frame. */
+enum vb_comp_method { VB_COMP_LZ4, VB_COMP_ZSTD };
+struct vb_decomp;
+struct vb_decomp *vb_decomp_new (enum vb_comp_method method);
+void vb_decomp_free (struct vb_decomp *d);
+void vb_decomp_reset (struct vb_decomp *d);
+int vb_decomp_run (struct vb_decomp *d, const void *in, size_t *inlen,
+                   void *out, size_t *outlen);
+
 /* ---- compression trailer ----
  * One entry per data frame, in file order: the list of the compressed sizes
  * of its pieces.  Serialised as the peer does: an integer for one piece,
@@ -103,10 +133,17 @@ struct vb_trailer {
   size_t *npieces;             /* per frame */
   uint64_t **pieces;           /* per frame: npieces[i] compressed sizes */
   size_t cap;
+  /* Added: per frame, true if written as {"total": [...]}.  The peer uses
+   * that form for every frame >= VB_STREAM_MAX_PIECE, even with one piece. */
+  bool *as_object;
 };
 void vb_trailer_init (struct vb_trailer *t);
 void vb_trailer_clear (struct vb_trailer *t);
 int vb_trailer_add (struct vb_trailer *t, const uint64_t *sizes, size_t n);
+/* Added: as vb_trailer_add, but picks the form exactly as the peer does from
+ * the data frame's uncompressed length.  Writers should use this one. */
+int vb_trailer_add_frame (struct vb_trailer *t, uint64_t frame_len,
+                          const uint64_t *sizes, size_t n);
 /* json.dumps(list) form: "[123, {\"456\": [200, 256]}]" */
 char *vb_trailer_to_json (const struct vb_trailer *t, size_t *len);
 int vb_trailer_from_json (const char *json, size_t len, struct vb_trailer *t);
@@ -137,5 +174,11 @@ int vb_reader_skip (struct vb_reader *r);
 
 /* Parse a whole file just for its metadata (used by dump and chain). */
 int vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m);
+
+/* Internal to the unit (meta.c, trailer.c): parse exactly LEN bytes of
+ * strict JSON; WHAT names it in errors.  Caller owns the result. */
+struct json_object;
+struct json_object *vb_json_parse (const char *json, size_t len,
+                                   const char *what);
 
 #endif

@@ -34,6 +34,9 @@ struct vb_target_ops {
   int (*put) (struct vb_target *t, const char *name,
               const void *buf, size_t len);
   void (*close) (struct vb_target *t);
+  /* Added for zip: end the target, reporting failure (a zip's central
+   * directory is written here).  May be NULL: nothing to finish. */
+  int (*finish) (struct vb_target *t);
 };
 
 struct vb_target {
@@ -50,6 +53,21 @@ struct vb_tfile {
 
 /* A directory target; DIR must exist.  Files get vb_file_mode(). */
 struct vb_target *vb_target_dir_open (const char *dir);
+
+/* A streaming target writing one uncompressed zip archive to FD (stdout
+ * for "-o -"), as virtnbdbackup's zip output: each entry has a local header
+ * with the data-descriptor flag and a zip64 extra field, then its bytes,
+ * then CRC-32 and sizes in a data descriptor; the central directory is
+ * written by vb_target_finish() (or, best effort, close).  Not seekable
+ * (pwrite/truncate are NULL); one file at a time.  An aborted file cannot
+ * be unwritten, so it fails the archive: later creates fail and no central
+ * directory is written, leaving an invalid zip that no reader takes for a
+ * good one.  Does not close FD. */
+struct vb_target *vb_target_zip_open (int fd);
+
+/* Is NAME a relative path of safe components ("sda.full.data",
+ * "checkpoints/virtback.0.xml"; not "", "/x", "a/../b", "a//b")? */
+bool vb_target_valid_name (const char *name);
 
 static inline struct vb_tfile *
 vb_target_create (struct vb_target *t, const char *name)
@@ -68,6 +86,11 @@ static inline int
 vb_target_put (struct vb_target *t, const char *name, const void *buf,
                size_t len)
 { return t->ops->put (t, name, buf, len); }
+/* Finish the target; for zip this writes the central directory and is
+ * the call that says whether the archive is complete.  0 or -1. */
+static inline int
+vb_target_finish (struct vb_target *t)
+{ return t->ops->finish ? t->ops->finish (t) : 0; }
 static inline void
 vb_target_close (struct vb_target *t)
 { if (t) t->ops->close (t); }

@@ -1,1 +1,236 @@
-/* placeholder: being written */
+/* checkpoint.c: list, read, delete and redefine a domain's checkpoints. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "virt/virt.h"
+
+struct cp_entry {
+  char *name;
+  long long created;     /* <creationTime>, seconds */
+  size_t topo;           /* index in libvirt's parents-first order */
+};
+
+/* Creation times have a resolution of one second, so two checkpoints of
+ * one second tie: the topological order (parent first) breaks the tie. */
+static int
+cp_compare (const void *a, const void *b)
+{
+  const struct cp_entry *x = a, *y = b;
+
+  if (x->created != y->created)
+    return x->created < y->created ? -1 : 1;
+  return x->topo < y->topo ? -1 : x->topo > y->topo;
+}
+
+static int
+cp_read (virDomainCheckpointPtr cp, size_t topo, struct cp_entry *e)
+{
+  CLEANUP_FREE char *xml = NULL;
+  CLEANUP_FREE char *created = NULL;
+  const char *name = virDomainCheckpointGetName (cp);
+
+  e->topo = topo;
+  xml = virDomainCheckpointGetXMLDesc (cp, VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN);
+  if (xml == NULL) {
+    vb_virt_set_error ("checkpoint '%s'", name);
+    return -1;
+  }
+  created = vb_xml_string (xml, "/domaincheckpoint/creationTime");
+  e->created = created ? strtoll (created, NULL, 10) : 0;
+  e->name = strdup (name);
+  if (e->name == NULL) {
+    vb_set_error_errno (ENOMEM, "checkpoint '%s'", name);
+    return -1;
+  }
+  return 0;
+}
+
+/* Fill the name vector from sorted entries, handing over the names. */
+static char **
+cp_names (struct cp_entry *v, size_t n)
+{
+  char **names = calloc (n + 1, sizeof *names);
+
+  if (names == NULL) {
+    vb_set_error_errno (ENOMEM, "checkpoint list");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    names[i] = v[i].name;
+    v[i].name = NULL;
+  }
+  return names;
+}
+
+char **
+vb_checkpoint_list (struct vb_domain *d)
+{
+  virDomainCheckpointPtr *cps = NULL;
+  struct cp_entry *v;
+  char **names = NULL;
+  int n, i;
+
+  n = virDomainListAllCheckpoints (d->dom, &cps,
+                                   VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL);
+  if (n < 0) {
+    vb_virt_set_error ("domain '%s': list checkpoints", d->name);
+    return NULL;
+  }
+  v = calloc (n + 1, sizeof *v);
+  if (v == NULL)
+    vb_set_error_errno (ENOMEM, "domain '%s': list checkpoints", d->name);
+  for (i = 0; v && i < n; i++)
+    if (cp_read (cps[i], i, &v[i]) < 0)
+      break;
+  if (v && i == n) {
+    qsort (v, n, sizeof *v, cp_compare);
+    names = cp_names (v, n);
+  }
+  for (i = 0; i < n; i++) {
+    if (v)
+      free (v[i].name);
+    virDomainCheckpointFree (cps[i]);
+  }
+  free (v);
+  free (cps);
+  return names;
+}
+
+static virDomainCheckpointPtr
+cp_lookup (struct vb_domain *d, const char *name)
+{
+  virDomainCheckpointPtr cp = virDomainCheckpointLookupByName (d->dom, name, 0);
+
+  if (cp == NULL)
+    vb_virt_set_error ("domain '%s': checkpoint '%s'", d->name, name);
+  return cp;
+}
+
+char *
+vb_checkpoint_xml (struct vb_domain *d, const char *name)
+{
+  virDomainCheckpointPtr cp = cp_lookup (d, name);
+  char *xml;
+
+  if (cp == NULL)
+    return NULL;
+  /* Plain flags: the embedded domain XML then holds no secrets. */
+  xml = virDomainCheckpointGetXMLDesc (cp, 0);
+  if (xml == NULL)
+    vb_virt_set_error ("domain '%s': checkpoint '%s': get XML", d->name, name);
+  virDomainCheckpointFree (cp);
+  return xml;
+}
+
+int
+vb_checkpoint_delete (struct vb_domain *d, const char *name,
+                      bool metadata_only)
+{
+  virDomainCheckpointPtr cp = cp_lookup (d, name);
+  unsigned flags = metadata_only ? VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY : 0;
+  int r;
+
+  if (cp == NULL)
+    return -1;
+  r = virDomainCheckpointDelete (cp, flags);
+  if (r < 0)
+    vb_virt_set_error ("domain '%s': delete checkpoint '%s'", d->name, name);
+  virDomainCheckpointFree (cp);
+  return r < 0 ? -1 : 0;
+}
+
+int
+vb_checkpoint_redefine (struct vb_domain *d, const char *xml, bool validate)
+{
+  unsigned flags = VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE;
+  virDomainCheckpointPtr cp;
+  CLEANUP_FREE char *name = vb_checkpoint_name_from_xml (xml);
+
+  if (name == NULL)
+    return -1;
+  if (validate)
+    flags |= VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE;
+  cp = virDomainCheckpointCreateXML (d->dom, xml, flags);
+  if (cp == NULL) {
+    vb_virt_set_error ("domain '%s': redefine checkpoint '%s'", d->name, name);
+    return -1;
+  }
+  virDomainCheckpointFree (cp);
+  return 0;
+}
+
+bool
+vb_checkpoint_exists (struct vb_domain *d, const char *name)
+{
+  virDomainCheckpointPtr cp = virDomainCheckpointLookupByName (d->dom, name, 0);
+
+  if (cp == NULL)
+    return false;
+  virDomainCheckpointFree (cp);
+  return true;
+}
+
+int
+vb_checkpoint_parent (struct vb_domain *d, const char *name, char **parent)
+{
+  virDomainCheckpointPtr cp = cp_lookup (d, name), p;
+  const virError *e;
+  int r = 0;
+
+  if (cp == NULL)
+    return -1;
+  *parent = NULL;
+  p = virDomainCheckpointGetParent (cp, 0);
+  if (p) {
+    *parent = strdup (virDomainCheckpointGetName (p));
+    if (*parent == NULL)
+      r = -1, vb_set_error_errno (ENOMEM, "checkpoint '%s': parent", name);
+    virDomainCheckpointFree (p);
+  }
+  /* Read the error before the next libvirt call resets it: a root
+   * checkpoint is reported as "no parent" with this code. */
+  else if ((e = virGetLastError ()) == NULL ||
+           e->code != VIR_ERR_NO_DOMAIN_CHECKPOINT) {
+    vb_virt_set_error ("domain '%s': checkpoint '%s': parent", d->name, name);
+    r = -1;
+  }
+  virDomainCheckpointFree (cp);
+  return r;
+}
+
+char *
+vb_checkpoint_name_from_xml (const char *xml)
+{
+  char *name = vb_xml_string (xml, "/domaincheckpoint/name");
+
+  if (name == NULL)
+    vb_prefix_error ("checkpoint XML");
+  return name;
+}
+
+int64_t
+vb_checkpoint_size (struct vb_domain *d, const char *name)
+{
+  virDomainCheckpointPtr cp = cp_lookup (d, name);
+  CLEANUP_FREE char *xml = NULL;
+  CLEANUP_FREE char *size = NULL;
+
+  if (cp == NULL)
+    return -1;
+  xml = virDomainCheckpointGetXMLDesc (cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE |
+                                       VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN);
+  if (xml == NULL)
+    vb_virt_set_error ("domain '%s': checkpoint '%s': size", d->name, name);
+  virDomainCheckpointFree (cp);
+  if (xml == NULL)
+    return -1;
+  size = vb_xml_string (xml, "sum(/domaincheckpoint/disks/disk/@size)");
+  return size ? (int64_t) strtoll (size, NULL, 10) : -1;
+}

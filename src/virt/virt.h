@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum vb_disk_skip {
   VB_DISK_BACKUP = 0,          /* back it up */
@@ -36,7 +37,7 @@ struct vb_domain {
   char *name;
   char *uuid;                  /* string form */
   bool running;
-  char *xml;                   /* domain XML as libvirt gives it (secure) */
+  char *xml;                   /* domain XML, flags 0: no secrets, live if running */
   struct vb_disk *disks;
   size_t ndisks;
   void *conn;                  /* virConnectPtr */
@@ -74,10 +75,14 @@ bool vb_checkpoint_exists (struct vb_domain *d, const char *name);
 /* ---- backup job ---- */
 struct vb_backup_spec {
   const char *socket_path;     /* unix socket QEMU binds (dir is 0770) */
-  const char *scratch_dir;     /* scratch qcow2 files go here */
+  const char *scratch_dir;     /* scratch qcow2 files go here (required) */
   const char *incremental;     /* checkpoint to start from, NULL: full */
   const char *new_checkpoint;  /* checkpoint to create, NULL: none */
   const char *const *disks;    /* targets to back up, NULL-terminated */
+  /* Added: subset of DISKS that cannot carry a bitmap (raw with --raw):
+   * always copied in full (backupmode='full') and left out of the new
+   * checkpoint.  NULL: none. */
+  const char *const *nobitmap_disks;
 };
 /* Build the <domainbackup> and <domaincheckpoint> XML (for unit tests). */
 char *vb_backup_xml (const struct vb_backup_spec *s);
@@ -100,5 +105,50 @@ int vb_fsthaw (struct vb_domain *d);
 /* qemu-img info --output json of a disk image (runs qemu-img with -U),
  * returns the JSON text; NULL on failure. */
 char *vb_qemu_img_info (const char *path);
+
+/* ---- additions (beyond the first contract) ----
+ *
+ * Facts checked against libvirt 9.0 / QEMU 7.2 that shaped these:
+ * - disks left out of <domainbackup><disks> get backup='no', and disks left
+ *   out of <domaincheckpoint><disks> get checkpoint='no', so the XML lists
+ *   only the chosen disks;
+ * - a second virDomainBackupBegin while a job runs blocks 30 s on the
+ *   domain's state lock before failing, so vb_backup_begin checks first;
+ * - aborting when no job runs fails with VIR_ERR_OPERATION_INVALID;
+ * - a pull backup without <scratch> fails ("argument key 'filename' must
+ *   not have null value"), so vb_backup_xml requires scratch_dir;
+ * - _REDEFINE_VALIDATE needs a running domain ("domain is not running"):
+ *   pass VALIDATE = d->running to vb_checkpoint_redefine;
+ * - vb_backup_end only aborts a backup job: another kind of job (migration,
+ *   dump) is left alone and counts as "no job" (returns 0). */
+
+/* The disk with target TARGET, or NULL. */
+const struct vb_disk *vb_domain_find_disk (const struct vb_domain *d,
+                                           const char *target);
+/* Group QEMU runs as, for the 0770 socket/scratch directory: the DAC label
+ * of the running domain ("+64055:+64055"), else group "libvirt-qemu". */
+int vb_domain_qemu_gid (const struct vb_domain *d, gid_t *gid);
+
+/* Parent of checkpoint NAME: 0 with *PARENT malloc'd, or NULL for a root
+ * checkpoint; -1 on error (e.g. no such checkpoint). */
+int vb_checkpoint_parent (struct vb_domain *d, const char *name,
+                          char **parent);
+/* <name> of a checkpoint XML (as saved by vb_checkpoint_xml). */
+char *vb_checkpoint_name_from_xml (const char *xml);
+/* Sum of the disk sizes libvirt reports for NAME (bytes of data changed
+ * since it, VIR_DOMAIN_CHECKPOINT_XML_SIZE); -1 on error. */
+int64_t vb_checkpoint_size (struct vb_domain *d, const char *name);
+
+/* The running backup job's XML as libvirt completed it (exportname,
+ * per-disk backupmode, the exported bitmap names); NULL on error. */
+char *vb_backup_job_xml (struct vb_domain *d);
+
+/* Text of the first node XPATH selects in XML, or the value of a string or
+ * number expression such as sum(...) (malloc'd); NULL with an error when
+ * XML does not parse or XPATH selects no node. */
+char *vb_xml_string (const char *xml, const char *xpath);
+/* Internal to src/virt: vb_set_error("CONTEXT: <libvirt's last error>"). */
+void vb_virt_set_error (const char *fmt, ...)
+  __attribute__((format (printf, 1, 2)));
 
 #endif

@@ -1,0 +1,251 @@
+/* Checkpoint chain decisions for one backup run. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backup/chain_plan.h"
+#include "backupset/backupset.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+
+/* Is NAME "<prefix>.<digits>"? */
+static bool
+is_ours (const char *name, const char *prefix)
+{
+  size_t pl = strlen (prefix);
+  const char *s = name + pl + 1;
+
+  if (strncmp (name, prefix, pl) || name[pl] != '.' || !*s)
+    return false;
+  for (; *s; s++)
+    if (!isdigit ((unsigned char) *s))
+      return false;
+  return true;
+}
+
+static int
+refuse_foreign (char **cps, const char *prefix, const char *domain)
+{
+  char list[1024] = "";
+  size_t n = 0;
+
+  for (char **c = cps; *c; c++) {
+    if (is_ours (*c, prefix))
+      continue;
+    if (n++ < 8) {
+      strncat (list, n > 1 ? ", " : "", sizeof list - strlen (list) - 1);
+      strncat (list, *c, sizeof list - strlen (list) - 1);
+    }
+  }
+  if (!n)
+    return 0;
+  vb_set_error ("domain '%s' has checkpoints not made with prefix '%s': %s; "
+                "use --checkpoint-prefix to continue that chain, or remove "
+                "them with 'virsh checkpoint-delete'", domain, prefix, list);
+  return -1;
+}
+
+static char *
+xasprintf (const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+
+  va_start (ap, fmt);
+  if (vasprintf (&s, fmt, ap) < 0)
+    s = NULL;
+  va_end (ap);
+  if (!s)
+    vb_set_error ("out of memory");
+  return s;
+}
+
+static int
+resolve_level (const struct vb_backup_opts *o, struct vb_plan *p)
+{
+  int has = vb_set_has_backup (o->outdir, o->domain);
+
+  if (has < 0)
+    return -1;
+  p->level = o->level;
+  if (p->level == VB_LEVEL_AUTO)
+    p->level = has ? VB_LEVEL_INC : VB_LEVEL_FULL;
+  if ((p->level == VB_LEVEL_FULL || p->level == VB_LEVEL_COPY) && !o->print_only) {
+    int empty = vb_dir_is_empty (o->outdir);
+    if (empty < 0)
+      return -1;
+    if (!empty) {
+      vb_set_error ("%s is not empty: a %s backup needs an empty or new "
+                    "directory", o->outdir, vb_level_name (p->level));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int
+plan_incremental (const struct vb_backup_opts *o, struct vb_plan *p)
+{
+  size_t n = vb_strv_len (p->chain);
+
+  if (n == 0) {
+    vb_set_error ("%s holds no backup chain of domain '%s': run a full "
+                  "backup first (-l full)", o->outdir, o->domain);
+    return -1;
+  }
+  p->parent = strdup (p->chain[n - 1]);
+  p->meta_checkpoint = xasprintf ("%s.%zu", p->prefix, n);
+  if (!p->parent || !p->meta_checkpoint)
+    return -1;
+  if (p->level == VB_LEVEL_INC) {
+    p->checkpoint = strdup (p->meta_checkpoint);
+    p->ident = strdup (p->meta_checkpoint);
+  }
+  else
+    p->ident = xasprintf ("%lld", (long long) time (NULL));
+  return p->ident ? 0 : -1;
+}
+
+int
+vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
+              struct vb_plan *p)
+{
+  CLEANUP_STRV char **cps = vb_checkpoint_list (d);
+
+  memset (p, 0, sizeof *p);
+  p->prefix = o->prefix ? o->prefix : "virtback";
+  p->cptdir = o->cptdir;
+  if (!cps || refuse_foreign (cps, p->prefix, d->name) < 0)
+    return -1;
+  if (resolve_level (o, p) < 0)
+    return -1;
+  if (!(p->chain = vb_cpt_read (o->outdir, o->domain)))
+    return -1;
+  switch (p->level) {
+  case VB_LEVEL_INC:
+  case VB_LEVEL_DIFF:
+    return plan_incremental (o, p);
+  case VB_LEVEL_FULL:
+    p->checkpoint = xasprintf ("%s.0", p->prefix);
+    p->meta_checkpoint = p->checkpoint ? strdup (p->checkpoint) : NULL;
+    p->ident = p->checkpoint ? strdup (p->checkpoint) : NULL;
+    return p->ident ? 0 : -1;
+  default:
+    /* The peer writes "<prefix>.0" as a copy's checkpointName; keep that
+     * so its restore treats our copies alike. */
+    p->meta_checkpoint = xasprintf ("%s.0", p->prefix);
+    p->ident = strdup ("copy");
+    return p->ident ? 0 : -1;
+  }
+}
+
+/* Delete every checkpoint of ours, newest first so no merge is needed. */
+static int
+delete_ours (struct vb_domain *d, const char *prefix)
+{
+  CLEANUP_STRV char **cps = vb_checkpoint_list (d);
+  size_t n = cps ? vb_strv_len (cps) : 0;
+
+  if (!cps)
+    return -1;
+  while (n-- > 0) {
+    if (!is_ours (cps[n], prefix))
+      continue;
+    vb_info ("removing checkpoint %s", cps[n]);
+    if (vb_checkpoint_delete (d, cps[n], false) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* Bring back checkpoints libvirt lost (domain redefined or moved). */
+static int
+redefine_lost (struct vb_domain *d, struct vb_plan *p)
+{
+  for (char **c = p->chain; *c; c++) {
+    if (vb_checkpoint_exists (d, *c))
+      continue;
+    CLEANUP_FREE char *xml = vb_set_load_checkpoint (p->cptdir, *c);
+    if (!xml) {
+      vb_prefix_error ("checkpoint %s is missing from domain '%s' and "
+                       "cannot be redefined: run a full backup (-l full)",
+                       *c, d->name);
+      return -1;
+    }
+    if (vb_checkpoint_redefine (d, xml, true) < 0) {
+      vb_prefix_error ("redefining lost checkpoint %s failed: run a full "
+                       "backup (-l full)", *c);
+      return -1;
+    }
+    vb_info ("redefined lost checkpoint %s", *c);
+  }
+  return 0;
+}
+
+int
+vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
+{
+  switch (p->level) {
+  case VB_LEVEL_FULL:
+    return delete_ours (d, p->prefix);
+  case VB_LEVEL_INC:
+  case VB_LEVEL_DIFF:
+    if (redefine_lost (d, p) < 0)
+      return -1;
+    if (p->checkpoint && vb_checkpoint_exists (d, p->checkpoint)) {
+      /* Left by a run that did not complete: it is not in .cpt, so no
+       * backup depends on it. */
+      vb_info ("removing checkpoint %s of an incomplete backup",
+               p->checkpoint);
+      return vb_checkpoint_delete (d, p->checkpoint, false);
+    }
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+int
+vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
+                struct vb_plan *p)
+{
+  size_t n = vb_strv_len (p->chain);
+  CLEANUP_FREE char *xml = NULL;
+  CLEANUP_FREE char **v = NULL;
+
+  if (!p->checkpoint)
+    return 0;
+  if (!(xml = vb_checkpoint_xml (d, p->checkpoint)) ||
+      vb_set_save_checkpoint (p->cptdir, p->checkpoint, xml) < 0)
+    return -1;
+  if (p->level == VB_LEVEL_FULL)
+    n = 0;
+  v = calloc (n + 2, sizeof *v);
+  if (!v) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  memcpy (v, p->chain, n * sizeof *v);
+  v[n] = p->checkpoint;
+  return vb_cpt_write (o->outdir, o->domain, v);
+}
+
+void
+vb_plan_free (struct vb_plan *p)
+{
+  free (p->checkpoint);
+  free (p->meta_checkpoint);
+  free (p->parent);
+  free (p->ident);
+  if (p->chain) {
+    for (char **c = p->chain; *c; c++)
+      free (*c);
+    free (p->chain);
+  }
+}

@@ -1,0 +1,97 @@
+/* nbd.h: the NBD read side of the data path (libnbd).
+ *
+ * Contract:
+ * - vb_nbd_connect() opens one export on a unix socket, asking for
+ *   base:allocation and, for incremental work, a dirty-bitmap context.
+ * - Extents are fetched in windows (vb_extiter) and merged on the fly, so
+ *   memory does not grow with disk size or fragmentation.  Each range is
+ *   DATA (must be read), ZERO (reads as zeros: unallocated, or a zero
+ *   cluster, and for inc/diff a dirty range that now reads as zero) or
+ *   CLEAN (not dirty since the checkpoint: not part of this backup).
+ * - vb_nbd_copy() reads every DATA range with many asynchronous requests in
+ *   flight and hands the bytes to a sink strictly in disk order, so the
+ *   sink can write a stream while later reads are still in flight.
+ * Errors: -1 with vb_set_error() naming the export and offset.
+ * Ownership: struct vb_nbd owns its libnbd handle.
+ */
+#ifndef VB_NBD_H
+#define VB_NBD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct nbd_handle;
+
+struct vb_nbd {
+  struct nbd_handle *h;
+  char *export;
+  char *dirty_ctx;             /* NULL: full; else "qemu:dirty-bitmap:..." */
+  uint64_t size;
+};
+
+struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
+                               const char *dirty_ctx);
+void vb_nbd_close (struct vb_nbd *n);
+
+enum vb_ext_type { VB_EXT_DATA, VB_EXT_ZERO, VB_EXT_CLEAN };
+
+struct vb_extent {
+  uint64_t off, len;
+  enum vb_ext_type type;
+};
+
+/* Windowed, merging extent iterator.  WINDOW bytes are asked per
+ * block-status request (0: default). */
+struct vb_extiter {
+  struct vb_nbd *n;
+  uint64_t pos;                /* next offset to query */
+  uint64_t window;
+  struct vb_extent *buf;       /* extents of the current window */
+  size_t nbuf, capbuf, ibuf;
+  struct vb_extent cur;        /* extent being merged, len 0 if none */
+};
+
+void vb_extiter_init (struct vb_extiter *it, struct vb_nbd *n, uint64_t window);
+void vb_extiter_free (struct vb_extiter *it);
+/* 1 and *E filled, 0 at the end of the disk, -1 on error. */
+int vb_extiter_next (struct vb_extiter *it, struct vb_extent *e);
+
+/* Totals of a whole disk, by one pass of the iterator (for dataSize in
+ * the stream metadata, -p and progress). */
+struct vb_extent_totals {
+  uint64_t data_bytes, zero_bytes, clean_bytes;
+  uint64_t data_extents, zero_extents;
+};
+int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t);
+
+/* The consumer of vb_nbd_copy, called in disk order from the copying
+ * thread.  begin_data/end_data bracket one merged DATA extent, whose bytes
+ * arrive through data() in order, in pieces of at most req_size that never
+ * cross a multiple of req_size from the extent start.  zero() reports a
+ * ZERO extent.  Any callback returning -1 stops the copy. */
+struct vb_sink {
+  int (*begin_data) (void *op, uint64_t off, uint64_t len);
+  int (*data) (void *op, const void *buf, size_t len);
+  int (*end_data) (void *op);
+  int (*zero) (void *op, uint64_t off, uint64_t len);
+  void *op;
+};
+
+struct vb_copy_opts {
+  uint32_t req_size;           /* bytes per NBD read; 0: default */
+  unsigned max_inflight;       /* requests in flight; 0: default */
+  volatile sig_atomic_t *cancel; /* set asynchronously to stop */
+};
+
+struct vb_copy_stats {
+  uint64_t bytes_read;
+  uint64_t data_extents, zero_extents;
+  uint64_t requests;
+};
+
+int vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
+                 const struct vb_copy_opts *o, struct vb_copy_stats *st);
+
+#endif

@@ -1,0 +1,96 @@
+/* restore.h: restore, verify and dump of a backup directory.
+ * Owned by the restore side.  Uses backupset/chain.h, stream/stream.h and
+ * nbd/writer.h; libvirt only for --define.
+ *
+ * Contract: nothing here prints.  Results come back in structs the CLI
+ * prints; failures are -1 with vb_set_error() naming the file, the byte
+ * offset and the disk.
+ *
+ * Restore never leaves a half-written image under a name that could be
+ * taken for a good one: images are written as OUTDIR/<disk>.<fmt>.partial,
+ * renamed only after every selected disk was written and flushed, and
+ * removed on failure (kept with the .partial name under keep_partial).
+ * The NBD server (qemu-nbd) is started on a unix socket in a private
+ * mkdtemp directory and is always stopped, also on error and when SIGINT
+ * or SIGTERM arrives during the restore.
+ */
+#ifndef VB_RESTORE_H
+#define VB_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "backupset/chain.h"
+
+struct vb_restore_opts {
+  const char *input;           /* backup directory */
+  const char *outdir;          /* where images and the VM XML go */
+  char **disks;                /* NULL-terminated; NULL: every disk */
+  const char *until;           /* restore point; NULL: newest */
+  char **sequence;             /* explicit file list; NULL: by chain */
+  const char *format;          /* "qcow2" (default) or "raw" */
+  const char *to;              /* existing file/device for one disk */
+  bool adjust_config;          /* -c */
+  bool define;                 /* -D (implies adjust_config) */
+  bool force;                  /* overwrite existing images */
+  bool keep_partial;
+  const char *name;            /* -N: name of the adjusted VM */
+  const char *uri;             /* libvirt URI for -D */
+};
+
+struct vb_restore_disk {
+  char *disk;
+  char *image;                 /* final path written */
+  char *format;
+  uint64_t virtual_size;
+  size_t nfiles;               /* data files applied */
+  char *point;                 /* checkpoint (or file) restored to */
+  uint64_t data_bytes, zero_bytes;
+};
+
+struct vb_restore_result {
+  struct vb_restore_disk *disks;
+  size_t ndisks;
+  char *vmconfig;              /* path of the copied VM XML, or NULL */
+  char *defined;               /* name of the domain defined with -D */
+};
+
+int vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r);
+void vb_restore_result_clear (struct vb_restore_result *r);
+
+/* Verify: every problem found, one line each ("<file>: offset N: ..."). */
+struct vb_verify_report {
+  char **problems;             /* NULL-terminated */
+  size_t nproblems;
+  char **notes;                /* harmless findings (leftover .partial) */
+  size_t nnotes;
+  size_t nfiles, ndisks, nchksums;
+  uint64_t bytes;              /* file bytes read */
+};
+/* -1 only when DIR cannot be read at all; problems are in the report. */
+int vb_verify (const char *dir, struct vb_verify_report *rep);
+void vb_verify_report_clear (struct vb_verify_report *rep);
+
+/* Dump: the chain as a JSON document, or as text for a terminal. */
+struct json_object *vb_dump_json (const struct vb_chain *c);
+char *vb_dump_text (const struct vb_chain *c);
+
+/* The VM definition of the restore point, adjusted (used by restore -c). */
+struct vb_xml_disk {
+  const char *target;          /* "sda" */
+  const char *path;            /* restored image or device */
+  const char *format;          /* "qcow2" or "raw" */
+  bool block;                  /* path is a block device */
+};
+/* Rewrite domain XML: given disks point at their images, other disks
+ * removed, cdrom/floppy media removed, no <uuid>, name NAME.  Malloc'd. */
+char *vb_adjust_domain_xml (const char *xml, size_t len,
+                            const struct vb_xml_disk *disks, size_t ndisks,
+                            const char *name);
+/* The <name> of domain XML (malloc'd), NULL on error. */
+char *vb_domain_xml_name (const char *xml, size_t len);
+
+#endif
