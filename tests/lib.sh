@@ -28,18 +28,21 @@ vb_daemons_up () {
 
 vb_domain_type () { [ -e /dev/kvm ] && echo kvm || echo qemu; }
 
-# vb_make_vm NAME SIZE [NDISKS [FMT_OPTS]]: qcow2 disks sda, sdb, ... on SATA, defined and started.
+# vb_make_vm NAME SIZE [NDISKS [FMT_OPTS [RAW_DEVS]]]: qcow2 disks sda, sdb, ... on SATA, defined
+# and started; the targets listed in RAW_DEVS (e.g. "sdb") are raw images instead.
 # No guest OS: the VM sits in firmware, which is all disks, bitmaps and backup jobs need.
 vb_make_vm () {
-  local name=$1 size=$2 ndisks=${3:-1} opts=${4:-} i dev disks=""
+  local name=$1 size=$2 ndisks=${3:-1} opts=${4:-} raws=" ${5:-} " i dev fmt disks=""
   local letters=(a b c d e f)
   vb_destroy_vm "$name"
   mkdir -p "$VB_IMG_DIR"
   for ((i = 0; i < ndisks; i++)); do
     dev=sd${letters[$i]}
-    qemu-img create -q -f qcow2 ${opts:+-o "$opts"} "$VB_IMG_DIR/$name-$dev.qcow2" "$size" || return 1
-    disks+="<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-      <source file='$VB_IMG_DIR/$name-$dev.qcow2'/><target dev='$dev' bus='sata'/></disk>"
+    fmt=qcow2
+    [[ "$raws" == *" $dev "* ]] && fmt=raw
+    qemu-img create -q -f $fmt ${opts:+-o "$opts"} "$VB_IMG_DIR/$name-$dev.$fmt" "$size" || return 1
+    disks+="<disk type='file' device='disk'><driver name='qemu' type='$fmt'/>
+      <source file='$VB_IMG_DIR/$name-$dev.$fmt'/><target dev='$dev' bus='sata'/></disk>"
   done
   cat > "$VB_IMG_DIR/$name.xml" <<XML
 <domain type='$(vb_domain_type)'>
@@ -50,16 +53,6 @@ vb_make_vm () {
 </domain>
 XML
   vsh define "$VB_IMG_DIR/$name.xml" >/dev/null && vsh start "$name" >/dev/null
-}
-
-# vb_vm_add_disk NAME DEV SIZE [FMT]: attach one more disk to the persistent and live config.
-vb_vm_add_disk () {
-  local name=$1 dev=$2 size=$3 fmt=${4:-qcow2}
-  qemu-img create -q -f "$fmt" "$VB_IMG_DIR/$name-$dev.$fmt" "$size" || return 1
-  vsh attach-disk "$name" "$VB_IMG_DIR/$name-$dev.$fmt" "$dev" --driver qemu \
-      --subdriver "$fmt" --targetbus sata --persistent >/dev/null 2>&1 ||
-    vsh attach-disk "$name" "$VB_IMG_DIR/$name-$dev.$fmt" "$dev" --driver qemu \
-      --subdriver "$fmt" --targetbus scsi --persistent >/dev/null
 }
 
 vb_disk_path () { echo "$VB_IMG_DIR/$1-$2.qcow2"; }
@@ -92,9 +85,9 @@ vb_compare () { qemu-img compare -U -s -q "$1" "$2"; }
 
 vb_destroy_vm () {
   local name=$1
-  vsh destroy "$name" >/dev/null 2>&1
+  vsh destroy "$name" >/dev/null 2>&1 || true
   vsh undefine "$name" --checkpoints-metadata --nvram >/dev/null 2>&1 ||
-    vsh undefine "$name" --checkpoints-metadata >/dev/null 2>&1
+    vsh undefine "$name" --checkpoints-metadata >/dev/null 2>&1 || true
   rm -f "$VB_IMG_DIR/$name"-*.qcow2 "$VB_IMG_DIR/$name"-*.raw "$VB_IMG_DIR/$name.xml"
 }
 

@@ -165,10 +165,10 @@ static int
 make_rundir (struct run *x)
 {
   const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
-  struct group *g = getgrnam ("libvirt-qemu");
+  gid_t gid;
 
-  if (!g)
-    g = getgrnam ("qemu");
+  if (vb_domain_qemu_gid (x->d, &gid) < 0)
+    return -1;
   if (asprintf (&x->rundir, "%s/virtback.XXXXXX", base) < 0 ||
       !mkdtemp (x->rundir)) {
     vb_set_error_errno (errno, "cannot create a private directory in %s "
@@ -177,7 +177,7 @@ make_rundir (struct run *x)
     x->rundir = NULL;
     return -1;
   }
-  if ((g && chown (x->rundir, -1, g->gr_gid) < 0) ||
+  if (chown (x->rundir, -1, gid) < 0 ||
       chmod (x->rundir, 0770) < 0) {
     vb_set_error_errno (errno, "%s", x->rundir);
     return -1;
@@ -256,6 +256,7 @@ static int
 start_job (struct run *x)
 {
   CLEANUP_FREE const char **names = calloc (x->nsel + 1, sizeof *names);
+  CLEANUP_FREE const char **raws = calloc (x->nsel + 1, sizeof *raws);
   struct vb_backup_spec spec = {
     .socket_path = x->socket, .scratch_dir = x->rundir,
     .incremental = x->plan.parent,
@@ -263,13 +264,19 @@ start_job (struct run *x)
   };
   int n, r;
 
-  if (!names) {
+  size_t nraw = 0;
+
+  if (!names || !raws) {
     vb_set_error ("out of memory");
     return -1;
   }
-  for (size_t i = 0; i < x->nsel; i++)
+  for (size_t i = 0; i < x->nsel; i++) {
     names[i] = x->sel[i].disk->target;
+    if (x->sel[i].raw)         /* no bitmaps in raw images: always whole */
+      raws[nraw++] = x->sel[i].disk->target;
+  }
   spec.disks = names;
+  spec.nobitmap_disks = raws;
   if (!x->o.no_freeze) {
     n = vb_fsfreeze (x->d);
     if (n < 0)

@@ -178,7 +178,7 @@ redefine_lost (struct vb_domain *d, struct vb_plan *p)
                        *c, d->name);
       return -1;
     }
-    if (vb_checkpoint_redefine (d, xml, true) < 0) {
+    if (vb_checkpoint_redefine (d, xml, d->running) < 0) {
       vb_prefix_error ("redefining lost checkpoint %s failed: run a full "
                        "backup (-l full)", *c);
       return -1;

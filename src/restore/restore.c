@@ -1,1 +1,495 @@
-/* placeholder: being written */
+/* restore.c: one restore run, from backup directory to images.  See
+ * restore.h.  Plan everything first (chain, restore point, targets), so
+ * that a bad backup or an existing image fails before anything is
+ * written; then write each disk through its own qemu-nbd; rename the
+ * images into place only when every disk is complete. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "backupset/chain.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+#include "restore/internal.h"
+#include "restore/restore.h"
+
+volatile sig_atomic_t vb_restore_stop;
+
+struct job {
+  const struct vb_chain_disk *d;
+  struct vb_chain_file **files;  /* NULL-terminated, chain order */
+  size_t nfiles;
+  char *final;                   /* image path, or the --to target */
+  char *partial;                 /* NULL with --to */
+  bool created, block;
+  struct vb_apply_stats st;
+};
+
+struct run {
+  const struct vb_restore_opts *o;
+  const char *fmt;
+  struct vb_chain *c;
+  struct job *jobs;
+  size_t njobs;
+  char *outdir;                  /* absolute */
+  char *xml, *xml_name;          /* VM definition to write, and its name */
+};
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  vb_restore_stop = 1;
+}
+
+static struct job *
+add_job (struct run *rn, const struct vb_chain_disk *d,
+         struct vb_chain_file **files)
+{
+  struct job *nj = realloc (rn->jobs, (rn->njobs + 1) * sizeof *nj);
+
+  if (!nj) {
+    free (files);
+    vb_set_error_errno (ENOMEM, "restore");
+    return NULL;
+  }
+  rn->jobs = nj;
+  memset (&nj[rn->njobs], 0, sizeof nj[0]);
+  nj[rn->njobs].d = d;
+  nj[rn->njobs].files = files;
+  while (files[nj[rn->njobs].nfiles])
+    nj[rn->njobs].nfiles++;
+  return &nj[rn->njobs++];
+}
+
+static bool
+wanted (const struct vb_restore_opts *o, const char *disk)
+{
+  if (!o->disks)
+    return true;
+  for (size_t i = 0; o->disks[i]; i++)
+    if (strcmp (o->disks[i], disk) == 0)
+      return true;
+  return false;
+}
+
+static int
+plan_sequence (struct run *rn)
+{
+  struct vb_chain_file **files = vb_chain_sequence (rn->c, rn->o->sequence);
+
+  if (!files)
+    return -1;
+  if (!wanted (rn->o, files[0]->disk)) {
+    vb_set_error ("the --sequence files are of disk %s, not of the disk "
+                  "given with -d", files[0]->disk);
+    free (files);
+    return -1;
+  }
+  return add_job (rn, vb_chain_find_disk (rn->c, files[0]->disk), files)
+    ? 0 : -1;
+}
+
+static int
+plan_disks (struct run *rn)
+{
+  const struct vb_restore_opts *o = rn->o;
+
+  for (size_t i = 0; o->disks && o->disks[i]; i++)
+    if (!vb_chain_find_disk (rn->c, o->disks[i])) {
+      vb_set_error ("%s holds no backup of disk %s: run 'virtback dump -i "
+                    "%s' to see its disks", o->input, o->disks[i], o->input);
+      return -1;
+    }
+  for (size_t i = 0; i < rn->c->ndisks; i++) {
+    const struct vb_chain_disk *d = &rn->c->disks[i];
+    struct vb_chain_file **files;
+
+    if (!wanted (o, d->disk))
+      continue;
+    files = vb_chain_select (rn->c, d, o->until);
+    if (!files || !add_job (rn, d, files))
+      return -1;
+  }
+  if (rn->njobs == 0) {
+    vb_set_error ("%s holds no data files: not a backup directory", o->input);
+    return -1;
+  }
+  return 0;
+}
+
+/* Where each job writes; refuse to overwrite without --force. */
+static int
+plan_targets (struct run *rn)
+{
+  for (size_t i = 0; i < rn->njobs; i++) {
+    struct job *j = &rn->jobs[i];
+    struct stat st;
+
+    if (rn->o->to) {
+      j->final = realpath (rn->o->to, NULL);
+      if (!j->final || stat (j->final, &st) == -1) {
+        vb_set_error_errno (errno, "--to %s: give an existing file or block "
+                            "device", rn->o->to);
+        return -1;
+      }
+      j->block = S_ISBLK (st.st_mode);
+      continue;
+    }
+    if (asprintf (&j->final, "%s/%s.%s", rn->outdir, j->d->disk, rn->fmt) < 0 ||
+        asprintf (&j->partial, "%s.partial", j->final) < 0) {
+      vb_set_error_errno (ENOMEM, "restore");
+      return -1;
+    }
+    if (!rn->o->force && lstat (j->final, &st) == 0) {
+      vb_set_error ("%s exists: remove it, choose another -o, or give "
+                    "--force to overwrite it", j->final);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int
+plan (struct run *rn)
+{
+  const struct vb_restore_opts *o = rn->o;
+
+  if (o->to && o->sequence == NULL &&
+      (!o->disks || !o->disks[0] || o->disks[1])) {
+    vb_set_error ("--to writes one disk: name it with -d DISK");
+    return -1;
+  }
+  rn->c = vb_chain_scan (o->input);
+  if (!rn->c)
+    return -1;
+  if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1)
+    return -1;
+  if (vb_mkdir_p (o->outdir, 0700) == -1)
+    return -1;
+  rn->outdir = realpath (o->outdir, NULL);
+  if (!rn->outdir) {
+    vb_set_error_errno (errno, "%s", o->outdir);
+    return -1;
+  }
+  return plan_targets (rn);
+}
+
+/* "-o compat=1.1,cluster_size=65536,..." from the source's qemu-img info,
+ * so the restored image has the source's qcow2 features. */
+static char *
+qcow_options (const struct run *rn, const struct job *j)
+{
+  const struct vb_chain_file *f = j->files[j->nfiles - 1];
+  CLEANUP_FREE char *name = NULL, *path = NULL, *text = NULL;
+  struct json_object *o, *v, *data = NULL;
+  char *opts = NULL;
+  size_t len;
+
+  name = vb_set_qcow_json_name (j->d->disk, vb_chain_file_ident (f));
+  path = name ? vb_path_join (rn->o->input, name) : NULL;
+  if (!path || access (path, R_OK) == -1 || !(text = vb_read_file (path, &len)))
+    return strdup ("");
+  o = json_tokener_parse (text);
+  if (!o)
+    return strdup ("");
+  if (json_object_object_get_ex (o, "format-specific", &v))
+    json_object_object_get_ex (v, "data", &data);
+  FILE *fp = open_memstream (&opts, &len);
+  if (fp) {
+    if (data && json_object_object_get_ex (data, "compat", &v))
+      fprintf (fp, "compat=%s,", json_object_get_string (v));
+    if (json_object_object_get_ex (o, "cluster-size", &v))
+      fprintf (fp, "cluster_size=%" PRId64 ",", json_object_get_int64 (v));
+    if (data && json_object_object_get_ex (data, "lazy-refcounts", &v))
+      fprintf (fp, "lazy_refcounts=%s,", json_object_get_boolean (v) ? "on" : "off");
+    if (data && json_object_object_get_ex (data, "compression-type", &v) &&
+        strcmp (json_object_get_string (v), "zlib") != 0)
+      fprintf (fp, "compression_type=%s,", json_object_get_string (v));
+    fclose (fp);
+    if (opts && len)
+      opts[len - 1] = '\0';     /* the last comma */
+  }
+  json_object_put (o);
+  return opts;
+}
+
+static int
+create_image (const struct run *rn, struct job *j, uint64_t size)
+{
+  CLEANUP_FREE char *opts = NULL, *sz = NULL;
+
+  if (strcmp (rn->fmt, "qcow2") == 0 && !(opts = qcow_options (rn, j)))
+    return -1;
+  if (asprintf (&sz, "%" PRIu64, size) < 0)
+    return -1;
+  char *argv[10];
+  size_t n = 0;
+
+  argv[n++] = "qemu-img";
+  argv[n++] = "create";
+  argv[n++] = "-q";
+  argv[n++] = "-f";
+  argv[n++] = (char *) rn->fmt;
+  if (opts && *opts) {
+    argv[n++] = "-o";
+    argv[n++] = opts;
+  }
+  argv[n++] = j->partial;
+  argv[n++] = sz;
+  argv[n] = NULL;
+  unlink (j->partial);
+  j->created = true;
+  if (vb_run (argv) == -1 || chmod (j->partial, 0600) == -1) {
+    vb_prefix_error ("create %s", j->partial);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+write_files (struct job *j, struct vb_nbd_writer *w, uint64_t size)
+{
+  if (!j->partial && vb_nbd_writer_size (w) < size) {
+    vb_set_error ("%s holds %" PRIu64 " bytes, less than the %" PRIu64
+                  " bytes of disk %s: give a larger target", j->final,
+                  vb_nbd_writer_size (w), size, j->d->disk);
+    return -1;
+  }
+  for (size_t i = 0; i < j->nfiles; i++)
+    /* A new image reads as zeros until its first file is written. */
+    if (vb_apply_file (w, j->files[i], j->partial && i == 0, &j->st) == -1)
+      return -1;
+  return vb_nbd_writer_finish (w);
+}
+
+static int
+run_job (const struct run *rn, struct job *j)
+{
+  uint64_t size = j->files[j->nfiles - 1]->meta.virtual_size;
+  const char *fmt = rn->fmt;
+  struct vb_server srv;
+  struct vb_nbd_writer *w;
+  int ret;
+
+  if (j->partial && create_image (rn, j, size) == -1)
+    return -1;
+  if (!j->partial && !rn->o->format)
+    fmt = "raw";
+  w = vb_server_start (&srv, j->partial ? j->partial : j->final, fmt);
+  if (!w) {
+    vb_prefix_error ("disk %s", j->d->disk);
+    return -1;
+  }
+  ret = write_files (j, w, size);
+  vb_nbd_writer_close (w);
+  vb_server_stop (&srv);
+  if (ret == -1)
+    vb_prefix_error ("disk %s", j->d->disk);
+  return ret;
+}
+
+/* vmconfig.<ident>.xml of the restore point (the last file applied). */
+static int
+load_xml (struct run *rn)
+{
+  const struct job *j = &rn->jobs[0];
+  const struct vb_chain_file *f = j->files[j->nfiles - 1];
+  const char *ident = vb_chain_file_ident (f);
+  CLEANUP_FREE char *name = vb_set_vmconfig_name (ident);
+  CLEANUP_FREE char *path = name ? vb_path_join (rn->o->input, name) : NULL;
+  size_t len;
+
+  if (path && access (path, R_OK) == -1 && f->level == VB_LEVEL_DIFF) {
+    free (name);
+    free (path);
+    name = vb_set_vmconfig_name (f->meta.parent_checkpoint);
+    path = name ? vb_path_join (rn->o->input, name) : NULL;
+  }
+  if (!path || access (path, R_OK) == -1) {
+    if (!rn->o->adjust_config && !rn->o->define)
+      return 0;                 /* nothing to copy; images still restore */
+    vb_set_error ("%s: no VM definition of the restore point, so -c/-D "
+                  "cannot adjust it", path ? path : ident);
+    return -1;
+  }
+  rn->xml = vb_read_file (path, &len);
+  rn->xml_name = STEAL (name);
+  return rn->xml ? 0 : -1;
+}
+
+static int
+adjust_xml (struct run *rn)
+{
+  const struct vb_restore_opts *o = rn->o;
+  CLEANUP_FREE struct vb_xml_disk *xd = calloc (rn->njobs, sizeof *xd);
+  CLEANUP_FREE char *old = NULL, *newname = NULL;
+  char *adjusted;
+
+  if (!xd || !(old = vb_domain_xml_name (rn->xml, strlen (rn->xml))))
+    return -1;
+  if (o->name)
+    newname = strdup (o->name);
+  else if (asprintf (&newname, "restore_%s", old) < 0)
+    newname = NULL;
+  for (size_t i = 0; i < rn->njobs; i++)
+    xd[i] = (struct vb_xml_disk) {
+      .target = rn->jobs[i].d->disk, .path = rn->jobs[i].final,
+      .format = rn->jobs[i].partial || o->format ? rn->fmt : "raw",
+      .block = rn->jobs[i].block,
+    };
+  adjusted = newname ? vb_adjust_domain_xml (rn->xml, strlen (rn->xml), xd,
+                                             rn->njobs, newname) : NULL;
+  if (!adjusted)
+    return -1;
+  free (rn->xml);
+  rn->xml = adjusted;
+  return 0;
+}
+
+static int
+commit_images (struct run *rn)
+{
+  for (size_t i = 0; i < rn->njobs; i++) {
+    struct job *j = &rn->jobs[i];
+
+    if (j->partial && rename (j->partial, j->final) == -1) {
+      vb_set_error_errno (errno, "rename %s to %s", j->partial, j->final);
+      return -1;
+    }
+    j->created = false;
+  }
+  return vb_fsync_dir (rn->outdir);
+}
+
+static void
+fill_result (const struct run *rn, struct vb_restore_result *r)
+{
+  r->disks = calloc (rn->njobs, sizeof *r->disks);
+  if (!r->disks)
+    return;
+  r->ndisks = rn->njobs;
+  for (size_t i = 0; i < rn->njobs; i++) {
+    const struct job *j = &rn->jobs[i];
+    const struct vb_chain_file *last = j->files[j->nfiles - 1];
+
+    r->disks[i] = (struct vb_restore_disk) {
+      .disk = strdup (j->d->disk), .image = strdup (j->final),
+      .format = strdup (j->partial || rn->o->format ? rn->fmt : "raw"),
+      .virtual_size = last->meta.virtual_size, .nfiles = j->nfiles,
+      .point = strdup (last->level == VB_LEVEL_DIFF || last->level ==
+                       VB_LEVEL_COPY ? last->name : last->meta.checkpoint_name),
+      .data_bytes = j->st.data, .zero_bytes = j->st.zero,
+    };
+  }
+}
+
+static int
+finish (struct run *rn, struct vb_restore_result *r)
+{
+  const struct vb_restore_opts *o = rn->o;
+
+  if (load_xml (rn) == -1)
+    return -1;
+  if (rn->xml && (o->adjust_config || o->define) && adjust_xml (rn) == -1)
+    return -1;
+  if (commit_images (rn) == -1)
+    return -1;
+  fill_result (rn, r);
+  if (rn->xml) {
+    if (vb_write_file_atomic (rn->outdir, rn->xml_name, rn->xml,
+                              strlen (rn->xml), 0600) == -1)
+      return -1;
+    r->vmconfig = vb_path_join (rn->outdir, rn->xml_name);
+  }
+  if (o->define && !(r->defined = vb_define_domain (o->uri, rn->xml)))
+    return -1;
+  return 0;
+}
+
+static void
+run_free (struct run *rn)
+{
+  for (size_t i = 0; i < rn->njobs; i++) {
+    struct job *j = &rn->jobs[i];
+
+    if (j->created && !rn->o->keep_partial)
+      unlink (j->partial);
+    free (j->files);
+    free (j->final);
+    free (j->partial);
+  }
+  free (rn->jobs);
+  free (rn->outdir);
+  free (rn->xml);
+  free (rn->xml_name);
+  vb_chain_free (rn->c);
+}
+
+static int
+check_opts (const struct vb_restore_opts *o, const char **fmt)
+{
+  *fmt = o->format ? o->format : "qcow2";
+  if (strcmp (*fmt, "qcow2") != 0 && strcmp (*fmt, "raw") != 0) {
+    vb_set_error ("unknown image format '%s': use qcow2 or raw", *fmt);
+    return -1;
+  }
+  if (!o->input || !o->outdir) {
+    vb_set_error ("give the backup directory (-i) and the output "
+                  "directory (-o)");
+    return -1;
+  }
+  return 0;
+}
+
+int
+vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
+{
+  struct run rn = { .o = o };
+  struct sigaction sa = { .sa_handler = on_signal }, oint, oterm;
+  int ret = -1;
+
+  memset (r, 0, sizeof *r);
+  if (check_opts (o, &rn.fmt) == -1)
+    return -1;
+  vb_restore_stop = 0;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, &oint);
+  sigaction (SIGTERM, &sa, &oterm);
+  if (plan (&rn) == -1)
+    goto out;
+  for (size_t i = 0; i < rn.njobs; i++)
+    if (run_job (&rn, &rn.jobs[i]) == -1)
+      goto out;
+  ret = finish (&rn, r);
+ out:
+  run_free (&rn);
+  sigaction (SIGINT, &oint, NULL);
+  sigaction (SIGTERM, &oterm, NULL);
+  return ret;
+}
+
+void
+vb_restore_result_clear (struct vb_restore_result *r)
+{
+  for (size_t i = 0; i < r->ndisks; i++) {
+    free (r->disks[i].disk);
+    free (r->disks[i].image);
+    free (r->disks[i].format);
+    free (r->disks[i].point);
+  }
+  free (r->disks);
+  free (r->vmconfig);
+  free (r->defined);
+  memset (r, 0, sizeof *r);
+}

@@ -1,5 +1,5 @@
 /* lz4.c: per-piece compression frames (lz4 as the peer writes them, zstd as
- * our extension) and bounded-memory streaming decompression.
+ * our extension, issue #4) and bounded-memory streaming decompression.
  *
  * Byte identity with python-lz4's one-shot lz4.frame.compress() depends on
  * how liblz4 sees the input: one-shot compresses every 64 KiB block in
@@ -154,6 +154,122 @@ vb_lz4c_bound (struct vb_lz4c *c, size_t len)
    * which checks its own worst case against the space left.  The header
    * (begin) fits too. */
   return LZ4F_compressBound (len, &p) + LZ4_BLOCK + LZ4F_HEADER_SIZE_MAX + 64;
+}
+
+/* ---- zstd (ours): same per-piece layout, content size and checksum on ---- */
+
+struct vb_zstdc {
+  ZSTD_CCtx *cctx;
+  uint64_t piece_len, fed;
+  bool open;
+};
+
+struct vb_zstdc *
+vb_zstdc_new (int level)
+{
+  struct vb_zstdc *c = calloc (1, sizeof *c);
+
+  if (c == NULL) {
+    vb_set_error_errno (errno, "calloc");
+    return NULL;
+  }
+  c->cctx = ZSTD_createCCtx ();
+  if (c->cctx == NULL ||
+      ZSTD_isError (ZSTD_CCtx_setParameter (c->cctx, ZSTD_c_compressionLevel,
+                                            level)) ||
+      ZSTD_isError (ZSTD_CCtx_setParameter (c->cctx, ZSTD_c_checksumFlag, 1)) ||
+      ZSTD_isError (ZSTD_CCtx_setParameter (c->cctx, ZSTD_c_contentSizeFlag,
+                                            1))) {
+    vb_zstdc_free (c);
+    vb_set_error ("zstd: cannot set up a compression context (level %d)",
+                  level);
+    return NULL;
+  }
+  return c;
+}
+
+void
+vb_zstdc_free (struct vb_zstdc *c)
+{
+  if (c == NULL)
+    return;
+  ZSTD_freeCCtx (c->cctx);
+  free (c);
+}
+
+ssize_t
+vb_zstdc_begin (struct vb_zstdc *c, uint64_t piece_len, void *out, size_t outcap)
+{
+  if (piece_len > VB_STREAM_MAX_PIECE) {
+    vb_set_error ("zstd: piece of %" PRIu64 " bytes exceeds the maximum",
+                  piece_len);
+    return -1;
+  }
+  ZSTD_CCtx_reset (c->cctx, ZSTD_reset_session_only);
+  if (ZSTD_isError (ZSTD_CCtx_setPledgedSrcSize (c->cctx, piece_len))) {
+    vb_set_error ("zstd: cannot set the piece size");
+    return -1;
+  }
+  c->piece_len = piece_len;
+  c->fed = 0;
+  c->open = true;
+  return 0;                     /* the header comes with the first output */
+}
+
+/* Run the compressor until the input is consumed (and, for ZSTD_e_end,
+ * the frame is complete); the caller's OUTCAP must be enough. */
+static ssize_t
+zstd_run (struct vb_zstdc *c, const void *in, size_t len,
+          void *out, size_t outcap, ZSTD_EndDirective mode)
+{
+  ZSTD_inBuffer ib = { in, len, 0 };
+  ZSTD_outBuffer ob = { out, outcap, 0 };
+
+  for (;;) {
+    size_t r = ZSTD_compressStream2 (c->cctx, &ob, &ib, mode);
+
+    if (ZSTD_isError (r)) {
+      vb_set_error ("zstd: %s", ZSTD_getErrorName (r));
+      return -1;
+    }
+    if (ib.pos == ib.size && (mode == ZSTD_e_continue || r == 0))
+      return (ssize_t) ob.pos;
+    if (ob.pos == ob.size) {
+      vb_set_error ("zstd: output buffer too small");
+      return -1;
+    }
+  }
+}
+
+ssize_t
+vb_zstdc_update (struct vb_zstdc *c, const void *in, size_t len,
+                 void *out, size_t outcap)
+{
+  if (!c->open || len > c->piece_len - c->fed) {
+    vb_set_error ("zstd: more input than the piece length given to begin");
+    return -1;
+  }
+  c->fed += len;
+  return zstd_run (c, in, len, out, outcap, ZSTD_e_continue);
+}
+
+ssize_t
+vb_zstdc_end (struct vb_zstdc *c, void *out, size_t outcap)
+{
+  if (!c->open || c->fed != c->piece_len) {
+    vb_set_error ("zstd: piece ended after %" PRIu64 " of %" PRIu64 " bytes",
+                  c->fed, c->piece_len);
+    return -1;
+  }
+  c->open = false;
+  return zstd_run (c, NULL, 0, out, outcap, ZSTD_e_end);
+}
+
+size_t
+vb_zstdc_bound (struct vb_zstdc *c, size_t len)
+{
+  /* Up to one block of earlier input may still be buffered. */
+  return ZSTD_compressBound (len + ZSTD_BLOCKSIZE_MAX) + 64;
 }
 
 /* ---- decompression ---- */

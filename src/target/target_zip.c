@@ -310,7 +310,7 @@ dos_now (struct zip_entry *e)
 static int
 check_can_start (struct zip_target *zt, const char *name)
 {
-  if (!vb_target_valid_name (name))
+  if (!vb_target_valid_name (name) || strlen (name) > 0xffff)
     vb_set_error ("%s: invalid file name '%s'", zt->t.where, name);
   else if (zt->failed)
     vb_set_error ("%s: zip archive is incomplete after an aborted file",

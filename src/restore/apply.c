@@ -1,0 +1,124 @@
+/* apply.c: stream one data file into an NBD writer.  See internal.h.
+ * The reader validates while we write; a problem found late in a file
+ * (say a bad lz4 checksum) fails the restore, and the caller removes the
+ * image, so nothing written before the problem is ever kept as good. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "restore/internal.h"
+#include "stream/stream.h"
+
+/* Fill one lent buffer from the current data frame and submit it. */
+static int
+apply_piece (struct vb_nbd_writer *w, struct vb_reader *r,
+             const struct vb_chain_file *f, uint64_t off, uint64_t left,
+             size_t *done)
+{
+  size_t cap, want, fill = 0;
+  char *buf = vb_nbd_writer_buffer (w, &cap);
+
+  if (!buf)
+    return -1;
+  want = left < cap ? left : cap;
+  while (fill < want) {
+    ssize_t n = vb_reader_read (r, buf + fill, want - fill);
+
+    if (n <= 0) {
+      vb_nbd_writer_release (w, buf);
+      if (n == 0)
+        vb_set_error ("%s: data frame at disk offset %" PRIu64 " ended "
+                      "early", f->name, off);
+      return -1;
+    }
+    fill += n;
+  }
+  *done = fill;
+  return vb_nbd_writer_submit (w, buf, fill, off);
+}
+
+static int
+apply_data (struct vb_nbd_writer *w, struct vb_reader *r,
+            const struct vb_chain_file *f, const struct vb_frame *fr)
+{
+  uint64_t off = fr->start, left = fr->length;
+  char extra;
+  ssize_t n;
+
+  while (left > 0) {
+    size_t done;
+
+    if (vb_restore_stop) {
+      vb_set_error ("interrupted");
+      return -1;
+    }
+    if (apply_piece (w, r, f, off, left, &done) == -1)
+      return -1;
+    off += done;
+    left -= done;
+  }
+  /* Lets the reader check the frame's end (terminator, lz4 end mark). */
+  n = vb_reader_read (r, &extra, 1);
+  if (n != 0) {
+    if (n > 0)
+      vb_set_error ("%s: data frame at file offset %" PRIu64 " is longer "
+                    "than its header says", f->name, fr->file_offset);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
+              const struct vb_chain_file *f, bool skip_zero,
+              struct vb_apply_stats *st)
+{
+  struct vb_frame fr;
+  int n;
+
+  while ((n = vb_reader_next (r, &fr)) == 1) {
+    if (vb_restore_stop) {
+      vb_set_error ("interrupted");
+      return -1;
+    }
+    if (fr.kind == VB_FRAME_DATA) {
+      if (apply_data (w, r, f, &fr) == -1)
+        return -1;
+      st->data += fr.length;
+    }
+    else if (fr.kind == VB_FRAME_ZERO && !skip_zero) {
+      if (vb_nbd_writer_zero (w, fr.start, fr.length) == -1) {
+        vb_prefix_error ("%s: zero frame at file offset %" PRIu64, f->name,
+                         fr.file_offset);
+        return -1;
+      }
+      st->zero += fr.length;
+    }
+  }
+  return n;
+}
+
+int
+vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
+               bool skip_zero, struct vb_apply_stats *st)
+{
+  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  struct vb_reader *r;
+  int ret;
+
+  if (fd == -1) {
+    vb_set_error_errno (errno, "%s", f->path);
+    return -1;
+  }
+  r = vb_reader_open (fd, f->name);
+  if (!r)
+    return -1;
+  ret = apply_frames (w, r, f, skip_zero, st);
+  vb_reader_close (r);
+  return ret;
+}

@@ -1,0 +1,50 @@
+/* internal.h: pieces shared by the files of src/restore only.
+ *
+ * server.c runs helper programs (qemu-img) and the NBD server (qemu-nbd)
+ * that a restore writes through; apply.c streams data files into an NBD
+ * writer; vmxml.c rewrites and defines the domain XML.  Same error
+ * convention as everywhere: -1/NULL after vb_set_error(). */
+#ifndef VB_RESTORE_INTERNAL_H
+#define VB_RESTORE_INTERNAL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backupset/chain.h"
+#include "nbd/writer.h"
+
+/* Set by SIGINT/SIGTERM while a restore runs. */
+extern volatile sig_atomic_t vb_restore_stop;
+
+/* Run ARGV to completion; its stderr's last line becomes the error. */
+int vb_run (char *const argv[]);
+
+/* A qemu-nbd serving one image on a unix socket in a private mkdtemp
+ * directory.  The server dies with us (PR_SET_PDEATHSIG) even if we are
+ * killed, and vb_server_stop() always removes the directory. */
+struct vb_server {
+  pid_t pid;
+  char *dir;
+  char *sock;
+  char *log;                   /* qemu-nbd's stderr */
+};
+/* Start the server and connect a writer to it. */
+struct vb_nbd_writer *vb_server_start (struct vb_server *s,
+                                       const char *image, const char *format);
+void vb_server_stop (struct vb_server *s);
+
+/* Bytes written by vb_apply_file (added to). */
+struct vb_apply_stats {
+  uint64_t data, zero;
+};
+/* Write one data file's frames: data frames as writes, zero frames as
+ * write-zeroes unless SKIP_ZERO (the image is known to read as zeros). */
+int vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
+                   bool skip_zero, struct vb_apply_stats *st);
+
+/* Define XML in libvirt at URI; returns the new domain's name. */
+char *vb_define_domain (const char *uri, const char *xml);
+
+#endif

@@ -1,0 +1,202 @@
+/* vmxml.c: adjust the saved domain XML for the restored images, and
+ * define it.  See restore.h.  The only libvirt use of a restore is here,
+ * and only for --define: a plain restore needs no libvirtd. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "restore/internal.h"
+#include "restore/restore.h"
+
+static xmlDocPtr
+parse (const char *xml, size_t len)
+{
+  xmlDocPtr doc = xmlReadMemory (xml, len, "domain.xml", NULL,
+                                 XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                 XML_PARSE_NOWARNING);
+  xmlNodePtr root = doc ? xmlDocGetRootElement (doc) : NULL;
+
+  if (!root || xmlStrcmp (root->name, BAD_CAST "domain") != 0) {
+    if (doc)
+      xmlFreeDoc (doc);
+    vb_set_error ("not a libvirt domain XML document");
+    return NULL;
+  }
+  return doc;
+}
+
+static xmlNodePtr
+child (xmlNodePtr parent, const char *name)
+{
+  for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
+    if (n->type == XML_ELEMENT_NODE && xmlStrcmp (n->name, BAD_CAST name) == 0)
+      return n;
+  return NULL;
+}
+
+static void
+remove_children (xmlNodePtr parent, const char *name)
+{
+  xmlNodePtr n;
+
+  while ((n = child (parent, name)) != NULL) {
+    xmlUnlinkNode (n);
+    xmlFreeNode (n);
+  }
+}
+
+char *
+vb_domain_xml_name (const char *xml, size_t len)
+{
+  xmlDocPtr doc = parse (xml, len);
+  xmlNodePtr n;
+  xmlChar *s;
+  char *ret = NULL;
+
+  if (!doc)
+    return NULL;
+  n = child (xmlDocGetRootElement (doc), "name");
+  if (n && (s = xmlNodeGetContent (n))) {
+    ret = strdup ((char *) s);
+    xmlFree (s);
+  }
+  xmlFreeDoc (doc);
+  if (!ret)
+    vb_set_error ("the domain XML has no <name>");
+  return ret;
+}
+
+static const struct vb_xml_disk *
+find_disk (xmlNodePtr disk, const struct vb_xml_disk *disks, size_t n)
+{
+  xmlNodePtr t = child (disk, "target");
+  xmlChar *dev = t ? xmlGetProp (t, BAD_CAST "dev") : NULL;
+  const struct vb_xml_disk *ret = NULL;
+
+  for (size_t i = 0; dev && i < n && !ret; i++)
+    if (strcmp ((char *) dev, disks[i].target) == 0)
+      ret = &disks[i];
+  xmlFree (dev);
+  return ret;
+}
+
+/* Point DISK at the restored image. */
+static void
+retarget (xmlNodePtr disk, const struct vb_xml_disk *d)
+{
+  xmlNodePtr src, drv = child (disk, "driver");
+
+  remove_children (disk, "source");
+  remove_children (disk, "backingStore");
+  xmlSetProp (disk, BAD_CAST "type", BAD_CAST (d->block ? "block" : "file"));
+  src = xmlNewNode (NULL, BAD_CAST "source");
+  xmlSetProp (src, BAD_CAST (d->block ? "dev" : "file"), BAD_CAST d->path);
+  if (drv)
+    xmlAddNextSibling (drv, src);
+  else {
+    xmlAddChild (disk, src);
+    drv = xmlNewChild (disk, NULL, BAD_CAST "driver", NULL);
+    xmlSetProp (drv, BAD_CAST "name", BAD_CAST "qemu");
+  }
+  xmlSetProp (drv, BAD_CAST "type", BAD_CAST d->format);
+}
+
+static void
+adjust_disks (xmlNodePtr devices, const struct vb_xml_disk *disks, size_t n)
+{
+  xmlNodePtr next;
+
+  for (xmlNodePtr dn = devices ? devices->children : NULL; dn; dn = next) {
+    xmlChar *dev;
+    bool media;
+    const struct vb_xml_disk *d;
+
+    next = dn->next;
+    if (dn->type != XML_ELEMENT_NODE || xmlStrcmp (dn->name, BAD_CAST "disk"))
+      continue;
+    dev = xmlGetProp (dn, BAD_CAST "device");
+    media = dev && (!xmlStrcmp (dev, BAD_CAST "cdrom") ||
+                    !xmlStrcmp (dev, BAD_CAST "floppy"));
+    xmlFree (dev);
+    if (media) {
+      /* The old host's ISO paths mean nothing here. */
+      remove_children (dn, "source");
+      continue;
+    }
+    if ((d = find_disk (dn, disks, n)) != NULL)
+      retarget (dn, d);
+    else {
+      xmlUnlinkNode (dn);
+      xmlFreeNode (dn);
+    }
+  }
+}
+
+char *
+vb_adjust_domain_xml (const char *xml, size_t len,
+                      const struct vb_xml_disk *disks, size_t ndisks,
+                      const char *name)
+{
+  xmlDocPtr doc = parse (xml, len);
+  xmlNodePtr root, nm;
+  xmlChar *out = NULL;
+  int outlen = 0;
+  char *ret;
+
+  if (!doc)
+    return NULL;
+  root = xmlDocGetRootElement (doc);
+  remove_children (root, "uuid");
+  nm = child (root, "name");
+  if (!nm)
+    nm = xmlNewChild (root, NULL, BAD_CAST "name", NULL);
+  xmlNodeSetContent (nm, BAD_CAST name);
+  adjust_disks (child (root, "devices"), disks, ndisks);
+  xmlDocDumpFormatMemory (doc, &out, &outlen, 0);
+  xmlFreeDoc (doc);
+  ret = out ? strndup ((char *) out, outlen) : NULL;
+  xmlFree (out);
+  if (!ret)
+    vb_set_error ("cannot serialise the adjusted domain XML");
+  return ret;
+}
+
+static void
+quiet (void *opaque, virErrorPtr err)
+{
+  (void) opaque;
+  (void) err;
+}
+
+char *
+vb_define_domain (const char *uri, const char *xml)
+{
+  virConnectPtr conn;
+  virDomainPtr dom;
+  char *name = NULL;
+
+  virSetErrorFunc (NULL, quiet);
+  conn = virConnectOpen (uri ? uri : "qemu:///system");
+  if (!conn) {
+    vb_set_error ("connect to libvirt at %s: %s (is libvirtd running?)",
+                  uri ? uri : "qemu:///system", virGetLastErrorMessage ());
+    return NULL;
+  }
+  dom = virDomainDefineXML (conn, xml);
+  if (!dom)
+    vb_set_error ("define the restored domain: %s", virGetLastErrorMessage ());
+  else {
+    const char *n = virDomainGetName (dom);
+    name = n ? strdup (n) : NULL;
+    virDomainFree (dom);
+  }
+  virConnectClose (conn);
+  return name;
+}

@@ -1,0 +1,19 @@
+# Helpers shared by the backup bats files.
+load_lib () {
+  source "$BATS_TEST_DIRNAME/../lib.sh"
+  vb_daemons_up
+}
+
+# Nothing of a run may be left behind: no job, no private dir, no partial file.
+assert_clean () {
+  local vm=$1 dir=$2
+  vb_no_job "$vm" || { echo "job left on $vm"; return 1; }
+  ! ls -d /var/tmp/virtback.* 2>/dev/null | grep -q . || { echo "private dir left"; ls -d /var/tmp/virtback.*; return 1; }
+  [ -z "$dir" ] || ! ls "$dir"/*.partial 2>/dev/null | grep -q . || { echo "partial left"; return 1; }
+}
+
+# adler32 of a file, as the .chksum files hold it.
+adler () { python3 -c 'import sys,zlib; print(zlib.adler32(open(sys.argv[1],"rb").read()))' "$1"; }
+
+# Run virtback and keep output in $output/$status like bats 'run'.
+vbk () { run "$VIRTBACK" "$@"; }
