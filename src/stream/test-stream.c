@@ -710,6 +710,31 @@ truncated_copy (int fd, off_t len)
   return c;
 }
 
+/* The peer's own writer (virtnbdbackup 1.9.15 writeBlock/writeChunk,
+ * dumpMetadata with the clock fixed to our test date, writeFrame and
+ * writeCompressionTrailer, fed disk_bytes) produced files of these lengths
+ * and adler32s for small_frames: ours must be the same bytes. */
+static void
+test_peer_identical (void)
+{
+  static const struct { enum method m; off_t len; uint32_t adler; } peer[] = {
+    { PLAIN, 205232, 1066457430u },
+    { LZ4, 35143, 651705388u },
+  };
+
+  for (size_t i = 0; i < 2; i++) {
+    int fd = build_stream (peer[i].m, VSIZE, small_frames, NSMALL, UINT64_MAX);
+    off_t size = fd_size (fd);
+    unsigned char *buf = malloc (size);
+
+    CHECK (pread (fd, buf, size, 0) == size);
+    CHECK (size == peer[i].len);
+    CHECK (adler32 (adler32 (0, NULL, 0), buf, size) == peer[i].adler);
+    free (buf);
+    close (fd);
+  }
+}
+
 static void
 test_roundtrip (void)
 {
@@ -772,6 +797,17 @@ test_big (void)
   tail[n > 0 ? n : 0] = '\0';
   CHECK (n > 0 && memmem (tail, n, "[{\"", 3) && memmem (tail, n, "]}, {\"", 6));
   CHECK (read_stream (fd, big, 2, 4 << 20) == 0);
+  /* Byte-identical to the peer's writer on the same disk (see
+   * test_peer_identical): one 32 MiB piece and a 32 MiB + 12345 frame. */
+  {
+    off_t size = fd_size (fd);
+    unsigned char *buf = malloc (size);
+
+    CHECK (pread (fd, buf, size, 0) == size);
+    CHECK (size == 9512255);
+    CHECK (adler32 (adler32 (0, NULL, 0), buf, size) == 1612009310u);
+    free (buf);
+  }
   close (fd);
   fd = build_stream (ZSTD, 3ULL * VB_STREAM_MAX_PIECE, big, 2, UINT64_MAX);
   CHECK (read_stream (fd, big, 2, 3 << 20) == 0);
@@ -1001,16 +1037,49 @@ test_bad_trailer (void)
 static void
 dump_samples (const char *dir)
 {
-  static const char *const names[] = { "plain.data", "lz4.data" };
+  static const char *const names[] = { "plain.data", "lz4.data", "big.data" };
+  static const struct tframe big[] = {
+    { VB_FRAME_DATA, 0, VB_STREAM_MAX_PIECE },
+    { VB_FRAME_DATA, VB_STREAM_MAX_PIECE, VB_STREAM_MAX_PIECE + 12345 },
+  };
 
-  for (enum method m = PLAIN; m <= LZ4; m++) {
-    int fd = build_stream (m, VSIZE, small_frames, NSMALL, UINT64_MAX);
+  for (int i = 0; i < 3; i++) {
+    int fd = i < 2 ? build_stream (i, VSIZE, small_frames, NSMALL, UINT64_MAX)
+      : build_stream (LZ4, 3ULL * VB_STREAM_MAX_PIECE, big, 2, UINT64_MAX);
     char path[4096];
     off_t size = fd_size (fd);
     unsigned char *buf = malloc (size);
     FILE *fp;
 
-    snprintf (path, sizeof path, "%s/%s", dir, names[m]);
+    snprintf (path, sizeof path, "%s/%s", dir, names[i]);
+    fp = fopen (path, "w");
+    if (fp == NULL || pread (fd, buf, size, 0) != size ||
+        fwrite (buf, 1, size, fp) != (size_t) size)
+      abort ();
+    fclose (fp);
+    free (buf);
+    close (fd);
+  }
+}
+
+/* Seed corpus for tests/fuzz: tiny valid streams of each kind. */
+static void
+dump_corpus (const char *dir)
+{
+  static const struct tframe tiny[] = {
+    { VB_FRAME_DATA, 0, 512 }, { VB_FRAME_ZERO, 512, 3584 },
+    { VB_FRAME_DATA, 4096, 100 },
+  };
+  static const char *const names[] = { "plain", "lz4", "zstd" };
+
+  for (enum method m = PLAIN; m <= ZSTD; m++) {
+    int fd = build_stream (m, 8192, tiny, 3, UINT64_MAX);
+    char path[4096];
+    off_t size = fd_size (fd);
+    unsigned char *buf = malloc (size);
+    FILE *fp;
+
+    snprintf (path, sizeof path, "%s/%s.data", dir, names[m]);
     fp = fopen (path, "w");
     if (fp == NULL || pread (fd, buf, size, 0) != size ||
         fwrite (buf, 1, size, fp) != (size_t) size)
@@ -1024,6 +1093,10 @@ dump_samples (const char *dir)
 int
 main (int argc, char **argv)
 {
+  if (argc == 3 && strcmp (argv[1], "--corpus") == 0) {
+    dump_corpus (argv[2]);
+    return 0;
+  }
   if (argc == 3 && strcmp (argv[1], "--dump") == 0) {
     dump_samples (argv[2]);
     return 0;
@@ -1036,6 +1109,7 @@ main (int argc, char **argv)
   test_zstd ();
   test_trailer ();
   test_roundtrip ();
+  test_peer_identical ();
   test_skip ();
   test_truncation ();
   test_damage ();

@@ -1,0 +1,180 @@
+#!/usr/bin/env bats
+# Bad input and interrupted runs: one-line errors, non-zero exits, nothing left behind.
+
+load backup_helpers
+
+setup_file () {
+  source "$BATS_TEST_DIRNAME/../lib.sh"
+  vb_daemons_up
+}
+
+setup () {
+  load_lib
+  VM=vbe-$BATS_TEST_NUMBER
+  T=$BATS_TEST_TMPDIR
+  rm -rf /var/tmp/virtback.*
+}
+
+teardown () {
+  vb_destroy_vm "$VM"
+}
+
+one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 ]; }
+
+@test "wrong options are usage errors (exit 2)" {
+  vbk backup -o "$T/b"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"-d DOMAIN"* ]]
+  vbk backup -d x -o "$T/b" -l weekly
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"invalid level"* ]]
+  vbk backup -d x -o "$T/b" -l inc -t raw
+  [ "$status" -eq 2 ]
+  vbk backup -d x -o "$T/b" -w 0
+  [ "$status" -eq 2 ]
+  vbk backup --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"--checkpoint-prefix"* ]]
+}
+
+@test "unknown domain" {
+  vbk backup -d no-such-vm-here -o "$T/b" -l full
+  [ "$status" -eq 1 ]
+  one_line
+  [[ "$output" == *"does not exist"* ]]
+  [ ! -e "$T/b" ]
+}
+
+@test "domain not running" {
+  vb_make_vm "$VM" 64M
+  vsh destroy "$VM"
+  vbk backup -d "$VM" -o "$T/b" -l full
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"not running"* ]]
+}
+
+@test "inc or diff without a chain asks for a full backup" {
+  vb_make_vm "$VM" 64M
+  for l in inc diff; do
+    vbk backup -d "$VM" -o "$T/b" -l $l -n
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"run a full backup first"* ]]
+  done
+  [ -z "$(vb_checkpoints "$VM")" ]
+}
+
+@test "full or copy into a non-empty directory is refused" {
+  vb_make_vm "$VM" 64M
+  mkdir -p "$T/b" && echo keep > "$T/b/precious"
+  for l in full copy; do
+    vbk backup -d "$VM" -o "$T/b" -l $l -n
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"not empty"* ]]
+  done
+  [ "$(ls "$T/b")" = precious ]
+}
+
+@test "qcow2 v2 disks: persistent bitmaps need v3, copy works" {
+  vb_make_vm "$VM" 64M 1 compat=0.10
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"persistent bitmaps need qcow2 v3: use -l copy"* ]]
+  vbk backup -d "$VM" -o "$T/c" -l copy -n
+  [ "$status" -eq 0 ]
+}
+
+@test "an active job is refused pointing at -k; -k ends it and backs up" {
+  vb_make_vm "$VM" 64M
+  d=$(mktemp -d /var/tmp/vbjob.XXXXXX); chgrp libvirt-qemu "$d"; chmod 770 "$d"
+  cat > "$T/job.xml" <<XML
+<domainbackup mode='pull'><server transport='unix' socket='$d/s'/>
+<disks><disk name='sda' backup='yes' type='file'><scratch file='$d/scratch.qcow2'/></disk></disks></domainbackup>
+XML
+  vsh backup-begin "$VM" "$T/job.xml"
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"-k"* ]]
+  vbk backup -d "$VM" -o "$T/b" -l full -n -k
+  [ "$status" -eq 0 ]
+  assert_clean "$VM" "$T/b"
+  rm -rf "$d"
+}
+
+@test "checkpoints of another prefix are refused and never deleted" {
+  vb_make_vm "$VM" 64M
+  vsh checkpoint-create-as "$VM" other.1 >/dev/null
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"other.1"* ]]
+  [ "$(vb_checkpoints "$VM")" = other.1 ]
+}
+
+@test "target not writable: the message names it" {
+  vb_make_vm "$VM" 64M
+  vbk backup -d "$VM" -o /proc/virtback-nope -l full -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"/proc/virtback-nope"* ]]
+  assert_clean "$VM"
+  [ -z "$(vb_checkpoints "$VM")" ]
+}
+
+@test "target full: fails naming the file, leaves no partial file, no checkpoint and no job" {
+  vb_make_vm "$VM" 256M
+  vb_guest_io "$VM" sda "write -P 0x42 0 64M"
+  mkdir -p "$T/small" && mount -t tmpfs -o size=8m tmpfs "$T/small"
+  vbk backup -d "$VM" -o "$T/small/b" -l full -n
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"target full"* ]]
+  assert_clean "$VM" "$T/small/b"
+  ! ls "$T/small/b"/*.data 2>/dev/null
+  [ -z "$(vb_checkpoints "$VM")" ]
+  umount "$T/small"
+}
+
+@test "SIGTERM and SIGINT during a backup: job ended, nothing half-written, next run works" {
+  vb_make_vm "$VM" 512M
+  vb_guest_io "$VM" sda "write -P 0x42 0 256M"
+  for sig in TERM INT; do
+    rm -rf "$T/b"
+    # tiny requests, one in flight: slow enough to be interrupted mid-copy
+    "$VIRTBACK" backup -d "$VM" -o "$T/b" -l full -n --request-size 4096 --inflight 1 2>"$T/err" &
+    pid=$!
+    for i in $(seq 100); do ls "$T/b"/*.partial >/dev/null 2>&1 && break; sleep 0.1; done
+    kill -$sig $pid
+    st=0; wait $pid || st=$?
+    [ "$st" -eq 1 ]
+    grep -q "interrupted" "$T/err"
+    assert_clean "$VM" "$T/b"
+    ! ls "$T/b"/*.data 2>/dev/null
+    [ ! -e "$T/b/$VM.cpt" ]
+  done
+  rm -rf "$T/b"
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+}
+
+@test "kill -9 during an inc: the stale job is cleared with -k, the chain continues" {
+  vb_make_vm "$VM" 512M
+  vb_guest_io "$VM" sda "write -P 0x42 0 16M"
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  vb_guest_io "$VM" sda "write -P 0x43 0 256M"
+  "$VIRTBACK" backup -d "$VM" -o "$T/b" -l inc -n --request-size 4096 --inflight 1 2>/dev/null &
+  pid=$!
+  for i in $(seq 100); do ls "$T/b"/*.partial >/dev/null 2>&1 && break; sleep 0.1; done
+  kill -9 $pid
+  wait $pid || true
+  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"-k"* ]]
+  vbk backup -d "$VM" -o "$T/b" -l inc -n -k
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # the killed run's checkpoint never became a parent: the new inc starts at virtback.0
+  f="$T/b/sda.inc.virtback.1.data"
+  grep -a -q '"parentCheckpoint": "virtback.0"' "$f"
+  [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0", "virtback.1"]' ]
+  ! ls "$T/b"/*.partial 2>/dev/null
+  rm -rf /var/tmp/virtback.*
+}
