@@ -1,0 +1,61 @@
+#!/usr/bin/env bats
+# virtback and the real virtnbdbackup (Debian's 1.9.15) share one backup directory and chain.
+
+load backup_helpers
+
+setup_file () {
+  source "$BATS_TEST_DIRNAME/../lib.sh"
+  vb_daemons_up
+}
+
+setup () {
+  load_lib
+  VM=vbp-$BATS_TEST_NUMBER
+  T=$BATS_TEST_TMPDIR
+}
+
+teardown () {
+  vb_destroy_vm "$VM"
+}
+
+@test "--checkpoint-prefix virtnbdbackup continues the peer's chain, and the peer continues ours" {
+  vb_make_vm "$VM" 128M
+  vb_guest_io "$VM" sda "write -P 0x11 0 4M" "write -P 0x12 64M 4M"
+  virtnbdbackup -d "$VM" -l full -o "$T/b" >/dev/null 2>&1
+  vb_guest_io "$VM" sda "write -P 0x21 1M 1M" "write -P 0x22 70M 2M"
+  vbk backup -d "$VM" -o "$T/b" -l inc -n --checkpoint-prefix virtnbdbackup
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -f "$T/b/sda.inc.virtnbdbackup.1.data" ]
+  vb_guest_io "$VM" sda "write -P 0x31 2M 1M"
+  virtnbdbackup -d "$VM" -l inc -o "$T/b" >/dev/null 2>&1
+  [ -f "$T/b/sda.inc.virtnbdbackup.2.data" ]
+  [ "$(cat "$T/b/$VM.cpt")" = '["virtnbdbackup.0", "virtnbdbackup.1", "virtnbdbackup.2"]' ]
+  vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
+  virtnbdrestore -i "$T/b" -o "$T/r" >/dev/null 2>&1
+  vb_compare "$T/snap.qcow2" "$T/r/$VM-sda.qcow2"
+}
+
+@test "without the prefix, the peer's checkpoints are named and left alone" {
+  vb_make_vm "$VM" 64M
+  virtnbdbackup -d "$VM" -l full -o "$T/b" >/dev/null 2>&1
+  vbk backup -d "$VM" -o "$T/c" -l full -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"virtnbdbackup.0"* ]]
+  [[ "$output" == *"--checkpoint-prefix"* ]]
+  [ "$(vb_checkpoints "$VM")" = virtnbdbackup.0 ]
+}
+
+@test "our compressed incrementals restore with the peer" {
+  vb_make_vm "$VM" 128M
+  vb_guest_io "$VM" sda "write -P 0x11 0 4M"
+  vbk backup -d "$VM" -o "$T/b" -l full -n -z
+  [ "$status" -eq 0 ]
+  vb_guest_io "$VM" sda "write -P 0x21 1M 40M"
+  vbk backup -d "$VM" -o "$T/b" -l inc -n -z 5
+  [ "$status" -eq 0 ]
+  grep -a -q '"compressed": 5,' "$T/b/sda.inc.virtback.1.data"
+  vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
+  virtnbdrestore -i "$T/b" -o "$T/r" >/dev/null 2>&1
+  vb_compare "$T/snap.qcow2" "$T/r/$VM-sda.qcow2"
+}
