@@ -59,3 +59,17 @@ teardown () {
   virtnbdrestore -i "$T/b" -o "$T/r" >/dev/null 2>&1
   vb_compare "$T/snap.qcow2" "$T/r/$VM-sda.qcow2"
 }
+
+@test "copy backups are byte for byte the peer's (date aside), plain and lz4" {
+  vb_make_vm "$VM" 128M
+  vb_guest_io "$VM" sda "write -P 0x11 0 4M" "write -P 0x12 64M 40M"
+  for z in "" "-z"; do
+    rm -rf "$T/p" "$T/v"
+    virtnbdbackup -d "$VM" -l copy -o "$T/p" $z >/dev/null 2>&1
+    vbk backup -d "$VM" -l copy -o "$T/v" -n $z --checkpoint-prefix virtnbdbackup
+    [ "$status" -eq 0 ]
+    a=$(sed -E 's/"date": "[^"]*"/"date": ""/' "$T/p/sda.copy.data" | md5sum)
+    b=$(sed -E 's/"date": "[^"]*"/"date": ""/' "$T/v/sda.copy.data" | md5sum)
+    [ "$a" = "$b" ]
+  done
+}
