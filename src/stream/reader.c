@@ -35,6 +35,7 @@ struct vb_reader {
   uint64_t disk_end;            /* end of the previous frame's range */
   uint64_t data_sum;
   bool done, failed;
+  char *errmsg;                 /* the first error, repeated by later calls */
 
   /* The current data frame. */
   bool in_data;
@@ -53,6 +54,16 @@ struct vb_reader {
   size_t ibuf_pos, ibuf_len;
 };
 
+/* Remember the first error so that later calls report it again. */
+static int
+fail (struct vb_reader *r)
+{
+  if (!r->failed)
+    r->errmsg = strdup (vb_get_error ());
+  r->failed = true;
+  return -1;
+}
+
 static int __attribute__((format (printf, 3, 4)))
 rerr (struct vb_reader *r, uint64_t off, const char *fmt, ...)
 {
@@ -63,8 +74,7 @@ rerr (struct vb_reader *r, uint64_t off, const char *fmt, ...)
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
   vb_set_error ("%s: offset 0x%" PRIx64 ": %s", r->name, off, msg);
-  r->failed = true;
-  return -1;
+  return fail (r);
 }
 
 /* Add file and offset context to an error set by a lower layer. */
@@ -72,8 +82,7 @@ static int
 rprefix (struct vb_reader *r, uint64_t off)
 {
   vb_prefix_error ("%s: offset 0x%" PRIx64, r->name, off);
-  r->failed = true;
-  return -1;
+  return fail (r);
 }
 
 static int
@@ -89,8 +98,7 @@ read_at (struct vb_reader *r, uint64_t off, void *buf, size_t len)
     if (n == -1) {
       vb_set_error_errno (errno, "%s: offset 0x%" PRIx64 ": read",
                           r->name, off + got);
-      r->failed = true;
-      return -1;
+      return fail (r);
     }
     if (n == 0)
       return rerr (r, off + got, "unexpected end of file (truncated)");
@@ -207,8 +215,7 @@ setup_compression (struct vb_reader *r)
   if (r->dec == NULL || r->ibuf == NULL) {
     if (r->ibuf == NULL)
       vb_set_error_errno (errno, "malloc");
-    r->failed = true;
-    return -1;
+    return fail (r);
   }
   return 0;
 }
@@ -286,6 +293,7 @@ vb_reader_close (struct vb_reader *r)
   vb_decomp_free (r->dec);
   free (r->ibuf);
   free (r->scratch);
+  free (r->errmsg);
   free (r->name);
   free (r);
 }
@@ -299,7 +307,8 @@ vb_reader_meta (struct vb_reader *r)
 static int
 sticky (struct vb_reader *r)
 {
-  vb_set_error ("%s: reader stopped after an earlier error", r->name);
+  vb_set_error ("%s", r->errmsg ? r->errmsg
+                : "reader stopped after an earlier error");
   return -1;
 }
 
@@ -573,7 +582,7 @@ vb_reader_skip (struct vb_reader *r)
   }
   if (r->scratch == NULL && (r->scratch = malloc (SCRATCH_SIZE)) == NULL) {
     vb_set_error_errno (errno, "malloc");
-    return -1;
+    return fail (r);
   }
   while (r->in_data)
     if (read_compressed (r, r->scratch, SCRATCH_SIZE) == -1)

@@ -777,7 +777,14 @@ test_skip (void)
   while ((n = vb_reader_next (r, &f)) == 1)
     ;
   CHECK (n == -1);
-  CHECK (vb_reader_next (r, &f) == -1);         /* sticky */
+  {
+    char *first = strdup (vb_get_error ());
+
+    vb_set_error ("other");
+    CHECK (vb_reader_next (r, &f) == -1);       /* sticky, same message */
+    CHECK (strcmp (vb_get_error (), first) == 0 && strstr (first, "offset 0x"));
+    free (first);
+  }
   vb_reader_close (r);
   close (fd);
 }
@@ -1033,72 +1040,58 @@ test_bad_trailer (void)
   close (fd);
 }
 
-/* Optionally write sample streams for cross-checking with the peer. */
 static void
-dump_samples (const char *dir)
+save_fd (int fd, const char *dir, const char *name)
 {
-  static const char *const names[] = { "plain.data", "lz4.data", "big.data" };
+  char path[4096];
+  off_t size = fd_size (fd);
+  unsigned char *buf = malloc (size);
+  FILE *fp;
+
+  snprintf (path, sizeof path, "%s/%s", dir, name);
+  fp = fopen (path, "w");
+  if (fp == NULL || pread (fd, buf, size, 0) != size ||
+      fwrite (buf, 1, size, fp) != (size_t) size || fclose (fp) != 0)
+    abort ();
+  free (buf);
+  close (fd);
+}
+
+/* --dump DIR: the streams of test_peer_identical and test_big, to compare
+ * with what the peer writes or to feed to its reader.
+ * --corpus DIR: the seed corpus of tests/fuzz, tiny valid streams. */
+static void
+dump (const char *what, const char *dir)
+{
   static const struct tframe big[] = {
     { VB_FRAME_DATA, 0, VB_STREAM_MAX_PIECE },
     { VB_FRAME_DATA, VB_STREAM_MAX_PIECE, VB_STREAM_MAX_PIECE + 12345 },
   };
-
-  for (int i = 0; i < 3; i++) {
-    int fd = i < 2 ? build_stream (i, VSIZE, small_frames, NSMALL, UINT64_MAX)
-      : build_stream (LZ4, 3ULL * VB_STREAM_MAX_PIECE, big, 2, UINT64_MAX);
-    char path[4096];
-    off_t size = fd_size (fd);
-    unsigned char *buf = malloc (size);
-    FILE *fp;
-
-    snprintf (path, sizeof path, "%s/%s", dir, names[i]);
-    fp = fopen (path, "w");
-    if (fp == NULL || pread (fd, buf, size, 0) != size ||
-        fwrite (buf, 1, size, fp) != (size_t) size)
-      abort ();
-    fclose (fp);
-    free (buf);
-    close (fd);
-  }
-}
-
-/* Seed corpus for tests/fuzz: tiny valid streams of each kind. */
-static void
-dump_corpus (const char *dir)
-{
   static const struct tframe tiny[] = {
     { VB_FRAME_DATA, 0, 512 }, { VB_FRAME_ZERO, 512, 3584 },
     { VB_FRAME_DATA, 4096, 100 },
   };
-  static const char *const names[] = { "plain", "lz4", "zstd" };
 
-  for (enum method m = PLAIN; m <= ZSTD; m++) {
-    int fd = build_stream (m, 8192, tiny, 3, UINT64_MAX);
-    char path[4096];
-    off_t size = fd_size (fd);
-    unsigned char *buf = malloc (size);
-    FILE *fp;
-
-    snprintf (path, sizeof path, "%s/%s.data", dir, names[m]);
-    fp = fopen (path, "w");
-    if (fp == NULL || pread (fd, buf, size, 0) != size ||
-        fwrite (buf, 1, size, fp) != (size_t) size)
-      abort ();
-    fclose (fp);
-    free (buf);
-    close (fd);
+  if (strcmp (what, "--dump") == 0) {
+    save_fd (build_stream (PLAIN, VSIZE, small_frames, NSMALL, UINT64_MAX),
+             dir, "plain.data");
+    save_fd (build_stream (LZ4, VSIZE, small_frames, NSMALL, UINT64_MAX),
+             dir, "lz4.data");
+    save_fd (build_stream (LZ4, 3ULL * VB_STREAM_MAX_PIECE, big, 2, UINT64_MAX),
+             dir, "big.data");
+    return;
   }
+  save_fd (build_stream (PLAIN, 8192, tiny, 3, UINT64_MAX), dir, "plain.data");
+  save_fd (build_stream (LZ4, 8192, tiny, 3, UINT64_MAX), dir, "lz4.data");
+  save_fd (build_stream (ZSTD, 8192, tiny, 3, UINT64_MAX), dir, "zstd.data");
 }
 
 int
 main (int argc, char **argv)
 {
-  if (argc == 3 && strcmp (argv[1], "--corpus") == 0) {
-    dump_corpus (argv[2]);
-    return 0;
-  }
-  if (argc == 3 && strcmp (argv[1], "--dump") == 0) {
-    dump_samples (argv[2]);
+  if (argc == 3 && (strcmp (argv[1], "--dump") == 0 ||
+                    strcmp (argv[1], "--corpus") == 0)) {
+    dump (argv[1], argv[2]);
     return 0;
   }
   test_frame ();

@@ -178,3 +178,46 @@ XML
   ! ls "$T/b"/*.partial 2>/dev/null
   rm -rf /var/tmp/virtback.*
 }
+
+@test "a disk added after the full: inc refuses naming it; -x leaves it out" {
+  vb_make_vm "$VM" 64M
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  vsh destroy "$VM"
+  qemu-img create -q -f qcow2 "$VB_IMG_DIR/$VM-sdb.qcow2" 32M
+  vsh attach-disk "$VM" "$VB_IMG_DIR/$VM-sdb.qcow2" sdb --subdriver qcow2 --targetbus sata --config >/dev/null
+  vsh start "$VM" >/dev/null
+  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"disk sdb is not part of checkpoint virtback.0"* ]]
+  vbk backup -d "$VM" -o "$T/b" -l inc -n -x sdb
+  [ "$status" -eq 0 ]
+}
+
+@test "checkpoints lost by libvirt are redefined from DIR/checkpoints and the chain goes on" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x1 0 1M"
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  vsh checkpoint-delete "$VM" virtback.0 --metadata
+  [ -z "$(vb_checkpoints "$VM")" ]
+  vb_guest_io "$VM" sda "write -P 0x2 2M 1M"
+  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"redefined lost checkpoint virtback.0"* ]]
+  grep -a -q '^data 0000000000200000 0000000000100000' "$T/b/sda.inc.virtback.1.data"
+}
+
+@test "a lost bitmap makes inc fail naming the fix, with nothing left behind" {
+  vb_make_vm "$VM" 64M
+  vbk backup -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  vsh qemu-monitor-command "$VM" '{"execute":"block-dirty-bitmap-remove","arguments":{"node":"libvirt-1-format","name":"virtback.0"}}'
+  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"bitmap"*"run a full backup (-l full)"* ]]
+  assert_clean "$VM" "$T/b"
+  [ "$(vb_checkpoints "$VM")" = virtback.0 ]
+  [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0"]' ]
+}
