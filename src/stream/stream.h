@@ -89,6 +89,7 @@ ssize_t vb_lz4c_update (struct vb_lz4c *c, const void *in, size_t len,
 ssize_t vb_lz4c_end (struct vb_lz4c *c, void *out, size_t outcap);
 /* Worst-case output of one update of LEN bytes (use for OUTCAP). */
 size_t vb_lz4c_bound (struct vb_lz4c *c, size_t len);
+/* (Added note) vb_lz4c_bound (c, 0) is enough for begin and for end. */
 
 /* Decompress one whole lz4 frame IN[INLEN] into OUT (exactly OUTLEN bytes
  * expected).  Verifies checksums.  -1 on any mismatch. */
@@ -107,6 +108,7 @@ ssize_t vb_zstdc_update (struct vb_zstdc *c, const void *in, size_t len,
                          void *out, size_t outcap);
 ssize_t vb_zstdc_end (struct vb_zstdc *c, void *out, size_t outcap);
 size_t vb_zstdc_bound (struct vb_zstdc *c, size_t len);
+/* (begin appends nothing: the header comes with the first output.) */
 int vb_zstd_decompress_frame (const void *in, size_t inlen,
                               void *out, size_t outlen);
 

@@ -31,7 +31,17 @@ struct dir_file {
   char *errmsg;                 /* the first error, repeated while sticky */
   char *buf;
   size_t buflen;
+  uint64_t pos;                 /* bytes handed to the kernel (append mode) */
+  uint64_t kicked;              /* writeback started up to here */
+  uint64_t dropped;             /* on disk and out of the page cache */
 };
+
+/* Start writeback every KICK bytes, so the fsync at commit finds little
+ * left to write and disk writes overlap the NBD reads; once a range is on
+ * disk, drop it from the page cache: a backup should not evict the host's
+ * working set. */
+#define KICK (32ull << 20)
+#define KEEP (128ull << 20)
 
 bool
 vb_target_valid_name (const char *name)
@@ -100,6 +110,25 @@ writev_all (int fd, struct iovec *iov, int n)
   return 0;
 }
 
+static void
+writeback (struct dir_file *df, size_t len)
+{
+  df->pos += len;
+  if (df->pos - df->kicked < KICK)
+    return;
+  sync_file_range (df->fd, df->kicked, df->pos - df->kicked,
+                   SYNC_FILE_RANGE_WRITE);
+  df->kicked = df->pos;
+  if (df->kicked - df->dropped < KEEP)
+    return;
+  uint64_t n = df->kicked - KICK - df->dropped;
+  /* Errors here surface again at fsync; nothing to handle. */
+  sync_file_range (df->fd, df->dropped, n, SYNC_FILE_RANGE_WAIT_BEFORE |
+                   SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  posix_fadvise (df->fd, df->dropped, n, POSIX_FADV_DONTNEED);
+  df->dropped += n;
+}
+
 static int
 flush_buf (struct dir_file *df)
 {
@@ -109,6 +138,7 @@ flush_buf (struct dir_file *df)
     return 0;
   if (writev_all (df->fd, &iov, 1) < 0)
     return file_fail (df, "write", errno);
+  writeback (df, df->buflen);
   df->buflen = 0;
   return 0;
 }
@@ -177,6 +207,7 @@ dir_write (struct vb_tfile *f, const void *buf, size_t len)
                             { (void *) buf, len } };
     if (writev_all (df->fd, iov, 2) < 0)
       return file_fail (df, "write", errno);
+    writeback (df, df->buflen + len);
     df->buflen = 0;
   }
   f->written += len;
