@@ -69,6 +69,8 @@ vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
   }
   n->export = strdup (export);
   n->dirty_ctx = dirty_ctx ? strdup (dirty_ctx) : NULL;
+  /* Buffers are only read after a successful reply: no need to zero. */
+  nbd_set_pread_initialize (n->h, false);
   if (nbd_set_export_name (n->h, export) < 0 ||
       nbd_add_meta_context (n->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       (dirty_ctx && nbd_add_meta_context (n->h, dirty_ctx) < 0) ||
