@@ -313,7 +313,9 @@ start_job (struct run *x)
     else
       x->frozen = true;
   }
+  vb_debug ("starting the backup job");
   r = vb_backup_begin (x->d, &spec);
+  vb_debug ("backup job started");
   if (r < 0 && x->plan.parent && strstr (vb_get_error (), "bitmap")) {
     /* libvirt validates the bitmaps at job start: lost in an unclean QEMU
      * exit, removed by hand, or never written. */
@@ -554,11 +556,13 @@ run_steps (struct run *x)
     return -1;
   if (!x->o.print_only && save_side_files (x) < 0)
     return -1;
+  vb_debug ("side files saved");
   if (start_job (x) < 0 || run_disks (x) < 0)
     return -1;
   x->job = false;
   if (vb_backup_end (x->d) < 0)
     return -1;
+  vb_debug ("backup job ended");
   return x->o.print_only ? 0 : vb_plan_commit (x->d, &x->o, &x->plan);
 }
 

@@ -291,6 +291,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
 
   if (vb_estimate_disk (s, r) < 0)
     return -1;
+  vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, r->total);
   if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx)))
     return -1;
   if (!(st.f = vb_target_create (t, s->file)))
@@ -299,6 +300,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
     vb_tfile_abort (st.f);
     goto out;
   }
+  vb_debug ("disk %s: copied, committing", s->disk);
   ret = vb_tfile_commit (st.f);
   if (ret == 0 && !s->raw_output)
     ret = write_checksum (t, s->file, st.adler);

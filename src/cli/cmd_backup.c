@@ -73,10 +73,12 @@ log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
   static const char *names[] = { "DEBUG", "INFO", "WARNING" };
 
   if (ui->log) {
-    time_t t = time (NULL);
+    struct timespec now;
     char ts[32];
-    strftime (ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime (&t));
-    fprintf (ui->log, "%s %s %s\n", ts, names[lvl], msg);
+    clock_gettime (CLOCK_REALTIME, &now);
+    strftime (ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime (&now.tv_sec));
+    fprintf (ui->log, "%s.%03ld %s %s\n", ts, now.tv_nsec / 1000000,
+             names[lvl], msg);
     fflush (ui->log);
   }
   if (lvl == VB_LOG_DEBUG || (ui->quiet && lvl == VB_LOG_INFO))
