@@ -8,7 +8,7 @@
 #      data into it through QEMU (HMP qemu-io: the guest's view, so the dirty
 #      bitmap sees it);
 #   5. runs a full backup, writes more data, runs an incremental backup;
-#   6. prints where the backup is and what it holds (virtback dump).
+#   6. prints where the backup is and what it holds (virtback dump, verify).
 #
 # Usage: sudo scripts/quickstart.sh [BACKUP-DIR]
 #        sudo scripts/quickstart.sh --remove     (delete the demo VM again)
@@ -114,10 +114,12 @@ ls -l "$OUT"
 echo
 echo "\$ build/virtback dump -i $OUT"
 "$VIRTBACK" dump -i "$OUT" || echo "(virtback dump failed)"
+echo
+echo "\$ build/virtback verify -i $OUT"
+"$VIRTBACK" verify -i "$OUT" || echo "(virtback verify failed)"
 cat <<EOF
 
 Next steps:
-  build/virtback verify -i $OUT
   build/virtback restore -i $OUT -o /var/tmp/virtback-demo/restore
   qemu-img compare -U /var/tmp/virtback-demo/restore/sda.qcow2 $DISK
   sudo scripts/quickstart.sh --remove      # delete the demo VM

@@ -145,7 +145,8 @@ list_dir (struct vb_chain *c)
     }
   }
   closedir (d);
-  qsort (c->all, c->nall, sizeof c->all[0], cmp_file);
+  if (c->nall > 1)
+    qsort (c->all, c->nall, sizeof c->all[0], cmp_file);
   return 0;
 }
 
@@ -316,7 +317,8 @@ link_incs (struct vb_chain *c, struct vb_chain_disk *d,
 static void
 check_diffs (struct vb_chain *c, struct vb_chain_disk *d)
 {
-  qsort (d->diffs, d->ndiffs, sizeof d->diffs[0], cmp_diff);
+  if (d->ndiffs > 1)
+    qsort (d->diffs, d->ndiffs, sizeof d->diffs[0], cmp_diff);
   for (size_t i = 0; i < d->ndiffs; i++) {
     bool found = false;
 
@@ -341,9 +343,10 @@ check_cpt (struct vb_chain *c, struct vb_chain_disk *d)
     return;
   for (i = 0; i < n && i < d->nfiles; i++) {
     if (strcmp (c->cpt[i], d->files[i]->meta.checkpoint_name) != 0) {
-      add_problem (c, d->disk, "%s: ends at checkpoint '%s' but %s.cpt "
-                   "lists '%s' at position %zu: the chain is reordered",
-                   d->files[i]->name, d->files[i]->meta.checkpoint_name,
+      add_problem (c, d->disk, "%s (metadata at offset %d): ends at "
+                   "checkpoint '%s' but %s.cpt lists '%s' at position %zu: "
+                   "the chain is reordered", d->files[i]->name, META_OFFSET,
+                   d->files[i]->meta.checkpoint_name,
                    c->domain, c->cpt[i], i + 1);
       return;
     }
@@ -353,8 +356,9 @@ check_cpt (struct vb_chain *c, struct vb_chain_disk *d)
                  "no data file ending at it (missing %s.inc.%s.data)",
                  c->domain, c->cpt[i], d->disk, d->disk, c->cpt[i]);
   else if (i < d->nfiles)
-    add_problem (c, d->disk, "%s: checkpoint '%s' is not listed in %s.cpt",
-                 d->files[i]->name, d->files[i]->meta.checkpoint_name,
+    add_problem (c, d->disk, "%s (metadata at offset %d): checkpoint '%s' "
+                 "is not listed in %s.cpt", d->files[i]->name, META_OFFSET,
+                 d->files[i]->meta.checkpoint_name,
                  c->domain);
 }
 
@@ -409,7 +413,8 @@ vb_chain_scan (const char *dir)
     get_disk (c, f->disk);
     read_meta (c, f);
   }
-  qsort (c->disks, c->ndisks, sizeof c->disks[0], cmp_disk);
+  if (c->ndisks > 1)
+    qsort (c->disks, c->ndisks, sizeof c->disks[0], cmp_disk);
   /* Problems found so far were recorded before the disk existed. */
   for (size_t i = 0; i < c->nproblems; i++)
     for (size_t j = 0; c->problems[i].disk && j < c->ndisks; j++)

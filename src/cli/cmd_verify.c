@@ -58,9 +58,11 @@ cmd_verify (int argc, char **argv)
     printf ("OK: %zu data files of %zu disks, %" PRIu64 " bytes read, "
             "%zu checksum files matched, chain consistent\n",
             rep.nfiles, rep.ndisks, rep.bytes, rep.nchksums);
-  else
+  else {
+    fflush (stdout);
     vb_cli_errorf ("verify", "%zu problems in %s: restoring from it will "
                    "fail where they are", rep.nproblems, input);
+  }
   ret = rep.nproblems ? VB_EXIT_FAIL : VB_EXIT_OK;
   vb_verify_report_clear (&rep);
   return ret;

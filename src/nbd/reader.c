@@ -1,9 +1,15 @@
-/* The asynchronous copy engine: many reads in flight on one connection,
- * delivered to the sink in disk order through a ring of slots. */
+/* The asynchronous copy engine.  This thread keeps many NBD reads in
+ * flight on one connection; a writer thread hands finished pieces to the
+ * sink strictly in disk order.  Separating the two keeps the socket
+ * drained while the sink blocks in write(), so QEMU never idles. */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <libnbd.h>
 
@@ -13,6 +19,8 @@
 #define DEFAULT_REQ (1u << 20)
 #define DEFAULT_INFLIGHT 16
 
+/* Slot life: FREE -> BUSY (read issued) -> DONE (reply in) -> FREE (sunk).
+ * The ring, the states and the flags below are guarded by mu. */
 enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
 struct slot {
@@ -23,12 +31,14 @@ struct slot {
   uint64_t ext_off, ext_len;   /* the DATA extent the piece belongs to */
   bool first, last;
   char *buf;
+  struct copy *c;
 };
 
 struct copy {
   struct vb_nbd *n;
   const struct vb_sink *sink;
   struct vb_copy_stats *st;
+  const struct vb_copy_opts *o;
   struct vb_extiter it;
   struct vb_extent ext;        /* extent being cut into pieces */
   uint64_t pos;                /* next offset inside ext */
@@ -36,15 +46,24 @@ struct copy {
   uint32_t req;
   unsigned nslots, head, tail, used;
   struct slot *slots;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;           /* slot done, slot added, failure */
+  int efd;                     /* writer -> reader: a slot was freed */
+  bool reader_done, failed;
+  char *werr;                  /* the writer's error message */
 };
 
 static int
 read_done (void *opaque, int *error)
 {
   struct slot *s = opaque;
+  struct copy *c = s->c;
 
+  pthread_mutex_lock (&c->mu);
   s->err = *error;
   s->state = SLOT_DONE;
+  pthread_cond_broadcast (&c->cv);
+  pthread_mutex_unlock (&c->mu);
   return 1;
 }
 
@@ -81,12 +100,22 @@ next_piece (struct copy *c, struct slot *s)
   return 1;
 }
 
+
+static void
+fail (struct copy *c)
+{
+  pthread_mutex_lock (&c->mu);
+  c->failed = true;
+  pthread_cond_broadcast (&c->cv);
+  pthread_mutex_unlock (&c->mu);
+}
+
 static int
 issue (struct copy *c, struct slot *s)
 {
   if (s->type == VB_EXT_ZERO) {
-    s->state = SLOT_DONE;
     s->err = 0;
+    s->state = SLOT_DONE;
     return 0;
   }
   s->state = SLOT_BUSY;
@@ -102,23 +131,32 @@ issue (struct copy *c, struct slot *s)
   return 0;
 }
 
-/* Fill the ring with new requests. */
+/* Issue reads into free slots.  Never holds mu across libnbd calls: reply
+ * callbacks run inside them and take mu. */
 static int
 fill (struct copy *c)
 {
-  while (!c->eof && c->used < c->nslots) {
+  while (!c->eof) {
     struct slot *s = &c->slots[c->tail];
-    int r = next_piece (c, s);
-    if (r < 0)
+    bool room;
+    int r;
+
+    pthread_mutex_lock (&c->mu);
+    room = c->used < c->nslots && !c->failed;
+    pthread_mutex_unlock (&c->mu);
+    if (!room)
+      return 0;
+    if ((r = next_piece (c, s)) < 0 || (r > 0 && issue (c, s) < 0))
       return -1;
-    if (r == 0) {
-      c->eof = true;
-      break;
+    pthread_mutex_lock (&c->mu);
+    if (r == 0)
+      c->eof = c->reader_done = true;
+    else {
+      c->tail = (c->tail + 1) % c->nslots;
+      c->used++;
     }
-    if (issue (c, s) < 0)
-      return -1;
-    c->tail = (c->tail + 1) % c->nslots;
-    c->used++;
+    pthread_cond_broadcast (&c->cv);
+    pthread_mutex_unlock (&c->mu);
   }
   return 0;
 }
@@ -147,39 +185,106 @@ emit (struct copy *c, struct slot *s)
   return s->last ? k->end_data (k->op) : 0;
 }
 
-/* Hand every finished slot at the head of the ring to the sink. */
-static int
-drain (struct copy *c)
+static void
+wake_reader (struct copy *c)
 {
-  while (c->used && c->slots[c->head].state == SLOT_DONE) {
+  uint64_t one = 1;
+
+  if (write (c->efd, &one, sizeof one) < 0) {
+    /* The counter cannot overflow here; nothing to do. */
+  }
+}
+
+/* The writer thread: sink the slot at the head as soon as it is done. */
+static void *
+writer (void *arg)
+{
+  struct copy *c = arg;
+
+  pthread_mutex_lock (&c->mu);
+  for (;;) {
+    while (!c->failed && (c->used == 0 ||
+                          c->slots[c->head].state != SLOT_DONE)) {
+      if (c->used == 0 && c->reader_done)
+        goto out;
+      pthread_cond_wait (&c->cv, &c->mu);
+    }
+    if (c->failed)
+      break;
     struct slot *s = &c->slots[c->head];
-    if (emit (c, s) < 0)
-      return -1;
+    pthread_mutex_unlock (&c->mu);
+    int r = emit (c, s);
+    pthread_mutex_lock (&c->mu);
+    if (r < 0) {
+      c->werr = strdup (vb_get_error ());
+      c->failed = true;
+      break;
+    }
     s->state = SLOT_FREE;
     c->head = (c->head + 1) % c->nslots;
     c->used--;
+    pthread_mutex_unlock (&c->mu);
+    wake_reader (c);
+    pthread_mutex_lock (&c->mu);
+  }
+ out:
+  pthread_mutex_unlock (&c->mu);
+  wake_reader (c);
+  return NULL;
+}
+
+/* Wait for NBD traffic or for the writer to free a slot. */
+static int
+wait_events (struct copy *c)
+{
+  struct pollfd p[2] = { { .fd = c->efd, .events = POLLIN },
+                         { .fd = nbd_aio_get_fd (c->n->h) } };
+  unsigned dir = nbd_aio_get_direction (c->n->h);
+  uint64_t junk;
+
+  if (dir & LIBNBD_AIO_DIRECTION_READ)
+    p[1].events |= POLLIN;
+  if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+    p[1].events |= POLLOUT;
+  if (poll (p, 2, 200) < 0 && errno != EINTR) {
+    vb_set_error_errno (errno, "poll");
+    return -1;
+  }
+  if (p[0].revents & POLLIN && read (c->efd, &junk, sizeof junk) < 0) {
+    /* Nonblocking eventfd already drained: fine. */
+  }
+  if ((p[1].revents & (POLLIN | POLLHUP | POLLERR) &&
+       nbd_aio_notify_read (c->n->h) < 0) ||
+      (p[1].revents & POLLOUT && nbd_aio_notify_write (c->n->h) < 0)) {
+    vb_set_error ("%s: %s", c->n->export, nbd_get_error ());
+    return -1;
   }
   return 0;
 }
 
-static int
-copy_loop (struct copy *c, const struct vb_copy_opts *o)
+static bool
+finished (struct copy *c)
 {
-  for (;;) {
-    if (o && o->cancel && *o->cancel) {
+  bool done;
+
+  pthread_mutex_lock (&c->mu);
+  done = c->failed || (c->reader_done && c->used == 0);
+  pthread_mutex_unlock (&c->mu);
+  return done;
+}
+
+static int
+reader_loop (struct copy *c)
+{
+  while (!finished (c)) {
+    if (c->o && c->o->cancel && *c->o->cancel) {
       vb_set_error ("%s: interrupted", c->n->export);
       return -1;
     }
-    if (fill (c) < 0 || drain (c) < 0)
+    if (fill (c) < 0 || wait_events (c) < 0)
       return -1;
-    if (c->eof && !c->used)
-      return 0;
-    if (c->used && c->slots[c->head].state == SLOT_BUSY &&
-        nbd_poll (c->n->h, 1000) < 0) {
-      vb_set_error ("%s: %s", c->n->export, nbd_get_error ());
-      return -1;
-    }
   }
+  return 0;
 }
 
 /* Wait for reads still in flight so no callback touches freed slots. */
@@ -191,32 +296,68 @@ settle (struct copy *c)
       break;
 }
 
+static int
+alloc_slots (struct copy *c)
+{
+  c->slots = calloc (c->nslots, sizeof *c->slots);
+  if (!c->slots)
+    return -1;
+  for (unsigned i = 0; i < c->nslots; i++)
+    if (!(c->slots[i].buf = malloc (c->req)))
+      return -1;
+    else
+      c->slots[i].c = c;
+  return 0;
+}
+
+static void
+free_copy (struct copy *c)
+{
+  for (unsigned i = 0; c->slots && i < c->nslots; i++)
+    free (c->slots[i].buf);
+  free (c->slots);
+  free (c->werr);
+  if (c->efd >= 0)
+    close (c->efd);
+  vb_extiter_free (&c->it);
+}
+
 int
 vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
              const struct vb_copy_opts *o, struct vb_copy_stats *st)
 {
-  struct copy c = { .n = n, .sink = sink, .st = st };
-  int r = -1;
+  struct copy c = { .n = n, .sink = sink, .st = st, .o = o, .efd = -1,
+                    .mu = PTHREAD_MUTEX_INITIALIZER,
+                    .cv = PTHREAD_COND_INITIALIZER };
+  pthread_t th;
+  int r;
 
   memset (st, 0, sizeof *st);
   c.req = o && o->req_size ? o->req_size : DEFAULT_REQ;
   c.nslots = o && o->max_inflight ? o->max_inflight : DEFAULT_INFLIGHT;
-  c.slots = calloc (c.nslots, sizeof *c.slots);
-  if (!c.slots)
-    goto out;
-  for (unsigned i = 0; i < c.nslots; i++)
-    if (!(c.slots[i].buf = malloc (c.req)))
-      goto out;
   vb_extiter_init (&c.it, n, 0);
-  r = copy_loop (&c, o);
+  if (alloc_slots (&c) < 0 ||
+      (c.efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    vb_set_error ("%s: out of memory", n->export);
+    free_copy (&c);
+    return -1;
+  }
+  if (pthread_create (&th, NULL, writer, &c) != 0) {
+    vb_set_error ("%s: cannot start the writer thread", n->export);
+    free_copy (&c);
+    return -1;
+  }
+  r = reader_loop (&c);
   if (r < 0)
-    settle (&c);
-  vb_extiter_free (&c.it);
- out:
-  if (!c.slots || (r < 0 && !*vb_get_error ()))
-    vb_set_error ("out of memory");
-  for (unsigned i = 0; c.slots && i < c.nslots; i++)
-    free (c.slots[i].buf);
-  free (c.slots);
+    fail (&c);
+  pthread_join (th, NULL);
+  settle (&c);
+  if (c.werr) {
+    vb_set_error_str (c.werr);
+    r = -1;
+  }
+  else if (r == 0 && c.failed)
+    r = -1;
+  free_copy (&c);
   return r;
 }

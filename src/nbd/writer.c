@@ -260,15 +260,21 @@ vb_nbd_writer_zero (struct vb_nbd_writer *w, uint64_t offset, uint64_t len)
 }
 
 int
+vb_nbd_writer_drain (struct vb_nbd_writer *w)
+{
+  while (nbd_aio_in_flight (w->h) > 0)
+    if (poll_once (w) == -1)
+      return -1;
+  return w->err ? set_request_error (w) : 0;
+}
+
+int
 vb_nbd_writer_finish (struct vb_nbd_writer *w)
 {
   int64_t cookie;
 
-  while (nbd_aio_in_flight (w->h) > 0)
-    if (poll_once (w) == -1)
-      return -1;
-  if (w->err)
-    return set_request_error (w);
+  if (vb_nbd_writer_drain (w) == -1)
+    return -1;
   cookie = nbd_aio_flush (w->h, NBD_NULL_COMPLETION, 0);
   if (cookie == -1) {
     vb_set_error ("NBD flush: %s", nbd_get_error ());

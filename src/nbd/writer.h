@@ -41,6 +41,10 @@ void vb_nbd_writer_release (struct vb_nbd_writer *w, void *buf);
  * requests the server accepts). */
 int vb_nbd_writer_zero (struct vb_nbd_writer *w, uint64_t offset,
                         uint64_t len);
+/* Wait for every request in flight.  NBD servers may complete overlapping
+ * requests in any order, so callers drain between writes that may overlap
+ * (one data file and the next). */
+int vb_nbd_writer_drain (struct vb_nbd_writer *w);
 /* Wait for all requests, then flush.  0 or -1. */
 int vb_nbd_writer_finish (struct vb_nbd_writer *w);
 /* Disconnect (after finish) and free.  Safe on NULL. */

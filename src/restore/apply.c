@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,9 +105,28 @@ apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
   return n;
 }
 
-int
-vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
-               bool skip_zero, struct vb_apply_stats *st)
+/* The .chksum covers the whole file, so it is checked by a thread reading
+ * the file alongside the writes rather than in a second pass after them. */
+struct sumcheck {
+  const struct vb_chain_file *f;
+  int ret;
+  char msg[1024];
+};
+
+static void *
+sum_thread (void *opaque)
+{
+  struct sumcheck *sc = opaque;
+
+  sc->ret = vb_check_chksum (sc->f->path, sc->f->name);
+  if (sc->ret == -1)
+    snprintf (sc->msg, sizeof sc->msg, "%s", vb_get_error ());
+  return NULL;
+}
+
+static int
+apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
+              bool skip_zero, struct vb_apply_stats *st)
 {
   CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
   struct vb_reader *r;
@@ -120,5 +141,29 @@ vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
     return -1;
   ret = apply_frames (w, r, f, skip_zero, st);
   vb_reader_close (r);
+  /* The next file may overwrite what this one wrote: keep the order. */
+  if (ret == 0)
+    ret = vb_nbd_writer_drain (w);
+  return ret;
+}
+
+int
+vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
+               bool skip_zero, struct vb_apply_stats *st)
+{
+  struct sumcheck sc = { .f = f };
+  pthread_t th;
+  bool threaded = pthread_create (&th, NULL, sum_thread, &sc) == 0;
+  int ret;
+
+  if (!threaded)
+    sum_thread (&sc);
+  ret = apply_stream (w, f, skip_zero, st);
+  if (threaded)
+    pthread_join (th, NULL);
+  if (ret == 0 && sc.ret == -1) {
+    vb_set_error_str (sc.msg);
+    ret = -1;
+  }
   return ret;
 }

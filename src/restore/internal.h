@@ -44,6 +44,11 @@ struct vb_apply_stats {
 int vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
                    bool skip_zero, struct vb_apply_stats *st);
 
+/* Check PATH against PATH.chksum (adler32 of every byte, decimal, as
+ * virtnbdbackup 2.x writes it).  1 matched, 0 no .chksum, -1 mismatch or
+ * error (NAME in the message).  Thread-safe. */
+int vb_check_chksum (const char *path, const char *name);
+
 /* Define XML in libvirt at URI; returns the new domain's name. */
 char *vb_define_domain (const char *uri, const char *xml);
 

@@ -175,7 +175,9 @@ plan (struct run *rn)
     return -1;
   if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1)
     return -1;
-  if (vb_mkdir_p (o->outdir, 0700) == -1)
+  /* 0755: a VM defined on the images must reach them as QEMU's user
+   * (libvirt relabels the image files themselves, which are 0600). */
+  if (vb_mkdir_p (o->outdir, 0755) == -1)
     return -1;
   rn->outdir = realpath (o->outdir, NULL);
   if (!rn->outdir) {

@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "restore/internal.h"
 #include "restore/restore.h"
 
 #define BUFSZ (1u << 20)
@@ -81,18 +82,19 @@ read_stream (const struct vb_chain_file *f, char *buf, uint64_t *bytes)
 
 /* adler32 of the whole file, as virtnbdbackup 2.x stores it in
  * <file>.chksum (decimal, no newline).  1 checked, 0 none, -1 problem. */
-static int
-check_chksum (const struct vb_chain_file *f, char *buf)
+int
+vb_check_chksum (const char *path, const char *name)
 {
-  CLEANUP_FREE char *cpath = NULL, *text = NULL;
+  CLEANUP_FREE char *cpath = NULL, *text = NULL, *buf = NULL;
   CLEANUP_CLOSE int fd = -1;
   uLong sum = adler32 (0, Z_NULL, 0);
   unsigned long long want;
+  uint64_t total = 0;
   size_t len;
   ssize_t n;
   char *end;
 
-  if (asprintf (&cpath, "%s.chksum", f->path) < 0)
+  if (asprintf (&cpath, "%s.chksum", path) < 0)
     return -1;
   if (access (cpath, F_OK) == -1)
     return 0;
@@ -102,23 +104,27 @@ check_chksum (const struct vb_chain_file *f, char *buf)
   errno = 0;
   want = strtoull (text, &end, 10);
   if (errno || end == text || (*end && *end != '\n')) {
-    vb_set_error ("%s.chksum: not a decimal checksum", f->name);
+    vb_set_error ("%s.chksum: not a decimal checksum", name);
     return -1;
   }
-  fd = open (f->path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    vb_set_error_errno (errno, "%s", f->name);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  buf = malloc (BUFSZ);
+  if (fd == -1 || !buf) {
+    vb_set_error_errno (errno, "%s", name);
     return -1;
   }
-  while ((n = read (fd, buf, BUFSZ)) > 0)
+  while ((n = read (fd, buf, BUFSZ)) > 0) {
     sum = adler32_z (sum, (const Bytef *) buf, n);
+    total += n;
+  }
   if (n < 0) {
-    vb_set_error_errno (errno, "%s", f->name);
+    vb_set_error_errno (errno, "%s: offset %" PRIu64, name, total);
     return -1;
   }
   if (sum != want) {
-    vb_set_error ("%s: adler32 of the file is %lu but %s.chksum says %llu",
-                  f->name, (unsigned long) sum, f->name, want);
+    vb_set_error ("%s: offset 0 to %" PRIu64 ": adler32 of the file is %lu "
+                  "but %s.chksum says %llu: the file was changed after the "
+                  "backup", name, total, (unsigned long) sum, name, want);
     return -1;
   }
   return 1;
@@ -134,7 +140,7 @@ verify_file (const struct vb_chain_file *f, char *buf,
   /* The chain already reported an unreadable meta frame. */
   if (f->meta_ok && read_stream (f, buf, &rep->bytes) == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
-  r = check_chksum (f, buf);
+  r = vb_check_chksum (f->path, f->name);
   if (r == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
   else if (r == 1)

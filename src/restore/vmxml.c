@@ -41,15 +41,27 @@ child (xmlNodePtr parent, const char *name)
   return NULL;
 }
 
+/* Unlink N with the indentation before it, so no blank line remains. */
+static void
+drop (xmlNodePtr n)
+{
+  xmlNodePtr prev = n->prev;
+
+  if (prev && xmlNodeIsText (prev) && xmlIsBlankNode (prev)) {
+    xmlUnlinkNode (prev);
+    xmlFreeNode (prev);
+  }
+  xmlUnlinkNode (n);
+  xmlFreeNode (n);
+}
+
 static void
 remove_children (xmlNodePtr parent, const char *name)
 {
   xmlNodePtr n;
 
-  while ((n = child (parent, name)) != NULL) {
-    xmlUnlinkNode (n);
-    xmlFreeNode (n);
-  }
+  while ((n = child (parent, name)) != NULL)
+    drop (n);
 }
 
 char *
@@ -91,17 +103,22 @@ find_disk (xmlNodePtr disk, const struct vb_xml_disk *disks, size_t n)
 static void
 retarget (xmlNodePtr disk, const struct vb_xml_disk *d)
 {
-  xmlNodePtr src, drv = child (disk, "driver");
+  xmlNodePtr src = child (disk, "source"), drv = child (disk, "driver");
 
-  remove_children (disk, "source");
   remove_children (disk, "backingStore");
   xmlSetProp (disk, BAD_CAST "type", BAD_CAST (d->block ? "block" : "file"));
-  src = xmlNewNode (NULL, BAD_CAST "source");
+  if (src) {
+    /* Replace it in place, dropping attributes of the old host's source
+     * (pool, volume, protocol) along with it. */
+    xmlNodePtr nsrc = xmlNewNode (NULL, BAD_CAST "source");
+    xmlReplaceNode (src, nsrc);
+    xmlFreeNode (src);
+    src = nsrc;
+  }
+  else
+    src = xmlNewChild (disk, NULL, BAD_CAST "source", NULL);
   xmlSetProp (src, BAD_CAST (d->block ? "dev" : "file"), BAD_CAST d->path);
-  if (drv)
-    xmlAddNextSibling (drv, src);
-  else {
-    xmlAddChild (disk, src);
+  if (!drv) {
     drv = xmlNewChild (disk, NULL, BAD_CAST "driver", NULL);
     xmlSetProp (drv, BAD_CAST "name", BAD_CAST "qemu");
   }
@@ -132,10 +149,8 @@ adjust_disks (xmlNodePtr devices, const struct vb_xml_disk *disks, size_t n)
     }
     if ((d = find_disk (dn, disks, n)) != NULL)
       retarget (dn, d);
-    else {
-      xmlUnlinkNode (dn);
-      xmlFreeNode (dn);
-    }
+    else
+      drop (dn);
   }
 }
 
@@ -154,6 +169,7 @@ vb_adjust_domain_xml (const char *xml, size_t len,
     return NULL;
   root = xmlDocGetRootElement (doc);
   remove_children (root, "uuid");
+  xmlUnsetProp (root, BAD_CAST "id");     /* saved from a running domain */
   nm = child (root, "name");
   if (!nm)
     nm = xmlNewChild (root, NULL, BAD_CAST "name", NULL);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -222,6 +223,22 @@ vb_backup_begin (struct vb_domain *d, const struct vb_backup_spec *s)
   return saved_error (saved, d, "start backup");
 }
 
+/* libvirt reports the abort before QEMU has torn the job down; a new job
+ * started in that window is refused, so wait until it is really gone. */
+static int
+wait_job_gone (struct vb_domain *d)
+{
+  for (int i = 0; i < 600; i++) {
+    int kind = job_kind (d);
+    if (kind <= 0)
+      return kind;
+    usleep (50000);
+  }
+  vb_set_error ("domain '%s': the backup job did not end within 30 s",
+                d->name);
+  return -1;
+}
+
 int
 vb_backup_end (struct vb_domain *d)
 {
@@ -232,7 +249,7 @@ vb_backup_end (struct vb_domain *d)
   if (kind <= 0 || kind == 2)
     return kind < 0 ? -1 : 0;
   if (virDomainAbortJob (d->dom) == 0)
-    return 0;
+    return wait_job_gone (d);
   /* The job may have ended meanwhile ("no job is active"). */
   saved = virSaveLastError ();
   kind = job_kind (d);

@@ -5,7 +5,8 @@
 # SATA disks.  The guest mounts every data disk as ext4 at /mnt/<dev>
 # (formatting a blank one first), runs the guest agent on the virtio port
 # org.qemu.guest_agent.0 with its log in /run/qga.log, and powers off on an
-# ACPI power button.  Kernel option vbtest.noagent keeps the agent off.
+# ACPI power button.  Kernel option vbtest.noagent keeps the agent off;
+# vbtest.debug lists modules, virtio devices and the kernel log on the console.
 #
 #   tests/guest/build-tiny-guest.sh [CACHEDIR]
 #
@@ -97,7 +98,7 @@ write_init_files () {
   cat >"$root/etc/inittab" <<'EOF'
 ::sysinit:/etc/rc.sysinit
 ::respawn:/etc/rc.agent
-::respawn:/sbin/acpid -f
+::respawn:/sbin/acpid -f -l /run/acpid.log
 ttyS0::respawn:/sbin/getty -n -l /bin/sh 115200 ttyS0
 ::shutdown:/etc/rc.shutdown
 EOF
@@ -122,6 +123,9 @@ for s in /sys/block/sd* /sys/block/vd*; do
   mkdir -p /mnt/$d
   mount -t ext4 /dev/$d /mnt/$d && echo "tinyguest: mounted /dev/$d on /mnt/$d"
 done
+if grep -qw vbtest.debug /proc/cmdline; then
+  lsmod; ls -l /sys/bus/virtio/devices/ /sys/class/virtio-ports/; dmesg | tail -40
+fi
 echo "tinyguest: up"
 EOF
   cat >"$root/etc/rc.agent" <<'EOF'
@@ -131,9 +135,15 @@ grep -qw vbtest.noagent /proc/cmdline && exec sleep 1000000
 for p in /sys/class/virtio-ports/vport*; do
   [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
   ln -sf /dev/${p##*/} /dev/virtio-ports/org.qemu.guest_agent.0
-  exec /usr/sbin/qemu-ga -m virtio-serial -p /dev/${p##*/} -t /run/qga -l /run/qga.log
+  mkdir -p /run/qga
+  /usr/sbin/qemu-ga -m virtio-serial -p /dev/${p##*/} -t /run/qga -f /run/qemu-ga.pid \
+    -l /run/qga.log -v
+  echo "tinyguest: qemu-ga exited with $?:"; tail -5 /run/qga.log
+  sleep 1
+  exit
 done
-exec sleep 1000000
+# The port may not be there yet: init runs this again.
+sleep 1
 EOF
   cat >"$root/etc/rc.shutdown" <<'EOF'
 #!/bin/sh
@@ -157,9 +167,10 @@ EOF
 
 build_initramfs () {
   local kroot=$1 kver=$2 root=$3 d
-  for d in bin sbin usr/bin usr/sbin etc proc sys dev run tmp mnt lib/modules; do
+  for d in bin sbin usr/bin usr/sbin etc proc sys dev run tmp mnt lib/modules var/log; do
     mkdir -p "$root/$d"
   done
+  ln -s ../run "$root/var/run"
   install -m 0755 "$(command -v busybox)" "$root/bin/busybox"
   # Links by hand: "busybox --install" would point them at the host path.
   for d in $("$root/bin/busybox" --list-full); do

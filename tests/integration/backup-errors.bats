@@ -12,7 +12,10 @@ setup () {
   load_lib
   VM=vbe-$BATS_TEST_NUMBER
   T=$BATS_TEST_TMPDIR
-  rm -rf /var/tmp/virtback.*
+  # Each test gets its own scratch dir, so leftovers are its own.
+  SCRATCH=$T/scratch
+  mkdir -p "$SCRATCH"
+  export VB_SCRATCH_OPT="-S $SCRATCH"
 }
 
 teardown () {
@@ -22,23 +25,23 @@ teardown () {
 one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 ]; }
 
 @test "wrong options are usage errors (exit 2)" {
-  vbk backup -o "$T/b"
+  vbk backup $VB_SCRATCH_OPT -o "$T/b"
   [ "$status" -eq 2 ]
   [[ "$output" == *"-d DOMAIN"* ]]
-  vbk backup -d x -o "$T/b" -l weekly
+  vbk backup $VB_SCRATCH_OPT -d x -o "$T/b" -l weekly
   [ "$status" -eq 2 ]
   [[ "$output" == *"invalid level"* ]]
-  vbk backup -d x -o "$T/b" -l inc -t raw
+  vbk backup $VB_SCRATCH_OPT -d x -o "$T/b" -l inc -t raw
   [ "$status" -eq 2 ]
-  vbk backup -d x -o "$T/b" -w 0
+  vbk backup $VB_SCRATCH_OPT -d x -o "$T/b" -w 0
   [ "$status" -eq 2 ]
-  vbk backup --help
+  vbk backup $VB_SCRATCH_OPT --help
   [ "$status" -eq 0 ]
   [[ "$output" == *"--checkpoint-prefix"* ]]
 }
 
 @test "unknown domain" {
-  vbk backup -d no-such-vm-here -o "$T/b" -l full
+  vbk backup $VB_SCRATCH_OPT -d no-such-vm-here -o "$T/b" -l full
   [ "$status" -eq 1 ]
   one_line
   [[ "$output" == *"does not exist"* ]]
@@ -48,7 +51,7 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
 @test "domain not running" {
   vb_make_vm "$VM" 64M
   vsh destroy "$VM"
-  vbk backup -d "$VM" -o "$T/b" -l full
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full
   [ "$status" -eq 1 ]
   [[ "$output" == *"not running"* ]]
 }
@@ -56,7 +59,7 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
 @test "inc or diff without a chain asks for a full backup" {
   vb_make_vm "$VM" 64M
   for l in inc diff; do
-    vbk backup -d "$VM" -o "$T/b" -l $l -n
+    vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l $l -n
     [ "$status" -eq 1 ]
     [[ "$output" == *"run a full backup first"* ]]
   done
@@ -67,7 +70,7 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
   vb_make_vm "$VM" 64M
   mkdir -p "$T/b" && echo keep > "$T/b/precious"
   for l in full copy; do
-    vbk backup -d "$VM" -o "$T/b" -l $l -n
+    vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l $l -n
     [ "$status" -eq 1 ]
     [[ "$output" == *"not empty"* ]]
   done
@@ -76,10 +79,10 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
 
 @test "qcow2 v2 disks: persistent bitmaps need v3, copy works" {
   vb_make_vm "$VM" 64M 1 compat=0.10
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"persistent bitmaps need qcow2 v3: use -l copy"* ]]
-  vbk backup -d "$VM" -o "$T/c" -l copy -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/c" -l copy -n
   [ "$status" -eq 0 ]
 }
 
@@ -91,10 +94,10 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
 <disks><disk name='sda' backup='yes' type='file'><scratch file='$d/scratch.qcow2'/></disk></disks></domainbackup>
 XML
   vsh backup-begin "$VM" "$T/job.xml"
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"-k"* ]]
-  vbk backup -d "$VM" -o "$T/b" -l full -n -k
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n -k
   [ "$status" -eq 0 ]
   assert_clean "$VM" "$T/b"
   rm -rf "$d"
@@ -103,7 +106,7 @@ XML
 @test "checkpoints of another prefix are refused and never deleted" {
   vb_make_vm "$VM" 64M
   vsh checkpoint-create-as "$VM" other.1 >/dev/null
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"other.1"* ]]
   [ "$(vb_checkpoints "$VM")" = other.1 ]
@@ -111,7 +114,7 @@ XML
 
 @test "target not writable: the message names it" {
   vb_make_vm "$VM" 64M
-  vbk backup -d "$VM" -o /proc/virtback-nope -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o /proc/virtback-nope -l full -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"/proc/virtback-nope"* ]]
   assert_clean "$VM"
@@ -122,7 +125,7 @@ XML
   vb_make_vm "$VM" 256M
   vb_guest_io "$VM" sda "write -P 0x42 0 64M"
   mkdir -p "$T/small" && mount -t tmpfs -o size=8m tmpfs "$T/small"
-  vbk backup -d "$VM" -o "$T/small/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/small/b" -l full -n
   echo "$output"
   [ "$status" -eq 1 ]
   [[ "$output" == *"target full"* ]]
@@ -138,7 +141,7 @@ XML
   for sig in TERM INT; do
     rm -rf "$T/b"
     # tiny requests, one in flight: slow enough to be interrupted mid-copy
-    "$VIRTBACK" backup -d "$VM" -o "$T/b" -l full -n --request-size 4096 --inflight 1 2>"$T/err" &
+    "$VIRTBACK" backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n --request-size 4096 --inflight 1 2>"$T/err" &
     pid=$!
     for i in $(seq 100); do ls "$T/b"/*.partial >/dev/null 2>&1 && break; sleep 0.1; done
     kill -$sig $pid
@@ -150,25 +153,25 @@ XML
     [ ! -e "$T/b/$VM.cpt" ]
   done
   rm -rf "$T/b"
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 0 ]
 }
 
 @test "kill -9 during an inc: the stale job is cleared with -k, the chain continues" {
   vb_make_vm "$VM" 512M
   vb_guest_io "$VM" sda "write -P 0x42 0 16M"
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 0 ]
   vb_guest_io "$VM" sda "write -P 0x43 0 256M"
-  "$VIRTBACK" backup -d "$VM" -o "$T/b" -l inc -n --request-size 4096 --inflight 1 2>/dev/null &
+  "$VIRTBACK" backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n --request-size 4096 --inflight 1 2>/dev/null &
   pid=$!
   for i in $(seq 100); do ls "$T/b"/*.partial >/dev/null 2>&1 && break; sleep 0.1; done
   kill -9 $pid
   wait $pid || true
-  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"-k"* ]]
-  vbk backup -d "$VM" -o "$T/b" -l inc -n -k
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n -k
   echo "$output"
   [ "$status" -eq 0 ]
   # the killed run's checkpoint never became a parent: the new inc starts at virtback.0
@@ -176,33 +179,36 @@ XML
   grep -a -q '"parentCheckpoint": "virtback.0"' "$f"
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0", "virtback.1"]' ]
   ! ls "$T/b"/*.partial 2>/dev/null
-  rm -rf /var/tmp/virtback.*
+  # Each test gets its own scratch dir, so leftovers are its own.
+  SCRATCH=$T/scratch
+  mkdir -p "$SCRATCH"
+  export VB_SCRATCH_OPT="-S $SCRATCH"
 }
 
 @test "a disk added after the full: inc refuses naming it; -x leaves it out" {
   vb_make_vm "$VM" 64M
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 0 ]
   vsh destroy "$VM"
   qemu-img create -q -f qcow2 "$VB_IMG_DIR/$VM-sdb.qcow2" 32M
   vsh attach-disk "$VM" "$VB_IMG_DIR/$VM-sdb.qcow2" sdb --subdriver qcow2 --targetbus sata --config >/dev/null
   vsh start "$VM" >/dev/null
-  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"disk sdb is not part of checkpoint virtback.0"* ]]
-  vbk backup -d "$VM" -o "$T/b" -l inc -n -x sdb
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n -x sdb
   [ "$status" -eq 0 ]
 }
 
 @test "checkpoints lost by libvirt are redefined from DIR/checkpoints and the chain goes on" {
   vb_make_vm "$VM" 64M
   vb_guest_io "$VM" sda "write -P 0x1 0 1M"
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 0 ]
   vsh checkpoint-delete "$VM" virtback.0 --metadata
   [ -z "$(vb_checkpoints "$VM")" ]
   vb_guest_io "$VM" sda "write -P 0x2 2M 1M"
-  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
   echo "$output"
   [ "$status" -eq 0 ]
   [[ "$output" == *"redefined lost checkpoint virtback.0"* ]]
@@ -211,10 +217,10 @@ XML
 
 @test "a lost bitmap makes inc fail naming the fix, with nothing left behind" {
   vb_make_vm "$VM" 64M
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 0 ]
   vsh qemu-monitor-command "$VM" '{"execute":"block-dirty-bitmap-remove","arguments":{"node":"libvirt-1-format","name":"virtback.0"}}'
-  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"bitmap"*"run a full backup (-l full)"* ]]
   assert_clean "$VM" "$T/b"

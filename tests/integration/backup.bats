@@ -12,7 +12,10 @@ setup () {
   load_lib
   VM=vbt-$BATS_TEST_NUMBER
   T=$BATS_TEST_TMPDIR
-  rm -rf /var/tmp/virtback.*
+  # Each test gets its own scratch dir, so leftovers are its own.
+  SCRATCH=$T/scratch
+  mkdir -p "$SCRATCH"
+  export VB_SCRATCH_OPT="-S $SCRATCH"
 }
 
 teardown () {
@@ -22,7 +25,7 @@ teardown () {
 @test "full backup writes the layout with private modes and a valid checksum" {
   vb_make_vm "$VM" 256M
   vb_guest_io "$VM" sda "write -P 0x11 0 1M" "write -P 0x22 64M 3M"
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   echo "$output"
   [ "$status" -eq 0 ]
   assert_clean "$VM" "$T/b"
@@ -48,7 +51,7 @@ teardown () {
   vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
   for z in "" "-z"; do
     rm -rf "$T/b" "$T/r"
-    vbk backup -d "$VM" -o "$T/b" -l full -n $z
+    vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n $z
     [ "$status" -eq 0 ]
     virtnbdrestore -i "$T/b" -o "$T/r" >/dev/null 2>&1
     vb_compare "$T/snap.qcow2" "$T/r/$VM-sda.qcow2"
@@ -60,10 +63,10 @@ teardown () {
 @test "full then incrementals: dirty extents only, zeroed ranges become zero frames" {
   vb_make_vm "$VM" 256M
   vb_guest_io "$VM" sda "write -P 0x11 0 8M" "write -P 0x12 100M 8M"
-  vbk backup -d "$VM" -o "$T/b" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 0 ]
   vb_guest_io "$VM" sda "write -P 0x21 1M 1M" "write -z 100M 2M"
-  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
   [ "$status" -eq 0 ]
   f="$T/b/sda.inc.virtback.1.data"
   [ -f "$f" ]
@@ -73,7 +76,7 @@ teardown () {
   grep -a -q '^zero 0000000006400000 0000000000200000' "$f"
   [ "$(grep -a -c '^data ' "$f")" -eq 1 ]
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0", "virtback.1"]' ]
-  vbk backup -d "$VM" -o "$T/b" -l inc -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
   [ "$status" -eq 0 ]
   # nothing changed: no data frame at all
   [ "$(grep -a -c '^data ' "$T/b/sda.inc.virtback.2.data")" -eq 0 ]
@@ -84,15 +87,15 @@ teardown () {
 @test "diff backups do not create checkpoints; auto picks full then inc" {
   vb_make_vm "$VM" 64M
   vb_guest_io "$VM" sda "write -P 0x11 0 1M"
-  vbk backup -d "$VM" -o "$T/b" -l auto -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l auto -n
   [ "$status" -eq 0 ]
   [ -f "$T/b/sda.full.data" ]
   vb_guest_io "$VM" sda "write -P 0x12 2M 1M"
-  vbk backup -d "$VM" -o "$T/b" -l diff -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l diff -n
   [ "$status" -eq 0 ]
   ls "$T/b"/sda.diff.*.data
   [ "$(vb_checkpoints "$VM")" = virtback.0 ]
-  vbk backup -d "$VM" -o "$T/b" -l auto -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l auto -n
   [ "$status" -eq 0 ]
   [ -f "$T/b/sda.inc.virtback.1.data" ]
 }
@@ -101,11 +104,11 @@ teardown () {
   vb_make_vm "$VM" 64M
   vb_guest_io "$VM" sda "write -P 0x55 3M 5M"
   vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
-  vbk backup -d "$VM" -o "$T/c" -l copy -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/c" -l copy -n
   [ "$status" -eq 0 ]
   [ -f "$T/c/sda.copy.data" ]
   [ -z "$(vb_checkpoints "$VM")" ]
-  vbk backup -d "$VM" -o "$T/r" -l copy -t raw -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/r" -l copy -t raw -n
   [ "$status" -eq 0 ]
   qemu-img compare -q -f raw "$T/r/sda.copy.data" "$T/snap.qcow2"
   [ "$(stat -c %s "$T/r/sda.copy.data")" -eq $((64 * 1024 * 1024)) ]
@@ -115,12 +118,12 @@ teardown () {
 @test "-p prints the estimate and writes nothing; --json summarises" {
   vb_make_vm "$VM" 64M
   vb_guest_io "$VM" sda "write -P 0x55 0 3M"
-  vbk backup -d "$VM" -o "$T/p" -l full -p
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/p" -l full -p
   [ "$status" -eq 0 ]
   [[ "$output" == *"sda: 3145728 bytes"* ]]
   [ ! -e "$T/p" ]
   [ -z "$(vb_checkpoints "$VM")" ]
-  run bash -c "'$VIRTBACK' backup -d '$VM' -o '$T/j' -l full --json 2>/dev/null"
+  run bash -c "'$VIRTBACK' backup $VB_SCRATCH_OPT -d '$VM' -o '$T/j' -l full --json 2>/dev/null"
   [ "$status" -eq 0 ]
   echo "$output" | python3 -c 'import json,sys; j=json.load(sys.stdin); d=j["disks"][0]; assert d["disk"]=="sda" and d["bytesRead"]==3145728 and d["dataExtents"]==1, j'
 }
@@ -129,16 +132,16 @@ teardown () {
   vb_make_vm "$VM" 64M 2
   vb_guest_io "$VM" sda "write -P 0x1 0 1M"
   vb_guest_io "$VM" sdb "write -P 0x2 0 2M"
-  vbk backup -d "$VM" -o "$T/a" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/a" -l full -n
   [ "$status" -eq 0 ]
   [ -f "$T/a/sda.full.data" ] && [ -f "$T/a/sdb.full.data" ]
-  vbk backup -d "$VM" -o "$T/x" -l copy -x sda -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/x" -l copy -x sda -n
   [ "$status" -eq 0 ]
   [ ! -e "$T/x/sda.copy.data" ] && [ -f "$T/x/sdb.copy.data" ]
-  vbk backup -d "$VM" -o "$T/i" -l copy -i sda -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/i" -l copy -i sda -n
   [ "$status" -eq 0 ]
   [ -f "$T/i/sda.copy.data" ] && [ ! -e "$T/i/sdb.copy.data" ]
-  vbk backup -d "$VM" -o "$T/n" -l copy -i sdz -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/n" -l copy -i sdz -n
   [ "$status" -ne 0 ]
   [[ "$output" == *"no disk 'sdz'"* ]]
 }
@@ -147,18 +150,18 @@ teardown () {
   vb_make_vm "$VM" 64M 2 "" sdb
   vb_guest_io "$VM" sdb "write -P 0x7 1M 1M"
   vb_snapshot_raw () { qemu-img convert -U -f raw -O raw "$VB_IMG_DIR/$VM-sdb.raw" "$T/sdb.raw"; }
-  vbk backup -d "$VM" -o "$T/a" -l full -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/a" -l full -n
   [ "$status" -eq 0 ]
   [[ "$output" == *"skipping disk sdb"* ]]
   [ ! -e "$T/a/sdb.full.data" ]
-  vbk backup -d "$VM" -o "$T/b" -l full -r -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -r -n
   [ "$status" -eq 0 ]
   [ -f "$T/b/sdb.copy.data" ]
   [ -f "$T/b/sda.full.data" ]
   vb_snapshot_raw
   cmp "$T/b/sdb.copy.data" "$T/sdb.raw"
   # an incremental leaves the raw disk out with a note
-  vbk backup -d "$VM" -o "$T/b" -l inc -r -n
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -r -n
   [ "$status" -eq 0 ]
   [[ "$output" == *"skipping raw disk sdb"* ]]
 }

@@ -8,7 +8,8 @@ load_lib () {
 assert_clean () {
   local vm=$1 dir=$2
   vb_no_job "$vm" || { echo "job left on $vm"; return 1; }
-  ! ls -d /var/tmp/virtback.* 2>/dev/null | grep -q . || { echo "private dir left"; ls -d /var/tmp/virtback.*; return 1; }
+  # Private directories are checked under the scratch dir the test gave (-S).
+  [ -z "${SCRATCH:-}" ] || [ -z "$(ls -A "$SCRATCH")" ] || { echo "private dir left"; ls -la "$SCRATCH"; return 1; }
   [ -z "$dir" ] || ! ls "$dir"/*.partial 2>/dev/null | grep -q . || { echo "partial left"; return 1; }
 }
 
@@ -16,4 +17,5 @@ assert_clean () {
 adler () { python3 -c 'import sys,zlib; print(zlib.adler32(open(sys.argv[1],"rb").read()))' "$1"; }
 
 # Run virtback and keep output in $output/$status like bats 'run'.
-vbk () { run "$VIRTBACK" "$@"; }
+# The output is echoed so that bats shows it when the test fails.
+vbk () { run "$VIRTBACK" "$@"; echo "virtback $*: status $status"; echo "$output"; }

@@ -13,7 +13,7 @@ tg_build () { "$VB_ROOT/tests/guest/build-tiny-guest.sh" "$TG_DIR" >/dev/null; }
 # noagent: the channel is there but the guest runs no agent.
 # nochannel: no agent channel at all.
 tg_make_vm () {
-  local name=$1 mode=${2:-} cmdline="console=ttyS0 panic=-1 quiet" channel
+  local name=$1 mode=${2:-} cmdline="console=ttyS0 panic=-1 quiet ${VB_GUEST_CMDLINE:-}" channel
   channel="<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
   [ "$mode" = noagent ] && cmdline+=" vbtest.noagent"
   [ "$mode" = nochannel ] && channel=""
@@ -72,7 +72,7 @@ tg_agent () { vsh qemu-agent-command "$1" "$2"; }
 
 # tg_json EXPR: evaluate a Python expression over the JSON document on stdin
 # (bound to j).
-tg_json () { python3 -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if isinstance(r,(str,int)) else json.dumps(r))' "$1"; }
+tg_json () { python3 2>/dev/null -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if isinstance(r,(str,int)) else json.dumps(r))' "$1"; }
 
 # tg_exec NAME SCRIPT [STDIN-FILE]: run SCRIPT with /bin/sh in the guest
 # through guest-exec, with STDIN-FILE as its input.  Prints the guest's
