@@ -13,13 +13,15 @@ setup () {
   VM=vbe-$BATS_TEST_NUMBER
   T=$BATS_TEST_TMPDIR
   # Each test gets its own scratch dir, so leftovers are its own.
-  SCRATCH=$T/scratch
-  mkdir -p "$SCRATCH"
+  # (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket)
+  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
+  chmod 755 "$SCRATCH"
   export VB_SCRATCH_OPT="-S $SCRATCH"
 }
 
 teardown () {
   vb_destroy_vm "$VM"
+  rm -rf "$SCRATCH"
 }
 
 one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 ]; }
@@ -180,8 +182,9 @@ XML
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0", "virtback.1"]' ]
   ! ls "$T/b"/*.partial 2>/dev/null
   # Each test gets its own scratch dir, so leftovers are its own.
-  SCRATCH=$T/scratch
-  mkdir -p "$SCRATCH"
+  # (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket)
+  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
+  chmod 755 "$SCRATCH"
   export VB_SCRATCH_OPT="-S $SCRATCH"
 }
 

@@ -13,13 +13,15 @@ setup () {
   VM=vbt-$BATS_TEST_NUMBER
   T=$BATS_TEST_TMPDIR
   # Each test gets its own scratch dir, so leftovers are its own.
-  SCRATCH=$T/scratch
-  mkdir -p "$SCRATCH"
+  # (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket)
+  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
+  chmod 755 "$SCRATCH"
   export VB_SCRATCH_OPT="-S $SCRATCH"
 }
 
 teardown () {
   vb_destroy_vm "$VM"
+  rm -rf "$SCRATCH"
 }
 
 @test "full backup writes the layout with private modes and a valid checksum" {

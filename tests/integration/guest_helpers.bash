@@ -1,11 +1,13 @@
 # Helpers for guest.bats: VMs that boot the tiny Linux guest of
 # tests/guest/build-tiny-guest.sh and are driven through its guest agent.
-# Sourced after tests/lib.sh.
+# The functions use tests/lib.sh.
+# VB_GUEST_DIR: where the guest is built (default $VB_IMG_DIR/tinyguest).
+# VB_GUEST_WAIT: seconds a boot may take before a test gives up.
+# VB_GUEST_CMDLINE: more kernel options (vbtest.debug shows the boot).
 
-TG_DIR=${VB_GUEST_DIR:-$VB_IMG_DIR/tinyguest}
-TG_WAIT=${VB_GUEST_WAIT:-180}   # seconds a boot may take before a test gives up
+tg_dir () { echo "${VB_GUEST_DIR:-$VB_IMG_DIR/tinyguest}"; }
 
-tg_build () { "$VB_ROOT/tests/guest/build-tiny-guest.sh" "$TG_DIR" >/dev/null; }
+tg_build () { "$VB_ROOT/tests/guest/build-tiny-guest.sh" "$(tg_dir)" >/dev/null; }
 
 # tg_make_vm NAME [noagent|nochannel]: a TCG guest (KVM here cannot boot
 # Linux) with direct kernel boot, a blank 256 MiB qcow2 data disk on SATA sda
@@ -27,8 +29,8 @@ tg_make_vm () {
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64'>hvm</type>
-    <kernel>$TG_DIR/vmlinux</kernel>
-    <initrd>$TG_DIR/initrd.img</initrd>
+    <kernel>$(tg_dir)/vmlinux</kernel>
+    <initrd>$(tg_dir)/initrd.img</initrd>
     <cmdline>$cmdline</cmdline>
   </os>
   <features><acpi/></features>
@@ -56,7 +58,7 @@ tg_console () { cat "$VB_IMG_DIR/$1.console.log" 2>/dev/null; }
 tg_wait_up () {
   local name=$1 xml i
   xml=$(vsh dumpxml "$name")
-  for ((i = 0; i < TG_WAIT * 5; i++)); do
+  for ((i = 0; i < ${VB_GUEST_WAIT:-180} * 5; i++)); do
     if tg_console "$name" | grep -q 'tinyguest: up'; then
       [[ $xml == *org.qemu.guest_agent.0* && $xml != *vbtest.noagent* ]] || return 0
       tg_agent "$name" '{"execute":"guest-ping"}' >/dev/null 2>&1 && return 0
@@ -75,7 +77,8 @@ tg_agent () { vsh qemu-agent-command "$1" "$2"; }
 tg_json () { python3 2>/dev/null -c 'import json,sys; j=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if isinstance(r,(str,int)) else json.dumps(r))' "$1"; }
 
 # tg_exec NAME SCRIPT [STDIN-FILE]: run SCRIPT with /bin/sh in the guest
-# through guest-exec, with STDIN-FILE as its input.  Prints the guest's
+# through guest-exec, with STDIN-FILE as its input (virsh takes it as one
+# argument: keep it under ~90 KiB).  Prints the guest's
 # stdout (stderr goes to ours) and returns its exit code.
 tg_exec () {
   local name=$1 script=$2 input=${3:-} req pid st i
@@ -86,7 +89,7 @@ if sys.argv[2]:
     a["input-data"] = base64.b64encode(open(sys.argv[2], "rb").read()).decode()
 print(json.dumps({"execute": "guest-exec", "arguments": a}))' "$script" "$input") || return 1
   pid=$(tg_agent "$name" "$req" | tg_json 'j["return"]["pid"]') || return 1
-  for ((i = 0; i < TG_WAIT * 10; i++)); do
+  for ((i = 0; i < ${VB_GUEST_WAIT:-180} * 10; i++)); do
     st=$(tg_agent "$name" "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":$pid}}") || return 1
     if [ "$(tg_json 'j["return"]["exited"]' <<<"$st")" = True ]; then
       python3 -c '
