@@ -291,7 +291,8 @@ test_qemu_img_info (void)
   CHECK (json && strstr (json, "\"format\": \"qcow2\"") != NULL);
   unlink (img);
   CHECK (vb_qemu_img_info (img) == NULL);
-  CHECK (strstr (vb_get_error (), "qemu-img info failed") != NULL);
+  CHECK (strstr (vb_get_error (), "qemu-img failed") != NULL);
+  CHECK (strstr (vb_get_error (), "No such file") != NULL);
   rmdir (dir);
 }
 

@@ -1,0 +1,28 @@
+/* proc.h: running helper programs (qemu-img, qemu-nbd) without a shell.
+ *
+ * Contract: argv[0] is looked up in PATH; stdin is /dev/null.  A failure
+ * becomes one error line: the program, and the first line it printed on
+ * stderr.  Children never outlive us by accident: servers get
+ * PR_SET_PDEATHSIG, so even kill -9 of virtback takes them down. */
+#ifndef VB_PROC_H
+#define VB_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Run to completion and return its stdout (NUL-terminated, *LEN bytes).
+ * NULL unless it exits 0. */
+char *vb_proc_output (char *const argv[], size_t *len);
+/* Run to completion, discarding stdout; 0 if it exits 0. */
+int vb_proc_run (char *const argv[]);
+
+/* Start a long-running server; its stderr goes to LOG (may be NULL). */
+pid_t vb_proc_spawn (char *const argv[], const char *log);
+/* 1 if PID has exited (reaped), 0 if it runs, -1 on error. */
+int vb_proc_exited (pid_t pid);
+/* SIGTERM, then SIGKILL after GRACE_MS; always reaps. */
+void vb_proc_stop (pid_t pid, int grace_ms);
+/* The first line of FILE, for error messages ("" if none). */
+void vb_proc_log_line (const char *file, char *buf, size_t len);
+
+#endif
