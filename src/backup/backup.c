@@ -21,11 +21,14 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "target/target.h"
+#include "nbd/qemu_nbd.h"
 #include "virt/virt.h"
 
 struct sel {                   /* a disk selected for this run */
   struct vb_disk *disk;
   bool raw;                    /* raw-format source: copied whole, raw out */
+  struct vb_qemu_nbd server;   /* shut-off domain: our own NBD server */
+  char *socket;                /* where this disk is served */
 };
 
 struct run {
@@ -40,6 +43,7 @@ struct run {
   char **written;              /* side files put by this run */
   size_t nwritten;
   int lockfd;
+  bool offline;                /* shut off: qemu-nbd instead of a job */
   bool frozen, job, checkpoint_made;
   volatile sig_atomic_t stop;  /* set on the first disk failure or signal */
   /* worker pool */
@@ -124,6 +128,25 @@ select_one (struct run *x, struct vb_disk *disk)
   return 1;
 }
 
+/* A shut-off domain's bitmaps are checked in the image itself; a running
+ * domain's are validated by libvirt when the job starts. */
+static int
+check_offline_bitmap (const struct vb_disk *disk, const char *parent)
+{
+  int st = vb_image_bitmap_state (disk->path, parent);
+
+  if (st < 0)
+    return -1;
+  if (st == VB_BITMAP_OK)
+    return 0;
+  vb_set_error ("disk %s: the bitmap of checkpoint %s is %s: the chain "
+                "cannot continue; run a full backup (-l full) into a new "
+                "directory", disk->target, parent,
+                st == 0 ? "missing" : "inconsistent (QEMU did not shut down "
+                "cleanly)");
+  return -1;
+}
+
 /* An incremental needs every disk in the parent checkpoint and its bitmap
  * in the image; otherwise the backup would silently miss changes. */
 static int
@@ -148,6 +171,8 @@ check_chain_disks (struct run *x)
                     "directory, or leave the disk out with -x %s", t, parent, t);
       return -1;
     }
+    if (x->offline && check_offline_bitmap (x->sel[i].disk, parent) < 0)
+      return -1;
   }
   return 0;
 }
@@ -280,6 +305,33 @@ save_side_files (struct run *x)
   return 0;
 }
 
+/* Shut-off domain: make the checkpoint ourselves, then serve each image
+ * read-only with qemu-nbd, exposing the parent checkpoint's bitmap. */
+static int
+start_offline (struct run *x, const char *const *names)
+{
+  if (x->plan.checkpoint && !x->o.print_only) {
+    if (vb_offline_checkpoint_create (x->d, x->plan.checkpoint,
+                                      x->plan.parent, names) < 0)
+      return -1;
+    x->checkpoint_made = true;
+  }
+  for (size_t i = 0; i < x->nsel; i++) {
+    struct sel *sl = &x->sel[i];
+    char sock[4096];
+    snprintf (sock, sizeof sock, "%s/%s.sock", x->rundir, sl->disk->target);
+    struct vb_qemu_nbd_opts qo = {
+      .image = sl->disk->path, .format = sl->disk->format, .sock = sock,
+      .export = sl->disk->target, .readonly = true, .cancel = x->o.cancel,
+      .bitmap = sl->raw ? NULL : x->plan.parent,
+    };
+    if (vb_qemu_nbd_start (&sl->server, &qo) < 0 ||
+        !(sl->socket = strdup (sock)))
+      return -1;
+  }
+  return 0;
+}
+
 static int
 start_job (struct run *x)
 {
@@ -305,7 +357,17 @@ start_job (struct run *x)
   }
   spec.disks = names;
   spec.nobitmap_disks = raws;
-  if (!x->o.no_freeze) {
+  if (x->offline) {
+    CLEANUP_FREE const char **bm = calloc (x->nsel + 1, sizeof *bm);
+    size_t nbm = 0;
+    if (!bm)
+      return -1;
+    for (size_t i = 0; i < x->nsel; i++)
+      if (!x->sel[i].raw)
+        bm[nbm++] = x->sel[i].disk->target;
+    return start_offline (x, bm);
+  }
+  if (!x->o.no_freeze && !x->offline) {
     n = vb_fsfreeze (x->d);
     if (n < 0)
       vb_warn ("guest agent did not freeze the filesystems (%s): the backup "
@@ -344,12 +406,17 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
 
   memset (s, 0, sizeof *s);
   snprintf (file, filecap, "%s", fname ? fname : "");
-  s->socket = x->socket;
+  s->socket = x->offline ? x->sel[i].socket : x->socket;
   s->disk = disk->target;
   s->format = disk->format;
   s->file = file;
-  if (x->plan.parent) {
-    snprintf (ctx, ctxcap, "qemu:dirty-bitmap:backup-%s", disk->target);
+  if (x->plan.parent && !raw) {
+    /* libvirt names the job's bitmap export after the disk; our qemu-nbd
+     * exports the checkpoint's own bitmap. */
+    if (x->offline)
+      snprintf (ctx, ctxcap, "qemu:dirty-bitmap:%s", x->plan.parent);
+    else
+      snprintf (ctx, ctxcap, "qemu:dirty-bitmap:backup-%s", disk->target);
     s->dirty_ctx = ctx;
   }
   s->raw_output = raw || x->o.raw_output;
@@ -471,9 +538,10 @@ check_domain (struct run *x)
   int active;
 
   if (!x->d->running) {
-    vb_set_error ("domain '%s' is not running: offline backups are not "
-                  "supported yet; start the domain", x->d->name);
-    return -1;
+    x->offline = true;
+    vb_info ("domain '%s' is shut off: its images are read through "
+             "qemu-nbd", x->d->name);
+    return 0;
   }
   if ((active = vb_job_active (x->d)) < 0)
     return -1;
@@ -535,6 +603,16 @@ prepare (struct run *x)
   return (x->t = vb_target_dir_open (x->o.outdir)) ? 0 : -1;
 }
 
+static void
+stop_servers (struct run *x)
+{
+  for (size_t i = 0; i < x->nsel; i++) {
+    vb_qemu_nbd_stop (&x->sel[i].server);
+    free (x->sel[i].socket);
+    x->sel[i].socket = NULL;
+  }
+}
+
 static int
 run_steps (struct run *x)
 {
@@ -559,10 +637,13 @@ run_steps (struct run *x)
   vb_debug ("side files saved");
   if (start_job (x) < 0 || run_disks (x) < 0)
     return -1;
-  x->job = false;
-  if (vb_backup_end (x->d) < 0)
-    return -1;
-  vb_debug ("backup job ended");
+  if (x->job) {
+    x->job = false;
+    if (vb_backup_end (x->d) < 0)
+      return -1;
+    vb_debug ("backup job ended");
+  }
+  stop_servers (x);
   return x->o.print_only ? 0 : vb_plan_commit (x->d, &x->o, &x->plan);
 }
 
@@ -577,8 +658,9 @@ cleanup (struct run *x, bool failed)
     vb_fsthaw (x->d);
   if (x->job && vb_backup_end (x->d) < 0)
     vb_warn ("could not end the backup job: %s", vb_get_error ());
+  stop_servers (x);
   if (failed && x->checkpoint_made &&
-      vb_checkpoint_delete (x->d, x->plan.checkpoint, false) < 0)
+      vb_plan_delete_checkpoint (x->d, x->plan.checkpoint) < 0)
     vb_warn ("could not remove checkpoint %s of the failed backup: %s",
              x->plan.checkpoint, vb_get_error ());
   for (size_t i = 0; i < x->nwritten; i++) {

@@ -145,6 +145,13 @@ vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
   }
 }
 
+int
+vb_plan_delete_checkpoint (struct vb_domain *d, const char *name)
+{
+  return d->running ? vb_checkpoint_delete (d, name, false)
+                    : vb_offline_checkpoint_delete (d, name);
+}
+
 /* Delete every checkpoint of ours, newest first so no merge is needed. */
 static int
 delete_ours (struct vb_domain *d, const char *prefix)
@@ -158,7 +165,7 @@ delete_ours (struct vb_domain *d, const char *prefix)
     if (!is_ours (cps[n], prefix))
       continue;
     vb_info ("removing checkpoint %s", cps[n]);
-    if (vb_checkpoint_delete (d, cps[n], false) < 0)
+    if (vb_plan_delete_checkpoint (d, cps[n]) < 0)
       return -1;
   }
   return 0;
@@ -203,7 +210,7 @@ vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
        * backup depends on it. */
       vb_info ("removing checkpoint %s of an incomplete backup",
                p->checkpoint);
-      return vb_checkpoint_delete (d, p->checkpoint, false);
+      return vb_plan_delete_checkpoint (d, p->checkpoint);
     }
     return 0;
   default:

@@ -29,5 +29,7 @@ int vb_plan_apply (struct vb_domain *d, struct vb_plan *p);
 int vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
                     struct vb_plan *p);
 void vb_plan_free (struct vb_plan *p);
+/* Delete a checkpoint and its bitmaps, also of a shut-off domain. */
+int vb_plan_delete_checkpoint (struct vb_domain *d, const char *name);
 
 #endif

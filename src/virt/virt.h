@@ -151,4 +151,21 @@ char *vb_xml_string (const char *xml, const char *xpath);
 void vb_virt_set_error (const char *fmt, ...)
   __attribute__((format (printf, 1, 2)));
 
+/* ---- shut-off domains ---- */
+/* State of persistent bitmap NAME in a qcow2 image: 0 missing,
+ * VB_BITMAP_OK, VB_BITMAP_INCONSISTENT (flagged in-use in a stopped image:
+ * QEMU did not close it cleanly), -1 error. */
+#define VB_BITMAP_OK 1
+#define VB_BITMAP_INCONSISTENT 2
+int vb_image_bitmap_state (const char *path, const char *name);
+/* Create checkpoint NAME (child of PARENT, may be NULL) of a shut-off
+ * domain: an enabled persistent bitmap in each of DISKS (qcow2), and the
+ * checkpoint metadata redefined in libvirt. */
+int vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
+                                  const char *parent,
+                                  const char *const *disks);
+/* Remove checkpoint NAME of a shut-off domain: its bitmaps in every qcow2
+ * disk that has one, and its metadata. */
+int vb_offline_checkpoint_delete (struct vb_domain *d, const char *name);
+
 #endif
