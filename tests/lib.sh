@@ -80,8 +80,14 @@ vb_snapshot_disk () {
   qemu-img convert -U -O qcow2 "$(vb_disk_path "$1" "$2")" "$3"
 }
 
-# vb_compare A B: identical content and virtual size (qemu-img compare -s is strict on size).
-vb_compare () { qemu-img compare -U -s -q "$1" "$2"; }
+# vb_compare A B: identical content and identical virtual size.  (Not -s: strict mode also
+# compares allocation, and a restore that zeroes a range leaves zero clusters where a
+# qemu-img convert copy leaves the range unallocated.)
+vb_vsize () { qemu-img info -U --output=json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])'; }
+vb_compare () {
+  qemu-img compare -U -q "$1" "$2" || return 1
+  [ "$(vb_vsize "$1")" = "$(vb_vsize "$2")" ] || { echo "virtual sizes differ: $1 $2" >&2; return 1; }
+}
 
 vb_destroy_vm () {
   local name=$1

@@ -229,8 +229,9 @@ read_trailer (struct vb_reader *r, uint64_t file_size)
   char hdr[VB_FRAME_LEN];
   CLEANUP_FREE char *json = NULL;
 
-  if (need (r, min, VB_FRAME_LEN + VB_TERM_LEN + VB_FRAME_LEN, file_size,
-            "stop frame, compression trailer and comp frame") == -1)
+  /* After the stop frame: at least "[]", CR LF and the comp frame. */
+  if (need (r, min, 2 + VB_TERM_LEN + VB_FRAME_LEN, file_size,
+            "compression trailer and comp frame") == -1)
     return -1;
   hoff = file_size - VB_FRAME_LEN;
   if (read_at (r, hoff, hdr, sizeof hdr) == -1)

@@ -753,6 +753,18 @@ test_roundtrip (void)
   }
 }
 
+/* A compressed incremental of an unchanged disk has no frames at all:
+ * meta, stop, "[]" trailer. */
+static void
+test_empty (void)
+{
+  for (enum method m = PLAIN; m <= ZSTD; m++) {
+    int fd = build_stream (m, VSIZE, NULL, 0, UINT64_MAX);
+    CHECK (read_stream (fd, NULL, 0, 4 << 20) == 0);
+    close (fd);
+  }
+}
+
 /* Skipping frames (and next() without reading) still validates. */
 static void
 test_skip (void)
@@ -1102,6 +1114,7 @@ main (int argc, char **argv)
   test_zstd ();
   test_trailer ();
   test_roundtrip ();
+  test_empty ();
   test_peer_identical ();
   test_skip ();
   test_truncation ();
