@@ -61,6 +61,10 @@ bench_make_vm () {
   vb_daemons_up || bench_die "libvirtd did not start"
   bench_make_data
   vb_destroy_vm "$BENCH_VM"
+  # Never recreate the image under a VM that is still running.
+  local names
+  names=$(vsh list --all --name) || bench_die "libvirtd does not answer"
+  ! grep -qx "$BENCH_VM" <<<"$names" || bench_die "could not remove the old $BENCH_VM"
   mkdir -p "$VB_IMG_DIR"
   qemu-img create -q -f qcow2 "$BENCH_DISK" 8G || bench_die "qemu-img create failed"
   for i in $(seq 0 15); do
