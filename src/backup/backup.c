@@ -422,6 +422,9 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
   s->raw_output = raw || x->o.raw_output;
   s->compress = x->o.compress && !s->raw_output;
   s->level = x->o.compress_level;
+  s->zstd = x->o.zstd;
+  s->workers = sysconf (_SC_NPROCESSORS_ONLN) > 0 ?
+    (unsigned) sysconf (_SC_NPROCESSORS_ONLN) : 1;
   s->req_size = x->o.req_size;
   s->inflight = x->o.inflight;
   s->cancel = &x->stop;
@@ -430,7 +433,7 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
     .checkpoint_name = x->plan.meta_checkpoint,
     .parent_checkpoint = x->plan.parent ? x->plan.parent : "",
     .compressed = s->compress, .compression_level = s->level,
-    .compression_method = "lz4",
+    .compression_method = s->zstd ? "zstd" : "lz4",
     .incremental = x->plan.parent != NULL,
     .stream_version = VB_STREAM_VERSION,
   };

@@ -31,6 +31,7 @@ struct vb_backup_opts {
   enum vb_level level;
   bool compress;
   int compress_level;
+  bool zstd;                   /* --compress-method zstd (ours, parallel) */
   bool raw_output;             /* -t raw */
   bool include_raw;            /* -r: back up raw-format disks */
   char **exclude;              /* NULL-terminated, or NULL */

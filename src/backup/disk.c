@@ -21,6 +21,7 @@ struct sink_state {
   uint64_t raw_pos;
   /* compression: the current extent's pieces */
   struct vb_lz4c *lz;
+  struct vb_zstdc **zs;        /* one per transform worker */
   char *cbuf;
   size_t ccap;
   uint64_t ext_end, pos, piece_left, piece_csize;
@@ -121,12 +122,30 @@ compress_data (struct sink_state *st, const void *buf, size_t len)
   return push_size (st, st->piece_csize + n);
 }
 
+/* zstd: each piece is one frame, made by a worker thread. */
+static ssize_t
+zstd_piece (void *op, unsigned worker, const void *in, size_t len,
+            void *out, size_t outcap)
+{
+  struct sink_state *st = op;
+  struct vb_zstdc *z = st->zs[worker];
+  ssize_t a, b, c;
+
+  if ((a = vb_zstdc_begin (z, len, out, outcap)) < 0 ||
+      (b = vb_zstdc_update (z, in, len, (char *) out + a, outcap - a)) < 0 ||
+      (c = vb_zstdc_end (z, (char *) out + a + b, outcap - a - b)) < 0)
+    return -1;
+  return a + b + c;
+}
+
 static int
-sink_data (void *op, const void *buf, size_t len)
+sink_data (void *op, const void *buf, size_t len, size_t orig_len)
 {
   struct sink_state *st = op;
 
-  __atomic_add_fetch (&st->r->done, len, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&st->r->done, orig_len, __ATOMIC_RELAXED);
+  if (st->zs)
+    return out (st, buf, len) < 0 ? -1 : push_size (st, len);
   if (st->s->raw_output) {
     if (st->f->t->ops->pwrite (st->f, buf, len, st->raw_pos) < 0)
       return -1;
@@ -148,6 +167,8 @@ sink_end (void *op)
     return 0;
   if (out (st, VB_TERM, VB_TERM_LEN) < 0)
     return -1;
+  if (st->zs)
+    return vb_trailer_add (&st->trailer, st->sizes, st->nsizes);
   if (!st->lz)
     return 0;
   return vb_trailer_add_frame (&st->trailer, st->ext_len, st->sizes,
@@ -187,12 +208,33 @@ write_end (struct sink_state *st)
     return st->f->t->ops->truncate (st->f, st->r->virtual_size);
   if (out_frame (st, VB_FRAME_STOP, 0, 0) < 0)
     return -1;
-  if (!st->lz)
+  if (!st->lz && !st->zs)
     return 0;
   json = vb_trailer_to_json (&st->trailer, &len);
   if (!json || out (st, json, len) < 0 || out (st, VB_TERM, VB_TERM_LEN) < 0)
     return -1;
   return out_frame (st, VB_FRAME_COMP, 0, len);
+}
+
+static int
+setup_zstd (struct sink_state *st, struct vb_sink *sink)
+{
+  const struct vb_disk_spec *s = st->s;
+  unsigned n = s->workers ? s->workers : 1;
+  size_t req = s->req_size ? s->req_size : 1u << 20;
+
+  if (!(st->zs = calloc (n, sizeof *st->zs))) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  for (unsigned i = 0; i < n; i++)
+    if (!(st->zs[i] = vb_zstdc_new (s->level)))
+      return -1;
+  sink->transform = zstd_piece;
+  sink->transform_cap = vb_zstdc_bound (st->zs[0], req);
+  sink->workers = n;
+  vb_trailer_init (&st->trailer);
+  return 0;
 }
 
 static int
@@ -217,9 +259,12 @@ static void
 sink_state_free (struct sink_state *st)
 {
   vb_lz4c_free (st->lz);
+  for (unsigned i = 0; st->zs && i < (st->s->workers ? st->s->workers : 1); i++)
+    vb_zstdc_free (st->zs[i]);
+  free (st->zs);
   free (st->cbuf);
   free (st->sizes);
-  if (st->lz || st->s->compress)
+  if (st->s->compress)
     vb_trailer_clear (&st->trailer);
 }
 
@@ -237,14 +282,16 @@ static int
 copy_disk (struct sink_state *st, struct vb_nbd *n)
 {
   const struct vb_disk_spec *s = st->s;
-  struct vb_sink sink = { sink_begin, sink_data, sink_end, sink_zero, st };
+  struct vb_sink sink = { .begin_data = sink_begin, .data = sink_data,
+                          .end_data = sink_end, .zero = sink_zero, .op = st };
   struct vb_copy_opts co = { s->req_size, s->inflight, s->cancel };
   struct vb_copy_stats cs;
   struct vb_meta m = s->meta;
 
   m.virtual_size = st->r->virtual_size;
   m.data_size = st->r->total;
-  if (s->compress && setup_compression (st, s->level) < 0)
+  if (s->compress && (s->zstd ? setup_zstd (st, &sink)
+                              : setup_compression (st, s->level)) < 0)
     return -1;
   if (!s->raw_output && write_meta (st, &m) < 0)
     return -1;

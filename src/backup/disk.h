@@ -17,7 +17,9 @@ struct vb_disk_spec {
   struct vb_meta meta;         /* names filled by the caller; sizes here */
   bool raw_output;
   bool compress;
+  bool zstd;                   /* our zstd form, else the peer's lz4 */
   int level;
+  unsigned workers;            /* zstd compression threads */
   uint32_t req_size;
   unsigned inflight;
   volatile sig_atomic_t *cancel;

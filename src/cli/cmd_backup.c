@@ -40,7 +40,10 @@ static const char usage_text[] =
   "  -o, --output DIR           backup directory (created if missing)\n"
   "  -l, --level LEVEL          copy, full, inc, diff or auto (default: copy)\n"
   "  -t, --type TYPE            stream (default) or raw (full and copy only)\n"
-  "  -z, --compress[=LEVEL]     compress data with lz4 (default level 2)\n"
+  "  -z, --compress[=LEVEL]     compress data (lz4: default level 2, as\n"
+  "                             virtnbdbackup; zstd: default level 3)\n"
+  "      --compress-method M    lz4 (default, readable by virtnbdbackup) or\n"
+  "                             zstd (smaller, compressed on all cores)\n"
   "  -x, --exclude LIST         comma separated disk targets to leave out\n"
   "  -i, --include LIST         comma separated disk targets to back up alone\n"
   "  -r, --raw                  include raw-format disks (full and copy only)\n"
@@ -249,7 +252,8 @@ parse_uint (const char *s, unsigned long long max, unsigned long long *out)
   return (errno || end == s || *end || *out > max || !isdigit ((unsigned char) *s)) ? -1 : 0;
 }
 
-enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT };
+enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT,
+       OPT_METHOD };
 
 static const struct option longopts[] = {
   { "domain", required_argument, NULL, 'd' },
@@ -257,6 +261,7 @@ static const struct option longopts[] = {
   { "level", required_argument, NULL, 'l' },
   { "type", required_argument, NULL, 't' },
   { "compress", optional_argument, NULL, 'z' },
+  { "compress-method", required_argument, NULL, OPT_METHOD },
   { "exclude", required_argument, NULL, 'x' },
   { "include", required_argument, NULL, 'i' },
   { "raw", no_argument, NULL, 'r' },
@@ -279,6 +284,7 @@ static const struct option longopts[] = {
 struct args {
   struct vb_backup_opts o;
   bool json, noprogress;
+  bool level_given;            /* -z with an explicit level */
 };
 
 static int
@@ -300,9 +306,10 @@ parse_compress (struct args *a, int argc, char **argv)
   a->o.compress = true;
   a->o.compress_level = 2;
   if (s) {
-    if (parse_uint (s, 16, &v) < 0)
-      return bad ("invalid compression level (0-16)", s);
+    if (parse_uint (s, 22, &v) < 0)
+      return bad ("invalid compression level (lz4 0-16, zstd 1-22)", s);
     a->o.compress_level = v;
+    a->level_given = true;
   }
   return 0;
 }
@@ -344,6 +351,11 @@ parse_opt (struct args *a, int c, int argc, char **argv)
   case 'U': a->o.uri = optarg; return 0;
   case 'n': a->noprogress = true; return 0;
   case OPT_NOFREEZE: a->o.no_freeze = true; return 0;
+  case OPT_METHOD:
+    if (strcmp (optarg, "lz4") && strcmp (optarg, "zstd"))
+      return bad ("invalid compression method (lz4, zstd)", optarg);
+    a->o.zstd = !strcmp (optarg, "zstd");
+    return 0;
   case OPT_JSON: a->json = true; return 0;
   case OPT_REQ:
     if (parse_uint (optarg, 32u << 20, &v) < 0 || v < 4096 ||
@@ -390,6 +402,14 @@ parse_args (struct args *a, int argc, char **argv)
   if (a->o.raw_output && (a->o.level == VB_LEVEL_INC ||
                           a->o.level == VB_LEVEL_DIFF)) {
     vb_cli_errorf ("backup", "-t raw works with full and copy backups only");
+    return -1;
+  }
+  if (a->o.zstd && !a->o.compress)
+    a->o.compress = true;      /* --compress-method zstd implies -z */
+  if (a->o.zstd && !a->level_given)
+    a->o.compress_level = 3;
+  if (!a->o.zstd && a->o.compress_level > 16) {
+    vb_cli_errorf ("backup", "lz4 levels go up to 16");
     return -1;
   }
   if (!a->o.outdir)

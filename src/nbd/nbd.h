@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct nbd_handle;
 
@@ -73,9 +74,18 @@ int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t);
  * ZERO extent.  Any callback returning -1 stops the copy. */
 struct vb_sink {
   int (*begin_data) (void *op, uint64_t off, uint64_t len);
-  int (*data) (void *op, const void *buf, size_t len);
+  /* BUF[LEN] is the piece (or its transform); ORIG_LEN its disk bytes. */
+  int (*data) (void *op, const void *buf, size_t len, size_t orig_len);
   int (*end_data) (void *op);
   int (*zero) (void *op, uint64_t off, uint64_t len);
+  /* Optional: a pool of WORKERS threads transforms each DATA piece (e.g.
+   * compresses it) in any order, into OUT of TRANSFORM_CAP bytes; data()
+   * then gets the result, still in disk order.  WORKER is 0..WORKERS-1, so
+   * each worker can keep its own context.  Returns bytes or -1. */
+  ssize_t (*transform) (void *op, unsigned worker, const void *in,
+                        size_t len, void *out, size_t outcap);
+  size_t transform_cap;
+  unsigned workers;
   void *op;
 };
 

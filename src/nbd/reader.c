@@ -18,10 +18,12 @@
 
 #define DEFAULT_REQ (1u << 20)
 #define DEFAULT_INFLIGHT 16
+#define VB_MAX_WORKERS 64
 
-/* Slot life: FREE -> BUSY (read issued) -> DONE (reply in) -> FREE (sunk).
+/* Slot life: FREE -> BUSY (read issued) -> DONE (reply in) -> [XFORM (a
+ * worker transforms it) ->] READY -> FREE (sunk, in order).
  * The ring, the states and the flags below are guarded by mu. */
-enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
+enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_XFORM, SLOT_READY };
 
 struct slot {
   enum slot_state state;
@@ -31,6 +33,8 @@ struct slot {
   uint64_t ext_off, ext_len;   /* the DATA extent the piece belongs to */
   bool first, last;
   char *buf;
+  char *out;                   /* transform output, when the sink has one */
+  ssize_t outlen;
   struct copy *c;
 };
 
@@ -50,7 +54,9 @@ struct copy {
   pthread_cond_t cv;           /* slot done, slot added, failure */
   int efd;                     /* writer -> reader: a slot was freed */
   bool reader_done, failed;
-  char *werr;                  /* the writer's error message */
+  char *werr;                  /* the writer's (or a worker's) error */
+  bool xform;                  /* the sink transforms pieces */
+  unsigned next_worker;
 };
 
 static int
@@ -61,7 +67,7 @@ read_done (void *opaque, int *error)
 
   pthread_mutex_lock (&c->mu);
   s->err = *error;
-  s->state = SLOT_DONE;
+  s->state = c->xform && !s->err ? SLOT_DONE : SLOT_READY;
   pthread_cond_broadcast (&c->cv);
   pthread_mutex_unlock (&c->mu);
   return 1;
@@ -115,7 +121,7 @@ issue (struct copy *c, struct slot *s)
 {
   if (s->type == VB_EXT_ZERO) {
     s->err = 0;
-    s->state = SLOT_DONE;
+    s->state = SLOT_READY;
     return 0;
   }
   s->state = SLOT_BUSY;
@@ -180,7 +186,8 @@ emit (struct copy *c, struct slot *s)
       return -1;
   }
   c->st->bytes_read += s->len;
-  if (k->data (k->op, s->buf, s->len) < 0)
+  if (c->xform ? k->data (k->op, s->out, s->outlen, s->len) < 0
+               : k->data (k->op, s->buf, s->len, s->len) < 0)
     return -1;
   return s->last ? k->end_data (k->op) : 0;
 }
@@ -204,7 +211,7 @@ writer (void *arg)
   pthread_mutex_lock (&c->mu);
   for (;;) {
     while (!c->failed && (c->used == 0 ||
-                          c->slots[c->head].state != SLOT_DONE)) {
+                          c->slots[c->head].state != SLOT_READY)) {
       if (c->used == 0 && c->reader_done)
         goto out;
       pthread_cond_wait (&c->cv, &c->mu);
@@ -216,18 +223,71 @@ writer (void *arg)
     int r = emit (c, s);
     pthread_mutex_lock (&c->mu);
     if (r < 0) {
-      c->werr = strdup (vb_get_error ());
+      if (!c->werr)
+        c->werr = strdup (vb_get_error ());
       c->failed = true;
+      pthread_cond_broadcast (&c->cv);
       break;
     }
     s->state = SLOT_FREE;
     c->head = (c->head + 1) % c->nslots;
     c->used--;
+    pthread_cond_broadcast (&c->cv);   /* idle workers may be done */
     pthread_mutex_unlock (&c->mu);
     wake_reader (c);
     pthread_mutex_lock (&c->mu);
   }
  out:
+  pthread_cond_broadcast (&c->cv);
+  pthread_mutex_unlock (&c->mu);
+  wake_reader (c);
+  return NULL;
+}
+
+/* The oldest slot waiting for a transform, or NULL. */
+static struct slot *
+next_done (struct copy *c)
+{
+  for (unsigned i = 0; i < c->used; i++) {
+    struct slot *s = &c->slots[(c->head + i) % c->nslots];
+    if (s->state == SLOT_DONE)
+      return s;
+  }
+  return NULL;
+}
+
+/* A transform worker: takes done slots in any order. */
+static void *
+worker (void *arg)
+{
+  struct copy *c = arg;
+  const struct vb_sink *k = c->sink;
+  unsigned id;
+  struct slot *s;
+
+  pthread_mutex_lock (&c->mu);
+  id = c->next_worker++;
+  for (;;) {
+    while (!c->failed && !(s = next_done (c)) &&
+           !(c->reader_done && c->used == 0))
+      pthread_cond_wait (&c->cv, &c->mu);
+    if (c->failed || !s)
+      break;
+    s->state = SLOT_XFORM;
+    pthread_mutex_unlock (&c->mu);
+    s->outlen = k->transform (k->op, id, s->buf, s->len, s->out,
+                              k->transform_cap);
+    pthread_mutex_lock (&c->mu);
+    if (s->outlen < 0) {
+      if (!c->werr)
+        c->werr = strdup (vb_get_error ());
+      c->failed = true;
+      pthread_cond_broadcast (&c->cv);
+      break;
+    }
+    s->state = SLOT_READY;
+    pthread_cond_broadcast (&c->cv);
+  }
   pthread_mutex_unlock (&c->mu);
   wake_reader (c);
   return NULL;
@@ -302,19 +362,23 @@ alloc_slots (struct copy *c)
   c->slots = calloc (c->nslots, sizeof *c->slots);
   if (!c->slots)
     return -1;
-  for (unsigned i = 0; i < c->nslots; i++)
+  for (unsigned i = 0; i < c->nslots; i++) {
+    c->slots[i].c = c;
     if (!(c->slots[i].buf = malloc (c->req)))
       return -1;
-    else
-      c->slots[i].c = c;
+    if (c->xform && !(c->slots[i].out = malloc (c->sink->transform_cap)))
+      return -1;
+  }
   return 0;
 }
 
 static void
 free_copy (struct copy *c)
 {
-  for (unsigned i = 0; c->slots && i < c->nslots; i++)
+  for (unsigned i = 0; c->slots && i < c->nslots; i++) {
     free (c->slots[i].buf);
+    free (c->slots[i].out);
+  }
   free (c->slots);
   free (c->werr);
   if (c->efd >= 0)
@@ -329,10 +393,12 @@ vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
   struct copy c = { .n = n, .sink = sink, .st = st, .o = o, .efd = -1,
                     .mu = PTHREAD_MUTEX_INITIALIZER,
                     .cv = PTHREAD_COND_INITIALIZER };
-  pthread_t th;
+  pthread_t th, wth[VB_MAX_WORKERS];
+  unsigned nw = 0;
   int r;
 
   memset (st, 0, sizeof *st);
+  c.xform = sink->transform != NULL;
   c.req = o && o->req_size ? o->req_size : DEFAULT_REQ;
   c.nslots = o && o->max_inflight ? o->max_inflight : DEFAULT_INFLIGHT;
   vb_extiter_init (&c.it, n, 0);
@@ -347,10 +413,15 @@ vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
     free_copy (&c);
     return -1;
   }
+  for (; c.xform && nw < sink->workers && nw < VB_MAX_WORKERS; nw++)
+    if (pthread_create (&wth[nw], NULL, worker, &c) != 0)
+      break;
   r = reader_loop (&c);
-  if (r < 0)
+  if (r < 0 || (c.xform && nw == 0))
     fail (&c);
   pthread_join (th, NULL);
+  for (unsigned i = 0; i < nw; i++)
+    pthread_join (wth[i], NULL);
   settle (&c);
   if (c.werr) {
     vb_set_error_str (c.werr);
