@@ -9,20 +9,22 @@
 # It prints medians, peak RSS and the ratios virtback/nbdcopy and
 # virtback/virtnbdbackup.  See bench/README.md.
 #
-# Usage: bench/bench-backup.sh [-r ROUNDS] [-z] [--reuse] [--only-z]
+# Usage: bench/bench-backup.sh [-r ROUNDS] [-z] [--only-z] [--zstd] [--reuse]
 #   -r N      rounds (default 5)
 #   -z        also time the lz4 variants (virtback -z, virtnbdbackup -z)
 #   --only-z  time only nbdcopy and the lz4 variants
+#   --zstd    also time virtback -z --compress-method zstd (no peer has it)
 #   --reuse   keep the existing vbbench VM instead of rebuilding it
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
 
-ROUNDS=5 PLAIN=1 LZ4=0 REUSE=0
+ROUNDS=5 PLAIN=1 LZ4=0 ZSTD=0 REUSE=0
 while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift ;;
     -z) LZ4=1 ;;
     --only-z) LZ4=1 PLAIN=0 ;;
+    --zstd) ZSTD=1 ;;
     --reuse) REUSE=1 ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) bench_die "unknown option $1 (see --help)" ;;
@@ -60,6 +62,8 @@ run_tool () {
   rm -rf "$BENCH_WORK/out"
   mkdir -p "$BENCH_WORK/out"
   bench_time "$name" "$round" "$@" -o "$BENCH_WORK/out"
+  [ "$round" = 1 ] &&
+    echo "          $name wrote $(du -sh --apparent-size "$BENCH_WORK/out" | cut -f1) ($(ls "$BENCH_WORK/out" | grep -c '\.data$') data file)"
   bench_no_stale_job
   rm -rf "$BENCH_WORK/out"
 }
@@ -76,6 +80,9 @@ for r in $(seq 1 "$ROUNDS"); do
     run_tool virtback-z "$r" "$VIRTBACK" backup -d "$BENCH_VM" -l copy -n -z
     run_tool virtnbdbackup-z "$r" virtnbdbackup -d "$BENCH_VM" -l copy -n -z
   fi
+  if [ "$ZSTD" = 1 ]; then
+    run_tool virtback-zstd "$r" "$VIRTBACK" backup -d "$BENCH_VM" -l copy -n -z --compress-method zstd
+  fi
 done
 
 echo
@@ -83,6 +90,7 @@ echo "Medians over $ROUNDS rounds (seconds: the command alone, and until its dat
 pairs=()
 [ "$PLAIN" = 1 ] && pairs+=(virtback:nbdcopy virtback:virtnbdbackup)
 [ "$LZ4" = 1 ] && pairs+=(virtback-z:nbdcopy virtback-z:virtnbdbackup-z)
+[ "$ZSTD" = 1 ] && pairs+=(virtback-zstd:nbdcopy virtback-zstd:virtnbdbackup-z)
 bench_table "${pairs[@]}"
 if grep -q ' [1-9][0-9]*$' "$BENCH_RESULTS"; then
   echo

@@ -44,6 +44,8 @@ struct run {
   size_t nwritten;
   int lockfd;
   bool offline;                /* shut off: qemu-nbd instead of a job */
+  bool to_stdout;              /* -o -: one zip archive on stdout */
+  bool cpt_in_target;          /* checkpoint XML beside the data (no -C) */
   bool frozen, job, checkpoint_made;
   volatile sig_atomic_t stop;  /* set on the first disk failure or signal */
   /* worker pool */
@@ -595,6 +597,10 @@ prepare (struct run *x)
     return -1;
   if (x->o.print_only)
     return 0;
+  if (x->to_stdout) {
+    x->o.workers = 1;          /* a zip holds one open file at a time */
+    return (x->t = vb_target_zip_open (STDOUT_FILENO)) ? 0 : -1;
+  }
   if (vb_mkdir_p (x->o.outdir, vb_dir_mode ()) < 0 ||
       vb_mkdir_p (x->o.cptdir, vb_dir_mode ()) < 0)
     return -1;
@@ -647,7 +653,11 @@ run_steps (struct run *x)
     vb_debug ("backup job ended");
   }
   stop_servers (x);
-  return x->o.print_only ? 0 : vb_plan_commit (x->d, &x->o, &x->plan);
+  if (x->o.print_only)
+    return 0;
+  if (vb_plan_commit (x->d, &x->o, &x->plan, x->t, x->cpt_in_target) < 0)
+    return -1;
+  return vb_target_finish (x->t);
 }
 
 /* Runs whatever happened: the job ends, the checkpoint of a failed run is
@@ -697,8 +707,16 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
 
   memset (r, 0, sizeof *r);
   r->start = mono ();
+  x.to_stdout = !strcmp (o->outdir, "-");
+  x.cpt_in_target = !o->cptdir;
+  if (x.to_stdout && (o->level != VB_LEVEL_COPY && o->level != VB_LEVEL_FULL)) {
+    vb_set_error ("-o - streams copy and full backups only: an incremental "
+                  "needs the chain in a backup directory");
+    return -1;
+  }
   if (!x.o.cptdir) {
-    x.cptdir_alloc = vb_path_join (o->outdir, "checkpoints");
+    x.cptdir_alloc = vb_path_join (x.to_stdout ? "." : o->outdir,
+                                   "checkpoints");
     x.o.cptdir = x.cptdir_alloc;
   }
   if (!x.o.prefix)

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "target/target.h"
 
 /* Is NAME "<prefix>.<digits>"? */
 static bool
@@ -220,16 +221,24 @@ vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
 
 int
 vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
-                struct vb_plan *p)
+                struct vb_plan *p, struct vb_target *t, bool cpt_in_target)
 {
   size_t n = vb_strv_len (p->chain);
-  CLEANUP_FREE char *xml = NULL;
+  CLEANUP_FREE char *xml = NULL, *name = NULL, *list = NULL;
   CLEANUP_FREE char **v = NULL;
 
   if (!p->checkpoint)
     return 0;
-  if (!(xml = vb_checkpoint_xml (d, p->checkpoint)) ||
-      vb_set_save_checkpoint (p->cptdir, p->checkpoint, xml) < 0)
+  if (!(xml = vb_checkpoint_xml (d, p->checkpoint)))
+    return -1;
+  /* Beside the data (a directory or the zip on stdout) unless -C chose
+   * another place. */
+  if (cpt_in_target) {
+    if (!(name = xasprintf ("checkpoints/%s.xml", p->checkpoint)) ||
+        vb_target_put (t, name, xml, strlen (xml)) < 0)
+      return -1;
+  }
+  else if (vb_set_save_checkpoint (p->cptdir, p->checkpoint, xml) < 0)
     return -1;
   if (p->level == VB_LEVEL_FULL)
     n = 0;
@@ -240,7 +249,10 @@ vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
   }
   memcpy (v, p->chain, n * sizeof *v);
   v[n] = p->checkpoint;
-  return vb_cpt_write (o->outdir, o->domain, v);
+  free (name);
+  if (!(list = vb_cpt_format (v)) || !(name = vb_set_cpt_name (o->domain)))
+    return -1;
+  return vb_target_put (t, name, list, strlen (list));
 }
 
 void

@@ -25,9 +25,13 @@ int vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
  * inc/diff redefine lost ones from saved XML and drop a stale checkpoint
  * of a failed run that carries the name we are about to create. */
 int vb_plan_apply (struct vb_domain *d, struct vb_plan *p);
-/* After success: save the new checkpoint's XML and append it to .cpt. */
+/* After success: save the new checkpoint's XML (in the target as
+ * checkpoints/<name>.xml when CPT_IN_TARGET, else in the -C directory) and
+ * store the extended .cpt in the target. */
+struct vb_target;
 int vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
-                    struct vb_plan *p);
+                    struct vb_plan *p, struct vb_target *t,
+                    bool cpt_in_target);
 void vb_plan_free (struct vb_plan *p);
 /* Delete a checkpoint and its bitmaps, also of a shut-off domain. */
 int vb_plan_delete_checkpoint (struct vb_domain *d, const char *name);

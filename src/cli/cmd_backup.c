@@ -37,7 +37,8 @@ static const char usage_text[] =
   "\n"
   "Options:\n"
   "  -d, --domain NAME          domain to back up\n"
-  "  -o, --output DIR           backup directory (created if missing)\n"
+  "  -o, --output DIR           backup directory (created if missing); \"-\"\n"
+  "                             streams a zip archive to stdout (copy, full)\n"
   "  -l, --level LEVEL          copy, full, inc, diff or auto (default: copy)\n"
   "  -t, --type TYPE            stream (default) or raw (full and copy only)\n"
   "  -z, --compress[=LEVEL]     compress data (lz4: default level 2, as\n"
@@ -414,6 +415,16 @@ parse_args (struct args *a, int argc, char **argv)
   }
   if (!a->o.outdir)
     a->o.outdir = ".";
+  if (!strcmp (a->o.outdir, "-") && (a->json || a->o.raw_output)) {
+    vb_cli_errorf ("backup", "-o - writes the archive to stdout: it cannot "
+                   "be combined with --json or -t raw");
+    return -1;
+  }
+  if (!strcmp (a->o.outdir, "-") && isatty (STDOUT_FILENO)) {
+    vb_cli_errorf ("backup", "-o - writes a zip archive to stdout: redirect "
+                   "it to a file or a pipe");
+    return -1;
+  }
   return 0;
 }
 
@@ -444,7 +455,7 @@ cmd_backup (int argc, char **argv)
   vb_log_set_sink (log_sink, &ui);
   install_signals ();
   a.o.cancel = &cancelled;
-  a.o.started = open_log;
+  a.o.started = strcmp (a.o.outdir, "-") ? open_log : NULL;
   a.o.tick = tick;
   a.o.op = &ui;
   ret = vb_backup_run (&a.o, &r);

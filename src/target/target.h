@@ -58,7 +58,8 @@ struct vb_target *vb_target_dir_open (const char *dir);
  * for "-o -"), as virtnbdbackup's zip output: each entry has a local header
  * with the data-descriptor flag and a zip64 extra field, then its bytes,
  * then CRC-32 and sizes in a data descriptor; the central directory is
- * written by vb_target_finish() (or, best effort, close).  Not seekable
+ * written by vb_target_finish() only: closing an unfinished archive leaves
+ * it without one (the run did not complete).  Not seekable
  * (pwrite/truncate are NULL); one file at a time.  An aborted file cannot
  * be unwritten, so it fails the archive: later creates fail and no central
  * directory is written, leaving an invalid zip that no reader takes for a

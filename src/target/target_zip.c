@@ -481,16 +481,15 @@ poison_tail (struct zip_target *zt)
   out_flush (zt);
 }
 
-/* Closing an archive nobody finished still finishes it, best effort,
- * unless it failed: then it must stay without a central directory. */
+/* Only vb_target_finish() completes an archive: closing one nobody
+ * finished means the run stopped part way (an error, a signal), so it must
+ * stay without a central directory. */
 static void
 zip_close (struct vb_target *t)
 {
   struct zip_target *zt = (struct zip_target *) t;
 
-  if (!zt->failed && !zt->open && !zt->error)
-    zip_finish (t);
-  else if (!zt->finished)
+  if (!zt->finished)
     poison_tail (zt);
   for (size_t i = 0; i < zt->n; i++)
     free (zt->ents[i].name);
