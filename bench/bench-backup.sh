@@ -63,7 +63,7 @@ run_tool () {
   mkdir -p "$BENCH_WORK/out"
   bench_time "$name" "$round" "$@" -o "$BENCH_WORK/out"
   [ "$round" = 1 ] &&
-    echo "          $name wrote $(du -sh --apparent-size "$BENCH_WORK/out" | cut -f1) ($(ls "$BENCH_WORK/out" | grep -c '\.data$') data file)"
+    echo "          $name wrote $(du -sh --apparent-size "$BENCH_WORK/out" | cut -f1) ($(find "$BENCH_WORK/out" -name '*.data' | wc -l) data file)"
   bench_no_stale_job
   rm -rf "$BENCH_WORK/out"
 }

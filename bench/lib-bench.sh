@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib-bench.sh: shared parts of the benchmarks (sourced, not run).
 # The benchmark VM, a hand-made pull-mode backup export, timing with peak
 # RSS, and medians.  Uses tests/lib.sh for vsh, vb_daemons_up and
@@ -89,8 +90,8 @@ bench_make_vm () {
   </devices>
 </domain>
 XML
-  vsh define "$VB_IMG_DIR/$BENCH_VM.xml" >/dev/null && vsh start "$BENCH_VM" >/dev/null ||
-    bench_die "could not start $BENCH_VM"
+  vsh define "$VB_IMG_DIR/$BENCH_VM.xml" >/dev/null || bench_die "could not define $BENCH_VM"
+  vsh start "$BENCH_VM" >/dev/null || bench_die "could not start $BENCH_VM"
   # Warm the page cache so the first round is not the only cold one.
   cat "$BENCH_DISK" >/dev/null
 }
@@ -108,6 +109,7 @@ bench_job_begin () {
 </domainbackup>
 XML
   vsh backup-begin "$BENCH_VM" "$BENCH_JOBDIR/backup.xml" >/dev/null || return 1
+  # shellcheck disable=SC2034  # used by the scripts that source this
   BENCH_NBD="nbd+unix:///sda?socket=$BENCH_JOBDIR/nbd.sock"
 }
 

@@ -65,7 +65,7 @@ if [ -e /dev/kvm ] && getent group kvm >/dev/null; then
 fi
 pgrep -x virtlogd >/dev/null || virtlogd -d
 pgrep -x libvirtd >/dev/null || libvirtd -d
-for i in $(seq 50); do virsh -c "$URI" version >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 50); do virsh -c "$URI" version >/dev/null 2>&1 && break; sleep 0.2; done
 virsh -c "$URI" version | head -1
 
 say "4/6 demo VM $VM"

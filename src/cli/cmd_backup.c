@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "cli/cli.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 
 static volatile sig_atomic_t cancelled;
@@ -107,6 +109,10 @@ open_log (void *op, enum vb_level level)
   snprintf (path, sizeof path, "%s/backup.%s.%s.log", ui->outdir,
             vb_level_name (level), name);
   fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, vb_file_mode ());
+  if (fd >= 0 && vb_fs_chgrp_fd (fd, path) < 0) {
+    close (fd);
+    return -1;
+  }
   if (fd < 0 || !(ui->log = fdopen (fd, "a"))) {
     vb_set_error_errno (errno, "cannot write the log file %s", path);
     if (fd >= 0)
@@ -254,7 +260,7 @@ parse_uint (const char *s, unsigned long long max, unsigned long long *out)
 }
 
 enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT,
-       OPT_METHOD };
+       OPT_METHOD, OPT_GROUP };
 
 static const struct option longopts[] = {
   { "domain", required_argument, NULL, 'd' },
@@ -270,6 +276,7 @@ static const struct option longopts[] = {
   { "scratchdir", required_argument, NULL, 'S' },
   { "checkpointdir", required_argument, NULL, 'C' },
   { "checkpoint-prefix", required_argument, NULL, OPT_PREFIX },
+  { "group", required_argument, NULL, OPT_GROUP },
   { "printonly", no_argument, NULL, 'p' },
   { "kill-stale", no_argument, NULL, 'k' },
   { "uri", required_argument, NULL, 'U' },
@@ -352,6 +359,14 @@ parse_opt (struct args *a, int c, int argc, char **argv)
   case 'U': a->o.uri = optarg; return 0;
   case 'n': a->noprogress = true; return 0;
   case OPT_NOFREEZE: a->o.no_freeze = true; return 0;
+  case OPT_GROUP: {
+    struct group *g = getgrnam (optarg);
+    if (!g)
+      return bad ("unknown group", optarg);
+    vb_fs_set_group (g->gr_gid);
+    vb_set_modes (0640, 0750);
+    return 0;
+  }
   case OPT_METHOD:
     if (strcmp (optarg, "lz4") && strcmp (optarg, "zstd"))
       return bad ("invalid compression method (lz4, zstd)", optarg);

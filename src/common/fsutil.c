@@ -11,6 +11,31 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 
+static gid_t fs_group = (gid_t) -1;
+
+void vb_fs_set_group (gid_t gid) { fs_group = gid; }
+gid_t vb_fs_group (void) { return fs_group; }
+
+int
+vb_fs_chgrp_fd (int fd, const char *what)
+{
+  if (fs_group != (gid_t) -1 && fchown (fd, -1, fs_group) < 0) {
+    vb_set_error_errno (errno, "chgrp %s", what);
+    return -1;
+  }
+  return 0;
+}
+
+int
+vb_fs_chgrp_path (const char *path)
+{
+  if (fs_group != (gid_t) -1 && chown (path, -1, fs_group) < 0) {
+    vb_set_error_errno (errno, "chgrp %s", path);
+    return -1;
+  }
+  return 0;
+}
+
 int
 vb_fsync_dir (const char *dir)
 {
@@ -74,6 +99,11 @@ vb_write_file_atomic (const char *dir, const char *name,
     vb_set_error_errno (errno, "create %s", tmp);
     return -1;
   }
+  if (vb_fs_chgrp_fd (fd, tmp) < 0) {
+    close (fd);
+    unlink (tmp);
+    return -1;
+  }
   if (fchmod (fd, mode) < 0 || vb_write_all (fd, data, len) < 0 ||
       fsync (fd) < 0) {
     vb_set_error_errno (errno, "write %s", tmp);
@@ -135,7 +165,11 @@ vb_mkdir_p (const char *path, mode_t mode)
     if (*s == '/' || *s == '\0') {
       char c = *s;
       *s = '\0';
-      if (mkdir (p, mode) < 0 && errno != EEXIST) {
+      if (mkdir (p, mode) == 0) {
+        if (vb_fs_chgrp_path (p) < 0 || chmod (p, mode) < 0)
+          return -1;
+      }
+      else if (errno != EEXIST) {
         vb_set_error_errno (errno, "mkdir %s", p);
         return -1;
       }

@@ -10,6 +10,13 @@
 #include <sys/types.h>
 
 int vb_fsync_dir (const char *dir);
+/* Group given to every file and directory virtback creates (--group);
+ * -1 (the default) leaves the creator's group. */
+void vb_fs_set_group (gid_t gid);
+gid_t vb_fs_group (void);
+/* Apply the group to an open file or a path; 0 or -1 with an error. */
+int vb_fs_chgrp_fd (int fd, const char *what);
+int vb_fs_chgrp_path (const char *path);
 /* Write LEN bytes to DIR/NAME atomically with MODE. */
 int vb_write_file_atomic (const char *dir, const char *name,
                           const void *data, size_t len, mode_t mode);

@@ -181,7 +181,8 @@ dir_create (struct vb_target *t, const char *name)
   }
   df->fd = open (df->partial, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
                  O_NOFOLLOW, vb_file_mode ());
-  if (df->fd < 0 || fchmod (df->fd, vb_file_mode ()) < 0) {
+  if (df->fd < 0 || vb_fs_chgrp_fd (df->fd, df->partial) < 0 ||
+      fchmod (df->fd, vb_file_mode ()) < 0) {
     vb_set_error_errno (errno, "create %s", df->partial);
     if (df->fd >= 0)
       unlink (df->partial);

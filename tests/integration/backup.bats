@@ -167,3 +167,17 @@ teardown () {
   [ "$status" -eq 0 ]
   [[ "$output" == *"skipping raw disk sdb"* ]]
 }
+
+@test "--group: files 0640 and directories 0750 owned by the group" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x1 0 1M"
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/g" -l full -n --group kvm
+  [ "$status" -eq 0 ]
+  [ "$(stat -c '%a %G' "$T/g")" = "750 kvm" ]
+  [ "$(stat -c '%a %G' "$T/g/checkpoints")" = "750 kvm" ]
+  for f in "$T/g"/* "$T/g"/checkpoints/*; do
+    [ -d "$f" ] || [ "$(stat -c '%a %G' "$f")" = "640 kvm" ] || { echo "$f: $(stat -c '%a %G' "$f")"; false; }
+  done
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/x" -l full -n --group no-such-group-here
+  [ "$status" -eq 2 ]
+}
