@@ -12,6 +12,10 @@
 #include "common/error.h"
 #include "common/log.h"
 
+/* Extents remembered between the totals pass and the copy: 512 Ki of them
+ * (12 MiB); beyond that the copy asks the server again, window by window. */
+#define EXTCACHE_MAX (512u * 1024)
+
 struct sink_state {
   struct vb_tfile *f;
   struct vb_disk_result *r;
@@ -279,12 +283,13 @@ write_checksum (struct vb_target *t, const char *file, uint32_t adler)
 }
 
 static int
-copy_disk (struct sink_state *st, struct vb_nbd *n)
+copy_disk (struct sink_state *st, struct vb_nbd *n,
+           const struct vb_extcache *cache)
 {
   const struct vb_disk_spec *s = st->s;
   struct vb_sink sink = { .begin_data = sink_begin, .data = sink_data,
                           .end_data = sink_end, .zero = sink_zero, .op = st };
-  struct vb_copy_opts co = { s->req_size, s->inflight, s->cancel };
+  struct vb_copy_opts co = { s->req_size, s->inflight, s->cancel, cache };
   struct vb_copy_stats cs;
   struct vb_meta m = s->meta;
 
@@ -309,8 +314,9 @@ copy_disk (struct sink_state *st, struct vb_nbd *n)
   return write_end (st);
 }
 
-int
-vb_estimate_disk (const struct vb_disk_spec *s, struct vb_disk_result *r)
+static int
+estimate (const struct vb_disk_spec *s, struct vb_disk_result *r,
+          struct vb_extcache *cache)
 {
   struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
   struct vb_extent_totals tot;
@@ -318,7 +324,7 @@ vb_estimate_disk (const struct vb_disk_spec *s, struct vb_disk_result *r)
 
   if (!n)
     return -1;
-  ret = vb_nbd_totals (n, &tot);
+  ret = vb_nbd_totals (n, &tot, cache);
   r->virtual_size = n->size;
   r->total = tot.data_bytes;
   r->data_extents = tot.data_extents;
@@ -328,22 +334,33 @@ vb_estimate_disk (const struct vb_disk_spec *s, struct vb_disk_result *r)
 }
 
 int
+vb_estimate_disk (const struct vb_disk_spec *s, struct vb_disk_result *r)
+{
+  return estimate (s, r, NULL);
+}
+
+int
 vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
                 struct vb_disk_result *r)
 {
   struct sink_state st = { .r = r, .s = s, .adler = 1 };
+  struct vb_extcache cache = { .max = EXTCACHE_MAX };
   struct vb_nbd *n;
   double t0 = now ();
   int ret = -1;
 
-  if (vb_estimate_disk (s, r) < 0)
+  if (estimate (s, r, &cache) < 0) {
+    vb_extcache_free (&cache);
     return -1;
+  }
   vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, r->total);
-  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx)))
+  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx))) {
+    vb_extcache_free (&cache);
     return -1;
+  }
   if (!(st.f = vb_target_create (t, s->file)))
     goto out;
-  if (copy_disk (&st, n) < 0) {
+  if (copy_disk (&st, n, &cache) < 0) {
     vb_tfile_abort (st.f);
     goto out;
   }
@@ -355,6 +372,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   if (ret < 0)
     vb_prefix_error ("disk %s", s->disk);
   sink_state_free (&st);
+  vb_extcache_free (&cache);
   vb_nbd_close (n);
   r->seconds = now () - t0;
   r->finished = ret == 0;

@@ -269,8 +269,36 @@ vb_extiter_next (struct vb_extiter *it, struct vb_extent *e)
   return 1;
 }
 
+void
+vb_extcache_free (struct vb_extcache *c)
+{
+  free (c->v);
+  c->v = NULL;
+  c->n = c->cap = 0;
+}
+
+static void
+cache_add (struct vb_extcache *c, const struct vb_extent *e)
+{
+  if (!c || c->overflow)
+    return;
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 1024;
+    struct vb_extent *v = cap <= c->max ? realloc (c->v, cap * sizeof *v) : NULL;
+    if (!v) {                  /* too many: the copy asks again */
+      c->overflow = true;
+      vb_extcache_free (c);
+      return;
+    }
+    c->v = v;
+    c->cap = cap;
+  }
+  c->v[c->n++] = *e;
+}
+
 int
-vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t)
+vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
+               struct vb_extcache *cache)
 {
   struct vb_extiter it;
   struct vb_extent e;
@@ -279,6 +307,8 @@ vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t)
   memset (t, 0, sizeof *t);
   vb_extiter_init (&it, n, 0);
   while ((r = vb_extiter_next (&it, &e)) == 1) {
+    if (e.type != VB_EXT_CLEAN)
+      cache_add (cache, &e);
     if (e.type == VB_EXT_DATA) {
       t->data_bytes += e.len;
       t->data_extents++;

@@ -65,7 +65,18 @@ struct vb_extent_totals {
   uint64_t data_bytes, zero_bytes, clean_bytes;
   uint64_t data_extents, zero_extents;
 };
-int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t);
+/* The extents of the totals pass, kept for the copy so the server is not
+ * asked twice; bounded: past MAX entries it is dropped (overflow) and the
+ * copy queries windows again. */
+struct vb_extcache {
+  struct vb_extent *v;
+  size_t n, cap, max;
+  bool overflow;
+};
+void vb_extcache_free (struct vb_extcache *c);
+
+int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
+                   struct vb_extcache *cache);
 
 /* The consumer of vb_nbd_copy, called in disk order from the copying
  * thread.  begin_data/end_data bracket one merged DATA extent, whose bytes
@@ -93,6 +104,7 @@ struct vb_copy_opts {
   uint32_t req_size;           /* bytes per NBD read; 0: default */
   unsigned max_inflight;       /* requests in flight; 0: default */
   volatile sig_atomic_t *cancel; /* set asynchronously to stop */
+  const struct vb_extcache *cache; /* extents already known, or NULL */
 };
 
 struct vb_copy_stats {

@@ -56,6 +56,7 @@ struct copy {
   bool reader_done, failed;
   char *werr;                  /* the writer's (or a worker's) error */
   bool xform;                  /* the sink transforms pieces */
+  size_t icache;               /* next extent in o->cache */
   unsigned next_worker;
 };
 
@@ -73,13 +74,27 @@ read_done (void *opaque, int *error)
   return 1;
 }
 
+/* From the cache of the totals pass when there is one, else windows. */
+static int
+next_extent (struct copy *c)
+{
+  const struct vb_extcache *k = c->o ? c->o->cache : NULL;
+
+  if (!k || k->overflow)
+    return vb_extiter_next (&c->it, &c->ext);
+  if (c->icache == k->n)
+    return 0;
+  c->ext = k->v[c->icache++];
+  return 1;
+}
+
 /* Cut the next piece off the current extent, fetching extents as needed.
  * Returns 1 with *S filled (buffer untouched), 0 at end, -1 error. */
 static int
 next_piece (struct copy *c, struct slot *s)
 {
   while (!c->have_ext || c->pos == c->ext.off + c->ext.len) {
-    int r = vb_extiter_next (&c->it, &c->ext);
+    int r = next_extent (c);
     if (r <= 0)
       return r;
     c->have_ext = true;

@@ -79,7 +79,7 @@ add_modules () {
     modprobe -d "$kroot" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
   done | awk '!seen[$0]++' | while read -r ko; do
     cp "$ko" "$root/lib/modules/"
-    echo "$(basename "$ko")" >>"$root/lib/modules/load-order"
+    basename "$ko" >>"$root/lib/modules/load-order"
   done
 }
 

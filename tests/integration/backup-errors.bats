@@ -132,7 +132,7 @@ XML
   [ "$status" -eq 1 ]
   [[ "$output" == *"target full"* ]]
   assert_clean "$VM" "$T/small/b"
-  ! ls "$T/small/b"/*.data 2>/dev/null
+  not ls "$T/small/b"/*.data 2>/dev/null
   [ -z "$(vb_checkpoints "$VM")" ]
   umount "$T/small"
 }
@@ -151,7 +151,7 @@ XML
     [ "$st" -eq 1 ]
     grep -q "interrupted" "$T/err"
     assert_clean "$VM" "$T/b"
-    ! ls "$T/b"/*.data 2>/dev/null
+    not ls "$T/b"/*.data 2>/dev/null
     [ ! -e "$T/b/$VM.cpt" ]
   done
   rm -rf "$T/b"
@@ -180,7 +180,7 @@ XML
   f="$T/b/sda.inc.virtback.1.data"
   grep -a -q '"parentCheckpoint": "virtback.0"' "$f"
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0", "virtback.1"]' ]
-  ! ls "$T/b"/*.partial 2>/dev/null
+  not ls "$T/b"/*.partial 2>/dev/null
   # Each test gets its own scratch dir, so leftovers are its own.
   # (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket)
   SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)

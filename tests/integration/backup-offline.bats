@@ -32,7 +32,7 @@ offline_write () { qemu-io -f qcow2 -c "$2" "$(vb_disk_path "$VM" "$1")" >/dev/n
   [ "$status" -eq 0 ]
   [[ "$output" == *"shut off"* ]]
   assert_clean "$VM" "$T/b"
-  ! pgrep -f "qemu-nbd.*$VM" >/dev/null
+  not pgrep -f "qemu-nbd.*$VM" >/dev/null
   cp "$(vb_disk_path "$VM" sda)" "$T/p0.qcow2"
   offline_write sda "write -P 0x22 8M 1M"
   offline_write sda "write -z 1M 1M"
@@ -62,7 +62,7 @@ offline_write () { qemu-io -f qcow2 -c "$2" "$(vb_disk_path "$VM" "$1")" >/dev/n
   vbk backup -S "$SCRATCH" -d "$VM" -o "$T/c" -l copy -n
   [ "$status" -eq 0 ]
   [ -z "$(vb_checkpoints "$VM")" ]
-  ! qemu-img info "$(vb_disk_path "$VM" sda)" | grep -q bitmaps
+  [ -z "$(qemu-img info "$(vb_disk_path "$VM" sda)" | grep bitmaps)" ]
   "$VIRTBACK" restore -i "$T/c" -o "$T/r"
   vb_compare "$(vb_disk_path "$VM" sda)" "$T/r/sda.qcow2"
 }

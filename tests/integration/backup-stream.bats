@@ -80,7 +80,7 @@ teardown () {
   kill -TERM $pid
   st=0; wait $pid || st=$?
   [ "$st" -eq 1 ]
-  ! unzip -t "$T/b.zip" >/dev/null 2>&1
+  not unzip -t "$T/b.zip" >/dev/null 2>&1
   assert_clean "$VM"
   run bash -c "'$VIRTBACK' backup -d '$VM' -o - -l inc -n > /dev/null"
   [ "$status" -ne 0 ]

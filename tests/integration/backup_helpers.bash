@@ -19,3 +19,6 @@ adler () { python3 -c 'import sys,zlib; print(zlib.adler32(open(sys.argv[1],"rb"
 # Run virtback and keep output in $output/$status like bats 'run'.
 # The output is echoed so that bats shows it when the test fails.
 vbk () { run "$VIRTBACK" "$@"; echo "virtback $*: status $status"; echo "$output"; }
+
+# "! cmd" does not fail a bats test unless it is the last command; use "not cmd".
+not () { if "$@"; then echo "expected to fail: $*"; return 1; fi; return 0; }

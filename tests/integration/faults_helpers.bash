@@ -19,7 +19,10 @@ fl_setup () {
 
 fl_teardown () {
   local p m
-  for p in "${FL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # runs of this test still going (our children only: pids get reused)
+  for p in "${FL_PIDS[@]}"; do
+    [ "$(awk '{print $4}' /proc/$p/stat 2>/dev/null)" = "$BASHPID" ] && kill -9 "$p"
+  done
   for p in "${FL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   # daemons of a private libvirt whose shell was killed (fl_private_libvirt)
   if [ -s "$T/ns.pids" ]; then
@@ -28,6 +31,8 @@ fl_teardown () {
         *vbf-libvirtd.pid*|*vbf-virtlogd.pid*) kill "$p" ;;
       esac
     done
+    # and the QEMU that daemon started for this test's VM
+    for p in $(pgrep -f -- "-name guest=$VM,"); do kill "$p"; done
   fi
   vb_destroy_vm "$VM"
   [ -z "$VM2" ] || vb_destroy_vm "$VM2"

@@ -183,5 +183,5 @@ teardown_file () {
   if [ "$status" -ne 0 ]; then
     rb_no_image "$OUT"
   fi
-  ! pgrep -f "qemu-nbd.*$OUT" >/dev/null
+  [ -z "$(pgrep -f "qemu-nbd.*$OUT")" ]
 }
