@@ -11,7 +11,7 @@
 #include "common/error.h"
 #include "nbd/nbd.h"
 
-#define DEFAULT_WINDOW (1ULL << 31)
+#define DEFAULT_WINDOW ((4ULL << 30) - (1ULL << 20))  /* NBD counts are 32-bit */
 
 /* One context's extents of a single block-status reply. */
 struct ctxlist {
