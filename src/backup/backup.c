@@ -334,52 +334,59 @@ start_offline (struct run *x, const char *const *names)
   return 0;
 }
 
+/* Targets of the selected disks; with RAW, only the raw ones (they carry
+ * no bitmap), else only the others when BITMAP_ONLY. */
+static const char **
+disk_names (struct run *x, bool raw_only, bool bitmap_only)
+{
+  const char **v = calloc (x->nsel + 1, sizeof *v);
+  size_t n = 0;
+
+  if (!v) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  for (size_t i = 0; i < x->nsel; i++)
+    if ((!raw_only || x->sel[i].raw) && (!bitmap_only || !x->sel[i].raw))
+      v[n++] = x->sel[i].disk->target;
+  return v;
+}
+
+static void
+freeze (struct run *x)
+{
+  if (x->o.no_freeze)
+    return;
+  if (vb_fsfreeze (x->d) < 0)
+    vb_warn ("guest agent did not freeze the filesystems (%s): the backup "
+             "is crash-consistent", vb_get_error ());
+  else
+    x->frozen = true;
+}
+
+/* Freeze, begin the pull-mode job, thaw right away: the job's point in time
+ * is its start. */
 static int
 start_job (struct run *x)
 {
-  CLEANUP_FREE const char **names = calloc (x->nsel + 1, sizeof *names);
-  CLEANUP_FREE const char **raws = calloc (x->nsel + 1, sizeof *raws);
+  CLEANUP_FREE const char **names = disk_names (x, false, false);
+  CLEANUP_FREE const char **raws = disk_names (x, true, false);
+  CLEANUP_FREE const char **bms = disk_names (x, false, true);
   struct vb_backup_spec spec = {
     .socket_path = x->socket, .scratch_dir = x->rundir,
     .incremental = x->plan.parent,
     .new_checkpoint = x->o.print_only ? NULL : x->plan.checkpoint,
+    .disks = names, .nobitmap_disks = raws,
   };
-  int n, r;
+  int r;
 
-  size_t nraw = 0;
-
-  if (!names || !raws) {
-    vb_set_error ("out of memory");
+  if (!names || !raws || !bms)
     return -1;
-  }
-  for (size_t i = 0; i < x->nsel; i++) {
-    names[i] = x->sel[i].disk->target;
-    if (x->sel[i].raw)         /* no bitmaps in raw images: always whole */
-      raws[nraw++] = x->sel[i].disk->target;
-  }
-  spec.disks = names;
-  spec.nobitmap_disks = raws;
-  if (x->offline) {
-    CLEANUP_FREE const char **bm = calloc (x->nsel + 1, sizeof *bm);
-    size_t nbm = 0;
-    if (!bm)
-      return -1;
-    for (size_t i = 0; i < x->nsel; i++)
-      if (!x->sel[i].raw)
-        bm[nbm++] = x->sel[i].disk->target;
-    return start_offline (x, bm);
-  }
-  if (!x->o.no_freeze && !x->offline) {
-    n = vb_fsfreeze (x->d);
-    if (n < 0)
-      vb_warn ("guest agent did not freeze the filesystems (%s): the backup "
-               "is crash-consistent", vb_get_error ());
-    else
-      x->frozen = true;
-  }
+  if (x->offline)
+    return start_offline (x, bms);
+  freeze (x);
   vb_debug ("starting the backup job");
   r = vb_backup_begin (x->d, &spec);
-  vb_debug ("backup job started");
   if (r < 0 && x->plan.parent && strstr (vb_get_error (), "bitmap")) {
     /* libvirt validates the bitmaps at job start: lost in an unclean QEMU
      * exit, removed by hand, or never written. */
@@ -388,6 +395,7 @@ start_job (struct run *x)
                   "(-l full) into a new directory", e ? e : "");
   }
   if (r == 0) {
+    vb_debug ("backup job started");
     x->job = true;
     x->checkpoint_made = spec.new_checkpoint != NULL;
   }
