@@ -56,6 +56,8 @@ static const char usage_text[] =
   "  -C, --checkpointdir DIR    where checkpoint XML is kept\n"
   "                             (default: DIR/checkpoints)\n"
   "      --checkpoint-prefix P  checkpoint names are P.N (default: virtback)\n"
+  "      --group GROUP          files 0640 and directories 0750 owned by GROUP\n"
+  "                             (default: 0600 and 0700)\n"
   "  -p, --printonly            print the data to save per disk, write nothing\n"
   "  -k, --kill-stale           end a stale job on the domain first\n"
   "  -U, --uri URI              libvirt connection (default: qemu:///system)\n"

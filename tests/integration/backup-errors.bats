@@ -50,12 +50,13 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
   [ ! -e "$T/b" ]
 }
 
-@test "domain not running" {
+@test "a shut-off domain is backed up offline, with a note saying so" {
   vb_make_vm "$VM" 64M
   vsh destroy "$VM"
-  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full
-  [ "$status" -eq 1 ]
-  [[ "$output" == *"not running"* ]]
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l copy -n
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"is shut off"* ]]
+  assert_clean "$VM" "$T/b"
 }
 
 @test "inc or diff without a chain asks for a full backup" {
