@@ -69,6 +69,7 @@ run_tool () {
 }
 
 echo "bench: $ROUNDS rounds, VM $BENCH_VM, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "bench: code $(bench_code_version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: virtback $("$VIRTBACK" --version 2>&1), $(virtnbdbackup -V 2>&1 | tail -1), $(nbdcopy --version | head -1)"
 for r in $(seq 1 "$ROUNDS"); do
   run_nbdcopy "$r"

@@ -110,6 +110,7 @@ nbdcopy_restore () {
 }
 
 echo "bench: $ROUNDS rounds, restoring a $SOURCE copy backup of $BENCH_VM, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "bench: code $(bench_code_version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: backup $(du -sh --apparent-size "$BENCH_WORK/backup" | cut -f1)$( [ "$LZ4" = 1 ] &&
   echo ", -z backup $(du -sh --apparent-size "$BENCH_WORK/backup-z" | cut -f1)")"
 for r in $(seq 1 "$ROUNDS"); do

@@ -17,6 +17,16 @@ BENCH_DISK=$VB_IMG_DIR/$BENCH_VM-sda.qcow2
 
 bench_die () { echo "bench: $*" >&2; exit 1; }
 
+# The commit measured, "+changes" when the tree differs from it.  Read-only:
+# no optional locks, so a concurrent git commit is never disturbed.
+bench_code_version () {
+  local rev
+  rev=$(git -C "$VB_ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
+  git --no-optional-locks -C "$VB_ROOT" diff --quiet HEAD -- src meson.build 2>/dev/null ||
+    rev+="+changes"
+  echo "$rev"
+}
+
 bench_check_tools () {
   [ "$(id -u)" -eq 0 ] || bench_die "run as root (libvirtd, /var/lib/libvirt)"
   local t

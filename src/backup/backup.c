@@ -1,6 +1,8 @@
 /* One backup run: checks, checkpoint plan, job, parallel disk copies, and
  * a cleanup that always runs. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -263,21 +265,34 @@ remove_rundir (struct run *x)
   x->rundir = NULL;
 }
 
+/* Note a file this run stored, so a failed run can take it back: a data
+ * file outside the chain must not be mistaken for a backup. */
+static int
+remember (struct run *x, const char *name)
+{
+  char **w;
+  int r = 0;
+
+  pthread_mutex_lock (&x->mu);
+  w = realloc (x->written, (x->nwritten + 1) * sizeof *w);
+  if (w)
+    x->written = w;
+  if (!w || !(w[x->nwritten] = strdup (name))) {
+    vb_set_error ("out of memory");
+    r = -1;
+  }
+  else
+    x->nwritten++;
+  pthread_mutex_unlock (&x->mu);
+  return r;
+}
+
 static int
 put_side (struct run *x, const char *name, const char *data)
 {
-  char **w;
-
   if (vb_target_put (x->t, name, data, strlen (data)) < 0)
     return -1;
-  w = realloc (x->written, (x->nwritten + 1) * sizeof *w);
-  if (!w || !(w[x->nwritten] = strdup (name))) {
-    vb_set_error ("out of memory");
-    return -1;
-  }
-  x->written = w;
-  x->nwritten++;
-  return 0;
+  return remember (x, name);
 }
 
 /* vmconfig.<ident>.xml and <disk>.<ident>.qcow.json, as the peer keeps. */
@@ -465,6 +480,12 @@ one_disk (struct run *x, size_t i)
   r->file = strdup (file);
   vb_info ("disk %s: saving to %s", s.disk, file);
   ret = vb_backup_disk (x->t, &s, r);
+  if (ret == 0) {
+    char sum[4200];
+    snprintf (sum, sizeof sum, "%s.chksum", file);
+    if (remember (x, file) < 0 || remember (x, sum) < 0)
+      return -1;
+  }
   if (ret == 0)
     vb_info ("disk %s: %" PRIu64 " bytes of data in %" PRIu64 " extents, "
              "%.2f s", s.disk, r->done, r->data_extents, r->seconds);
@@ -491,6 +512,28 @@ worker (void *arg)
   pthread_cond_signal (&x->cv);
   pthread_mutex_unlock (&x->mu);
   return NULL;
+}
+
+/* A read error is often the domain going away under us: say so. */
+static void
+explain_stopped (struct run *x)
+{
+  CLEANUP_FREE char *e = strdup (vb_get_error ());
+  struct timespec ts = { 0, 100000000 };
+
+  /* The NBD connection drops a moment before libvirt sees QEMU gone;
+   * only a failed read points that way. */
+  for (int i = 0; i < 30 && e && !x->offline && strstr (e, "read at"); i++) {
+    if (vb_domain_refresh (x->d) < 0 || !x->d->running)
+      break;
+    nanosleep (&ts, NULL);
+  }
+  if (x->offline || !e || x->d->running) {
+    vb_set_error_str (e);
+    return;
+  }
+  vb_set_error ("domain '%s' stopped during the backup (%s): start it and "
+                "run the backup again", x->d->name, e);
 }
 
 /* Run the disks on a pool of threads while this thread ticks progress and
@@ -540,8 +583,60 @@ run_disks (struct run *x)
   }
   if (x->first_error) {
     vb_set_error_str (x->first_error);
+    explain_stopped (x);
     return -1;
   }
+  return 0;
+}
+
+/* The private directory of the run whose job is stale, if it is one of
+ * ours: its socket and scratch files, then the directory. */
+static void
+remove_stale_dir (const char *sock)
+{
+  CLEANUP_FREE char *dir = sock ? strdup (sock) : NULL;
+  char *slash = dir ? strrchr (dir, '/') : NULL;
+  const char *base;
+  DIR *d;
+  struct dirent *e;
+
+  if (!slash)
+    return;
+  *slash = '\0';
+  base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
+  if (strncmp (base, "virtback.", 9) || strlen (base) != 15 ||
+      !(d = opendir (dir)))
+    return;
+  while ((e = readdir (d)) != NULL)
+    if (!strcmp (e->d_name, "nbd.sock") ||
+        (!strncmp (e->d_name, "scratch-", 8) && strstr (e->d_name, ".qcow2")))
+      unlinkat (dirfd (d), e->d_name, 0);
+  closedir (d);
+  if (rmdir (dir) == 0)
+    vb_info ("removed %s of the stale backup", dir);
+}
+
+/* -k: right after a kill the job may still be settling ("backup job data
+ * missing"), so try for a few seconds. */
+static int
+end_stale_job (struct run *x)
+{
+  CLEANUP_FREE char *jx = vb_backup_job_xml (x->d);
+  CLEANUP_FREE char *sock = jx ? vb_xml_string
+    (jx, "string(/domainbackup/server/@socket)") : NULL;
+  struct timespec ts = { 0, 500000000 };
+
+  vb_info ("ending the stale job on domain '%s' (-k)", x->d->name);
+  for (int i = 0; ; i++) {
+    if (vb_backup_end (x->d) == 0)
+      break;
+    if (i == 10) {
+      vb_prefix_error ("cannot end the stale job: retry with -k in a moment");
+      return -1;
+    }
+    nanosleep (&ts, NULL);
+  }
+  remove_stale_dir (sock);
   return 0;
 }
 
@@ -556,18 +651,18 @@ check_domain (struct run *x)
              "qemu-nbd", x->d->name);
     return 0;
   }
-  if ((active = vb_job_active (x->d)) < 0)
-    return -1;
+  if ((active = vb_job_active (x->d)) < 0) {
+    if (!x->o.kill_stale)
+      return -1;
+    active = 1;                /* unsettled after a kill: let -k retry */
+  }
   if (active && !x->o.kill_stale) {
     vb_set_error ("a job is already running on domain '%s': if it is a "
                   "stale backup, end it with -k", x->d->name);
     return -1;
   }
-  if (active) {
-    vb_info ("ending the stale job on domain '%s' (-k)", x->d->name);
-    if (vb_backup_end (x->d) < 0)
-      return -1;
-  }
+  if (active)
+    return end_stale_job (x);
   return 0;
 }
 
@@ -617,6 +712,9 @@ prepare (struct run *x)
                         x->o.outdir);
     return -1;
   }
+  if (vb_set_remove_partials (x->o.outdir) > 0)
+    vb_info ("removed unfinished files of an earlier run from %s",
+             x->o.outdir);
   return (x->t = vb_target_dir_open (x->o.outdir)) ? 0 : -1;
 }
 

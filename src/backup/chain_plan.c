@@ -78,10 +78,12 @@ resolve_level (const struct vb_backup_opts *o, struct vb_plan *p)
   if (p->level == VB_LEVEL_AUTO)
     p->level = has ? VB_LEVEL_INC : VB_LEVEL_FULL;
   if ((p->level == VB_LEVEL_FULL || p->level == VB_LEVEL_COPY) && !o->print_only) {
-    int empty = vb_dir_is_empty (o->outdir);
-    if (empty < 0)
+    /* What a run that did not complete leaves behind does not count: the
+     * retry of a failed first full must work in the same directory. */
+    int ok = has ? 0 : vb_set_only_leftovers (o->outdir);
+    if (ok < 0)
       return -1;
-    if (!empty) {
+    if (!ok) {
       vb_set_error ("%s is not empty: a %s backup needs an empty or new "
                     "directory", o->outdir, vb_level_name (p->level));
       return -1;

@@ -493,6 +493,47 @@ vb_set_has_backup (const char *dir, const char *domain)
   return 0;
 }
 
+static bool
+ends_with (const char *s, const char *suffix)
+{
+  size_t a = strlen (s), b = strlen (suffix);
+  return a >= b && !strcmp (s + a - b, suffix);
+}
+
+static bool
+is_leftover (const char *dir, const char *name)
+{
+  if (!strcmp (name, "checkpoints")) {
+    CLEANUP_FREE char *p = vb_path_join (dir, name);
+    return p && vb_dir_is_empty (p) == 1;
+  }
+  return (!strncmp (name, "backup.", 7) && ends_with (name, ".log")) ||
+         ends_with (name, ".partial") || ends_with (name, ".chksum") ||
+         ends_with (name, ".qcow.json") ||
+         (!strncmp (name, "vmconfig.", 9) && ends_with (name, ".xml"));
+}
+
+int
+vb_set_only_leftovers (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  int ok = 1;
+
+  if (!d) {
+    if (errno == ENOENT)
+      return 1;
+    vb_set_error_errno (errno, "open directory %s", dir);
+    return -1;
+  }
+  while (ok && (e = readdir (d)) != NULL)
+    if (strcmp (e->d_name, ".") && strcmp (e->d_name, "..") &&
+        !is_leftover (dir, e->d_name))
+      ok = 0;
+  closedir (d);
+  return ok;
+}
+
 /* ---- the per-domain lock ---- */
 
 /* flock, not fcntl locks: they belong to the open file description, so

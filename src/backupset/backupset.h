@@ -64,6 +64,11 @@ int vb_set_has_backup (const char *dir, const char *domain);
 /* Remove leftover *.partial files from an earlier failed run, returning
  * how many were removed. */
 int vb_set_remove_partials (const char *dir);
+/* 1 if DIR is missing, empty, or holds only what a run that did not
+ * complete leaves (its log, *.partial, vmconfig.*.xml, *.qcow.json,
+ * *.chksum, an empty checkpoints/): a new full may start there.  0 if it
+ * holds anything else, -1 on error. */
+int vb_set_only_leftovers (const char *dir);
 
 /* Per-domain lock (flock on a file under /run/virtback, keyed by UUID).
  * Returns an fd to keep open for the run, or -1 with an error saying

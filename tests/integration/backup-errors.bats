@@ -182,11 +182,8 @@ XML
   grep -a -q '"parentCheckpoint": "virtback.0"' "$f"
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0", "virtback.1"]' ]
   not ls "$T/b"/*.partial 2>/dev/null
-  # Each test gets its own scratch dir, so leftovers are its own.
-  # (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket)
-  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
-  chmod 755 "$SCRATCH"
-  export VB_SCRATCH_OPT="-S $SCRATCH"
+  # -k also removed the killed run's private directory
+  assert_clean "$VM" "$T/b"
 }
 
 @test "a disk added after the full: inc refuses naming it; -x leaves it out" {
