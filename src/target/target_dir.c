@@ -119,9 +119,11 @@ writeback (struct dir_file *df, size_t len)
   sync_file_range (df->fd, df->kicked, df->pos - df->kicked,
                    SYNC_FILE_RANGE_WRITE);
   df->kicked = df->pos;
-  if (df->kicked - df->dropped < KEEP)
+  /* Wait only for ranges kicked long ago: they are usually on disk by
+   * now, so this rarely stalls the copy. */
+  if (df->kicked - df->dropped < KEEP + KICK)
     return;
-  uint64_t n = df->kicked - KICK - df->dropped;
+  uint64_t n = df->kicked - KEEP - df->dropped;
   /* Errors here surface again at fsync; nothing to handle. */
   sync_file_range (df->fd, df->dropped, n, SYNC_FILE_RANGE_WAIT_BEFORE |
                    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
