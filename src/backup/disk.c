@@ -225,7 +225,7 @@ setup_zstd (struct sink_state *st, struct vb_sink *sink)
 {
   const struct vb_disk_spec *s = st->s;
   unsigned n = s->workers ? s->workers : 1;
-  size_t req = s->req_size ? s->req_size : 1u << 20;
+  size_t req = s->req_size ? s->req_size : VB_NBD_DEFAULT_REQ;
 
   if (!(st->zs = calloc (n, sizeof *st->zs))) {
     vb_set_error ("out of memory");

@@ -64,8 +64,8 @@ static const char usage_text[] =
   "  -n, --noprogress           no progress lines\n"
   "      --no-freeze            do not freeze guest filesystems\n"
   "      --json                 print a JSON summary on stdout at the end\n"
-  "      --request-size BYTES   NBD read size (default 1 MiB)\n"
-  "      --inflight N           NBD reads in flight per disk (default 16)\n"
+  "      --request-size BYTES   NBD read size (default 256 KiB)\n"
+  "      --inflight N           NBD reads in flight per disk (default 64)\n"
   "  -h, --help                 show this help\n";
 
 static void

@@ -100,6 +100,11 @@ struct vb_sink {
   void *op;
 };
 
+/* Measured best on the benchmark VM (bench/README.md): 64 reads of 256 KiB
+ * in flight, as nbdcopy does. */
+#define VB_NBD_DEFAULT_REQ (256u << 10)
+#define VB_NBD_DEFAULT_INFLIGHT 64
+
 struct vb_copy_opts {
   uint32_t req_size;           /* bytes per NBD read; 0: default */
   unsigned max_inflight;       /* requests in flight; 0: default */

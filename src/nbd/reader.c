@@ -16,8 +16,8 @@
 #include "common/error.h"
 #include "nbd/nbd.h"
 
-#define DEFAULT_REQ (1u << 20)
-#define DEFAULT_INFLIGHT 16
+#define DEFAULT_REQ VB_NBD_DEFAULT_REQ
+#define DEFAULT_INFLIGHT VB_NBD_DEFAULT_INFLIGHT
 #define VB_MAX_WORKERS 64
 
 /* Slot life: FREE -> BUSY (read issued) -> DONE (reply in) -> [XFORM (a
