@@ -15,9 +15,7 @@
 
 #include <json-c/json.h>
 
-#include "backup/backup.h"
-#include "backup/chain_plan.h"
-#include "backup/disk.h"
+#include "backup/run.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
@@ -26,243 +24,12 @@
 #include "nbd/qemu_nbd.h"
 #include "virt/virt.h"
 
-struct sel {                   /* a disk selected for this run */
-  struct vb_disk *disk;
-  bool raw;                    /* raw-format source: copied whole, raw out */
-  struct vb_qemu_nbd server;   /* shut-off domain: our own NBD server */
-  char *socket;                /* where this disk is served */
-};
-
-struct run {
-  struct vb_backup_opts o;     /* with defaults filled in */
-  struct vb_domain *d;
-  struct vb_plan plan;
-  struct vb_target *t;
-  struct vb_backup_result *r;
-  struct sel *sel;
-  size_t nsel;
-  char *rundir, *socket, *cptdir_alloc;
-  char **written;              /* side files put by this run */
-  size_t nwritten;
-  int lockfd;
-  bool offline;                /* shut off: qemu-nbd instead of a job */
-  bool to_stdout;              /* -o -: one zip archive on stdout */
-  bool cpt_in_target;          /* checkpoint XML beside the data (no -C) */
-  bool frozen, job, checkpoint_made;
-  volatile sig_atomic_t stop;  /* set on the first disk failure or signal */
-  /* worker pool */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  size_t next, running;
-  char *first_error;
-};
-
 static double
 mono (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static bool
-in_list (char **list, const char *s)
-{
-  for (; list && *list; list++)
-    if (!strcmp (*list, s))
-      return true;
-  return false;
-}
-
-/* qcow2 compat "0.10" has no persistent bitmaps. */
-static int
-check_qcow2_v3 (struct vb_disk *disk)
-{
-  CLEANUP_FREE char *info = vb_qemu_img_info (disk->path);
-  struct json_object *j, *fs, *data, *compat;
-  int ret = 0;
-
-  if (!info)
-    return 0;                  /* not a local file: let libvirt decide */
-  j = json_tokener_parse (info);
-  if (j && json_object_object_get_ex (j, "format-specific", &fs) &&
-      json_object_object_get_ex (fs, "data", &data) &&
-      json_object_object_get_ex (data, "compat", &compat) &&
-      !strcmp (json_object_get_string (compat), "0.10")) {
-    vb_set_error ("disk %s (%s) is qcow2 v2: persistent bitmaps need qcow2 "
-                  "v3: use -l copy", disk->target, disk->path);
-    ret = -1;
-  }
-  json_object_put (j);
-  return ret;
-}
-
-static const char *
-skip_reason (struct vb_disk *disk)
-{
-  switch (disk->skip) {
-  case VB_DISK_SKIP_DEVICE: return disk->device;
-  case VB_DISK_SKIP_RAW: return "raw format (use -r to include it)";
-  case VB_DISK_SKIP_NOSOURCE: return "no source";
-  default: return NULL;
-  }
-}
-
-/* Decide whether one disk is in this run; 1 yes, 0 no, -1 error. */
-static int
-select_one (struct run *x, struct vb_disk *disk)
-{
-  const char *why = skip_reason (disk);
-  bool raw = !strcmp (disk->format ? disk->format : "", "raw");
-
-  if (why) {
-    vb_info ("skipping disk %s: %s", disk->target, why);
-    return 0;
-  }
-  if (in_list (x->o.exclude, disk->target) ||
-      (x->o.include && !in_list (x->o.include, disk->target)))
-    return 0;
-  if (raw && (x->plan.level == VB_LEVEL_INC || x->plan.level == VB_LEVEL_DIFF)) {
-    vb_info ("skipping raw disk %s: raw disks are saved in full and copy "
-             "backups only", disk->target);
-    return 0;
-  }
-  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (disk) < 0)
-    return -1;
-  return 1;
-}
-
-/* A shut-off domain's bitmaps are checked in the image itself; a running
- * domain's are validated by libvirt when the job starts. */
-static int
-check_offline_bitmap (const struct vb_disk *disk, const char *parent)
-{
-  int st = vb_image_bitmap_state (disk->path, parent);
-
-  if (st < 0)
-    return -1;
-  if (st == VB_BITMAP_OK)
-    return 0;
-  vb_set_error ("disk %s: the bitmap of checkpoint %s is %s: the chain "
-                "cannot continue; run a full backup (-l full) into a new "
-                "directory", disk->target, parent,
-                st == 0 ? "missing" : "inconsistent (QEMU did not shut down "
-                "cleanly)");
-  return -1;
-}
-
-/* An incremental needs every disk in the parent checkpoint and its bitmap
- * in the image; otherwise the backup would silently miss changes. */
-static int
-check_chain_disks (struct run *x)
-{
-  const char *parent = x->plan.parent;
-  CLEANUP_FREE char *cxml = parent ? vb_checkpoint_xml (x->d, parent) : NULL;
-
-  if (!parent)
-    return 0;
-  if (!cxml)
-    return -1;
-  for (size_t i = 0; i < x->nsel; i++) {
-    const char *t = x->sel[i].disk->target;
-    char xp[256];
-    snprintf (xp, sizeof xp,
-              "string(/domaincheckpoint/disks/disk[@name='%s']/@checkpoint)", t);
-    CLEANUP_FREE char *mode = vb_xml_string (cxml, xp);
-    if (!mode || strcmp (mode, "bitmap")) {
-      vb_set_error ("disk %s is not part of checkpoint %s (added after the "
-                    "full backup?): run a full backup (-l full) into a new "
-                    "directory, or leave the disk out with -x %s", t, parent, t);
-      return -1;
-    }
-    if (x->offline && check_offline_bitmap (x->sel[i].disk, parent) < 0)
-      return -1;
-  }
-  return 0;
-}
-
-static int
-select_disks (struct run *x)
-{
-  x->sel = calloc (x->d->ndisks + 1, sizeof *x->sel);
-  if (!x->sel) {
-    vb_set_error ("out of memory");
-    return -1;
-  }
-  for (size_t i = 0; i < x->d->ndisks; i++) {
-    struct vb_disk *disk = &x->d->disks[i];
-    int r = select_one (x, disk);
-    if (r < 0)
-      return -1;
-    if (r == 0)
-      continue;
-    x->sel[x->nsel].disk = disk;
-    x->sel[x->nsel++].raw = !strcmp (disk->format ? disk->format : "", "raw");
-  }
-  for (char **s = x->o.include; s && *s; s++) {
-    bool found = false;
-    for (size_t i = 0; i < x->d->ndisks; i++)
-      found |= !strcmp (x->d->disks[i].target, *s);
-    if (!found) {
-      vb_set_error ("domain '%s' has no disk '%s' (-i)", x->d->name, *s);
-      return -1;
-    }
-  }
-  if (x->nsel == 0) {
-    vb_set_error ("domain '%s': no disk left to back up: check -i/-x/-r",
-                  x->d->name);
-    return -1;
-  }
-  return 0;
-}
-
-/* A private directory QEMU can write (socket, scratch files) and nobody
- * else can reach: whoever can connect to the socket can read the disk. */
-static int
-make_rundir (struct run *x)
-{
-  const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
-  gid_t gid;
-
-  if (vb_domain_qemu_gid (x->d, &gid) < 0)
-    return -1;
-  if (asprintf (&x->rundir, "%s/virtback.XXXXXX", base) < 0 ||
-      !mkdtemp (x->rundir)) {
-    vb_set_error_errno (errno, "cannot create a private directory in %s "
-                        "(-S)", base);
-    free (x->rundir);
-    x->rundir = NULL;
-    return -1;
-  }
-  if (chown (x->rundir, -1, gid) < 0 ||
-      chmod (x->rundir, 0770) < 0) {
-    vb_set_error_errno (errno, "%s", x->rundir);
-    return -1;
-  }
-  if (!(x->socket = vb_path_join (x->rundir, "nbd.sock")))
-    return -1;
-  return 0;
-}
-
-static void
-remove_rundir (struct run *x)
-{
-  char p[4096];
-
-  if (!x->rundir)
-    return;
-  /* Only files QEMU or we made live here: the socket and scratch images. */
-  for (size_t i = 0; i < x->nsel; i++) {
-    snprintf (p, sizeof p, "%s/scratch-%s.qcow2", x->rundir,
-              x->sel[i].disk->target);
-    unlink (p);
-  }
-  if (x->socket)
-    unlink (x->socket);
-  if (rmdir (x->rundir) < 0 && errno != ENOENT)
-    vb_warn ("could not remove %s: %s", x->rundir, strerror (errno));
-  free (x->rundir);
-  x->rundir = NULL;
 }
 
 /* Note a file this run stored, so a failed run can take it back: a data
@@ -589,33 +356,6 @@ run_disks (struct run *x)
   return 0;
 }
 
-/* The private directory of the run whose job is stale, if it is one of
- * ours: its socket and scratch files, then the directory. */
-static void
-remove_stale_dir (const char *sock)
-{
-  CLEANUP_FREE char *dir = sock ? strdup (sock) : NULL;
-  char *slash = dir ? strrchr (dir, '/') : NULL;
-  const char *base;
-  DIR *d;
-  struct dirent *e;
-
-  if (!slash)
-    return;
-  *slash = '\0';
-  base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
-  if (strncmp (base, "virtback.", 9) || strlen (base) != 15 ||
-      !(d = opendir (dir)))
-    return;
-  while ((e = readdir (d)) != NULL)
-    if (!strcmp (e->d_name, "nbd.sock") ||
-        (!strncmp (e->d_name, "scratch-", 8) && strstr (e->d_name, ".qcow2")))
-      unlinkat (dirfd (d), e->d_name, 0);
-  closedir (d);
-  if (rmdir (dir) == 0)
-    vb_info ("removed %s of the stale backup", dir);
-}
-
 /* -k: right after a kill the job may still be settling ("backup job data
  * missing"), so try for a few seconds. */
 static int
@@ -636,7 +376,7 @@ end_stale_job (struct run *x)
     }
     nanosleep (&ts, NULL);
   }
-  remove_stale_dir (sock);
+  vb_run_remove_stale_dir (sock);
   return 0;
 }
 
@@ -696,7 +436,7 @@ prepare (struct run *x)
   if (check_domain (x) < 0 || vb_plan_make (x->d, &x->o, &x->plan) < 0)
     return -1;
   x->plan.cptdir = x->o.cptdir;
-  if (select_disks (x) < 0 || init_results (x) < 0)
+  if (vb_run_select_disks (x) < 0 || init_results (x) < 0)
     return -1;
   if (x->o.print_only)
     return 0;
@@ -743,9 +483,9 @@ run_steps (struct run *x)
            x->plan.checkpoint ? x->plan.checkpoint : "");
   if (!x->o.print_only && vb_plan_apply (x->d, &x->plan) < 0)
     return -1;
-  if (check_chain_disks (x) < 0)
+  if (vb_run_check_chain_disks (x) < 0)
     return -1;
-  if (make_rundir (x) < 0)
+  if (vb_run_make_rundir (x) < 0)
     return -1;
   if (!x->o.print_only && save_side_files (x) < 0)
     return -1;
@@ -791,7 +531,7 @@ cleanup (struct run *x, bool failed)
     free (x->written[i]);
   }
   free (x->written);
-  remove_rundir (x);
+  vb_run_remove_rundir (x);
   if (x->lockfd >= 0)
     close (x->lockfd);
   vb_target_close (x->t);

@@ -1,0 +1,60 @@
+/* run.h (private to backup/): the state of one backup run, shared by the
+ * files of src/backup: backup.c drives the run, select.c picks the disks
+ * and checks the chain, rundir.c owns the private socket/scratch
+ * directory. */
+#ifndef VB_BACKUP_RUN_H
+#define VB_BACKUP_RUN_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "backup/backup.h"
+#include "backup/chain_plan.h"
+#include "backup/disk.h"
+#include "nbd/qemu_nbd.h"
+#include "target/target.h"
+#include "virt/virt.h"
+
+struct sel {                   /* a disk selected for this run */
+  struct vb_disk *disk;
+  bool raw;                    /* raw-format source: copied whole, raw out */
+  struct vb_qemu_nbd server;   /* shut-off domain: our own NBD server */
+  char *socket;                /* where this disk is served */
+};
+
+struct run {
+  struct vb_backup_opts o;     /* with defaults filled in */
+  struct vb_domain *d;
+  struct vb_plan plan;
+  struct vb_target *t;
+  struct vb_backup_result *r;
+  struct sel *sel;
+  size_t nsel;
+  char *rundir, *socket, *cptdir_alloc;
+  char **written;              /* side files put by this run */
+  size_t nwritten;
+  int lockfd;
+  bool offline;                /* shut off: qemu-nbd instead of a job */
+  bool to_stdout;              /* -o -: one zip archive on stdout */
+  bool cpt_in_target;          /* checkpoint XML beside the data (no -C) */
+  bool frozen, job, checkpoint_made;
+  volatile sig_atomic_t stop;  /* set on the first disk failure or signal */
+  /* worker pool */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t next, running;
+  char *first_error;
+};
+
+/* select.c */
+int vb_run_select_disks (struct run *x);
+int vb_run_check_chain_disks (struct run *x);
+
+/* rundir.c */
+int vb_run_make_rundir (struct run *x);
+void vb_run_remove_rundir (struct run *x);
+/* Remove the private directory of a killed run, given its socket path. */
+void vb_run_remove_stale_dir (const char *sock);
+
+#endif
