@@ -16,6 +16,7 @@
 #   --zstd    also time virtback -z --compress-method zstd (no peer has it)
 #   --reuse   keep the existing vbbench VM instead of rebuilding it
 set -u
+BENCH_LOG=${BENCH_WORK:-/var/tmp/vbbench}/bench-backup.log
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
 
 ROUNDS=5 PLAIN=1 LZ4=0 ZSTD=0 REUSE=0
@@ -37,7 +38,7 @@ bench_check_tools
 mkdir -p "$BENCH_WORK"
 export BENCH_RESULTS=$BENCH_WORK/backup-results.txt
 : >"$BENCH_RESULTS"
-: >"$BENCH_WORK/bench.log"
+: >"$BENCH_LOG"
 
 if [ "$REUSE" = 1 ] && vsh domstate "$BENCH_VM" 2>/dev/null | grep -q running; then
   vb_daemons_up
@@ -95,6 +96,6 @@ pairs=()
 bench_table "${pairs[@]}"
 if grep -q ' [1-9][0-9]*$' "$BENCH_RESULTS"; then
   echo
-  echo "Some runs failed; their output is in $BENCH_WORK/bench.log"
+  echo "Some runs failed; their output is in $BENCH_LOG"
 fi
 echo "Raw results: $BENCH_RESULTS"

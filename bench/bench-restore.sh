@@ -18,6 +18,7 @@
 #   --source TOOL  which tool writes the backup to restore: virtback
 #                  (default when it works) or virtnbdbackup
 set -u
+BENCH_LOG=${BENCH_WORK:-/var/tmp/vbbench}/bench-restore.log
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
 
 ROUNDS=5 LZ4=0 REUSE=0 SOURCE=
@@ -37,7 +38,7 @@ bench_check_tools virtnbdrestore
 mkdir -p "$BENCH_WORK"
 export BENCH_RESULTS=$BENCH_WORK/restore-results.txt
 : >"$BENCH_RESULTS"
-: >"$BENCH_WORK/bench.log"
+: >"$BENCH_LOG"
 
 if [ "$REUSE" = 1 ] && vsh domstate "$BENCH_VM" 2>/dev/null | grep -q running; then
   vb_daemons_up
@@ -55,7 +56,7 @@ make_backup () {
   case $SOURCE in
     virtback) "$VIRTBACK" backup -d "$BENCH_VM" -l copy -n -o "$dir" "$@" ;;
     virtnbdbackup) virtnbdbackup -d "$BENCH_VM" -l copy -n -o "$dir" "$@" ;;
-  esac >>"$BENCH_WORK/bench.log" 2>&1
+  esac >>"$BENCH_LOG" 2>&1
   local rc=$?
   bench_no_stale_job
   return $rc
@@ -64,12 +65,12 @@ make_backup () {
 if [ -z "$SOURCE" ]; then
   SOURCE=virtback
   if ! make_backup "$BENCH_WORK/backup"; then
-    echo "bench: virtback backup failed (see $BENCH_WORK/bench.log); restoring a virtnbdbackup backup"
+    echo "bench: virtback backup failed (see $BENCH_LOG); restoring a virtnbdbackup backup"
     SOURCE=virtnbdbackup
-    make_backup "$BENCH_WORK/backup" || bench_die "virtnbdbackup failed, see $BENCH_WORK/bench.log"
+    make_backup "$BENCH_WORK/backup" || bench_die "virtnbdbackup failed, see $BENCH_LOG"
   fi
 else
-  make_backup "$BENCH_WORK/backup" || bench_die "$SOURCE backup failed, see $BENCH_WORK/bench.log"
+  make_backup "$BENCH_WORK/backup" || bench_die "$SOURCE backup failed, see $BENCH_LOG"
 fi
 if [ "$LZ4" = 1 ]; then
   make_backup "$BENCH_WORK/backup-z" -z || bench_die "$SOURCE -z backup failed"
@@ -141,6 +142,6 @@ pairs=(virtback:nbdcopy virtback:virtnbdrestore)
 bench_table "${pairs[@]}"
 if grep -q ' [1-9][0-9]*$' "$BENCH_RESULTS"; then
   echo
-  echo "Some runs failed; their output is in $BENCH_WORK/bench.log"
+  echo "Some runs failed; their output is in $BENCH_LOG"
 fi
 echo "Raw results: $BENCH_RESULTS"

@@ -13,7 +13,29 @@ VB_IMG_DIR=${BENCH_IMG_DIR:-/var/lib/libvirt/images/vbbench}
 # Backups, restores and the cached input data; needs about 10 GiB free.
 BENCH_WORK=${BENCH_WORK:-/var/tmp/vbbench}
 BENCH_DISK=$VB_IMG_DIR/$BENCH_VM-sda.qcow2
+# Where each timed command's output goes (scripts may set their own).
+BENCH_LOG=${BENCH_LOG:-$BENCH_WORK/bench.log}
 . "$VB_ROOT/tests/lib.sh"
+
+# One benchmark at a time: two at once share the VM and the work directory
+# and spoil each other's figures.  A pid file, not flock: an flock fd would
+# be inherited by daemons the benchmark starts (libvirtd) and never let go.
+bench_lock () {
+  local pidf=$BENCH_WORK/.running other said=0
+  mkdir -p "$BENCH_WORK"
+  until (set -o noclobber; echo $$ >"$pidf") 2>/dev/null; do
+    other=$(cat "$pidf" 2>/dev/null)
+    if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then
+      [ $said = 1 ] || echo "bench: waiting for benchmark pid $other to end ($pidf)" >&2
+      said=1
+      sleep 5
+    else
+      rm -f "$pidf"             # its owner is gone
+    fi
+  done
+  trap 'rm -f "$BENCH_WORK/.running"' EXIT
+}
+bench_lock
 
 bench_die () { echo "bench: $*" >&2; exit 1; }
 
@@ -145,7 +167,7 @@ bench_time () {
   shift 2
   sync
   t0=$(date +%s.%N)
-  /usr/bin/time -f %M -o "$BENCH_WORK/time.out" "$@" >>"$BENCH_WORK/bench.log" 2>&1
+  /usr/bin/time -f %M -o "$BENCH_WORK/time.out" "$@" >>"$BENCH_LOG" 2>&1
   rc=$?
   t1=$(date +%s.%N)
   sync

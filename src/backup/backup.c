@@ -219,6 +219,7 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
     (unsigned) sysconf (_SC_NPROCESSORS_ONLN) : 1;
   s->req_size = x->o.req_size;
   s->inflight = x->o.inflight;
+  s->conns = x->o.conns;
   s->cancel = &x->stop;
   s->meta = (struct vb_meta) {
     .disk_name = disk->target, .disk_format = disk->format,

@@ -42,6 +42,7 @@ struct vb_backup_opts {
   bool no_freeze;              /* skip the guest agent */
   uint32_t req_size;           /* NBD request size, 0: default */
   unsigned inflight;           /* requests in flight, 0: default */
+  unsigned conns;              /* NBD connections per disk, 0: default */
   volatile sig_atomic_t *cancel;
   /* Called once the checks passed, before anything is written (the CLI
    * opens the run's log file in outdir here).  May be NULL. */

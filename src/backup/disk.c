@@ -24,11 +24,10 @@ struct sink_state {
   /* raw output: where the next payload byte goes */
   uint64_t raw_pos;
   /* compression: the current extent's pieces */
-  struct vb_lz4c *lz;
   struct vb_zstdc **zs;        /* one per transform worker */
-  char *cbuf;
-  size_t ccap;
-  uint64_t ext_end, pos, piece_left, piece_csize;
+  struct vb_lz4c **lzs;        /* one per transform worker */
+  unsigned nworkers;
+  uint64_t ext_end, pos, piece_csize;
   uint64_t *sizes;
   size_t nsizes, capsizes;
   uint64_t ext_len;
@@ -91,55 +90,75 @@ sink_begin (void *op, uint64_t off, uint64_t len)
   st->ext_end = off + len;
   st->pos = off;
   st->nsizes = 0;
-  st->piece_left = 0;
+  st->piece_csize = 0;
   st->ext_len = len;
   return out_frame (st, VB_FRAME_DATA, off, len);
 }
 
-/* Compressed payload: one lz4 frame per VB_STREAM_MAX_PIECE of extent. */
-static int
-compress_data (struct sink_state *st, const void *buf, size_t len)
-{
-  ssize_t n;
-
-  if (st->piece_left == 0) {
-    uint64_t plen = st->ext_end - st->pos;
-    if (plen > VB_STREAM_MAX_PIECE)
-      plen = VB_STREAM_MAX_PIECE;
-    n = vb_lz4c_begin (st->lz, plen, st->cbuf, st->ccap);
-    if (n < 0 || out (st, st->cbuf, n) < 0)
-      return -1;
-    st->piece_left = plen;
-    st->piece_csize = n;
-  }
-  n = vb_lz4c_update (st->lz, buf, len, st->cbuf, st->ccap);
-  if (n < 0 || out (st, st->cbuf, n) < 0)
-    return -1;
-  st->piece_csize += n;
-  st->piece_left -= len;
-  st->pos += len;
-  if (st->piece_left > 0)
-    return 0;
-  n = vb_lz4c_end (st->lz, st->cbuf, st->ccap);
-  if (n < 0 || out (st, st->cbuf, n) < 0)
-    return -1;
-  return push_size (st, st->piece_csize + n);
-}
 
 /* zstd: each piece is one frame, made by a worker thread. */
 static ssize_t
-zstd_piece (void *op, unsigned worker, const void *in, size_t len,
+zstd_piece (void *op, unsigned worker, const struct vb_piece *p,
             void *out, size_t outcap)
 {
   struct sink_state *st = op;
   struct vb_zstdc *z = st->zs[worker];
   ssize_t a, b, c;
 
-  if ((a = vb_zstdc_begin (z, len, out, outcap)) < 0 ||
-      (b = vb_zstdc_update (z, in, len, (char *) out + a, outcap - a)) < 0 ||
+  if ((a = vb_zstdc_begin (z, p->len, out, outcap)) < 0 ||
+      (b = vb_zstdc_update (z, p->in, p->len, (char *) out + a,
+                            outcap - a)) < 0 ||
       (c = vb_zstdc_end (z, (char *) out + a + b, outcap - a - b)) < 0)
     return -1;
   return a + b + c;
+}
+
+/* lz4 (the peer's form): each VB_STREAM_MAX_PIECE span of an extent is one
+ * lz4 frame, made by one worker from its pieces in order; different spans
+ * are compressed in parallel.  The bytes equal one-shot compression. */
+static ssize_t
+lz4_piece (void *op, unsigned worker, const struct vb_piece *p,
+           void *out, size_t outcap)
+{
+  struct sink_state *st = op;
+  struct vb_lz4c *z = st->lzs[worker];
+  char *o = out;
+  ssize_t n;
+  size_t used = 0;
+
+  if (p->chain_first) {
+    if ((n = vb_lz4c_begin (z, p->chain_len, o, outcap)) < 0)
+      return -1;
+    used += n;
+  }
+  if ((n = vb_lz4c_update (z, p->in, p->len, o + used, outcap - used)) < 0)
+    return -1;
+  used += n;
+  if (p->chain_last) {
+    if ((n = vb_lz4c_end (z, o + used, outcap - used)) < 0)
+      return -1;
+    used += n;
+  }
+  return used;
+}
+
+/* Sum the compressed bytes of each lz4 frame for the trailer. */
+static int
+lz4_data (struct sink_state *st, const void *buf, size_t len, size_t orig_len)
+{
+  uint64_t rel;
+
+  if (out (st, buf, len) < 0)
+    return -1;
+  st->piece_csize += len;
+  st->pos += orig_len;
+  rel = st->pos - (st->ext_end - st->ext_len);
+  if (rel % VB_STREAM_MAX_PIECE && st->pos != st->ext_end)
+    return 0;
+  if (push_size (st, st->piece_csize) < 0)
+    return -1;
+  st->piece_csize = 0;
+  return 0;
 }
 
 static int
@@ -150,6 +169,8 @@ sink_data (void *op, const void *buf, size_t len, size_t orig_len)
   __atomic_add_fetch (&st->r->done, orig_len, __ATOMIC_RELAXED);
   if (st->zs)
     return out (st, buf, len) < 0 ? -1 : push_size (st, len);
+  if (st->lzs)
+    return lz4_data (st, buf, len, orig_len);
   if (st->s->raw_output) {
     if (st->f->t->ops->pwrite (st->f, buf, len, st->raw_pos) < 0)
       return -1;
@@ -157,8 +178,6 @@ sink_data (void *op, const void *buf, size_t len, size_t orig_len)
     st->r->written += len;
     return 0;
   }
-  if (st->lz)
-    return compress_data (st, buf, len);
   return out (st, buf, len);
 }
 
@@ -173,7 +192,7 @@ sink_end (void *op)
     return -1;
   if (st->zs)
     return vb_trailer_add (&st->trailer, st->sizes, st->nsizes);
-  if (!st->lz)
+  if (!st->lzs)
     return 0;
   return vb_trailer_add_frame (&st->trailer, st->ext_len, st->sizes,
                                st->nsizes);
@@ -212,7 +231,7 @@ write_end (struct sink_state *st)
     return st->f->t->ops->truncate (st->f, st->r->virtual_size);
   if (out_frame (st, VB_FRAME_STOP, 0, 0) < 0)
     return -1;
-  if (!st->lz && !st->zs)
+  if (!st->zs && !st->lzs)
     return 0;
   json = vb_trailer_to_json (&st->trailer, &len);
   if (!json || out (st, json, len) < 0 || out (st, VB_TERM, VB_TERM_LEN) < 0)
@@ -242,31 +261,40 @@ setup_zstd (struct sink_state *st, struct vb_sink *sink)
 }
 
 static int
-setup_compression (struct sink_state *st, int level)
+setup_lz4 (struct sink_state *st, struct vb_sink *sink)
 {
-  st->lz = vb_lz4c_new (level);
-  if (!st->lz)
-    return -1;
-  st->ccap = vb_lz4c_bound (st->lz, 4u << 20);
-  if (st->ccap < 65536)
-    st->ccap = 65536;
-  st->cbuf = malloc (st->ccap);
-  if (!st->cbuf) {
+  const struct vb_disk_spec *s = st->s;
+  unsigned n = s->workers ? s->workers : 1;
+  size_t req = s->req_size ? s->req_size : VB_NBD_DEFAULT_REQ;
+
+  if (!(st->lzs = calloc (n, sizeof *st->lzs))) {
     vb_set_error ("out of memory");
     return -1;
   }
+  st->nworkers = n;
+  for (unsigned i = 0; i < n; i++)
+    if (!(st->lzs[i] = vb_lz4c_new (s->level)))
+      return -1;
+  sink->transform = lz4_piece;
+  /* begin and end of a frame may fall into the same piece */
+  sink->transform_cap = vb_lz4c_bound (st->lzs[0], req) +
+                        2 * vb_lz4c_bound (st->lzs[0], 0);
+  sink->workers = n;
+  sink->chain_size = VB_STREAM_MAX_PIECE;
   vb_trailer_init (&st->trailer);
   return 0;
 }
 
+
 static void
 sink_state_free (struct sink_state *st)
 {
-  vb_lz4c_free (st->lz);
   for (unsigned i = 0; st->zs && i < (st->s->workers ? st->s->workers : 1); i++)
     vb_zstdc_free (st->zs[i]);
   free (st->zs);
-  free (st->cbuf);
+  for (unsigned i = 0; st->lzs && i < st->nworkers; i++)
+    vb_lz4c_free (st->lzs[i]);
+  free (st->lzs);
   free (st->sizes);
   if (st->s->compress)
     vb_trailer_clear (&st->trailer);
@@ -296,7 +324,7 @@ copy_disk (struct sink_state *st, struct vb_nbd *n,
   m.virtual_size = st->r->virtual_size;
   m.data_size = st->r->total;
   if (s->compress && (s->zstd ? setup_zstd (st, &sink)
-                              : setup_compression (st, s->level)) < 0)
+                              : setup_lz4 (st, &sink)) < 0)
     return -1;
   if (!s->raw_output && write_meta (st, &m) < 0)
     return -1;
@@ -354,8 +382,11 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
     return -1;
   }
   vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, r->total);
-  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx))) {
+  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx)) ||
+      vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
+                                            : VB_NBD_DEFAULT_CONN) < 0) {
     vb_extcache_free (&cache);
+    vb_nbd_close (n);
     return -1;
   }
   if (!(st.f = vb_target_create (t, s->file)))

@@ -22,6 +22,7 @@ struct vb_disk_spec {
   unsigned workers;            /* zstd compression threads */
   uint32_t req_size;
   unsigned inflight;
+  unsigned conns;              /* NBD connections for reads, 0: default */
   volatile sig_atomic_t *cancel;
 };
 

@@ -66,6 +66,7 @@ static const char usage_text[] =
   "      --json                 print a JSON summary on stdout at the end\n"
   "      --request-size BYTES   NBD read size (default 256 KiB)\n"
   "      --inflight N           NBD reads in flight per disk (default 64)\n"
+  "      --connections N        NBD connections per disk (default 4)\n"
   "  -h, --help                 show this help\n";
 
 static void
@@ -262,7 +263,7 @@ parse_uint (const char *s, unsigned long long max, unsigned long long *out)
 }
 
 enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT,
-       OPT_METHOD, OPT_GROUP };
+       OPT_METHOD, OPT_GROUP, OPT_CONNS };
 
 static const struct option longopts[] = {
   { "domain", required_argument, NULL, 'd' },
@@ -287,6 +288,7 @@ static const struct option longopts[] = {
   { "json", no_argument, NULL, OPT_JSON },
   { "request-size", required_argument, NULL, OPT_REQ },
   { "inflight", required_argument, NULL, OPT_INFLIGHT },
+  { "connections", required_argument, NULL, OPT_CONNS },
   { "help", no_argument, NULL, 'h' },
   { NULL, 0, NULL, 0 },
 };
@@ -380,6 +382,11 @@ parse_opt (struct args *a, int c, int argc, char **argv)
         (v & (v - 1)))
       return bad ("invalid request size (a power of two, 4 KiB to 32 MiB)", optarg);
     a->o.req_size = v;
+    return 0;
+  case OPT_CONNS:
+    if (parse_uint (optarg, 8, &v) < 0 || v == 0)
+      return bad ("invalid number of connections (1-8)", optarg);
+    a->o.conns = v;
     return 0;
   case OPT_INFLIGHT:
     if (parse_uint (optarg, 256, &v) < 0 || v == 0)

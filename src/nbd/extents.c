@@ -84,6 +84,8 @@ vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
   if ((size = nbd_get_size (n->h)) < 0)
     goto err;
   n->size = size;
+  n->rh[0] = n->h;
+  n->nconn = 1;
   return n;
  err:
   vb_set_error ("%s: NBD connect: %s", export, nbd_get_error ());
@@ -91,11 +93,35 @@ vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
   return NULL;
 }
 
+int
+vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
+{
+  if (nconn > VB_NBD_MAXCONN)
+    nconn = VB_NBD_MAXCONN;
+  while (n->nconn < nconn) {
+    struct nbd_handle *h = nbd_create ();
+    if (!h || nbd_set_export_name (h, n->export) < 0 ||
+        nbd_connect_unix (h, socket) < 0) {
+      vb_set_error ("%s: NBD connect: %s", n->export, nbd_get_error ());
+      if (h)
+        nbd_close (h);
+      return -1;
+    }
+    nbd_set_pread_initialize (h, false);
+    n->rh[n->nconn++] = h;
+  }
+  return 0;
+}
+
 void
 vb_nbd_close (struct vb_nbd *n)
 {
   if (!n)
     return;
+  for (unsigned i = 1; i < n->nconn; i++) {
+    nbd_shutdown (n->rh[i], 0);
+    nbd_close (n->rh[i]);
+  }
   if (n->h) {
     nbd_shutdown (n->h, 0);
     nbd_close (n->h);

@@ -25,8 +25,12 @@
 
 struct nbd_handle;
 
+#define VB_NBD_MAXCONN 8
+
 struct vb_nbd {
-  struct nbd_handle *h;
+  struct nbd_handle *h;        /* control: block status; also reads */
+  struct nbd_handle *rh[VB_NBD_MAXCONN];  /* reads go round-robin; rh[0]==h */
+  unsigned nconn;
   char *export;
   char *dirty_ctx;             /* NULL: full; else "qemu:dirty-bitmap:..." */
   uint64_t size;
@@ -34,6 +38,10 @@ struct vb_nbd {
 
 struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
                                const char *dirty_ctx);
+/* Open NCONN-1 more connections for reads (QEMU serves a bounded number
+ * of requests per connection at once; small reads need more). */
+int vb_nbd_add_connections (struct vb_nbd *n, const char *socket,
+                            unsigned nconn);
 void vb_nbd_close (struct vb_nbd *n);
 
 enum vb_ext_type { VB_EXT_DATA, VB_EXT_ZERO, VB_EXT_CLEAN };
@@ -83,6 +91,13 @@ int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
  * arrive through data() in order, in pieces of at most req_size that never
  * cross a multiple of req_size from the extent start.  zero() reports a
  * ZERO extent.  Any callback returning -1 stops the copy. */
+struct vb_piece {
+  const void *in;
+  size_t len;
+  bool chain_first, chain_last;
+  uint64_t chain_len;
+};
+
 struct vb_sink {
   int (*begin_data) (void *op, uint64_t off, uint64_t len);
   /* BUF[LEN] is the piece (or its transform); ORIG_LEN its disk bytes. */
@@ -90,13 +105,18 @@ struct vb_sink {
   int (*end_data) (void *op);
   int (*zero) (void *op, uint64_t off, uint64_t len);
   /* Optional: a pool of WORKERS threads transforms each DATA piece (e.g.
-   * compresses it) in any order, into OUT of TRANSFORM_CAP bytes; data()
-   * then gets the result, still in disk order.  WORKER is 0..WORKERS-1, so
-   * each worker can keep its own context.  Returns bytes or -1. */
-  ssize_t (*transform) (void *op, unsigned worker, const void *in,
-                        size_t len, void *out, size_t outcap);
+   * compresses it) into OUT of TRANSFORM_CAP bytes; data() then gets the
+   * result, still in disk order.  WORKER is 0..WORKERS-1, so each worker
+   * keeps its own context.  Without CHAIN_SIZE pieces are independent and
+   * transformed in any order.  With it, the pieces of each CHAIN_SIZE span
+   * of an extent form a chain (one compressed frame) that one worker
+   * transforms in order, FIRST and LAST marking its ends and CHAIN_LEN its
+   * length; chains go round-robin to the workers.  Returns bytes or -1. */
+  ssize_t (*transform) (void *op, unsigned worker, const struct vb_piece *p,
+                        void *out, size_t outcap);
   size_t transform_cap;
   unsigned workers;
+  uint64_t chain_size;         /* 0: independent pieces */
   void *op;
 };
 
@@ -104,6 +124,7 @@ struct vb_sink {
  * in flight, as nbdcopy does. */
 #define VB_NBD_DEFAULT_REQ (256u << 10)
 #define VB_NBD_DEFAULT_INFLIGHT 64
+#define VB_NBD_DEFAULT_CONN 4
 
 struct vb_copy_opts {
   uint32_t req_size;           /* bytes per NBD read; 0: default */

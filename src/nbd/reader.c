@@ -34,6 +34,9 @@ struct slot {
   bool first, last;
   char *buf;
   char *out;                   /* transform output, when the sink has one */
+  uint64_t chain;              /* chain number (sink->chain_size) */
+  bool chain_first, chain_last;
+  uint64_t chain_len;
   ssize_t outlen;
   struct copy *c;
 };
@@ -56,8 +59,9 @@ struct copy {
   bool reader_done, failed;
   char *werr;                  /* the writer's (or a worker's) error */
   bool xform;                  /* the sink transforms pieces */
+  uint64_t nchains;            /* chains started so far */
   size_t icache;               /* next extent in o->cache */
-  unsigned next_worker;
+  unsigned next_worker, nworkers;
 };
 
 static int
@@ -88,6 +92,26 @@ next_extent (struct copy *c)
   return 1;
 }
 
+/* Chains: CHAIN_SIZE spans of an extent (req divides it, so pieces never
+ * straddle two chains). */
+static void
+mark_chain (struct copy *c, struct slot *s, uint64_t rel)
+{
+  uint64_t cs = c->sink->chain_size;
+
+  if (!cs) {
+    s->chain = c->nchains++;
+    return;
+  }
+  s->chain_first = rel % cs == 0;
+  if (s->chain_first)
+    c->nchains++;
+  s->chain = c->nchains - 1;
+  s->chain_len = c->ext.len - rel / cs * cs < cs ? c->ext.len - rel / cs * cs
+                                                 : cs;
+  s->chain_last = (rel + s->len) % cs == 0 || rel + s->len == c->ext.len;
+}
+
 /* Cut the next piece off the current extent, fetching extents as needed.
  * Returns 1 with *S filled (buffer untouched), 0 at end, -1 error. */
 static int
@@ -115,6 +139,7 @@ next_piece (struct copy *c, struct slot *s)
     if (stop > c->ext.len)
       stop = c->ext.len;
     s->len = stop - rel;
+    mark_chain (c, s, rel);
   }
   c->pos += s->len;
   s->last = c->pos == c->ext.off + c->ext.len;
@@ -140,7 +165,8 @@ issue (struct copy *c, struct slot *s)
     return 0;
   }
   s->state = SLOT_BUSY;
-  if (nbd_aio_pread (c->n->h, s->buf, s->len, s->off,
+  if (nbd_aio_pread (c->n->rh[c->st->requests % c->n->nconn], s->buf,
+                     s->len, s->off,
                      (nbd_completion_callback) { .callback = read_done,
                                                  .user_data = s }, 0) < 0) {
     vb_set_error ("%s: read at %" PRIu64 ": %s", c->n->export, s->off,
@@ -259,14 +285,23 @@ writer (void *arg)
   return NULL;
 }
 
-/* The oldest slot waiting for a transform, or NULL. */
+/* The oldest slot worker ID may transform now, or NULL.  With chains a
+ * worker owns every chain N with N % workers == ID and must take its
+ * slots in order: a slot of its own still being read blocks it. */
 static struct slot *
-next_done (struct copy *c)
+next_done (struct copy *c, unsigned id)
 {
+  bool chained = c->sink->chain_size != 0;
+
   for (unsigned i = 0; i < c->used; i++) {
     struct slot *s = &c->slots[(c->head + i) % c->nslots];
+    if (s->type != VB_EXT_DATA ||
+        (chained && s->chain % c->nworkers != id))
+      continue;
     if (s->state == SLOT_DONE)
       return s;
+    if (chained && s->state == SLOT_BUSY)
+      return NULL;
   }
   return NULL;
 }
@@ -283,15 +318,16 @@ worker (void *arg)
   pthread_mutex_lock (&c->mu);
   id = c->next_worker++;
   for (;;) {
-    while (!c->failed && !(s = next_done (c)) &&
+    while (!c->failed && !(s = next_done (c, id)) &&
            !(c->reader_done && c->used == 0))
       pthread_cond_wait (&c->cv, &c->mu);
     if (c->failed || !s)
       break;
     s->state = SLOT_XFORM;
     pthread_mutex_unlock (&c->mu);
-    s->outlen = k->transform (k->op, id, s->buf, s->len, s->out,
-                              k->transform_cap);
+    struct vb_piece pc = { s->buf, s->len, s->chain_first, s->chain_last,
+                           s->chain_len };
+    s->outlen = k->transform (k->op, id, &pc, s->out, k->transform_cap);
     pthread_mutex_lock (&c->mu);
     if (s->outlen < 0) {
       if (!c->werr)
@@ -308,31 +344,36 @@ worker (void *arg)
   return NULL;
 }
 
-/* Wait for NBD traffic or for the writer to free a slot. */
+/* Wait for NBD traffic on any connection, or for the writer to free a
+ * slot. */
 static int
 wait_events (struct copy *c)
 {
-  struct pollfd p[2] = { { .fd = c->efd, .events = POLLIN },
-                         { .fd = nbd_aio_get_fd (c->n->h) } };
-  unsigned dir = nbd_aio_get_direction (c->n->h);
+  struct pollfd p[VB_NBD_MAXCONN + 1] = { { .fd = c->efd, .events = POLLIN } };
+  unsigned n = c->n->nconn;
   uint64_t junk;
 
-  if (dir & LIBNBD_AIO_DIRECTION_READ)
-    p[1].events |= POLLIN;
-  if (dir & LIBNBD_AIO_DIRECTION_WRITE)
-    p[1].events |= POLLOUT;
-  if (poll (p, 2, 200) < 0 && errno != EINTR) {
+  for (unsigned i = 0; i < n; i++) {
+    unsigned dir = nbd_aio_get_direction (c->n->rh[i]);
+    p[i + 1].fd = nbd_aio_get_fd (c->n->rh[i]);
+    p[i + 1].events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+                      (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0);
+  }
+  if (poll (p, n + 1, 200) < 0 && errno != EINTR) {
     vb_set_error_errno (errno, "poll");
     return -1;
   }
   if (p[0].revents & POLLIN && read (c->efd, &junk, sizeof junk) < 0) {
     /* Nonblocking eventfd already drained: fine. */
   }
-  if ((p[1].revents & (POLLIN | POLLHUP | POLLERR) &&
-       nbd_aio_notify_read (c->n->h) < 0) ||
-      (p[1].revents & POLLOUT && nbd_aio_notify_write (c->n->h) < 0)) {
-    vb_set_error ("%s: %s", c->n->export, nbd_get_error ());
-    return -1;
+  for (unsigned i = 0; i < n; i++) {
+    struct nbd_handle *h = c->n->rh[i];
+    short rv = p[i + 1].revents;
+    if ((rv & (POLLIN | POLLHUP | POLLERR) && nbd_aio_notify_read (h) < 0) ||
+        (rv & POLLOUT && nbd_aio_notify_write (h) < 0)) {
+      vb_set_error ("%s: %s", c->n->export, nbd_get_error ());
+      return -1;
+    }
   }
   return 0;
 }
@@ -366,9 +407,10 @@ reader_loop (struct copy *c)
 static void
 settle (struct copy *c)
 {
-  while (nbd_aio_in_flight (c->n->h) > 0)
-    if (nbd_poll (c->n->h, 1000) < 0)
-      break;
+  for (unsigned i = 0; i < c->n->nconn; i++)
+    while (nbd_aio_in_flight (c->n->rh[i]) > 0)
+      if (nbd_poll (c->n->rh[i], 1000) < 0)
+        break;
 }
 
 static int
@@ -428,11 +470,19 @@ vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
     free_copy (&c);
     return -1;
   }
-  for (; c.xform && nw < sink->workers && nw < VB_MAX_WORKERS; nw++)
+  c.nworkers = sink->workers < 1 ? 1 : sink->workers > VB_MAX_WORKERS ?
+    VB_MAX_WORKERS : sink->workers;
+  for (; c.xform && nw < c.nworkers; nw++)
     if (pthread_create (&wth[nw], NULL, worker, &c) != 0)
       break;
-  r = reader_loop (&c);
-  if (r < 0 || (c.xform && nw == 0))
+  if (c.xform && nw < c.nworkers) {
+    /* A missing worker would strand its chains. */
+    vb_set_error ("%s: cannot start the transform threads", n->export);
+    r = -1;
+  }
+  else
+    r = reader_loop (&c);
+  if (r < 0)
     fail (&c);
   pthread_join (th, NULL);
   for (unsigned i = 0; i < nw; i++)
