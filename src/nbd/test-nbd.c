@@ -1,0 +1,270 @@
+/* Unit tests for the NBD data path against a real server: nbdkit's memory
+ * plugin (sparse, so base:allocation reports holes where nothing was
+ * written).  Checks extent windows and merging, the ordered copy with
+ * several connections, and the transform pool with and without chains. */
+#include <assert.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libnbd.h>
+
+#include "common/error.h"
+#include "common/proc.h"
+#include "nbd/nbd.h"
+
+#define DISK (64u << 20)
+static char sock[64];
+static int failures;
+
+#define CHECK(x) do { if (!(x)) { failures++; \
+  fprintf (stderr, "%s:%d: CHECK failed: %s (%s)\n", __FILE__, __LINE__, \
+           #x, vb_get_error ()); } } while (0)
+
+/* What was written: [off, len) ranges of byte (off >> 12) & 0xff. */
+static const struct { uint64_t off, len; } written[] = {
+  { 0, 65536 },                        /* at the start */
+  { 1 << 20, 5 << 20 },                /* longer than a request, a chain */
+  { 20 << 20, 4096 },                  /* tiny, far apart */
+  { 40 << 20, 4096 },
+  { DISK - 65536, 65536 },             /* at the end */
+};
+#define NW (sizeof written / sizeof written[0])
+
+static unsigned char
+pattern (uint64_t off)
+{
+  return (unsigned char) ((off >> 12) * 7 + 1);
+}
+
+/* What the disk holds at OFF: the pattern where written, else zero (the
+ * server may report an allocated page around a small write). */
+static unsigned char
+expect (uint64_t off)
+{
+  for (size_t i = 0; i < NW; i++)
+    if (off >= written[i].off && off < written[i].off + written[i].len)
+      return pattern (off);
+  return 0;
+}
+
+static pid_t
+start_server (void)
+{
+  char *argv[] = { "nbdkit", "-f", "-U", sock, "memory", "64M", NULL };
+  pid_t pid = vb_proc_spawn (argv, NULL);
+  struct nbd_handle *h = NULL;
+
+  for (int i = 0; i < 200 && pid > 0; i++) {
+    h = nbd_create ();
+    if (nbd_connect_unix (h, sock) == 0)
+      break;
+    nbd_close (h);
+    h = NULL;
+    usleep (20000);
+  }
+  assert (h);
+  for (size_t i = 0; i < NW; i++) {
+    unsigned char *b = malloc (written[i].len);
+    for (uint64_t k = 0; k < written[i].len; k++)
+      b[k] = pattern (written[i].off + k);
+    assert (nbd_pwrite (h, b, written[i].len, written[i].off, 0) == 0);
+    free (b);
+  }
+  nbd_shutdown (h, 0);
+  nbd_close (h);
+  return pid;
+}
+
+static void
+test_extents (void)
+{
+  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  struct vb_extent_totals t;
+  struct vb_extiter it;
+  struct vb_extent e;
+  uint64_t pos = 0, data = 0;
+  int r;
+
+  CHECK (n != NULL);
+  if (!n)
+    return;
+  CHECK (n->size == DISK);
+  /* Tiny windows: merging across window edges must still give contiguous,
+   * alternating extents that cover the disk. */
+  vb_extiter_init (&it, n, 1 << 20);
+  enum vb_ext_type last = VB_EXT_CLEAN;
+  while ((r = vb_extiter_next (&it, &e)) == 1) {
+    CHECK (e.off == pos && e.len > 0 && e.type != last);
+    pos += e.len;
+    last = e.type;
+    if (e.type == VB_EXT_DATA)
+      data += e.len;
+  }
+  CHECK (r == 0 && pos == DISK);
+  vb_extiter_free (&it);
+  CHECK (vb_nbd_totals (n, &t, NULL) == 0);
+  CHECK (t.data_bytes == data && t.data_bytes + t.zero_bytes == DISK);
+  CHECK (t.data_extents == NW);
+  for (size_t i = 0; i < NW; i++)
+    data -= written[i].len;
+  CHECK (data < 32 * 4096 * NW);   /* allocation granularity at most */
+  vb_nbd_close (n);
+}
+
+/* The sink checks bytes and order. */
+struct rec {
+  uint64_t ext_off, ext_len, pos, bytes, zero;
+  unsigned data_ext, zero_ext;
+  bool in_ext, bad;
+  uint64_t chain_seen;
+};
+
+static int
+r_begin (void *op, uint64_t off, uint64_t len)
+{
+  struct rec *r = op;
+  if (r->in_ext || off < r->pos)
+    r->bad = true;
+  r->in_ext = true;
+  r->ext_off = r->pos = off;
+  r->ext_len = len;
+  r->data_ext++;
+  return 0;
+}
+
+static int
+r_data (void *op, const void *buf, size_t len, size_t orig)
+{
+  struct rec *r = op;
+  const unsigned char *b = buf;
+  /* identity transform or none: bytes are the disk's, in order */
+  if (len != orig)
+    r->bad = true;
+  for (size_t i = 0; i < len; i++)
+    if (b[i] != expect (r->pos + i))
+      r->bad = true;
+  r->pos += orig;
+  r->bytes += orig;
+  return 0;
+}
+
+static int
+r_end (void *op)
+{
+  struct rec *r = op;
+  if (!r->in_ext || r->pos != r->ext_off + r->ext_len)
+    r->bad = true;
+  r->in_ext = false;
+  return 0;
+}
+
+static int
+r_zero (void *op, uint64_t off, uint64_t len)
+{
+  struct rec *r = op;
+  if (r->in_ext || off < r->pos)
+    r->bad = true;
+  r->pos = off + len;
+  r->zero += len;
+  r->zero_ext++;
+  return 0;
+}
+
+/* Identity transform; with chains, check each worker sees a chain's
+ * pieces in order from first to last. */
+static uint64_t chain_next[4];
+static ssize_t
+r_transform (void *op, unsigned w, const struct vb_piece *p, void *out,
+             size_t cap)
+{
+  struct rec *r = op;
+  if (p->len > cap || w >= 4)
+    return -1;
+  if (p->chain_first)
+    chain_next[w] = 0;
+  chain_next[w] += p->len;
+  if (p->chain_last && chain_next[w] != p->chain_len)
+    r->bad = true;
+  __atomic_add_fetch (&r->chain_seen, p->chain_last, __ATOMIC_RELAXED);
+  memcpy (out, p->in, p->len);
+  return p->len;
+}
+
+static void
+copy_case (unsigned conns, bool xform, uint64_t chain)
+{
+  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  struct rec r = { 0 };
+  struct vb_sink k = { .begin_data = r_begin, .data = r_data,
+                       .end_data = r_end, .zero = r_zero, .op = &r };
+  struct vb_copy_opts o = { .req_size = 1 << 20, .max_inflight = 6 };
+  struct vb_copy_stats st;
+  struct vb_extent_totals t;
+
+  CHECK (n && vb_nbd_add_connections (n, sock, conns) == 0);
+  if (xform) {
+    k.transform = r_transform;
+    k.transform_cap = 1 << 20;
+    k.workers = 2;
+    k.chain_size = chain;
+  }
+  CHECK (vb_nbd_totals (n, &t, NULL) == 0);
+  CHECK (vb_nbd_copy (n, &k, &o, &st) == 0);
+  CHECK (!r.bad && !r.in_ext);
+  CHECK (r.bytes == t.data_bytes && st.bytes_read == t.data_bytes);
+  CHECK (r.bytes + r.zero == DISK && r.pos == DISK);
+  CHECK (r.data_ext == NW && st.data_extents == NW);
+  if (chain)                  /* the ~5 MiB extent is three 2 MiB chains */
+    CHECK (r.chain_seen == NW + 2);
+  CHECK (r.zero_ext == st.zero_extents && r.zero_ext >= NW - 1);
+  vb_nbd_close (n);
+}
+
+/* A sink that fails stops the copy with its message. */
+static int
+r_fail (void *op, const void *buf, size_t len, size_t orig)
+{
+  vb_set_error ("sink says no");
+  return -1;
+}
+
+static void
+test_sink_error (void)
+{
+  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  struct rec r = { 0 };
+  struct vb_sink k = { .begin_data = r_begin, .data = r_fail,
+                       .end_data = r_end, .zero = r_zero, .op = &r };
+  struct vb_copy_stats st;
+
+  CHECK (n && vb_nbd_copy (n, &k, NULL, &st) == -1);
+  CHECK (strstr (vb_get_error (), "sink says no") != NULL);
+  vb_nbd_close (n);
+}
+
+int
+main (void)
+{
+  pid_t pid;
+
+  snprintf (sock, sizeof sock, "/tmp/test-nbd.%d.sock", (int) getpid ());
+  pid = start_server ();
+  test_extents ();
+  copy_case (1, false, 0);
+  copy_case (3, false, 0);
+  copy_case (2, true, 0);
+  copy_case (2, true, 2 << 20);
+  test_sink_error ();
+  vb_proc_stop (pid, 2000);
+  unlink (sock);
+  if (failures) {
+    fprintf (stderr, "test-nbd: %d failures\n", failures);
+    return 1;
+  }
+  printf ("test-nbd: ok\n");
+  return 0;
+}
