@@ -34,14 +34,15 @@ vb_set_error_errno (int errnum, const char *fmt, ...)
 void
 vb_prefix_error (const char *fmt, ...)
 {
-  char prefix[VB_ERRMAX], old[VB_ERRMAX];
+  char prefix[VB_ERRMAX], joined[2 * VB_ERRMAX + 2];
   va_list ap;
 
   va_start (ap, fmt);
   vsnprintf (prefix, sizeof prefix, fmt, ap);
   va_end (ap);
-  memcpy (old, errbuf, sizeof old);
-  snprintf (errbuf, sizeof errbuf, "%s: %s", prefix, old);
+  /* Join in a buffer that always fits, then keep what the slot holds. */
+  snprintf (joined, sizeof joined, "%s: %s", prefix, errbuf);
+  snprintf (errbuf, sizeof errbuf, "%.*s", VB_ERRMAX - 1, joined);
 }
 
 const char *

@@ -313,7 +313,7 @@ worker (void *arg)
   struct copy *c = arg;
   const struct vb_sink *k = c->sink;
   unsigned id;
-  struct slot *s;
+  struct slot *s = NULL;
 
   pthread_mutex_lock (&c->mu);
   id = c->next_worker++;
