@@ -486,6 +486,7 @@ run_steps (struct run *x)
     return -1;
   if (vb_run_check_chain_disks (x) < 0)
     return -1;
+  vb_run_reap_stale (x->o.scratchdir ? x->o.scratchdir : "/var/tmp");
   if (vb_run_make_rundir (x) < 0)
     return -1;
   if (!x->o.print_only && save_side_files (x) < 0)

@@ -56,5 +56,7 @@ int vb_run_make_rundir (struct run *x);
 void vb_run_remove_rundir (struct run *x);
 /* Remove the private directory of a killed run, given its socket path. */
 void vb_run_remove_stale_dir (const char *sock);
+/* Remove private directories under BASE whose run is dead (kill -9). */
+void vb_run_reap_stale (const char *base);
 
 #endif

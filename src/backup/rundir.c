@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,89 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+
+/* Who made a private directory: a run killed with -9 cannot remove its
+ * own, so the next run removes the directories whose owner is gone. */
+static int
+write_owner (const char *dir)
+{
+  CLEANUP_FREE char *path = vb_path_join (dir, "owner");
+  char pid[32];
+  int n = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+  int fd = path ? open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                : -1;
+  if (fd < 0 || vb_write_all (fd, pid, n) < 0) {
+    vb_set_error_errno (errno, "%s/owner", dir);
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  close (fd);
+  return 0;
+}
+
+static bool
+ours (const char *name)
+{
+  size_t n = strlen (name);
+  return !strcmp (name, "nbd.sock") || !strcmp (name, "owner") ||
+         (!strncmp (name, "scratch-", 8) && n > 6 &&
+          !strcmp (name + n - 6, ".qcow2")) ||
+         (n > 5 && !strcmp (name + n - 5, ".sock")) ||
+         (n > 9 && !strcmp (name + n - 9, ".sock.log"));
+}
+
+/* Remove what we and QEMU put into a private directory, then the
+ * directory; anything else in it keeps it. */
+static bool
+clear_dir (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+
+  if (!d)
+    return false;
+  while ((e = readdir (d)) != NULL)
+    if (ours (e->d_name))
+      unlinkat (dirfd (d), e->d_name, 0);
+  closedir (d);
+  return rmdir (dir) == 0;
+}
+
+static bool
+owner_gone (const char *dir)
+{
+  CLEANUP_FREE char *path = vb_path_join (dir, "owner");
+  char buf[32] = "";
+  FILE *fp;
+  int pid;
+
+  if (!path || !(fp = fopen (path, "re")))
+    return false;
+  if (!fgets (buf, sizeof buf, fp))
+    buf[0] = '\0';
+  fclose (fp);
+  pid = atoi (buf);
+  return pid > 0 && kill (pid, 0) < 0 && errno == ESRCH;
+}
+
+void
+vb_run_reap_stale (const char *base)
+{
+  DIR *d = opendir (base);
+  struct dirent *e;
+
+  if (!d)
+    return;
+  while ((e = readdir (d)) != NULL) {
+    if (strncmp (e->d_name, "virtback.", 9) || strlen (e->d_name) != 15)
+      continue;
+    CLEANUP_FREE char *path = vb_path_join (base, e->d_name);
+    if (path && owner_gone (path) && clear_dir (path))
+      vb_info ("removed %s of a run that was killed", path);
+  }
+  closedir (d);
+}
 
 /* A private directory QEMU can write (socket, scratch files) and nobody
  * else can reach: whoever can connect to the socket can read the disk. */
@@ -45,7 +129,7 @@ vb_run_make_rundir (struct run *x)
   }
   if (!(x->socket = vb_path_join (x->rundir, "nbd.sock")))
     return -1;
-  return 0;
+  return write_owner (x->rundir);
 }
 
 void
@@ -63,6 +147,9 @@ vb_run_remove_rundir (struct run *x)
   }
   if (x->socket)
     unlink (x->socket);
+  CLEANUP_FREE char *owner = vb_path_join (x->rundir, "owner");
+  if (owner)
+    unlink (owner);
   if (rmdir (x->rundir) < 0 && errno != ENOENT)
     vb_warn ("could not remove %s: %s", x->rundir, strerror (errno));
   free (x->rundir);
@@ -77,22 +164,14 @@ vb_run_remove_stale_dir (const char *sock)
   CLEANUP_FREE char *dir = sock ? strdup (sock) : NULL;
   char *slash = dir ? strrchr (dir, '/') : NULL;
   const char *base;
-  DIR *d;
-  struct dirent *e;
 
   if (!slash)
     return;
   *slash = '\0';
   base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
-  if (strncmp (base, "virtback.", 9) || strlen (base) != 15 ||
-      !(d = opendir (dir)))
+  if (strncmp (base, "virtback.", 9) || strlen (base) != 15)
     return;
-  while ((e = readdir (d)) != NULL)
-    if (!strcmp (e->d_name, "nbd.sock") ||
-        (!strncmp (e->d_name, "scratch-", 8) && strstr (e->d_name, ".qcow2")))
-      unlinkat (dirfd (d), e->d_name, 0);
-  closedir (d);
-  if (rmdir (dir) == 0)
+  if (clear_dir (dir))
     vb_info ("removed %s of the stale backup", dir);
 }
 
