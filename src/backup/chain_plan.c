@@ -198,12 +198,29 @@ redefine_lost (struct vb_domain *d, struct vb_plan *p)
   return 0;
 }
 
+struct stray_ctx {
+  struct vb_domain *d;
+  const char *prefix;
+};
+
+/* A bitmap named like our checkpoints whose checkpoint libvirt lost. */
+static bool
+is_stray (const char *name, void *opaque)
+{
+  struct stray_ctx *c = opaque;
+  return is_ours (name, c->prefix) && !vb_checkpoint_exists (c->d, name);
+}
+
 int
 vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
 {
+  struct stray_ctx sc = { d, p->prefix };
+
   switch (p->level) {
   case VB_LEVEL_FULL:
-    return delete_ours (d, p->prefix);
+    if (delete_ours (d, p->prefix) < 0)
+      return -1;
+    return vb_remove_stray_bitmaps (d, is_stray, &sc);
   case VB_LEVEL_INC:
   case VB_LEVEL_DIFF:
     if (redefine_lost (d, p) < 0)

@@ -168,4 +168,10 @@ int vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
  * disk that has one, and its metadata. */
 int vb_offline_checkpoint_delete (struct vb_domain *d, const char *name);
 
+/* Running domain: remove the QEMU bitmaps for which STRAY says yes (names
+ * of checkpoints libvirt lost).  0 or -1. */
+int vb_remove_stray_bitmaps (struct vb_domain *d,
+                             bool (*stray) (const char *name, void *opaque),
+                             void *opaque);
+
 #endif

@@ -228,3 +228,19 @@ XML
   [ "$(vb_checkpoints "$VM")" = virtback.0 ]
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0"]' ]
 }
+
+@test "checkpoint metadata lost: a full into a new directory removes the stray bitmaps and succeeds" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x1 0 1M"
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/a" -l full -n
+  [ "$status" -eq 0 ]
+  vsh checkpoint-delete "$VM" virtback.0 --metadata
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  [[ "$output" != *"Bitmap already exists"* ]]
+  [ "$(vb_checkpoints "$VM")" = virtback.0 ]
+  vb_guest_io "$VM" sda "write -P 0x2 2M 1M"
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 0 ]
+  grep -a -q '^data 0000000000200000 0000000000100000' "$T/b/sda.inc.virtback.1.data"
+}

@@ -1,0 +1,98 @@
+/* Bitmaps QEMU holds that libvirt does not know of: left when checkpoint
+ * metadata was lost (the domain redefined, moved, or "checkpoint-delete
+ * --metadata").  A new checkpoint of the same name would then fail with
+ * "Bitmap already exists", so a full backup removes them first.  libvirt
+ * has no API for this; the QMP commands are the ones libvirt itself uses. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "virt/virt.h"
+
+static struct json_object *
+qmp (struct vb_domain *d, const char *cmd)
+{
+  char *out = NULL;
+  struct json_object *j, *ret;
+
+  if (virDomainQemuMonitorCommand (d->dom, cmd, &out, 0) < 0) {
+    vb_virt_set_error ("domain '%s': QMP", d->name);
+    return NULL;
+  }
+  j = json_tokener_parse (out);
+  free (out);
+  if (!j || !json_object_object_get_ex (j, "return", &ret)) {
+    vb_set_error ("domain '%s': QMP: unexpected answer", d->name);
+    json_object_put (j);
+    return NULL;
+  }
+  json_object_get (ret);
+  json_object_put (j);
+  return ret;
+}
+
+static int
+remove_one (struct vb_domain *d, const char *node, const char *name)
+{
+  char cmd[1024];
+  struct json_object *r;
+
+  snprintf (cmd, sizeof cmd, "{\"execute\":\"block-dirty-bitmap-remove\","
+            "\"arguments\":{\"node\":\"%s\",\"name\":\"%s\"}}", node, name);
+  if (!(r = qmp (d, cmd)))
+    return -1;
+  json_object_put (r);
+  vb_info ("removed bitmap %s of node %s (its checkpoint was lost)", name,
+           node);
+  return 0;
+}
+
+static int
+node_bitmaps (struct vb_domain *d, struct json_object *node,
+              bool (*stray) (const char *, void *), void *opaque)
+{
+  struct json_object *nn, *bms;
+
+  if (!json_object_object_get_ex (node, "node-name", &nn) ||
+      !json_object_object_get_ex (node, "dirty-bitmaps", &bms))
+    return 0;
+  for (size_t i = 0; i < json_object_array_length (bms); i++) {
+    struct json_object *b = json_object_array_get_idx (bms, i), *n;
+    const char *name;
+    if (!json_object_object_get_ex (b, "name", &n))
+      continue;
+    name = json_object_get_string (n);
+    if (strchr (name, '"') || !stray (name, opaque))
+      continue;
+    if (remove_one (d, json_object_get_string (nn), name) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+int
+vb_remove_stray_bitmaps (struct vb_domain *d,
+                         bool (*stray) (const char *name, void *opaque),
+                         void *opaque)
+{
+  struct json_object *nodes;
+  int r = 0;
+
+  if (!d->running)
+    return 0;
+  nodes = qmp (d, "{\"execute\":\"query-named-block-nodes\","
+               "\"arguments\":{\"flat\":true}}");
+  if (!nodes)
+    return -1;
+  for (size_t i = 0; r == 0 && i < json_object_array_length (nodes); i++)
+    r = node_bitmaps (d, json_object_array_get_idx (nodes, i), stray, opaque);
+  json_object_put (nodes);
+  return r;
+}
