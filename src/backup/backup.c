@@ -393,9 +393,14 @@ check_domain (struct run *x)
     return 0;
   }
   if ((active = vb_job_active (x->d)) < 0) {
-    if (!x->o.kill_stale)
+    /* Right after a backup was killed libvirt may not say what the job
+     * is ("backup job data missing"); -k retries until it settles. */
+    if (!x->o.kill_stale) {
+      vb_prefix_error ("a job on domain '%s' is in an unclear state: if a "
+                       "backup was killed, end it with -k", x->d->name);
       return -1;
-    active = 1;                /* unsettled after a kill: let -k retry */
+    }
+    active = 1;
   }
   if (active && !x->o.kill_stale) {
     vb_set_error ("a job is already running on domain '%s': if it is a "
