@@ -128,6 +128,35 @@ plan_disks (struct run *rn)
   return 0;
 }
 
+/* vmconfig.<ident>.xml of the restore point (the last file applied). */
+static int
+load_xml (struct run *rn)
+{
+  const struct job *j = &rn->jobs[0];
+  const struct vb_chain_file *f = j->files[j->nfiles - 1];
+  const char *ident = vb_chain_file_ident (f);
+  CLEANUP_FREE char *name = vb_set_vmconfig_name (ident);
+  CLEANUP_FREE char *path = name ? vb_path_join (rn->o->input, name) : NULL;
+  size_t len;
+
+  if (path && access (path, R_OK) == -1 && f->level == VB_LEVEL_DIFF) {
+    free (name);
+    free (path);
+    name = vb_set_vmconfig_name (f->meta.parent_checkpoint);
+    path = name ? vb_path_join (rn->o->input, name) : NULL;
+  }
+  if (!path || access (path, R_OK) == -1) {
+    if (!rn->o->adjust_config && !rn->o->define)
+      return 0;                 /* nothing to copy; images still restore */
+    vb_set_error ("%s: no VM definition of the restore point, so -c/-D "
+                  "cannot adjust it", path ? path : ident);
+    return -1;
+  }
+  rn->xml = vb_read_file (path, &len);
+  rn->xml_name = STEAL (name);
+  return rn->xml ? 0 : -1;
+}
+
 /* Where each job writes; refuse to overwrite without --force. */
 static int
 plan_targets (struct run *rn)
@@ -160,6 +189,25 @@ plan_targets (struct run *rn)
   return 0;
 }
 
+/* The VM definition is not overwritten without --force either. */
+static int
+check_xml_target (struct run *rn)
+{
+  CLEANUP_FREE char *path = NULL;
+  struct stat st;
+
+  if (!rn->xml || rn->o->force)
+    return 0;
+  if (!(path = vb_path_join (rn->outdir, rn->xml_name)))
+    return -1;
+  if (lstat (path, &st) == 0) {
+    vb_set_error ("%s exists: remove it, choose another -o, or give "
+                  "--force to overwrite it", path);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 plan (struct run *rn)
 {
@@ -184,7 +232,9 @@ plan (struct run *rn)
     vb_set_error_errno (errno, "%s", o->outdir);
     return -1;
   }
-  return plan_targets (rn);
+  if (plan_targets (rn) == -1 || load_xml (rn) == -1)
+    return -1;
+  return check_xml_target (rn);
 }
 
 /* "-o compat=1.1,cluster_size=65536,..." from the source's qemu-img info,
@@ -301,35 +351,6 @@ run_job (const struct run *rn, struct job *j)
   return ret;
 }
 
-/* vmconfig.<ident>.xml of the restore point (the last file applied). */
-static int
-load_xml (struct run *rn)
-{
-  const struct job *j = &rn->jobs[0];
-  const struct vb_chain_file *f = j->files[j->nfiles - 1];
-  const char *ident = vb_chain_file_ident (f);
-  CLEANUP_FREE char *name = vb_set_vmconfig_name (ident);
-  CLEANUP_FREE char *path = name ? vb_path_join (rn->o->input, name) : NULL;
-  size_t len;
-
-  if (path && access (path, R_OK) == -1 && f->level == VB_LEVEL_DIFF) {
-    free (name);
-    free (path);
-    name = vb_set_vmconfig_name (f->meta.parent_checkpoint);
-    path = name ? vb_path_join (rn->o->input, name) : NULL;
-  }
-  if (!path || access (path, R_OK) == -1) {
-    if (!rn->o->adjust_config && !rn->o->define)
-      return 0;                 /* nothing to copy; images still restore */
-    vb_set_error ("%s: no VM definition of the restore point, so -c/-D "
-                  "cannot adjust it", path ? path : ident);
-    return -1;
-  }
-  rn->xml = vb_read_file (path, &len);
-  rn->xml_name = STEAL (name);
-  return rn->xml ? 0 : -1;
-}
-
 static int
 adjust_xml (struct run *rn)
 {
@@ -401,8 +422,6 @@ finish (struct run *rn, struct vb_restore_result *r)
 {
   const struct vb_restore_opts *o = rn->o;
 
-  if (load_xml (rn) == -1)
-    return -1;
   if (rn->xml && (o->adjust_config || o->define) && adjust_xml (rn) == -1)
     return -1;
   if (commit_images (rn) == -1)

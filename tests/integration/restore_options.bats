@@ -136,6 +136,15 @@ teardown_file () {
   run "$VIRTBACK" restore -i "$B" -o "$OUT" -d sda --force
   [ "$status" -eq 0 ]
   rb_compare "$S/sda.2.qcow2" "$OUT/sda.qcow2"
+  # the VM definition of a restore point is not overwritten either
+  x=$(ls "$OUT"/vmconfig.*.xml | head -1)
+  echo "keep me" > "$x"
+  rm -f "$OUT"/sda.qcow2
+  run "$VIRTBACK" restore -i "$B" -o "$OUT" -d sda
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"vmconfig"*"exists"*"--force"* ]]
+  [ "$(cat "$x")" = "keep me" ]
+  [ ! -e "$OUT/sda.qcow2" ]
 }
 
 @test "-c adjusts the VM definition: paths, name, no uuid, no other disks, no media" {
