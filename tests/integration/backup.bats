@@ -181,3 +181,18 @@ teardown () {
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/x" -l full -n --group no-such-group-here
   [ "$status" -eq 2 ]
 }
+
+@test "secrets are never written: a VNC password stays out of the backup and its log" {
+  vb_make_vm "$VM" 64M
+  vsh destroy "$VM" >/dev/null
+  vsh dumpxml --inactive --security-info "$VM" |
+    sed "s|</devices>|<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='Vb5ecr3t'/></devices>|" > "$T/dom.xml"
+  vsh define "$T/dom.xml" >/dev/null
+  vsh dumpxml --security-info "$VM" | grep -q Vb5ecr3t
+  vsh start "$VM" >/dev/null
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/s" -l full -n
+  [ "$status" -eq 0 ]
+  grep -q "<graphics" "$T/s"/vmconfig.*.xml
+  not grep -r -q Vb5ecr3t "$T/s"
+  [[ "$output" != *Vb5ecr3t* ]]
+}
