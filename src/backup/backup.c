@@ -431,6 +431,48 @@ init_results (struct run *x)
   return 0;
 }
 
+/* -l auto and a chain that cannot go on (a lost bitmap, a checkpoint gone
+ * for good, a disk that is not in it): keep the old chain, complete, in
+ * DIR/chain.<epoch>, and start a new one with a full. */
+static int
+new_chain (struct run *x)
+{
+  CLEANUP_FREE char *why = strdup (vb_get_error ());
+  CLEANUP_FREE char *sub = NULL, *path = NULL;
+  struct vb_backup_opts full = x->o;
+  DIR *d;
+  struct dirent *e;
+
+  if (asprintf (&sub, "chain.%lld", (long long) time (NULL)) < 0 ||
+      !(path = vb_path_join (x->o.outdir, sub)) ||
+      vb_mkdir_p (path, vb_dir_mode ()) < 0 || !(d = opendir (x->o.outdir)))
+    return -1;
+  while ((e = readdir (d)) != NULL) {
+    char to[512];
+    if (!strcmp (e->d_name, ".") || !strcmp (e->d_name, "..") ||
+        !strncmp (e->d_name, "chain.", 6))
+      continue;
+    snprintf (to, sizeof to, "%s/%s", sub, e->d_name);
+    if (renameat (dirfd (d), e->d_name, dirfd (d), to) < 0) {
+      vb_set_error_errno (errno, "move %s into %s", e->d_name, path);
+      closedir (d);
+      return -1;
+    }
+  }
+  closedir (d);
+  if (vb_fsync_dir (path) < 0 || vb_fsync_dir (x->o.outdir) < 0)
+    return -1;
+  vb_info ("the chain in %s cannot go on (%s): -l auto starts a new chain "
+           "with a full backup; the old chain is kept in %s", x->o.outdir,
+           why ? why : "", path);
+  vb_plan_free (&x->plan);
+  full.level = VB_LEVEL_FULL;
+  if (vb_plan_make (x->d, &full, &x->plan) < 0)
+    return -1;
+  x->plan.cptdir = x->o.cptdir;
+  return 0;
+}
+
 static int
 prepare (struct run *x)
 {
@@ -442,6 +484,9 @@ prepare (struct run *x)
   if (check_domain (x) < 0 || vb_plan_make (x->d, &x->o, &x->plan) < 0)
     return -1;
   x->plan.cptdir = x->o.cptdir;
+  if (x->o.level == VB_LEVEL_AUTO && x->plan.level == VB_LEVEL_INC &&
+      !x->o.print_only && vb_run_chain_usable (x) == 0 && new_chain (x) < 0)
+    return -1;
   if (vb_run_select_disks (x) < 0 || init_results (x) < 0)
     return -1;
   if (x->o.print_only)

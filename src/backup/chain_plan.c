@@ -151,8 +151,15 @@ vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
 int
 vb_plan_delete_checkpoint (struct vb_domain *d, const char *name)
 {
-  return d->running ? vb_checkpoint_delete (d, name, false)
-                    : vb_offline_checkpoint_delete (d, name);
+  if (!d->running)
+    return vb_offline_checkpoint_delete (d, name);
+  if (vb_checkpoint_delete (d, name, false) == 0)
+    return 0;
+  /* libvirt refuses when the bitmap is already gone; then only the
+   * metadata is left to drop (bitmaps it still finds go as strays). */
+  vb_warn ("checkpoint %s: %s: removing its metadata only", name,
+           vb_get_error ());
+  return vb_checkpoint_delete (d, name, true);
 }
 
 /* Delete every checkpoint of ours, newest first so no merge is needed. */

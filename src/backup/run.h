@@ -50,6 +50,9 @@ struct run {
 /* select.c */
 int vb_run_select_disks (struct run *x);
 int vb_run_check_chain_disks (struct run *x);
+/* -l auto: can the chain in the directory go on?  1 yes, 0 no (the reason
+ * in the error), -1 could not tell. */
+int vb_run_chain_usable (struct run *x);
 
 /* rundir.c */
 int vb_run_make_rundir (struct run *x);

@@ -86,12 +86,12 @@ select_one (struct run *x, struct vb_disk *disk)
   return 1;
 }
 
-/* A shut-off domain's bitmaps are checked in the image itself; a running
- * domain's are validated by libvirt when the job starts. */
+/* Before the job starts: a lost bitmap (removed, or an unclean QEMU exit)
+ * would otherwise fail inside libvirt with a less helpful message. */
 static int
-check_offline_bitmap (const struct vb_disk *disk, const char *parent)
+check_bitmap (struct run *x, const struct vb_disk *disk, const char *parent)
 {
-  int st = vb_image_bitmap_state (disk->path, parent);
+  int st = vb_disk_bitmap_state (x->d, disk, parent);
 
   if (st < 0)
     return -1;
@@ -129,7 +129,7 @@ vb_run_check_chain_disks (struct run *x)
                     "directory, or leave the disk out with -x %s", t, parent, t);
       return -1;
     }
-    if (x->offline && check_offline_bitmap (x->sel[i].disk, parent) < 0)
+    if (check_bitmap (x, x->sel[i].disk, parent) < 0)
       return -1;
   }
   return 0;
@@ -170,3 +170,58 @@ vb_run_select_disks (struct run *x)
   return 0;
 }
 
+
+/* Could an incremental from PARENT cover DISK?  0 yes, else -1 with the
+ * reason in the error. */
+static int
+disk_in_chain (struct run *x, const char *cxml, struct vb_disk *disk,
+               const char *parent)
+{
+  char xp[256];
+  CLEANUP_FREE char *mode = NULL;
+  int st;
+
+  snprintf (xp, sizeof xp,
+            "string(/domaincheckpoint/disks/disk[@name='%s']/@checkpoint)",
+            disk->target);
+  mode = vb_xml_string (cxml, xp);
+  if (!mode || strcmp (mode, "bitmap")) {
+    vb_set_error ("disk %s is not part of checkpoint %s", disk->target,
+                  parent);
+    return -1;
+  }
+  st = vb_disk_bitmap_state (x->d, disk, parent);
+  if (st == VB_BITMAP_OK)
+    return 0;
+  if (st >= 0)
+    vb_set_error ("disk %s: the bitmap of checkpoint %s is %s", disk->target,
+                  parent, st == 0 ? "missing" : "inconsistent");
+  return -1;
+}
+
+int
+vb_run_chain_usable (struct run *x)
+{
+  const char *parent = x->plan.parent;
+  CLEANUP_FREE char *cxml = NULL;
+
+  if (!parent)
+    return 1;
+  cxml = vb_checkpoint_exists (x->d, parent) ? vb_checkpoint_xml (x->d, parent)
+                                             : vb_set_load_checkpoint (x->o.cptdir, parent);
+  if (!cxml) {
+    vb_set_error ("checkpoint %s is gone and was not saved", parent);
+    return 0;
+  }
+  for (size_t i = 0; i < x->d->ndisks; i++) {
+    struct vb_disk *disk = &x->d->disks[i];
+    if (disk->skip != VB_DISK_BACKUP ||
+        (disk->format && !strcmp (disk->format, "raw")) ||
+        in_list (x->o.exclude, disk->target) ||
+        (x->o.include && !in_list (x->o.include, disk->target)))
+      continue;
+    if (disk_in_chain (x, cxml, disk, parent) < 0)
+      return 0;
+  }
+  return 1;
+}

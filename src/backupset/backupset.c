@@ -507,7 +507,8 @@ is_leftover (const char *dir, const char *name)
     CLEANUP_FREE char *p = vb_path_join (dir, name);
     return p && vb_dir_is_empty (p) == 1;
   }
-  return (!strncmp (name, "backup.", 7) && ends_with (name, ".log")) ||
+  return !strncmp (name, "chain.", 6) ||   /* a chain -l auto set aside */
+         (!strncmp (name, "backup.", 7) && ends_with (name, ".log")) ||
          ends_with (name, ".partial") || ends_with (name, ".chksum") ||
          ends_with (name, ".qcow.json") ||
          (!strncmp (name, "vmconfig.", 9) && ends_with (name, ".xml"));

@@ -66,7 +66,8 @@ int vb_set_has_backup (const char *dir, const char *domain);
 int vb_set_remove_partials (const char *dir);
 /* 1 if DIR is missing, empty, or holds only what a run that did not
  * complete leaves (its log, *.partial, vmconfig.*.xml, *.qcow.json,
- * *.chksum, an empty checkpoints/): a new full may start there.  0 if it
+ * *.chksum, an empty checkpoints/), or chains set aside in chain.*
+ * directories: a new full may start there.  0 if it
  * holds anything else, -1 on error. */
 int vb_set_only_leftovers (const char *dir);
 

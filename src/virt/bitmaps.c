@@ -96,3 +96,71 @@ vb_remove_stray_bitmaps (struct vb_domain *d,
   json_object_put (nodes);
   return r;
 }
+
+/* The format node of a disk: query-block maps its qdev (the alias) to it. */
+static char *
+disk_node (struct vb_domain *d, const struct vb_disk *disk)
+{
+  struct json_object *blocks = qmp (d, "{\"execute\":\"query-block\"}");
+  char *node = NULL;
+
+  if (!blocks)
+    return NULL;
+  for (size_t i = 0; !node && i < json_object_array_length (blocks); i++) {
+    struct json_object *b = json_object_array_get_idx (blocks, i), *q, *in, *n;
+    if (json_object_object_get_ex (b, "qdev", &q) && disk->alias &&
+        !strcmp (json_object_get_string (q), disk->alias) &&
+        json_object_object_get_ex (b, "inserted", &in) &&
+        json_object_object_get_ex (in, "node-name", &n))
+      node = strdup (json_object_get_string (n));
+  }
+  json_object_put (blocks);
+  if (!node)
+    vb_set_error ("domain '%s': no block node for disk %s", d->name,
+                  disk->target);
+  return node;
+}
+
+static int
+node_bitmap_state (struct json_object *nodes, const char *node,
+                   const char *name)
+{
+  for (size_t i = 0; i < json_object_array_length (nodes); i++) {
+    struct json_object *n = json_object_array_get_idx (nodes, i), *nn, *bms;
+    if (!json_object_object_get_ex (n, "node-name", &nn) ||
+        strcmp (json_object_get_string (nn), node) ||
+        !json_object_object_get_ex (n, "dirty-bitmaps", &bms))
+      continue;
+    for (size_t k = 0; k < json_object_array_length (bms); k++) {
+      struct json_object *b = json_object_array_get_idx (bms, k), *bn, *inc;
+      if (!json_object_object_get_ex (b, "name", &bn) ||
+          strcmp (json_object_get_string (bn), name))
+        continue;
+      return json_object_object_get_ex (b, "inconsistent", &inc) &&
+             json_object_get_boolean (inc) ? VB_BITMAP_INCONSISTENT
+                                           : VB_BITMAP_OK;
+    }
+  }
+  return 0;
+}
+
+int
+vb_disk_bitmap_state (struct vb_domain *d, const struct vb_disk *disk,
+                      const char *name)
+{
+  CLEANUP_FREE char *node = NULL;
+  struct json_object *nodes;
+  int st;
+
+  if (!d->running)
+    return vb_image_bitmap_state (disk->path, name);
+  if (!(node = disk_node (d, disk)))
+    return -1;
+  nodes = qmp (d, "{\"execute\":\"query-named-block-nodes\","
+               "\"arguments\":{\"flat\":true}}");
+  if (!nodes)
+    return -1;
+  st = node_bitmap_state (nodes, node, name);
+  json_object_put (nodes);
+  return st;
+}

@@ -174,4 +174,9 @@ int vb_remove_stray_bitmaps (struct vb_domain *d,
                              bool (*stray) (const char *name, void *opaque),
                              void *opaque);
 
+/* State of bitmap NAME of a disk (as vb_image_bitmap_state): from QEMU
+ * for a running domain, from the image for a shut-off one. */
+int vb_disk_bitmap_state (struct vb_domain *d, const struct vb_disk *disk,
+                          const char *name);
+
 #endif

@@ -244,3 +244,28 @@ XML
   [ "$status" -eq 0 ]
   grep -a -q '^data 0000000000200000 0000000000100000' "$T/b/sda.inc.virtback.1.data"
 }
+
+@test "-l auto with a lost bitmap keeps the old chain in DIR/chain.* and starts a new one" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x1 0 1M"
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l auto -n
+  [ "$status" -eq 0 ]
+  vsh qemu-monitor-command "$VM" '{"execute":"block-dirty-bitmap-remove","arguments":{"node":"libvirt-1-format","name":"virtback.0"}}'
+  vb_guest_io "$VM" sda "write -P 0x2 2M 1M"
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l auto -n
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"bitmap of checkpoint virtback.0 is missing"*"starts a new chain"* ]]
+  [ -f "$T/b/sda.full.data" ] && [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0"]' ]
+  old=$(ls -d "$T/b"/chain.*)
+  [ -f "$old/sda.full.data" ] && [ -f "$old/$VM.cpt" ]
+  run "$VIRTBACK" verify -i "$old"
+  [ "$status" -eq 0 ]
+  vb_snapshot_disk "$VM" sda "$T/now.qcow2"
+  "$VIRTBACK" restore -i "$T/b" -o "$T/r"
+  vb_compare "$T/now.qcow2" "$T/r/sda.qcow2"
+  # inc (not auto) with a lost bitmap still fails, naming the fix
+  vsh qemu-monitor-command "$VM" '{"execute":"block-dirty-bitmap-remove","arguments":{"node":"libvirt-1-format","name":"virtback.0"}}'
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"run a full backup"* ]]
+}
