@@ -196,3 +196,19 @@ teardown () {
   not grep -r -q Vb5ecr3t "$T/s"
   [[ "$output" != *Vb5ecr3t* ]]
 }
+
+@test "the NBD socket lives in a directory only root and QEMU's group can enter" {
+  vb_make_vm "$VM" 512M
+  vb_guest_io "$VM" sda "write -P 0x42 0 128M"
+  "$VIRTBACK" backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l copy -n --request-size 4096 --inflight 1 --connections 1 2>/dev/null &
+  pid=$!
+  for i in $(seq 100); do ls "$T/b"/*.partial >/dev/null 2>&1 && break; sleep 0.1; done
+  d=$(ls -d "$SCRATCH"/virtback.*)
+  perms=$(stat -c '%a %U %G' "$d")
+  sock=$(stat -c '%F' "$d/nbd.sock")
+  kill -TERM $pid
+  wait $pid || true
+  [ "$perms" = "770 root libvirt-qemu" ]
+  [ "$sock" = socket ]
+  assert_clean "$VM" "$T/b"
+}
