@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "backupset/chain.h"
+#include "nbd/qemu_nbd.h"
 #include "nbd/writer.h"
 
 /* Set by SIGINT/SIGTERM while a restore runs. */
@@ -22,13 +23,11 @@ extern volatile sig_atomic_t vb_restore_stop;
 int vb_run (char *const argv[]);
 
 /* A qemu-nbd serving one image on a unix socket in a private mkdtemp
- * directory.  The server dies with us (PR_SET_PDEATHSIG) even if we are
+ * directory (nbd/qemu_nbd.h).  The server dies with us even if we are
  * killed, and vb_server_stop() always removes the directory. */
 struct vb_server {
-  pid_t pid;
+  struct vb_qemu_nbd q;
   char *dir;
-  char *sock;
-  char *log;                   /* qemu-nbd's stderr */
 };
 /* Start the server and connect a writer to it. */
 struct vb_nbd_writer *vb_server_start (struct vb_server *s,
