@@ -45,13 +45,17 @@ fl_tmpfs () {
   mkdir -p "$1" && mount -t tmpfs -o "size=$2" tmpfs "$1" && FL_MOUNTS+=("$1")
 }
 
+# Bytes in the run logs of DIR: log names have one-second resolution, so two
+# runs in the same second append to one file; growth marks a new run.
+fl_logbytes () { cat "$1"/backup.*.log 2>/dev/null | wc -c; }
+
 # fl_bg LEVEL DIR [OPTIONS...]: a backup of $VM slowed down (4 KiB reads,
 # one in flight) so that a fault lands mid-copy.  Its pid is in FL_PID,
-# its stderr in $T/bg.err.  FL_NLOGS counts the log files before it.
+# its stderr in $T/bg.err.  FL_NLOGS is the log bytes before it.
 fl_bg () {
   local level=$1 dir=$2
   shift 2
-  FL_NLOGS=$(ls "$dir"/backup.*.log 2>/dev/null | wc -l)
+  FL_NLOGS=$(fl_logbytes "$dir")
   "$VIRTBACK" backup -S "$SCRATCH" -d "${FL_DOM:-$VM}" -o "$dir" -l "$level" -n \
     --request-size 4096 --inflight 1 "$@" 2>"$T/bg.err" &
   FL_PID=$!
@@ -59,7 +63,7 @@ fl_bg () {
 }
 
 # fl_wait_for POINT DIR: wait for a point of the run started by fl_bg.
-#   early: its log file exists (checks passed, no job yet)
+#   early: it wrote to its log file (checks passed, no job yet)
 #   mid:   a data file is being written (4 MiB in its .partial)
 fl_wait_for () {
   local point=$1 dir=$2 i n s
@@ -67,7 +71,7 @@ fl_wait_for () {
     kill -0 "$FL_PID" 2>/dev/null || { echo "run ended before '$point'"; cat "$T/bg.err"; return 1; }
     case $point in
       early)
-        n=$(ls "$dir"/backup.*.log 2>/dev/null | wc -l)
+        n=$(fl_logbytes "$dir")
         [ "$n" -gt "$FL_NLOGS" ] && return 0 ;;
       mid)
         s=$(stat -c %s "$dir"/*.partial 2>/dev/null | sort -n | tail -1)
