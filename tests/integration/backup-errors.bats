@@ -3,26 +3,9 @@
 
 load backup_helpers
 
-setup_file () {
-  source "$BATS_TEST_DIRNAME/../lib.sh"
-  vb_daemons_up
-}
-
-setup () {
-  load_lib
-  VM=vbe-$BATS_TEST_NUMBER
-  T=$BATS_TEST_TMPDIR
-  # Each test gets its own scratch dir, so leftovers are its own.
-  # (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket)
-  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
-  chmod 755 "$SCRATCH"
-  export VB_SCRATCH_OPT="-S $SCRATCH"
-}
-
-teardown () {
-  vb_destroy_vm "$VM"
-  rm -rf "$SCRATCH"
-}
+setup_file () { bk_setup_file; }
+setup () { bk_setup vbe; }
+teardown () { bk_teardown; }
 
 one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 ]; }
 

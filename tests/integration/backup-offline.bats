@@ -4,23 +4,9 @@
 
 load backup_helpers
 
-setup_file () {
-  source "$BATS_TEST_DIRNAME/../lib.sh"
-  vb_daemons_up
-}
-
-setup () {
-  load_lib
-  VM=vbo-$BATS_TEST_NUMBER
-  T=$BATS_TEST_TMPDIR
-  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
-  chmod 755 "$SCRATCH"
-}
-
-teardown () {
-  vb_destroy_vm "$VM"
-  rm -rf "$SCRATCH"
-}
+setup_file () { bk_setup_file; }
+setup () { bk_setup vbo; }
+teardown () { bk_teardown; }
 
 offline_write () { qemu-io -f qcow2 -c "$2" "$(vb_disk_path "$VM" "$1")" >/dev/null; }
 

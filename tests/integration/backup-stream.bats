@@ -3,23 +3,9 @@
 
 load backup_helpers
 
-setup_file () {
-  source "$BATS_TEST_DIRNAME/../lib.sh"
-  vb_daemons_up
-}
-
-setup () {
-  load_lib
-  VM=vbs-$BATS_TEST_NUMBER
-  T=$BATS_TEST_TMPDIR
-  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
-  chmod 755 "$SCRATCH"
-}
-
-teardown () {
-  vb_destroy_vm "$VM"
-  rm -rf "$SCRATCH"
-}
+setup_file () { bk_setup_file; }
+setup () { bk_setup vbs; }
+teardown () { bk_teardown; }
 
 @test "zstd: full and incrementals with extents larger than a request verify and restore identical" {
   vb_make_vm "$VM" 256M

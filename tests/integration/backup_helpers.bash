@@ -4,6 +4,29 @@ load_lib () {
   vb_daemons_up
 }
 
+# The set-up of every backup bats file: daemons once per file; per test a VM
+# name from PREFIX, the test's temp dir T, and its own scratch directory
+# SCRATCH (under /var/tmp: QEMU, user libvirt-qemu, must reach the socket),
+# so that leftovers found there are the test's own.
+bk_setup_file () {
+  source "$BATS_TEST_DIRNAME/../lib.sh"
+  vb_daemons_up
+}
+
+bk_setup () {
+  load_lib
+  VM=$1-$BATS_TEST_NUMBER
+  T=$BATS_TEST_TMPDIR
+  SCRATCH=$(mktemp -d /var/tmp/vbtest-scratch.XXXXXX)
+  chmod 755 "$SCRATCH"
+  export VB_SCRATCH_OPT="-S $SCRATCH"
+}
+
+bk_teardown () {
+  vb_destroy_vm "$VM"
+  rm -rf "$SCRATCH"
+}
+
 # Nothing of a run may be left behind: no job, no private dir, no partial file.
 assert_clean () {
   local vm=$1 dir=$2
