@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -66,6 +67,28 @@ vb_write_all (int fd, const void *buf, size_t len)
     }
     p += r;
     len -= r;
+  }
+  return 0;
+}
+
+int
+vb_writev_all (int fd, struct iovec *iov, int n)
+{
+  while (n > 0) {
+    ssize_t r = writev (fd, iov, n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    while (n > 0 && (size_t) r >= iov->iov_len) {
+      r -= iov->iov_len;
+      iov++, n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *) iov->iov_base + r;
+      iov->iov_len -= r;
+    }
   }
   return 0;
 }

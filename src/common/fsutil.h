@@ -26,6 +26,10 @@ char *vb_read_file (const char *path, size_t *len);
 int vb_mkdir_p (const char *path, mode_t mode);
 /* Write all of BUF to FD (retrying short writes and EINTR). */
 int vb_write_all (int fd, const void *buf, size_t len);
+/* writev until everything is out (short writes, EINTR); IOV is consumed.
+ * -1 with errno set, no message. */
+struct iovec;
+int vb_writev_all (int fd, struct iovec *iov, int n);
 /* 1 if PATH is a directory holding no entries other than . and .., 0 if it
  * holds entries, -1 on error (missing directory counts as empty: 1). */
 int vb_dir_is_empty (const char *path);

@@ -87,28 +87,6 @@ sticky (struct dir_file *df)
   return -1;
 }
 
-/* writev until everything is out, retrying short writes and EINTR. */
-static int
-writev_all (int fd, struct iovec *iov, int n)
-{
-  while (n > 0) {
-    ssize_t r = writev (fd, iov, n);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    while (n > 0 && (size_t) r >= iov->iov_len) {
-      r -= iov->iov_len;
-      iov++, n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (char *) iov->iov_base + r;
-      iov->iov_len -= r;
-    }
-  }
-  return 0;
-}
 
 static void
 writeback (struct dir_file *df, size_t len)
@@ -138,7 +116,7 @@ flush_buf (struct dir_file *df)
 
   if (df->buflen == 0)
     return 0;
-  if (writev_all (df->fd, &iov, 1) < 0)
+  if (vb_writev_all (df->fd, &iov, 1) < 0)
     return file_fail (df, "write", errno);
   writeback (df, df->buflen);
   df->buflen = 0;
@@ -208,7 +186,7 @@ dir_write (struct vb_tfile *f, const void *buf, size_t len)
   else {
     struct iovec iov[2] = { { df->buf, df->buflen },
                             { (void *) buf, len } };
-    if (writev_all (df->fd, iov, 2) < 0)
+    if (vb_writev_all (df->fd, iov, 2) < 0)
       return file_fail (df, "write", errno);
     writeback (df, df->buflen + len);
     df->buflen = 0;

@@ -25,6 +25,7 @@
 #include "backupset/backupset.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/fsutil.h"
 #include "target/target.h"
 
 #define ZIP_BUF_SIZE (2 * 1024 * 1024)
@@ -84,27 +85,6 @@ out_fail (struct zip_target *zt, const char *op, int err)
   return -1;
 }
 
-static int
-writev_all (int fd, struct iovec *iov, int n)
-{
-  while (n > 0) {
-    ssize_t r = writev (fd, iov, n);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    while (n > 0 && (size_t) r >= iov->iov_len) {
-      r -= iov->iov_len;
-      iov++, n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (char *) iov->iov_base + r;
-      iov->iov_len -= r;
-    }
-  }
-  return 0;
-}
 
 /* Append to the archive; small pieces are gathered, a piece that does not
  * fit leaves together with the buffer in one writev. */
@@ -119,7 +99,7 @@ out_write (struct zip_target *zt, const void *p, size_t len)
   }
   else {
     struct iovec iov[2] = { { zt->buf, zt->buflen }, { (void *) p, len } };
-    if (writev_all (zt->fd, iov, 2) < 0)
+    if (vb_writev_all (zt->fd, iov, 2) < 0)
       return out_fail (zt, "write", errno);
     zt->buflen = 0;
   }
@@ -134,7 +114,7 @@ out_flush (struct zip_target *zt)
 
   if (zt->error)
     return out_fail (zt, "write", zt->error);
-  if (writev_all (zt->fd, &iov, 1) < 0)
+  if (vb_writev_all (zt->fd, &iov, 1) < 0)
     return out_fail (zt, "write", errno);
   zt->buflen = 0;
   return 0;
