@@ -16,11 +16,13 @@
 #include "restore/internal.h"
 #include "stream/stream.h"
 
-/* Fill one lent buffer from the current data frame and submit it. */
+/* Fill one lent buffer from the current data frame and submit the part
+ * of it below LIMIT: bytes past a later shrink of the disk are read (so the
+ * frame is still checked) but never written. */
 static int
 apply_piece (struct vb_nbd_writer *w, struct vb_reader *r,
              const struct vb_chain_file *f, uint64_t off, uint64_t left,
-             size_t *done)
+             uint64_t limit, size_t *done)
 {
   size_t cap, want, fill = 0;
   char *buf = vb_nbd_writer_buffer (w, &cap);
@@ -41,12 +43,18 @@ apply_piece (struct vb_nbd_writer *w, struct vb_reader *r,
     fill += n;
   }
   *done = fill;
-  return vb_nbd_writer_submit (w, buf, fill, off);
+  if (off >= limit) {
+    vb_nbd_writer_release (w, buf);
+    return 0;
+  }
+  return vb_nbd_writer_submit (w, buf, limit - off < fill ? limit - off : fill,
+                               off);
 }
 
 static int
 apply_data (struct vb_nbd_writer *w, struct vb_reader *r,
-            const struct vb_chain_file *f, const struct vb_frame *fr)
+            const struct vb_chain_file *f, const struct vb_frame *fr,
+            uint64_t limit)
 {
   uint64_t off = fr->start, left = fr->length;
   char extra;
@@ -59,7 +67,7 @@ apply_data (struct vb_nbd_writer *w, struct vb_reader *r,
       vb_set_error ("interrupted");
       return -1;
     }
-    if (apply_piece (w, r, f, off, left, &done) == -1)
+    if (apply_piece (w, r, f, off, left, limit, &done) == -1)
       return -1;
     off += done;
     left -= done;
@@ -77,7 +85,7 @@ apply_data (struct vb_nbd_writer *w, struct vb_reader *r,
 
 static int
 apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
-              const struct vb_chain_file *f, bool skip_zero,
+              const struct vb_chain_file *f, bool skip_zero, uint64_t limit,
               struct vb_apply_stats *st)
 {
   struct vb_frame fr;
@@ -89,17 +97,20 @@ apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
       return -1;
     }
     if (fr.kind == VB_FRAME_DATA) {
-      if (apply_data (w, r, f, &fr) == -1)
+      if (apply_data (w, r, f, &fr, limit) == -1)
         return -1;
       st->data += fr.length;
     }
-    else if (fr.kind == VB_FRAME_ZERO && !skip_zero) {
-      if (vb_nbd_writer_zero (w, fr.start, fr.length) == -1) {
+    else if (fr.kind == VB_FRAME_ZERO && !skip_zero && fr.start < limit) {
+      uint64_t len = limit - fr.start < fr.length ? limit - fr.start
+                                                  : fr.length;
+
+      if (vb_nbd_writer_zero (w, fr.start, len) == -1) {
         vb_prefix_error ("%s: zero frame at file offset %" PRIu64, f->name,
                          fr.file_offset);
         return -1;
       }
-      st->zero += fr.length;
+      st->zero += len;
     }
   }
   return n;
@@ -126,7 +137,7 @@ sum_thread (void *opaque)
 
 static int
 apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
-              bool skip_zero, struct vb_apply_stats *st)
+              bool skip_zero, uint64_t limit, struct vb_apply_stats *st)
 {
   CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
   struct vb_reader *r;
@@ -139,7 +150,7 @@ apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
   r = vb_reader_open (fd, f->name);
   if (!r)
     return -1;
-  ret = apply_frames (w, r, f, skip_zero, st);
+  ret = apply_frames (w, r, f, skip_zero, limit, st);
   vb_reader_close (r);
   /* The next file may overwrite what this one wrote: keep the order. */
   if (ret == 0)
@@ -149,7 +160,7 @@ apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
 
 int
 vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
-               bool skip_zero, struct vb_apply_stats *st)
+               bool skip_zero, uint64_t limit, struct vb_apply_stats *st)
 {
   struct sumcheck sc = { .f = f };
   pthread_t th;
@@ -158,7 +169,7 @@ vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
 
   if (!threaded)
     sum_thread (&sc);
-  ret = apply_stream (w, f, skip_zero, st);
+  ret = apply_stream (w, f, skip_zero, limit, st);
   if (threaded)
     pthread_join (th, NULL);
   if (ret == 0 && sc.ret == -1) {

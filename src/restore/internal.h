@@ -39,9 +39,11 @@ struct vb_apply_stats {
   uint64_t data, zero;
 };
 /* Write one data file's frames: data frames as writes, zero frames as
- * write-zeroes unless SKIP_ZERO (the image is known to read as zeros). */
+ * write-zeroes unless SKIP_ZERO (the image is known to read as zeros).
+ * Nothing at or past LIMIT is written: the disk shrank below it later in
+ * the chain, so that content no longer exists at the restore point. */
 int vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
-                   bool skip_zero, struct vb_apply_stats *st);
+                   bool skip_zero, uint64_t limit, struct vb_apply_stats *st);
 
 /* Check PATH against PATH.chksum (adler32 of every byte, decimal, as
  * virtnbdbackup 2.x writes it).  1 matched, 0 no .chksum, -1 mismatch or

@@ -22,6 +22,7 @@
 #include "common/fsutil.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
+#include "virt/virt.h"
 
 volatile sig_atomic_t vb_restore_stop;
 
@@ -309,26 +310,89 @@ create_image (const struct run *rn, struct job *j, uint64_t size)
   return 0;
 }
 
+/* LIMITS[i]: the smallest virtual size from file I to the restore point.
+ * Content of file I at or past it was cut off by a shrink of the disk, and
+ * a later growth brings that range back as zeros, not as the old data. */
+static uint64_t *
+size_limits (const struct job *j)
+{
+  uint64_t *limits = calloc (j->nfiles, sizeof *limits);
+
+  if (!limits) {
+    vb_set_error_errno (errno, "calloc");
+    return NULL;
+  }
+  for (size_t i = j->nfiles; i-- > 0;) {
+    uint64_t s = j->files[i]->meta.virtual_size;
+
+    limits[i] = i + 1 < j->nfiles && limits[i + 1] < s ? limits[i + 1] : s;
+  }
+  return limits;
+}
+
 static int
 write_files (struct job *j, struct vb_nbd_writer *w, uint64_t size)
 {
+  CLEANUP_FREE uint64_t *limits = size_limits (j);
+
+  if (!limits)
+    return -1;
   if (!j->partial && vb_nbd_writer_size (w) < size) {
     vb_set_error ("%s holds %" PRIu64 " bytes, less than the %" PRIu64
                   " bytes of disk %s: give a larger target", j->final,
                   vb_nbd_writer_size (w), size, j->d->disk);
     return -1;
   }
+  /* An existing target holds old data where the disk grew after a shrink
+   * or after the first file, and no file may cover that range. */
+  if (!j->partial && limits[0] < size &&
+      (vb_nbd_writer_zero (w, limits[0], size - limits[0]) == -1 ||
+       vb_nbd_writer_drain (w) == -1))
+    return -1;
   for (size_t i = 0; i < j->nfiles; i++)
     /* A new image reads as zeros until its first file is written. */
-    if (vb_apply_file (w, j->files[i], j->partial && i == 0, &j->st) == -1)
+    if (vb_apply_file (w, j->files[i], j->partial && i == 0, limits[i],
+                       &j->st) == -1)
       return -1;
   return vb_nbd_writer_finish (w);
+}
+
+/* The format of an existing --to target.  A block device is raw: what a
+ * guest wrote at its start may look like a qcow2 header, and taking it for
+ * one would write through metadata that is not ours.  A regular file is
+ * probed, since restoring into a user's qcow2 file as raw would destroy it. */
+static char *
+target_format (const char *path)
+{
+  struct stat st;
+  CLEANUP_FREE char *info = NULL;
+  struct json_object *o, *v;
+  char *fmt = NULL;
+
+  if (stat (path, &st) == 0 && !S_ISREG (st.st_mode))
+    return strdup ("raw");
+  if (!(info = vb_qemu_img_info (path)))
+    return NULL;
+  if ((o = json_tokener_parse (info)) &&
+      json_object_object_get_ex (o, "format", &v))
+    fmt = strdup (json_object_get_string (v));
+  json_object_put (o);
+  if (fmt && strcmp (fmt, "raw") && strcmp (fmt, "qcow2")) {
+    vb_set_error ("%s is a %s image: restore writes raw or qcow2; convert "
+                  "it, or pass --format to override", path, fmt);
+    free (fmt);
+    return NULL;
+  }
+  if (!fmt)
+    vb_set_error ("%s: qemu-img info shows no format", path);
+  return fmt;
 }
 
 static int
 run_job (const struct run *rn, struct job *j)
 {
   uint64_t size = j->files[j->nfiles - 1]->meta.virtual_size;
+  CLEANUP_FREE char *probed = NULL;
   const char *fmt = rn->fmt;
   struct vb_server srv;
   struct vb_nbd_writer *w;
@@ -336,8 +400,10 @@ run_job (const struct run *rn, struct job *j)
 
   if (j->partial && create_image (rn, j, size) == -1)
     return -1;
-  if (!j->partial && !rn->o->format)
-    fmt = "raw";
+  if (!j->partial && !rn->o->format) {
+    if (!(fmt = probed = target_format (j->final)))
+      return -1;
+  }
   w = vb_server_start (&srv, j->partial ? j->partial : j->final, fmt);
   if (!w) {
     vb_prefix_error ("disk %s", j->d->disk);

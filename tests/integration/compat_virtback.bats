@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # A two-disk VM, a full and five incs (data, zero and overlapping writes,
-# discards, a grown disk) written by virtback restore with virtback at every point, and with
+# discards, a disk grown, shrunk and grown again) written by virtback restore with virtback at every point, and with
 # virtnbdrestore (the peer) where its limits allow: it ignores zero frames,
 # so it is compared only at points with no zeroing since the full backup.
 
@@ -38,6 +38,14 @@ setup_file () {
   vb_guest_io $VM sda "write -z 0 8M" "write -P 0x43 7M 64K"
   vb_guest_io $VM sdb "write -z 0 32M"
   snap 5 && "$VIRTBACK" backup -d $VM -o "$B" -l inc -n
+  # point 6: sda shrunk below the data written at 150M (point 3)
+  vsh blockresize $VM sda 96M >/dev/null
+  vb_guest_io $VM sda "write -P 0x44 90M 1M"
+  snap 6 && "$VIRTBACK" backup -d $VM -o "$B" -l inc -n
+  # point 7: grown again; the range past 96M reads as zeros, not as the old data
+  vsh blockresize $VM sda 176M >/dev/null
+  vb_guest_io $VM sda "write -P 0x45 170M 64K"
+  snap 7 && "$VIRTBACK" backup -d $VM -o "$B" -l inc -n
 }
 
 setup () {
@@ -52,13 +60,27 @@ teardown_file () {
   run "$VIRTBACK" verify -i "$B"
   echo "$output"
   [ "$status" -eq 0 ]
-  [[ "$output" == *"OK: 12 data files of 2 disks"*"12 checksum files matched"* ]]
+  [[ "$output" == *"OK: 16 data files of 2 disks"*"16 checksum files matched"* ]]
 }
 
 @test "virtback restores its own backups at every point" {
-  for p in 0 1 2 3 4 5; do
+  for p in 0 1 2 3 4 5 6 7; do
     rb_restore_check "$B" virtback.$p "$S/sda.$p.qcow2" "$S/sdb.$p.qcow2"
   done
+}
+
+@test "--to after a shrink and a growth leaves none of the target's old content" {
+  raw=$BATS_TEST_TMPDIR/target.raw q=$BATS_TEST_TMPDIR/target.qcow2
+  dd if=/dev/urandom of="$raw" bs=1M count=176 status=none
+  "$VIRTBACK" restore -i "$B" -o "$BATS_TEST_TMPDIR" -d sda --to "$raw"
+  qemu-img compare -q -f raw -F qcow2 "$raw" "$S/sda.7.qcow2"
+  # A qcow2 file keeps its format without --format; writing it as raw would
+  # destroy it and the compare would fail.
+  qemu-img create -q -f qcow2 "$q" 176M
+  qemu-io -f qcow2 -c "write -P 0x99 0 176M" "$q" >/dev/null
+  "$VIRTBACK" restore -i "$B" -o "$BATS_TEST_TMPDIR/q" -d sda --to "$q"
+  [ "$(qemu-img info --output=json "$q" | jq -r .format)" = qcow2 ]
+  rb_compare "$q" "$S/sda.7.qcow2"
 }
 
 @test "virtnbdrestore restores virtback's backups where it can (no zeroing)" {
