@@ -1,7 +1,9 @@
 /* apply.c: stream one data file into an NBD writer.  See internal.h.
  * The reader validates while we write; a problem found late in a file
  * (say a bad lz4 checksum) fails the restore, and the caller removes the
- * image, so nothing written before the problem is ever kept as good. */
+ * image, so nothing written before the problem is ever kept as good.
+ * Compressed frames go through unpack.c, which decompresses on worker
+ * threads, unless their pieces are too large for its buffers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -85,8 +87,8 @@ apply_data (struct vb_nbd_writer *w, struct vb_reader *r,
 
 static int
 apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
-              const struct vb_chain_file *f, bool skip_zero, uint64_t limit,
-              struct vb_apply_stats *st)
+              struct vb_unpack *u, const struct vb_chain_file *f,
+              bool skip_zero, uint64_t limit, struct vb_apply_stats *st)
 {
   struct vb_frame fr;
   int n;
@@ -97,7 +99,11 @@ apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
       return -1;
     }
     if (fr.kind == VB_FRAME_DATA) {
-      if (apply_data (w, r, f, &fr, limit) == -1)
+      int rc = u ? vb_unpack_frame (u, r, &fr) : 1;
+
+      if (rc == 1)
+        rc = apply_data (w, r, f, &fr, limit);
+      if (rc == -1)
         return -1;
       st->data += fr.length;
     }
@@ -141,7 +147,9 @@ apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
 {
   CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
   struct vb_reader *r;
-  int ret;
+  struct vb_unpack *u = NULL;
+  enum vb_comp_method m;
+  int ret = -1;
 
   if (fd == -1) {
     vb_set_error_errno (errno, "%s", f->path);
@@ -150,7 +158,12 @@ apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
   r = vb_reader_open (fd, f->name);
   if (!r)
     return -1;
-  ret = apply_frames (w, r, f, skip_zero, limit, st);
+  if (!vb_reader_compression (r, &m) ||
+      (u = vb_unpack_new (w, m, f->name, limit)))
+    ret = apply_frames (w, r, u, f, skip_zero, limit, st);
+  if (ret == 0 && u)
+    ret = vb_unpack_finish (u);
+  vb_unpack_free (u);
   vb_reader_close (r);
   /* The next file may overwrite what this one wrote: keep the order. */
   if (ret == 0)

@@ -2,8 +2,9 @@
  *
  * server.c runs helper programs (qemu-img) and the NBD server (qemu-nbd)
  * that a restore writes through; apply.c streams data files into an NBD
- * writer; vmxml.c rewrites and defines the domain XML.  Same error
- * convention as everywhere: -1/NULL after vb_set_error(). */
+ * writer, with unpack.c decompressing on worker threads; vmxml.c rewrites
+ * and defines the domain XML.  Same error convention as everywhere: -1/NULL
+ * after vb_set_error(). */
 #ifndef VB_RESTORE_INTERNAL_H
 #define VB_RESTORE_INTERNAL_H
 
@@ -15,6 +16,7 @@
 #include "backupset/chain.h"
 #include "nbd/qemu_nbd.h"
 #include "nbd/writer.h"
+#include "stream/stream.h"
 
 /* Set by SIGINT/SIGTERM while a restore runs. */
 extern volatile sig_atomic_t vb_restore_stop;
@@ -44,6 +46,33 @@ struct vb_apply_stats {
  * the chain, so that content no longer exists at the restore point. */
 int vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
                    bool skip_zero, uint64_t limit, struct vb_apply_stats *st);
+
+/* Parallel decompression of one compressed data file's pieces into writer
+ * W (unpack.c): a few worker threads (one per CPU, at most 4) decompress
+ * while the caller's thread, the only one that touches W and the reader,
+ * reads pieces in file order and submits what is done, nothing at or past
+ * LIMIT.  Memory stays bounded: at most 5 jobs of a little more than one
+ * W buffer of compressed input each.  It holds at most 6 of W's buffers at
+ * once, and W waits for a free one only while requests are in flight, so W
+ * must have more than that plus what the caller holds (server.c: 16).
+ * NAME (kept, not copied) goes into errors, with the piece and its file
+ * offset.  Not thread-safe itself. */
+struct vb_unpack;
+struct vb_unpack *vb_unpack_new (struct vb_nbd_writer *w,
+                                 enum vb_comp_method method,
+                                 const char *name, uint64_t limit);
+/* Queue the current data frame FR of R (next() just returned it): 0, -1,
+ * or 1 if its pieces do not fit the buffers: the caller reads it itself
+ * (vb_reader_read), nothing having been taken.  Writes may still be in
+ * flight on return: only vb_unpack_finish() says they all succeeded. */
+int vb_unpack_frame (struct vb_unpack *u, struct vb_reader *r,
+                     const struct vb_frame *fr);
+/* Wait for every queued piece and submit it: 0, or -1 with the first
+ * error in file order. */
+int vb_unpack_finish (struct vb_unpack *u);
+/* Stop the workers (what is still queued is dropped), give W's buffers
+ * back and free.  Always call it, also after errors.  Safe on NULL. */
+void vb_unpack_free (struct vb_unpack *u);
 
 /* Check PATH against PATH.chksum (adler32 of every byte, decimal, as
  * virtnbdbackup 2.x writes it).  1 matched, 0 no .chksum, -1 mismatch or

@@ -4,7 +4,9 @@
  * error names the file and the byte offset where the problem is.  Payloads
  * are handed out in caller-sized chunks and compressed pieces are decoded
  * in a stream, so memory stays bounded (a few hundred KiB) whatever the
- * frame sizes.  After an error the reader refuses further calls.
+ * frame sizes.  Compressed pieces can also be handed out whole, for callers
+ * that decompress them on several threads (vb_reader_piece).  After an
+ * error the reader refuses further calls.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <lz4frame.h>
+#include <zstd.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -30,6 +35,7 @@ struct vb_reader {
   uint64_t pos;                 /* next byte to parse */
   uint64_t end;                 /* where the stop frame must end */
   bool compressed;
+  enum vb_comp_method method;
   struct vb_trailer trailer;
   size_t ndata;                 /* data frames seen */
   uint64_t disk_end;            /* end of the previous frame's range */
@@ -46,12 +52,14 @@ struct vb_reader {
   struct vb_decomp *dec;
   const uint64_t *pieces;
   size_t npieces, piece;
+  uint64_t max_piece;           /* largest compressed piece of the frame */
   bool piece_open;
   uint64_t piece_off;           /* file offset where the piece starts */
   uint64_t piece_in_left;       /* compressed bytes not yet in ibuf */
   uint64_t piece_out;
   unsigned char *ibuf, *scratch;
   size_t ibuf_pos, ibuf_len;
+  LZ4F_dctx *lz4hdr;            /* reads lz4 piece headers (whole pieces) */
 };
 
 /* Remember the first error so that later calls report it again. */
@@ -210,6 +218,7 @@ setup_compression (struct vb_reader *r)
     m = VB_COMP_ZSTD;
   else
     return rerr (r, VB_FRAME_LEN, "unknown compression method \"%s\"", method);
+  r->method = m;
   r->dec = vb_decomp_new (m);
   r->ibuf = malloc (IBUF_SIZE);
   if (r->dec == NULL || r->ibuf == NULL) {
@@ -292,6 +301,7 @@ vb_reader_close (struct vb_reader *r)
   vb_meta_clear (&r->meta);
   vb_trailer_clear (&r->trailer);
   vb_decomp_free (r->dec);
+  LZ4F_freeDecompressionContext (r->lz4hdr);
   free (r->ibuf);
   free (r->scratch);
   free (r->errmsg);
@@ -347,10 +357,13 @@ begin_data (struct vb_reader *r, uint64_t off, uint64_t len)
     r->pieces = r->trailer.pieces[i];
     r->npieces = r->trailer.npieces[i];
     payload = 0;
+    r->max_piece = 0;
     for (size_t j = 0; j < r->npieces; j++) {
       if (r->pieces[j] > UINT64_MAX - payload)
         return rerr (r, off, "compressed sizes of data frame %zu overflow", i);
       payload += r->pieces[j];
+      if (r->pieces[j] > r->max_piece)
+        r->max_piece = r->pieces[j];
     }
     r->piece = 0;
     r->piece_open = false;
@@ -589,6 +602,144 @@ vb_reader_skip (struct vb_reader *r)
     if (read_compressed (r, r->scratch, SCRATCH_SIZE) == -1)
       return -1;
   return 0;
+}
+
+/* ---- whole pieces ---- */
+
+bool
+vb_reader_compression (struct vb_reader *r, enum vb_comp_method *method)
+{
+  if (r->compressed)
+    *method = r->method;
+  return r->compressed;
+}
+
+/* Whole pieces are taken only from a compressed data frame none of whose
+ * pieces was read through vb_reader_read.  A caller's mistake: not sticky. */
+static int
+check_pieces (struct vb_reader *r)
+{
+  if (!r->compressed)
+    vb_set_error ("%s: whole pieces asked of an uncompressed file", r->name);
+  else if (!r->in_data)
+    vb_set_error ("%s: whole pieces asked with no data frame current",
+                  r->name);
+  else if (r->piece_open)
+    vb_set_error ("%s: whole pieces asked of a data frame read in part",
+                  r->name);
+  else
+    return 0;
+  return -1;
+}
+
+int
+vb_reader_piece_sizes (struct vb_reader *r, uint64_t *next, uint64_t *max)
+{
+  if (r->failed)
+    return sticky (r);
+  if (check_pieces (r) == -1)
+    return -1;
+  *next = r->piece < r->npieces ? r->pieces[r->piece] : 0;
+  *max = r->max_piece;
+  return 0;
+}
+
+/* The content size that the piece's own frame header stores. */
+static int
+header_content (struct vb_reader *r, const void *buf, size_t len,
+                uint64_t *content)
+{
+  unsigned long long c;
+
+  if (r->method == VB_COMP_ZSTD) {
+    c = ZSTD_getFrameContentSize (buf, len);
+    if (c == ZSTD_CONTENTSIZE_ERROR)
+      return rerr (r, r->pos, "piece %zu of data frame at 0x%" PRIx64 " has "
+                   "no zstd frame header", r->piece, r->cur.file_offset);
+  }
+  else {
+    LZ4F_frameInfo_t info;
+    size_t n = len, rc;
+
+    if (!r->lz4hdr &&
+        LZ4F_isError (LZ4F_createDecompressionContext (&r->lz4hdr,
+                                                       LZ4F_VERSION))) {
+      r->lz4hdr = NULL;
+      vb_set_error ("lz4: cannot create a decompression context");
+      return fail (r);
+    }
+    LZ4F_resetDecompressionContext (r->lz4hdr);
+    rc = LZ4F_getFrameInfo (r->lz4hdr, &info, buf, &n);
+    if (LZ4F_isError (rc))
+      return rerr (r, r->pos, "piece %zu of data frame at 0x%" PRIx64 ": "
+                   "lz4 frame header: %s", r->piece, r->cur.file_offset,
+                   LZ4F_getErrorName (rc));
+    /* lz4 stores 0 for "unknown". */
+    c = info.contentSize ? info.contentSize : ZSTD_CONTENTSIZE_UNKNOWN;
+  }
+  if (c == ZSTD_CONTENTSIZE_UNKNOWN)
+    return rerr (r, r->pos, "piece %zu of data frame at 0x%" PRIx64 " does "
+                 "not store its content size", r->piece, r->cur.file_offset);
+  *content = c;
+  return 0;
+}
+
+/* The content sizes must add up to the frame length, as when the pieces
+ * are decompressed by vb_reader_read. */
+static int
+check_content (struct vb_reader *r, uint64_t content)
+{
+  if (content == 0 || content > VB_STREAM_MAX_PIECE)
+    return rerr (r, r->pos, "piece %zu of data frame at 0x%" PRIx64 " holds "
+                 "0x%" PRIx64 " bytes (allowed: 1 to 0x%x)", r->piece,
+                 r->cur.file_offset, content, VB_STREAM_MAX_PIECE);
+  if (content > r->out_left)
+    return rerr (r, r->pos, "piece %zu of data frame at 0x%" PRIx64 " holds "
+                 "0x%" PRIx64 " bytes, more than the 0x%" PRIx64 " left of "
+                 "the frame length", r->piece, r->cur.file_offset, content,
+                 r->out_left);
+  return 0;
+}
+
+/* After the last piece: the lengths must have added up, then CR LF. */
+static int
+end_pieces (struct vb_reader *r)
+{
+  if (r->out_left > 0)
+    return rerr (r, r->cur.file_offset, "data frame pieces hold 0x%" PRIx64
+                 " bytes less than the frame length", r->out_left);
+  return end_payload (r);
+}
+
+ssize_t
+vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
+                 uint64_t *content_len)
+{
+  uint64_t size, content = 0;
+
+  if (r->failed)
+    return sticky (r);
+  if (check_pieces (r) == -1)
+    return -1;
+  if (r->piece == r->npieces)
+    return end_pieces (r);
+  size = r->pieces[r->piece];
+  if (size > cap) {
+    vb_set_error ("%s: offset 0x%" PRIx64 ": piece %zu of data frame at 0x%"
+                  PRIx64 " is 0x%" PRIx64 " bytes, more than the buffer of "
+                  "0x%zx", r->name, r->pos, r->piece, r->cur.file_offset,
+                  size, cap);
+    return -1;
+  }
+  if (read_at (r, r->pos, buf, size) == -1 ||
+      header_content (r, buf, size, &content) == -1 ||
+      check_content (r, content) == -1)
+    return -1;
+  r->pos += size;
+  r->out_left -= content;
+  r->piece++;
+  *content_len = content;
+  return size;
 }
 
 int

@@ -520,6 +520,8 @@ xwrite (int fd, const void *p, size_t n)
 }
 
 #define CHUNK (1024 * 1024)
+/* Disk bytes per piece: the peer's size, or our zstd size for some tests. */
+static uint64_t piece_len = VB_STREAM_MAX_PIECE;
 
 /* Compress one data frame in pieces; returns the piece count. */
 static size_t
@@ -531,8 +533,8 @@ write_compressed (int fd, enum method m, uint64_t start, uint64_t len,
   size_t cap = m == LZ4 ? vb_lz4c_bound (l, CHUNK) : vb_zstdc_bound (z, CHUNK);
   size_t np = 0;
 
-  for (uint64_t p = 0; p < len; p += VB_STREAM_MAX_PIECE, np++) {
-    uint64_t plen = len - p < VB_STREAM_MAX_PIECE ? len - p : VB_STREAM_MAX_PIECE;
+  for (uint64_t p = 0; p < len; p += piece_len, np++) {
+    uint64_t plen = len - p < piece_len ? len - p : piece_len;
     ssize_t r = l ? vb_lz4c_begin (l, plen, out, cap) : vb_zstdc_begin (z, plen, out, cap);
 
     sizes[np] = r;
@@ -607,7 +609,7 @@ build_stream (enum method m, uint64_t vsize, const struct tframe *f, size_t n,
       }
     }
     else {
-      uint64_t sizes[16];
+      uint64_t sizes[64];
       size_t np = write_compressed (fd, m, f[i].start, f[i].length, sizes, in, out);
       CHECK (vb_trailer_add_frame (&t, f[i].length, sizes, np) == 0);
     }
@@ -1052,6 +1054,213 @@ test_bad_trailer (void)
   close (fd);
 }
 
+/* ---- whole pieces (vb_reader_piece) ---- */
+
+/* Decompress one piece as a parallel caller does and check its content. */
+static int
+check_piece (enum vb_comp_method m, const unsigned char *in, size_t len,
+             uint64_t content, uint64_t disk)
+{
+  unsigned char *out = malloc (content), *want = malloc (content);
+  int rc = m == VB_COMP_ZSTD ? vb_zstd_decompress_frame (in, len, out, content)
+    : vb_lz4_decompress_frame (in, len, out, content);
+
+  disk_bytes (disk, want, content);
+  if (rc == 0 && memcmp (out, want, content) != 0) {
+    vb_set_error ("piece content differs at 0x%" PRIx64, disk);
+    rc = -1;
+  }
+  free (out);
+  free (want);
+  return rc;
+}
+
+static int
+read_frame_pieces (struct vb_reader *r, enum vb_comp_method m,
+                   const struct vb_frame *fr)
+{
+  uint64_t next, max, content, disk = fr->start;
+  unsigned char *in;
+  ssize_t len;
+  int rc = -1;
+
+  if (vb_reader_piece_sizes (r, &next, &max) == -1)
+    return -1;
+  in = malloc (max);
+  while ((len = vb_reader_piece (r, in, max, &content)) > 0) {
+    if (check_piece (m, in, len, content, disk) == -1)
+      goto out;
+    disk += content;
+  }
+  if (len == 0 && disk == fr->start + fr->length)
+    rc = 0;
+ out:
+  free (in);
+  return rc;
+}
+
+/* Like read_stream, taking data frames piece by piece. */
+static int
+read_pieces (int fd, const struct tframe *f, size_t n)
+{
+  struct vb_reader *r = vb_reader_open (fd, "sda.full.data");
+  enum vb_comp_method m;
+  struct vb_frame fr;
+  size_t i = 0;
+  int nr = -1;
+
+  if (r == NULL)
+    return -1;
+  if (!vb_reader_compression (r, &m))
+    vb_set_error ("not compressed");
+  else
+    while ((nr = vb_reader_next (r, &fr)) == 1) {
+      if (f && fr.kind != VB_FRAME_STOP &&
+          (i >= n || fr.start != f[i].start || fr.length != f[i].length)) {
+        vb_set_error ("frame %zu differs", i);
+        nr = -1;
+        break;
+      }
+      i++;
+      if (fr.kind == VB_FRAME_DATA && read_frame_pieces (r, m, &fr) == -1) {
+        nr = -1;
+        break;
+      }
+    }
+  if (nr == 0 && f && i != n + 1) {
+    vb_set_error ("%zu frames read, %zu expected", i, n + 1);
+    nr = -1;
+  }
+  vb_reader_close (r);
+  return nr;
+}
+
+static const struct tframe piece_frames[] = {
+  { VB_FRAME_DATA, 0, 4096 },
+  { VB_FRAME_ZERO, 4096, 61440 },
+  { VB_FRAME_DATA, 65536, 1000000 },    /* 3 pieces of 256 KiB and a rest */
+  { VB_FRAME_DATA, 2 << 20, 512 },
+};
+#define NPIECEF (sizeof piece_frames / sizeof piece_frames[0])
+
+static void
+test_pieces_roundtrip (void)
+{
+  int fd = build_stream (LZ4, VSIZE, small_frames, NSMALL, UINT64_MAX);
+  off_t size = fd_size (fd);
+  unsigned char *buf = malloc (size);
+
+  /* The peer's own bytes (see test_peer_identical), piece by piece. */
+  CHECK (pread (fd, buf, size, 0) == size && size == 35143);
+  CHECK (adler32 (adler32 (0, NULL, 0), buf, size) == 651705388u);
+  CHECK (read_pieces (fd, small_frames, NSMALL) == 0);
+  free (buf);
+  close (fd);
+  piece_len = 256 * 1024;
+  for (enum method m = LZ4; m <= ZSTD; m++) {
+    fd = build_stream (m, VSIZE, piece_frames, NPIECEF, UINT64_MAX);
+    CHECK (read_pieces (fd, piece_frames, NPIECEF) == 0);
+    CHECK (read_stream (fd, piece_frames, NPIECEF, 65536) == 0);
+    close (fd);
+  }
+  fd = build_stream (ZSTD, VSIZE, NULL, 0, UINT64_MAX);
+  CHECK (read_pieces (fd, NULL, 0) == 0);
+  close (fd);
+  piece_len = VB_STREAM_MAX_PIECE;
+}
+
+/* The frame header says one byte less or more than the pieces hold. */
+static void
+test_pieces_length (void)
+{
+  piece_len = 256 * 1024;
+  for (enum method m = LZ4; m <= ZSTD; m++) {
+    int fd = build_stream (m, VSIZE, piece_frames, NPIECEF, UINT64_MAX);
+    uint64_t off = plain_offset (fd, 2);
+    char hdr[VB_FRAME_LEN], want[80];
+
+    vb_frame_format (hdr, VB_FRAME_DATA, 65536, 1000000 - 1);
+    CHECK (pwrite (fd, hdr, sizeof hdr, off) == sizeof hdr);
+    snprintf (want, sizeof want, "piece 3 of data frame at 0x%" PRIx64, off);
+    CHECK_ERR (read_pieces (fd, NULL, 0) == -1, want);
+    CHECK_ERR (read_pieces (fd, NULL, 0) == -1, "more than the 0x");
+    vb_frame_format (hdr, VB_FRAME_DATA, 65536, 1000000 + 1);
+    CHECK (pwrite (fd, hdr, sizeof hdr, off) == sizeof hdr);
+    snprintf (want, sizeof want, "offset 0x%" PRIx64 ": data frame pieces "
+              "hold 0x1 bytes less", off);
+    CHECK_ERR (read_pieces (fd, NULL, 0) == -1, want);
+    close (fd);
+  }
+  piece_len = VB_STREAM_MAX_PIECE;
+}
+
+/* Open R on FD and make its third frame (piece_frames[2]) current. */
+static struct vb_reader *
+open_at_big (int fd)
+{
+  struct vb_reader *r = vb_reader_open (fd, "p");
+  struct vb_frame f;
+
+  for (int i = 0; r && i < 3; i++)
+    CHECK (vb_reader_next (r, &f) == 1);
+  CHECK (r && f.kind == VB_FRAME_DATA && f.length == 1000000);
+  return r;
+}
+
+static void
+test_pieces_damage (void)
+{
+  uint64_t next, max, content;
+  unsigned char *buf = malloc (VB_STREAM_MAX_PIECE);
+  struct vb_reader *r;
+  int fd;
+
+  piece_len = 256 * 1024;
+  fd = build_stream (ZSTD, VSIZE, piece_frames, NPIECEF, UINT64_MAX);
+  /* A buffer too small consumes nothing; the reader goes on. */
+  r = open_at_big (fd);
+  CHECK (vb_reader_piece_sizes (r, &next, &max) == 0 && next > 0 && max >= next);
+  CHECK_ERR (vb_reader_piece (r, buf, next - 1, &content) == -1,
+             "more than the buffer");
+  CHECK (vb_reader_piece (r, buf, next, &content) == (ssize_t) next);
+  CHECK (content == 256 * 1024 && check_piece (VB_COMP_ZSTD, buf, next, content,
+                                               65536) == 0);
+  /* Truncated under the reader's feet: the next piece is cut short. */
+  {
+    int c = truncated_copy (fd, fd_size (fd));
+    struct vb_reader *rc = open_at_big (c);
+
+    CHECK (vb_reader_piece_sizes (rc, &next, &max) == 0);
+    CHECK (vb_reader_piece (rc, buf, max, &content) > 0);
+    CHECK (ftruncate (c, plain_offset (fd, 2) + VB_FRAME_LEN + next + 100) == 0);
+    CHECK_ERR (vb_reader_piece (rc, buf, max, &content) == -1, "truncated");
+    CHECK_ERR (vb_reader_piece (rc, buf, max, &content) == -1, "offset 0x");
+    vb_reader_close (rc);
+    close (c);
+  }
+  vb_reader_close (r);
+  /* A flipped byte passes the reader but not the decompression. */
+  flip (fd, plain_offset (fd, 2) + VB_FRAME_LEN + 5000, 0x10);
+  vb_set_error ("none");
+  CHECK (read_pieces (fd, piece_frames, NPIECEF) == -1);
+  CHECK (strcmp (vb_get_error (), "none") != 0);
+  close (fd);
+  /* Pieces of an uncompressed file. */
+  fd = build_stream (PLAIN, VSIZE, piece_frames, NPIECEF, UINT64_MAX);
+  r = vb_reader_open (fd, "p");
+  {
+    enum vb_comp_method m;
+    struct vb_frame f;
+
+    CHECK (r && !vb_reader_compression (r, &m) && vb_reader_next (r, &f) == 1);
+    CHECK_ERR (vb_reader_piece_sizes (r, &next, &max) == -1, "uncompressed");
+  }
+  vb_reader_close (r);
+  close (fd);
+  free (buf);
+  piece_len = VB_STREAM_MAX_PIECE;
+}
+
 static void
 save_fd (int fd, const char *dir, const char *name)
 {
@@ -1122,6 +1331,9 @@ main (int argc, char **argv)
   test_bad_layout ();
   test_bad_trailer ();
   test_big ();
+  test_pieces_roundtrip ();
+  test_pieces_length ();
+  test_pieces_damage ();
   if (failures) {
     fprintf (stderr, "test-stream: %d failures\n", failures);
     return 1;
