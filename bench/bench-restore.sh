@@ -11,9 +11,11 @@
 # It prints medians, peak RSS (of the tool and the qemu-nbd it starts) and
 # the ratios virtback/nbdcopy and virtback/virtnbdrestore.
 #
-# Usage: bench/bench-restore.sh [-r ROUNDS] [-z] [--reuse] [--source TOOL]
+# Usage: bench/bench-restore.sh [-r ROUNDS] [-z] [--zstd] [--reuse] [--source TOOL]
 #   -r N           rounds (default 5)
 #   -z             also restore an lz4-compressed backup (-z) with both tools
+#   --zstd         also restore a zstd backup (virtback only: the peer
+#                  cannot read it)
 #   --reuse        keep the running vbbench VM instead of rebuilding it
 #   --source TOOL  which tool writes the backup to restore: virtback
 #                  (default when it works) or virtnbdbackup
@@ -21,11 +23,12 @@ set -u
 BENCH_LOG=${BENCH_WORK:-/var/tmp/vbbench}/bench-restore.log
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
 
-ROUNDS=5 LZ4=0 REUSE=0 SOURCE=
+ROUNDS=5 LZ4=0 ZSTD=0 REUSE=0 SOURCE=
 while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift ;;
     -z) LZ4=1 ;;
+    --zstd) ZSTD=1 ;;
     --reuse) REUSE=1 ;;
     --source) SOURCE=$2; shift ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -74,6 +77,11 @@ else
 fi
 if [ "$LZ4" = 1 ]; then
   make_backup "$BENCH_WORK/backup-z" -z || bench_die "$SOURCE -z backup failed"
+fi
+if [ "$ZSTD" = 1 ]; then
+  [ "$SOURCE" = virtback ] || bench_die "--zstd needs backups written by virtback"
+  make_backup "$BENCH_WORK/backup-zstd" --compress-method zstd -z 3 ||
+    bench_die "virtback zstd backup failed"
 fi
 
 # The nbdcopy source: the disk as a sparse raw file, read from the backup
@@ -132,6 +140,11 @@ for r in $(seq 1 "$ROUNDS"); do
     bench_time virtnbdrestore-z "$r" virtnbdrestore -n -i "$BENCH_WORK/backup-z" -o "$OUT" -L "$BENCH_WORK/virtnbdrestore.log"
     [ "$r" = 1 ] && check virtnbdrestore-z
   fi
+  if [ "$ZSTD" = 1 ]; then
+    fresh_out
+    bench_time virtback-zstd "$r" "$VIRTBACK" restore -i "$BENCH_WORK/backup-zstd" -o "$OUT"
+    [ "$r" = 1 ] && check virtback-zstd
+  fi
 done
 rm -rf "$OUT"
 
@@ -139,6 +152,7 @@ echo
 echo "Medians over $ROUNDS rounds (seconds: the command alone, and until its data is synced):"
 pairs=(virtback:nbdcopy virtback:virtnbdrestore)
 [ "$LZ4" = 1 ] && pairs+=(virtback-z:nbdcopy virtback-z:virtnbdrestore-z)
+[ "$ZSTD" = 1 ] && pairs+=(virtback-zstd:nbdcopy virtback-zstd:virtback)
 bench_table "${pairs[@]}"
 if grep -q ' [1-9][0-9]*$' "$BENCH_RESULTS"; then
   echo
