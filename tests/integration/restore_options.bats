@@ -78,6 +78,17 @@ teardown_file () {
   [[ "$output" == *"note: sda.inc.virtnbdbackup.3.data.partial"* ]]
 }
 
+@test "restore needs no libvirtd: it never connects to libvirt unless -D" {
+  command -v strace >/dev/null || { echo "strace is missing"; false; }
+  strace -f -e trace=connect -o "$BATS_TEST_TMPDIR/trace" \
+    "$VIRTBACK" restore -i "$B" -o "$OUT" -c
+  rb_compare "$S/sda.2.qcow2" "$OUT/sda.qcow2"
+  grep -q connect "$BATS_TEST_TMPDIR/trace"      # qemu-nbd's socket at least
+  run grep libvirt "$BATS_TEST_TMPDIR/trace"
+  echo "$output"
+  [ "$status" -eq 1 ]
+}
+
 @test "-d restores only the named disk" {
   run "$VIRTBACK" restore -i "$B" -o "$OUT" -d sdb --until virtnbdbackup.1
   echo "$output"
