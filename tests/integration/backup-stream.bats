@@ -38,6 +38,30 @@ teardown () { bk_teardown; }
   [ "$status" -ne 0 ]
 }
 
+@test "zstd restore stopped by SIGTERM while writing: no image, no server, no socket directory" {
+  vb_make_vm "$VM" 2G
+  for i in 0 1 2 3 4 5; do vb_guest_io "$VM" sda "write -P 0x5a $((i * 256))M 256M"; done
+  vbk backup -S "$SCRATCH" -d "$VM" -o "$T/b" -l copy -n --compress-method zstd
+  [ "$status" -eq 0 ]
+  mkdir -p "$T/tmp"
+  TMPDIR=$T/tmp "$VIRTBACK" restore -i "$T/b" -o "$T/r" &
+  pid=$!
+  # Signal it only once the image has grown: the workers are then busy.
+  for i in $(seq 600); do
+    kill -0 $pid 2>/dev/null || break
+    [ "$(du -k "$T/r/sda.qcow2.partial" 2>/dev/null | cut -f1)" -gt 65536 ] 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -TERM $pid
+  rc=0
+  wait $pid || rc=$?                        # not "run wait": a subshell has no such child
+  echo "exit status $rc"
+  [ "$rc" -eq 1 ]                           # it was still writing: interrupted
+  [ -z "$(ls -A "$T/r" | grep -E 'qcow2')" ]
+  [ -z "$(pgrep -f "qemu-nbd.*$T/r")" ]
+  [ -z "$(ls -A "$T/tmp")" ]
+}
+
 @test "-o - streams a zip that unzips into a directory that verifies and restores" {
   vb_make_vm "$VM" 256M
   vb_guest_io "$VM" sda "write -P 0x11 0 4M" "write -P 0x22 100M 40M"
