@@ -105,3 +105,29 @@ vb_no_job () {
 }
 
 vb_checkpoints () { vsh checkpoint-list "$1" --name 2>/dev/null | sort; }
+
+# vb_bg_start DIR CMD...: run CMD in the background; its pid goes to DIR/pid
+# (read it with "$(cat DIR/pid)"), its output to DIR/out, and its exit status
+# to DIR/rc when it ends.  The status goes through a file: bash may not keep
+# the status of a background child that exits before "wait" asks for it.
+vb_bg_start () {
+  local d=$1
+  shift
+  mkdir -p "$d" && rm -f "$d/pid" "$d/rc"
+  # "|| rc=$?": under set -e (bats) a failing wait would end the subshell.
+  ( "$@" & echo $! >"$d/pid"; rc=0; wait $! || rc=$?
+    echo $rc >"$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc" ) >"$d/out" 2>&1 &
+  until [ -s "$d/pid" ]; do sleep 0.01; done
+}
+
+# vb_bg_rc DIR: wait (at most 120 s) for the command of vb_bg_start DIR to
+# end and print its exit status.
+vb_bg_rc () {
+  local i
+  for i in $(seq 1200); do
+    [ -s "$1/rc" ] && { cat "$1/rc"; return 0; }
+    sleep 0.1
+  done
+  echo "the background command did not end" >&2
+  return 1
+}

@@ -44,18 +44,17 @@ teardown () { bk_teardown; }
   vbk backup -S "$SCRATCH" -d "$VM" -o "$T/b" -l copy -n --compress-method zstd
   [ "$status" -eq 0 ]
   mkdir -p "$T/tmp"
-  TMPDIR=$T/tmp "$VIRTBACK" restore -i "$T/b" -o "$T/r" &
-  pid=$!
+  vb_bg_start "$T/bg" env TMPDIR="$T/tmp" "$VIRTBACK" restore -i "$T/b" -o "$T/r"
+  pid=$(cat "$T/bg/pid")
   # Signal it only once the image has grown: the workers are then busy.
   for i in $(seq 600); do
     kill -0 $pid 2>/dev/null || break
     [ "$(du -k "$T/r/sda.qcow2.partial" 2>/dev/null | cut -f1)" -gt 65536 ] 2>/dev/null && break
     sleep 0.05
   done
-  kill -TERM $pid
-  rc=0
-  wait $pid || rc=$?                        # not "run wait": a subshell has no such child
-  echo "exit status $rc"
+  kill -TERM $pid || true
+  rc=$(vb_bg_rc "$T/bg")
+  echo "exit status $rc: $(cat "$T/bg/out")"
   [ "$rc" -eq 1 ]                           # it was still writing: interrupted
   [ -z "$(ls -A "$T/r" | grep -E 'qcow2')" ]
   [ -z "$(pgrep -f "qemu-nbd.*$T/r")" ]
