@@ -105,7 +105,9 @@ apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
         rc = apply_data (w, r, f, &fr, limit);
       if (rc == -1)
         return -1;
-      st->data += fr.length;
+      if (fr.start < limit)       /* only what was written */
+        st->data += limit - fr.start < fr.length ? limit - fr.start
+                                                 : fr.length;
     }
     else if (fr.kind == VB_FRAME_ZERO && !skip_zero && fr.start < limit) {
       uint64_t len = limit - fr.start < fr.length ? limit - fr.start
@@ -161,6 +163,8 @@ apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
   if (!vb_reader_compression (r, &m) ||
       (u = vb_unpack_new (w, m, f->name, limit)))
     ret = apply_frames (w, r, u, f, skip_zero, limit, st);
+  if (ret == -1 && u)
+    vb_unpack_earlier_error (u);
   if (ret == 0 && u)
     ret = vb_unpack_finish (u);
   vb_unpack_free (u);

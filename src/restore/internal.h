@@ -70,6 +70,10 @@ int vb_unpack_frame (struct vb_unpack *u, struct vb_reader *r,
 /* Wait for every queued piece and submit it: 0, or -1 with the first
  * error in file order. */
 int vb_unpack_finish (struct vb_unpack *u);
+/* After an error the caller found itself (a bad frame header, a piece it
+ * unpacked alone): if a piece queued before that point failed, it comes
+ * first in the file, so its error replaces the current one. */
+void vb_unpack_earlier_error (struct vb_unpack *u);
 /* Stop the workers (what is still queued is dropped), give W's buffers
  * back and free.  Always call it, also after errors.  Safe on NULL. */
 void vb_unpack_free (struct vb_unpack *u);

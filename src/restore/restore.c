@@ -33,6 +33,7 @@ struct job {
   char *final;                   /* image path, or the --to target */
   char *partial;                 /* NULL with --to */
   bool created, block;
+  const char *fmt;               /* written as: "qcow2" or "raw" (static) */
   struct vb_apply_stats st;
 };
 
@@ -361,30 +362,67 @@ write_files (struct job *j, struct vb_nbd_writer *w, uint64_t size)
  * guest wrote at its start may look like a qcow2 header, and taking it for
  * one would write through metadata that is not ours.  A regular file is
  * probed, since restoring into a user's qcow2 file as raw would destroy it. */
-static char *
+/* A qcow2 that points at other files (a backing file, an external data
+ * file) may have been written by a guest into a raw image: writing through
+ * it would reach files the user never named. */
+static bool
+qcow2_points_elsewhere (struct json_object *info)
+{
+  struct json_object *fs, *data, *v;
+
+  return json_object_object_get_ex (info, "backing-filename", &v) ||
+         (json_object_object_get_ex (info, "format-specific", &fs) &&
+          json_object_object_get_ex (fs, "data", &data) &&
+          json_object_object_get_ex (data, "data-file", &v));
+}
+
+static const char *
+probed_format (const char *path, struct json_object *info)
+{
+  struct json_object *v;
+  const char *f;
+
+  if (!json_object_object_get_ex (info, "format", &v) ||
+      !(f = json_object_get_string (v))) {
+    vb_set_error ("%s: qemu-img info shows no format", path);
+    return NULL;
+  }
+  if (!strcmp (f, "raw"))
+    return "raw";
+  if (!strcmp (f, "qcow2") && !qcow2_points_elsewhere (info))
+    return "qcow2";
+  if (!strcmp (f, "qcow2"))
+    vb_set_error ("%s is a qcow2 image with a backing or data file: give "
+                  "--format qcow2 to write through it, or --format raw to "
+                  "overwrite it", path);
+  else
+    vb_set_error ("%s is a %s image: restore writes raw or qcow2; convert "
+                  "it, or pass --format to override", path, f);
+  return NULL;
+}
+
+/* The format of an existing --to target.  A block device is raw: what a
+ * guest wrote at its start may look like a qcow2 header, and taking it for
+ * one would write through metadata that is not ours.  A regular file is
+ * probed, since restoring into a user's qcow2 file as raw would destroy it. */
+static const char *
 target_format (const char *path)
 {
   struct stat st;
   CLEANUP_FREE char *info = NULL;
-  struct json_object *o, *v;
-  char *fmt = NULL;
+  struct json_object *o;
+  const char *fmt;
 
   if (stat (path, &st) == 0 && !S_ISREG (st.st_mode))
-    return strdup ("raw");
+    return "raw";
   if (!(info = vb_qemu_img_info (path)))
     return NULL;
-  if ((o = json_tokener_parse (info)) &&
-      json_object_object_get_ex (o, "format", &v))
-    fmt = strdup (json_object_get_string (v));
-  json_object_put (o);
-  if (fmt && strcmp (fmt, "raw") && strcmp (fmt, "qcow2")) {
-    vb_set_error ("%s is a %s image: restore writes raw or qcow2; convert "
-                  "it, or pass --format to override", path, fmt);
-    free (fmt);
+  if (!(o = json_tokener_parse (info))) {
+    vb_set_error ("%s: cannot parse qemu-img info", path);
     return NULL;
   }
-  if (!fmt)
-    vb_set_error ("%s: qemu-img info shows no format", path);
+  fmt = probed_format (path, o);
+  json_object_put (o);
   return fmt;
 }
 
@@ -392,19 +430,16 @@ static int
 run_job (const struct run *rn, struct job *j)
 {
   uint64_t size = j->files[j->nfiles - 1]->meta.virtual_size;
-  CLEANUP_FREE char *probed = NULL;
-  const char *fmt = rn->fmt;
   struct vb_server srv;
   struct vb_nbd_writer *w;
   int ret;
 
   if (j->partial && create_image (rn, j, size) == -1)
     return -1;
-  if (!j->partial && !rn->o->format) {
-    if (!(fmt = probed = target_format (j->final)))
-      return -1;
-  }
-  w = vb_server_start (&srv, j->partial ? j->partial : j->final, fmt);
+  j->fmt = j->partial || rn->o->format ? rn->fmt : target_format (j->final);
+  if (!j->fmt)
+    return -1;
+  w = vb_server_start (&srv, j->partial ? j->partial : j->final, j->fmt);
   if (!w) {
     vb_prefix_error ("disk %s", j->d->disk);
     return -1;
@@ -434,7 +469,7 @@ adjust_xml (struct run *rn)
   for (size_t i = 0; i < rn->njobs; i++)
     xd[i] = (struct vb_xml_disk) {
       .target = rn->jobs[i].d->disk, .path = rn->jobs[i].final,
-      .format = rn->jobs[i].partial || o->format ? rn->fmt : "raw",
+      .format = rn->jobs[i].fmt,
       .block = rn->jobs[i].block,
     };
   adjusted = newname ? vb_adjust_domain_xml (rn->xml, strlen (rn->xml), xd,
@@ -474,7 +509,7 @@ fill_result (const struct run *rn, struct vb_restore_result *r)
 
     r->disks[i] = (struct vb_restore_disk) {
       .disk = strdup (j->d->disk), .image = strdup (j->final),
-      .format = strdup (j->partial || rn->o->format ? rn->fmt : "raw"),
+      .format = strdup (j->fmt),
       .virtual_size = last->meta.virtual_size, .nfiles = j->nfiles,
       .point = strdup (last->level == VB_LEVEL_DIFF || last->level ==
                        VB_LEVEL_COPY ? last->name : last->meta.checkpoint_name),

@@ -68,6 +68,7 @@ struct vb_unpack {
   struct job *jobs;             /* a ring: job number N is jobs[N % njobs] */
   uint64_t queued, taken, finished;
   bool quit, cancel;
+  bool reported;                /* a job's error is the current one */
 };
 
 /* Where the next piece of the current frame starts. */
@@ -157,6 +158,7 @@ finish_oldest (struct vb_unpack *u)
   if (j->failed) {
     vb_nbd_writer_release (u->w, j->out);
     vb_set_error_str (j->msg);
+    u->reported = true;
     return -1;
   }
   return submit (u, j->out, j->out_len, j->disk_off);
@@ -388,6 +390,28 @@ vb_unpack_finish (struct vb_unpack *u)
     if (finish_oldest (u) == -1)
       return -1;
   return 0;
+}
+
+void
+vb_unpack_earlier_error (struct vb_unpack *u)
+{
+  /* Jobs are taken back in order: the one that failed was the earliest. */
+  if (u->reported)
+    return;
+  for (uint64_t k = u->finished; k < u->queued; k++) {
+    struct job *j = &u->jobs[k % u->njobs];
+    bool failed;
+
+    pthread_mutex_lock (&u->lock);
+    while (!j->done)
+      pthread_cond_wait (&u->done, &u->lock);
+    failed = j->failed;
+    pthread_mutex_unlock (&u->lock);
+    if (failed) {
+      vb_set_error_str (j->msg);
+      return;
+    }
+  }
 }
 
 static int

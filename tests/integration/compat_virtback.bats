@@ -78,9 +78,22 @@ teardown_file () {
   # destroy it and the compare would fail.
   qemu-img create -q -f qcow2 "$q" 176M
   qemu-io -f qcow2 -c "write -P 0x99 0 176M" "$q" >/dev/null
-  "$VIRTBACK" restore -i "$B" -o "$BATS_TEST_TMPDIR/q" -d sda --to "$q"
+  run "$VIRTBACK" restore -i "$B" -o "$BATS_TEST_TMPDIR/q" -d sda --to "$q" -c
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"(qcow2, "* ]]
   [ "$(qemu-img info --output=json "$q" | jq -r .format)" = qcow2 ]
   rb_compare "$q" "$S/sda.7.qcow2"
+  # the adjusted VM definition opens it as qcow2 too
+  [ "$(xmllint --xpath "string(//disk[target/@dev='sda']/driver/@type)" \
+       "$BATS_TEST_TMPDIR/q/vmconfig.virtback.7.xml")" = qcow2 ]
+  # a qcow2 naming a backing file may be a guest's bytes in a raw image:
+  # refused unless --format says how to take it
+  qemu-img create -q -f qcow2 -b "$raw" -F raw "$BATS_TEST_TMPDIR/b.qcow2" 176M
+  run "$VIRTBACK" restore -i "$B" -o "$BATS_TEST_TMPDIR/b" -d sda --to "$BATS_TEST_TMPDIR/b.qcow2"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"backing or data file: give --format qcow2"* ]]
 }
 
 @test "virtnbdrestore restores virtback's backups where it can (no zeroing)" {
