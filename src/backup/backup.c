@@ -273,7 +273,7 @@ worker (void *arg)
     pthread_mutex_lock (&x->mu);
     if (r < 0 && !x->first_error) {
       x->first_error = strdup (vb_get_error ());
-      x->stop = 1;
+      __atomic_store_n (&x->stop, 1, __ATOMIC_RELAXED);   /* read by copy threads */
     }
   }
   x->running--;
@@ -333,7 +333,7 @@ run_disks (struct run *x)
     }
     pthread_cond_timedwait (&x->cv, &x->mu, &ts);
     if (x->o.cancel && *x->o.cancel && !x->stop) {
-      x->stop = 1;
+      __atomic_store_n (&x->stop, 1, __ATOMIC_RELAXED);
       if (!x->first_error)
         x->first_error = strdup ("interrupted by a signal");
     }

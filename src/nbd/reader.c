@@ -416,7 +416,8 @@ static int
 reader_loop (struct copy *c)
 {
   while (!finished (c)) {
-    if (c->o && c->o->cancel && *c->o->cancel) {
+    if (c->o && c->o->cancel &&
+        __atomic_load_n (c->o->cancel, __ATOMIC_RELAXED)) {
       vb_set_error ("%s: interrupted", c->n->export);
       return -1;
     }
