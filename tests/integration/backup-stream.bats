@@ -36,6 +36,14 @@ teardown () { bk_teardown; }
   printf '\xff' | dd of="$f" bs=1 seek=$off conv=notrunc 2>/dev/null
   run "$VIRTBACK" verify -i "$T/b"
   [ "$status" -ne 0 ]
+  # ... and by restore (decompressing on its worker pool), which names the
+  # file and leaves no image
+  rm -f "$f.chksum"               # so that the frame check, not the checksum, finds it
+  run "$VIRTBACK" restore -i "$T/b" -o "$T/bad"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"sda.inc.virtback.1.data"*"piece"* ]]
+  [ -z "$(ls -A "$T/bad" 2>/dev/null | grep qcow2)" ]
 }
 
 @test "zstd restore stopped by SIGTERM while writing: no image, no server, no socket directory" {
