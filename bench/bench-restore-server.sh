@@ -18,14 +18,11 @@ BENCH_LOG=${BENCH_WORK:-/var/tmp/vbbench}/bench-restore-server.log
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
 
 ROUNDS=3
-while [ $# -gt 0 ]; do
-  case $1 in
-    -r) ROUNDS=$2; shift ;;
-    -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) bench_die "unknown option $1 (see --help)" ;;
-  esac
-  shift
-done
+[ "${1:-}" = -r ] && { ROUNDS=${2:?-r needs a number}; shift 2; }
+if [ $# -gt 0 ]; then                   # -h, --help, or a mistake
+  sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  case $1 in -h|--help) exit 0 ;; *) exit 2 ;; esac
+fi
 bench_check_tools
 SRC=$BENCH_WORK/disk.raw
 [ -s "$SRC" ] || bench_die "$SRC is missing: run bench/bench-restore.sh first"
