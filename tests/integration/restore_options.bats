@@ -137,6 +137,25 @@ teardown_file () {
   [[ "$output" == *"-d DISK"* ]]
 }
 
+@test "--to a block device (a loop device) writes raw, and -c makes it a block disk" {
+  f=$BATS_TEST_TMPDIR/loop.img
+  dd if=/dev/urandom of="$f" bs=1M count=64 status=none   # old content everywhere
+  dev=$(losetup -f --show "$f" 2>/dev/null) || skip "no loop device here (losetup failed)"
+  run "$VIRTBACK" restore -i "$B" -o "$OUT" -d sda --to "$dev" --until virtnbdbackup.1 -c
+  echo "$output"
+  status_restore=$status
+  cmp_rc=0
+  qemu-img compare -q -f raw -F qcow2 "$dev" "$S/sda.1.qcow2" || cmp_rc=$?
+  losetup -d "$dev"
+  [ "$status_restore" -eq 0 ]
+  [[ "$output" == *"(raw, "* ]]
+  [ "$cmp_rc" -eq 0 ]
+  x=$OUT/vmconfig.virtnbdbackup.1.xml
+  [ "$(xmllint --xpath "string(//disk[target/@dev='sda']/@type)" "$x")" = block ]
+  [ "$(xmllint --xpath "string(//disk[target/@dev='sda']/source/@dev)" "$x")" = "$dev" ]
+  [ "$(xmllint --xpath "string(//disk[target/@dev='sda']/driver/@type)" "$x")" = raw ]
+}
+
 @test "existing images are kept unless --force" {
   "$VIRTBACK" restore -i "$B" -o "$OUT" -d sda --until virtnbdbackup.0
   run "$VIRTBACK" restore -i "$B" -o "$OUT" -d sda
