@@ -180,11 +180,16 @@ run_stdout () {
   export BENCH_RESULTS=$BENCH_WORK/stdout-results.txt
   : >"$BENCH_RESULTS"
   vsh domstate "$BENCH_VM" 2>/dev/null | grep -q running || bench_make_vm
+  # virtnbdbackup -o - leaves its log, vmconfig and qcow.json in the
+  # current directory: keep them out of the caller's (the checkout).
+  mkdir -p "$BENCH_WORK/stdout-cwd"
+  cd "$BENCH_WORK/stdout-cwd" || bench_die "cannot enter $BENCH_WORK/stdout-cwd"
   for r in $(seq "$ROUNDS"); do
     case_nbdcopy "$BENCH_VM" "$r"
     bench_time virtback-stdout "$r" sh -c "'$VIRTBACK' backup -d '$BENCH_VM' -l copy -n -o - > /dev/null"
     bench_time virtnbdbackup-stdout "$r" sh -c "virtnbdbackup -d '$BENCH_VM' -l copy -o - > /dev/null"
   done
+  cd "$OLDPWD" || true
   echo; echo "== stdout: -o - of the 3 GiB benchmark disk into /dev/null"
   bench_table virtback-stdout:nbdcopy virtback-stdout:virtnbdbackup-stdout
 }
