@@ -45,12 +45,7 @@ apply_piece (struct vb_nbd_writer *w, struct vb_reader *r,
     fill += n;
   }
   *done = fill;
-  if (off >= limit) {
-    vb_nbd_writer_release (w, buf);
-    return 0;
-  }
-  return vb_nbd_writer_submit (w, buf, limit - off < fill ? limit - off : fill,
-                               off);
+  return vb_submit_below (w, buf, fill, off, limit);
 }
 
 static int
@@ -105,13 +100,10 @@ apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
         rc = apply_data (w, r, f, &fr, limit);
       if (rc == -1)
         return -1;
-      if (fr.start < limit)       /* only what was written */
-        st->data += limit - fr.start < fr.length ? limit - fr.start
-                                                 : fr.length;
+      st->data += vb_below (fr.start, fr.length, limit);   /* written */
     }
     else if (fr.kind == VB_FRAME_ZERO && !skip_zero && fr.start < limit) {
-      uint64_t len = limit - fr.start < fr.length ? limit - fr.start
-                                                  : fr.length;
+      uint64_t len = vb_below (fr.start, fr.length, limit);
 
       if (vb_nbd_writer_zero (w, fr.start, len) == -1) {
         vb_prefix_error ("%s: zero frame at file offset %" PRIu64, f->name,

@@ -36,6 +36,29 @@ struct vb_nbd_writer *vb_server_start (struct vb_server *s,
                                        const char *image, const char *format);
 void vb_server_stop (struct vb_server *s);
 
+/* How many of the LEN bytes at OFF lie below LIMIT (the smallest size the
+ * disk has later in the chain): only those are written. */
+static inline uint64_t
+vb_below (uint64_t off, uint64_t len, uint64_t limit)
+{
+  return off >= limit ? 0 : limit - off < len ? limit - off : len;
+}
+
+/* Submit the part of lent buffer BUF (LEN bytes for OFF) below LIMIT, or
+ * give it back when none of it is. */
+static inline int
+vb_submit_below (struct vb_nbd_writer *w, void *buf, size_t len,
+                 uint64_t off, uint64_t limit)
+{
+  uint64_t n = vb_below (off, len, limit);
+
+  if (n == 0) {
+    vb_nbd_writer_release (w, buf);
+    return 0;
+  }
+  return vb_nbd_writer_submit (w, buf, n, off);
+}
+
 /* Bytes written by vb_apply_file (added to). */
 struct vb_apply_stats {
   uint64_t data, zero;

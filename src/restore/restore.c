@@ -358,10 +358,6 @@ write_files (struct job *j, struct vb_nbd_writer *w, uint64_t size)
   return vb_nbd_writer_finish (w);
 }
 
-/* The format of an existing --to target.  A block device is raw: what a
- * guest wrote at its start may look like a qcow2 header, and taking it for
- * one would write through metadata that is not ours.  A regular file is
- * probed, since restoring into a user's qcow2 file as raw would destroy it. */
 /* A qcow2 that points at other files (a backing file, an external data
  * file) may have been written by a guest into a raw image: writing through
  * it would reach files the user never named. */

@@ -135,13 +135,7 @@ worker (void *opaque)
 static int
 submit (struct vb_unpack *u, char *buf, size_t len, uint64_t off)
 {
-  if (len == 0 || off >= u->limit) {
-    vb_nbd_writer_release (u->w, buf);
-    return 0;
-  }
-  if (u->limit - off < len)
-    len = u->limit - off;
-  return vb_nbd_writer_submit (u->w, buf, len, off);
+  return vb_submit_below (u->w, buf, len, off, u->limit);
 }
 
 /* Take the oldest queued job back (waiting for it) and submit it. */
