@@ -401,6 +401,7 @@ vb_set_load_checkpoint (const char *cptdir, const char *name)
   return vb_read_file (path, NULL);
 }
 
+/* Strict: a name that is only the suffix (".partial") is none of ours. */
 static bool
 has_suffix (const char *s, const char *suffix)
 {
@@ -494,13 +495,6 @@ vb_set_has_backup (const char *dir, const char *domain)
 }
 
 static bool
-ends_with (const char *s, const char *suffix)
-{
-  size_t a = strlen (s), b = strlen (suffix);
-  return a >= b && !strcmp (s + a - b, suffix);
-}
-
-static bool
 is_leftover (const char *dir, const char *name)
 {
   if (!strcmp (name, "checkpoints")) {
@@ -508,10 +502,10 @@ is_leftover (const char *dir, const char *name)
     return p && vb_dir_is_empty (p) == 1;
   }
   return !strncmp (name, "chain.", 6) ||   /* a chain -l auto set aside */
-         (!strncmp (name, "backup.", 7) && ends_with (name, ".log")) ||
-         ends_with (name, ".partial") || ends_with (name, ".chksum") ||
-         ends_with (name, ".qcow.json") ||
-         (!strncmp (name, "vmconfig.", 9) && ends_with (name, ".xml"));
+         (!strncmp (name, "backup.", 7) && vb_has_suffix (name, ".log")) ||
+         vb_has_suffix (name, ".partial") || vb_has_suffix (name, ".chksum") ||
+         vb_has_suffix (name, ".qcow.json") ||
+         (!strncmp (name, "vmconfig.", 9) && vb_has_suffix (name, ".xml"));
 }
 
 int

@@ -20,13 +20,6 @@
 /* The metadata starts right after the 40-byte meta frame header. */
 #define META_OFFSET VB_FRAME_LEN
 
-static bool
-has_suffix (const char *s, const char *suffix)
-{
-  size_t n = strlen (s), m = strlen (suffix);
-  return n >= m && strcmp (s + n - m, suffix) == 0;
-}
-
 static int
 strv_push (char ***v, size_t *n, char *s)
 {
@@ -119,9 +112,9 @@ list_dir (struct vb_chain *c)
     return -1;
   }
   while ((e = readdir (d)) != NULL) {
-    if (has_suffix (e->d_name, ".partial"))
+    if (vb_has_suffix (e->d_name, ".partial"))
       strv_push (&c->partials, &npart, strdup (e->d_name));
-    else if (has_suffix (e->d_name, ".cpt") && strlen (e->d_name) > 4) {
+    else if (vb_has_suffix (e->d_name, ".cpt") && strlen (e->d_name) > 4) {
       if (c->domain)
         add_problem (c, NULL, "%s: a second chain file besides %s.cpt: "
                      "one directory holds one domain's backups",
@@ -129,7 +122,7 @@ list_dir (struct vb_chain *c)
       else
         c->domain = strndup (e->d_name, strlen (e->d_name) - 4);
     }
-    else if (has_suffix (e->d_name, ".data") && e->d_type != DT_DIR) {
+    else if (vb_has_suffix (e->d_name, ".data") && e->d_type != DT_DIR) {
       if (c->nall == cap) {
         size_t ncap = cap ? cap * 2 : 16;
         struct vb_chain_file *na = realloc (c->all, ncap * sizeof *na);

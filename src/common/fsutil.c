@@ -189,8 +189,12 @@ vb_mkdir_p (const char *path, mode_t mode)
       char c = *s;
       *s = '\0';
       if (mkdir (p, mode) == 0) {
-        if (vb_fs_chgrp_path (p) < 0 || chmod (p, mode) < 0)
+        if (vb_fs_chgrp_path (p) < 0)
           return -1;
+        if (chmod (p, mode) < 0) {
+          vb_set_error_errno (errno, "chmod %s", p);
+          return -1;
+        }
       }
       else if (errno != EEXIST) {
         vb_set_error_errno (errno, "mkdir %s", p);
@@ -202,6 +206,14 @@ vb_mkdir_p (const char *path, mode_t mode)
     }
   }
   return 0;
+}
+
+bool
+vb_has_suffix (const char *s, const char *suffix)
+{
+  size_t n = strlen (s), m = strlen (suffix);
+
+  return n >= m && strcmp (s + n - m, suffix) == 0;
 }
 
 int

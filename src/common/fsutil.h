@@ -6,6 +6,7 @@
 #ifndef VB_FSUTIL_H
 #define VB_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -30,6 +31,8 @@ int vb_write_all (int fd, const void *buf, size_t len);
  * -1 with errno set, no message. */
 struct iovec;
 int vb_writev_all (int fd, struct iovec *iov, int n);
+/* Does S end in SUFFIX (S may be SUFFIX itself)? */
+bool vb_has_suffix (const char *s, const char *suffix);
 /* 1 if PATH is a directory holding no entries other than . and .., 0 if it
  * holds entries, -1 on error (missing directory counts as empty: 1). */
 int vb_dir_is_empty (const char *path);
