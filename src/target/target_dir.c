@@ -87,7 +87,6 @@ sticky (struct dir_file *df)
   return -1;
 }
 
-
 static void
 writeback (struct dir_file *df, size_t len)
 {

@@ -85,7 +85,6 @@ out_fail (struct zip_target *zt, const char *op, int err)
   return -1;
 }
 
-
 /* Append to the archive; small pieces are gathered, a piece that does not
  * fit leaves together with the buffer in one writev. */
 static int
