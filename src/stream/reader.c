@@ -542,6 +542,16 @@ step_piece (struct vb_reader *r, unsigned char *buf, size_t len)
   return ol;
 }
 
+/* After the last piece: the lengths must have added up, then CR LF. */
+static int
+end_pieces (struct vb_reader *r)
+{
+  if (r->out_left > 0)
+    return rerr (r, r->cur.file_offset, "data frame pieces hold 0x%" PRIx64
+                 " bytes less than the frame length", r->out_left);
+  return end_payload (r);
+}
+
 static ssize_t
 read_compressed (struct vb_reader *r, unsigned char *buf, size_t len)
 {
@@ -559,14 +569,8 @@ read_compressed (struct vb_reader *r, unsigned char *buf, size_t len)
       return -1;
     got += n;
   }
-  if (r->piece == r->npieces) {
-    if (r->out_left > 0)
-      return rerr (r, r->cur.file_offset, "data frame pieces decompress to "
-                   "0x%" PRIx64 " bytes less than the frame length",
-                   r->out_left);
-    if (end_payload (r) == -1)
-      return -1;
-  }
+  if (r->piece == r->npieces && end_pieces (r) == -1)
+    return -1;
   return got;
 }
 
@@ -699,16 +703,6 @@ check_content (struct vb_reader *r, uint64_t content)
                  "the frame length", r->piece, r->cur.file_offset, content,
                  r->out_left);
   return 0;
-}
-
-/* After the last piece: the lengths must have added up, then CR LF. */
-static int
-end_pieces (struct vb_reader *r)
-{
-  if (r->out_left > 0)
-    return rerr (r, r->cur.file_offset, "data frame pieces hold 0x%" PRIx64
-                 " bytes less than the frame length", r->out_left);
-  return end_payload (r);
 }
 
 ssize_t
