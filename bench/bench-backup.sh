@@ -40,13 +40,7 @@ export BENCH_RESULTS=$BENCH_WORK/backup-results.txt
 : >"$BENCH_RESULTS"
 : >"$BENCH_LOG"
 
-if [ "$REUSE" = 1 ] && vsh domstate "$BENCH_VM" 2>/dev/null | grep -q running; then
-  vb_daemons_up
-  echo "bench: reusing running VM $BENCH_VM"
-else
-  bench_make_vm
-fi
-bench_no_stale_job
+bench_vm_ready "$REUSE"
 
 run_nbdcopy () {
   rm -f "$BENCH_WORK/out.raw"

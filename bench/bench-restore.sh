@@ -43,13 +43,7 @@ export BENCH_RESULTS=$BENCH_WORK/restore-results.txt
 : >"$BENCH_RESULTS"
 : >"$BENCH_LOG"
 
-if [ "$REUSE" = 1 ] && vsh domstate "$BENCH_VM" 2>/dev/null | grep -q running; then
-  vb_daemons_up
-  echo "bench: reusing running VM $BENCH_VM"
-else
-  bench_make_vm
-fi
-bench_no_stale_job
+bench_vm_ready "$REUSE"
 
 # make_backup DIR [-z]: one copy-level backup of the VM, by $SOURCE.
 make_backup () {

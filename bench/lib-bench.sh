@@ -153,6 +153,18 @@ bench_job_end () {
   BENCH_JOBDIR=
 }
 
+# bench_vm_ready REUSE: with REUSE=1 keep the VM if it runs, else (re)make
+# it; then end any job a killed run left on it.
+bench_vm_ready () {
+  if [ "$1" = 1 ] && vsh domstate "$BENCH_VM" 2>/dev/null | grep -q running; then
+    vb_daemons_up
+    echo "bench: reusing running VM $BENCH_VM"
+  else
+    bench_make_vm
+  fi
+  bench_no_stale_job
+}
+
 # Abort any job a killed run left behind (virtback/virtnbdbackup -k style).
 bench_no_stale_job () {
   vb_no_job "$BENCH_VM" || bench_job_end
