@@ -1,4 +1,14 @@
-/* One disk: NBD reads -> stream frames (optionally lz4) -> target file. */
+/* One disk: NBD reads -> stream frames (optionally compressed) -> target
+ * file.
+ *
+ * On a seekable target the extent map runs ahead of the copy (see
+ * nbd/mapper.c) instead of before it.  The stream's first frame holds
+ * dataSize, known only when the map ends, so the header is written last
+ * into room kept at the start of the file.  The room is sized when the
+ * first frame is ready, by the map's estimate; when the true header comes
+ * out longer or shorter (dataSize has another number of digits), the body
+ * is moved to fit, so the file is always the one a map-first run writes.
+ * A stream target (zip on stdout) cannot seek: it maps first. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -6,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <libdeflate.h>
+#include <zlib.h>
 
 #include "backup/disk.h"
 #include "common/cleanup.h"
@@ -15,6 +26,10 @@
 /* Extents remembered between the totals pass and the copy: 512 Ki of them
  * (12 MiB); beyond that the copy asks the server again, window by window. */
 #define EXTCACHE_MAX (512u * 1024)
+/* Extents the map may run ahead of the copy (24 bytes each).  The
+ * environment variable VIRTBACK_MAP_QUEUE sets another count, which the
+ * tests use to make the header estimate miss. */
+#define MAP_QUEUE (16u * 1024)
 
 struct sink_state {
   struct vb_tfile *f;
@@ -32,6 +47,11 @@ struct sink_state {
   size_t nsizes, capsizes;
   uint64_t ext_len;
   struct vb_trailer trailer;
+  /* map running ahead: the header is written last */
+  struct vb_mapper *map;
+  bool hdr_pending;            /* no room kept for it yet */
+  uint64_t hdr_room;           /* bytes kept at the start */
+  struct vb_meta meta;         /* all but dataSize */
 };
 
 static double
@@ -42,9 +62,13 @@ now (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int reserve_header (struct sink_state *st);
+
 static int
 out (struct sink_state *st, const void *buf, size_t len)
 {
+  if (st->hdr_pending && reserve_header (st) < 0)
+    return -1;
   st->adler = libdeflate_adler32 (st->adler, buf, len);
   if (vb_tfile_write (st->f, buf, len) < 0)
     return -1;
@@ -208,35 +232,105 @@ sink_zero (void *op, uint64_t off, uint64_t len)
   return out_frame (st, VB_FRAME_ZERO, off, len);
 }
 
-static int
-write_meta (struct sink_state *st, struct vb_meta *m)
+/* The whole first frame for dataSize DATA: header, JSON, CR LF. */
+static char *
+meta_frame (const struct sink_state *st, uint64_t data, size_t *len)
 {
-  size_t len;
-  CLEANUP_FREE char *json = vb_meta_to_json (m, &len);
+  struct vb_meta m = st->meta;
+  size_t jlen;
+  CLEANUP_FREE char *json = NULL;
+  char *b;
 
-  if (!json)
-    return -1;
-  if (out_frame (st, VB_FRAME_META, 0, len) < 0 || out (st, json, len) < 0)
-    return -1;
-  return out (st, VB_TERM, VB_TERM_LEN);
+  m.data_size = data;
+  if (!(json = vb_meta_to_json (&m, &jlen)))
+    return NULL;
+  if (!(b = malloc (VB_FRAME_LEN + jlen + VB_TERM_LEN))) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  vb_frame_format (b, VB_FRAME_META, 0, jlen);
+  memcpy (b + VB_FRAME_LEN, json, jlen);
+  memcpy (b + VB_FRAME_LEN + jlen, VB_TERM, VB_TERM_LEN);
+  *len = VB_FRAME_LEN + jlen + VB_TERM_LEN;
+  return b;
 }
 
 static int
-write_end (struct sink_state *st)
+write_meta (struct sink_state *st, uint64_t data)
+{
+  size_t len;
+  CLEANUP_FREE char *b = meta_frame (st, data, &len);
+
+  return b ? out (st, b, len) : -1;
+}
+
+/* The first frame is ready while the map may still run: keep room for a
+ * header whose dataSize is the map's estimate. */
+static int
+reserve_header (struct sink_state *st)
+{
+  struct vb_map_state ms;
+  size_t len;
+  CLEANUP_FREE char *b = NULL;
+
+  st->hdr_pending = false;
+  vb_mapper_settle (st->map, &ms);
+  if (!(b = meta_frame (st, vb_map_estimate (&ms), &len)))
+    return -1;
+  vb_debug ("disk %s: %zu bytes kept for the header, map %s at %" PRIu64,
+            st->s->disk, len, ms.done ? "done" : "still running", ms.mapped);
+  st->hdr_room = len;
+  return st->f->t->ops->reserve (st->f, len);
+}
+
+/* The map is done: write the true header into the room kept for it,
+ * moving the body first if it does not fit exactly. */
+static int
+finish_header (struct sink_state *st, uint64_t data)
+{
+  const struct vb_target_ops *ops = st->f->t->ops;
+  uint64_t body = st->r->written;
+  size_t len;
+  CLEANUP_FREE char *b = meta_frame (st, data, &len);
+
+  if (!b)
+    return -1;
+  if (len != st->hdr_room) {
+    vb_debug ("disk %s: header of %zu bytes, %" PRIu64 " kept: moving %"
+              PRIu64 " bytes", st->s->disk, len, st->hdr_room, body);
+    if (ops->shift (st->f, st->hdr_room, len) < 0)
+      return -1;
+  }
+  if (ops->pwrite (st->f, b, len, 0) < 0)
+    return -1;
+  st->adler = adler32_combine64 (adler32 (1, (const Bytef *) b, len),
+                                 st->adler, body);
+  st->r->written += len;
+  return 0;
+}
+
+static int
+write_trailer (struct sink_state *st)
 {
   size_t len;
   CLEANUP_FREE char *json = NULL;
 
-  if (st->s->raw_output)
-    return st->f->t->ops->truncate (st->f, st->r->virtual_size);
-  if (out_frame (st, VB_FRAME_STOP, 0, 0) < 0)
-    return -1;
   if (!st->zs && !st->lzs)
     return 0;
   json = vb_trailer_to_json (&st->trailer, &len);
   if (!json || out (st, json, len) < 0 || out (st, VB_TERM, VB_TERM_LEN) < 0)
     return -1;
   return out_frame (st, VB_FRAME_COMP, 0, len);
+}
+
+static int
+write_end (struct sink_state *st, uint64_t data)
+{
+  if (st->s->raw_output)
+    return st->f->t->ops->truncate (st->f, st->r->virtual_size);
+  if (out_frame (st, VB_FRAME_STOP, 0, 0) < 0 || write_trailer (st) < 0)
+    return -1;
+  return st->map ? finish_header (st, data) : 0;
 }
 
 static int
@@ -317,29 +411,37 @@ copy_disk (struct sink_state *st, struct vb_nbd *n,
   const struct vb_disk_spec *s = st->s;
   struct vb_sink sink = { .begin_data = sink_begin, .data = sink_data,
                           .end_data = sink_end, .zero = sink_zero, .op = st };
-  struct vb_copy_opts co = { s->req_size, s->inflight, s->cancel, cache };
+  struct vb_copy_opts co = { s->req_size, s->inflight, s->cancel, cache,
+                             st->map };
   struct vb_copy_stats cs;
-  struct vb_meta m = s->meta;
+  struct vb_extent_totals tot;
+  uint64_t data = st->r->total;
 
-  m.virtual_size = st->r->virtual_size;
-  m.data_size = st->r->total;
+  st->meta = s->meta;
+  st->meta.virtual_size = st->r->virtual_size;
   if (s->compress && (s->zstd ? setup_zstd (st, &sink)
                               : setup_lz4 (st, &sink)) < 0)
     return -1;
-  if (!s->raw_output && write_meta (st, &m) < 0)
+  st->hdr_pending = st->map && !s->raw_output;
+  if (!st->map && !s->raw_output && write_meta (st, data) < 0)
     return -1;
   if (vb_nbd_copy (n, &sink, &co, &cs) < 0)
     return -1;
   st->r->data_extents = cs.data_extents;
   st->r->zero_extents = cs.zero_extents;
-  /* The metadata promised dataSize up front; a guest write between the two
-   * passes cannot change it (the export is a point-in-time view). */
-  if (cs.bytes_read != st->r->total) {
+  if (st->map) {
+    if (vb_mapper_totals (st->map, &tot) < 0)
+      return -1;
+    data = tot.data_bytes;
+  }
+  /* dataSize is what the map found; a guest write between map and read
+   * cannot change it (the export is a point-in-time view). */
+  if (cs.bytes_read != data) {
     vb_set_error ("%s: read %" PRIu64 " bytes, expected %" PRIu64,
-                  s->disk, cs.bytes_read, st->r->total);
+                  s->disk, cs.bytes_read, data);
     return -1;
   }
-  return write_end (st);
+  return write_end (st, data);
 }
 
 static int
@@ -354,7 +456,7 @@ estimate (const struct vb_disk_spec *s, struct vb_disk_result *r,
     return -1;
   ret = vb_nbd_totals (n, &tot, cache);
   r->virtual_size = n->size;
-  r->total = tot.data_bytes;
+  __atomic_store_n (&r->total, tot.data_bytes, __ATOMIC_RELAXED);
   r->data_extents = tot.data_extents;
   r->zero_extents = tot.zero_extents;
   vb_nbd_close (n);
@@ -367,29 +469,62 @@ vb_estimate_disk (const struct vb_disk_spec *s, struct vb_disk_result *r)
   return estimate (s, r, NULL);
 }
 
+static size_t
+map_queue (void)
+{
+  const char *v = getenv ("VIRTBACK_MAP_QUEUE");
+  unsigned long n = v ? strtoul (v, NULL, 10) : 0;
+
+  return n ? n : MAP_QUEUE;
+}
+
+/* Start the map on a connection of its own, when the target lets the
+ * header be written last; else map the whole disk first. */
+static int
+start_map (struct vb_target *t, struct sink_state *st,
+           struct vb_extcache *cache)
+{
+  const struct vb_disk_spec *s = st->s;
+  struct vb_nbd *n;
+
+  if (!s->raw_output && !(t->ops->reserve && t->ops->shift)) {
+    if (estimate (s, st->r, cache) < 0)
+      return -1;
+    vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, st->r->total);
+    return 0;
+  }
+  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx)))
+    return -1;
+  st->r->virtual_size = n->size;
+  st->map = vb_mapper_start (n, map_queue (), s->cancel, &st->r->total);
+  return st->map ? 0 : -1;
+}
+
+static struct vb_nbd *
+connect_readers (const struct vb_disk_spec *s)
+{
+  struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
+
+  if (n && vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
+                                   : VB_NBD_DEFAULT_CONN) < 0) {
+    vb_nbd_close (n);
+    return NULL;
+  }
+  return n;
+}
+
 int
 vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
                 struct vb_disk_result *r)
 {
   struct sink_state st = { .r = r, .s = s, .adler = 1 };
   struct vb_extcache cache = { .max = EXTCACHE_MAX };
-  struct vb_nbd *n;
+  struct vb_nbd *n = NULL;
   double t0 = now ();
   int ret = -1;
 
-  if (estimate (s, r, &cache) < 0) {
-    vb_extcache_free (&cache);
-    return -1;
-  }
-  vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, r->total);
-  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx)) ||
-      vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
-                                            : VB_NBD_DEFAULT_CONN) < 0) {
-    vb_extcache_free (&cache);
-    vb_nbd_close (n);
-    return -1;
-  }
-  if (!(st.f = vb_target_create (t, s->file)))
+  if (start_map (t, &st, &cache) < 0 || !(n = connect_readers (s)) ||
+      !(st.f = vb_target_create (t, s->file)))
     goto out;
   if (copy_disk (&st, n, &cache) < 0) {
     vb_tfile_abort (st.f);
@@ -402,9 +537,10 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
  out:
   if (ret < 0)
     vb_prefix_error ("disk %s", s->disk);
+  vb_nbd_close (n);
+  vb_mapper_free (st.map);
   sink_state_free (&st);
   vb_extcache_free (&cache);
-  vb_nbd_close (n);
   r->seconds = now () - t0;
   r->finished = ret == 0;
   return ret;

@@ -151,11 +151,13 @@ progress_line (const struct vb_disk_result *d, double elapsed)
 {
   uint64_t done = __atomic_load_n (&d->done, __ATOMIC_RELAXED);
   double secs = d->finished ? d->seconds : elapsed;
-  double pct = d->total ? 100.0 * done / d->total : 100.0;
+  /* The total grows while the map runs ahead of the copy. */
+  uint64_t total = __atomic_load_n (&d->total, __ATOMIC_RELAXED);
+  double pct = total ? 100.0 * done / total : 100.0;
   char a[32], b[32];
 
   human (a, sizeof a, done);
-  human (b, sizeof b, d->total);
+  human (b, sizeof b, total);
   fprintf (stderr, "%-6s [ %6.2f%% ] %s of %s, %.2f seconds, %.2f MiB/s\n",
            d->disk, pct, a, b, secs,
            secs > 0 ? done / secs / 1048576.0 : 0.0);

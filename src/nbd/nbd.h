@@ -86,6 +86,37 @@ void vb_extcache_free (struct vb_extcache *c);
 int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
                    struct vb_extcache *cache);
 
+/* The extent map run ahead of the copy: a thread walks the disk on N (a
+ * connection of its own, owned from here on) and queues up to CAP extents
+ * for the copy; CLEAN ranges are counted but not queued.  LIVE_TOTAL, if
+ * set, follows the data bytes mapped so far (atomically, for progress).
+ * CANCEL set asynchronously stops it with an error. */
+struct vb_mapper;
+struct vb_map_state {
+  uint64_t mapped;             /* the disk is mapped up to here */
+  uint64_t size;               /* the disk's size */
+  uint64_t data_bytes;         /* DATA bytes in [0, mapped) */
+  bool done;                   /* the whole disk is mapped */
+};
+struct vb_mapper *vb_mapper_start (struct vb_nbd *n, size_t cap,
+                                   volatile sig_atomic_t *cancel,
+                                   uint64_t *live_total);
+/* Write to eventfd FD (-1: none) when an extent or the end is queued. */
+void vb_mapper_set_wake (struct vb_mapper *m, int fd);
+/* 1 and *E filled, 2 not mapped yet, 0 at the end, -1 the map failed. */
+int vb_mapper_next (struct vb_mapper *m, struct vb_extent *e);
+/* Wait until the map is done or cannot go on before the copy takes
+ * extents, and tell how far it got. */
+void vb_mapper_settle (struct vb_mapper *m, struct vb_map_state *st);
+/* The data bytes of the whole disk as far as ST lets one tell: exact when
+ * the map is done, else the density of the mapped part carried over the
+ * rest. */
+uint64_t vb_map_estimate (const struct vb_map_state *st);
+/* The totals of the finished map; -1 if it failed or is not finished. */
+int vb_mapper_totals (struct vb_mapper *m, struct vb_extent_totals *t);
+/* Stop the map thread and free everything, the connection too. */
+void vb_mapper_free (struct vb_mapper *m);
+
 /* The consumer of vb_nbd_copy, called in disk order from the copying
  * thread.  begin_data/end_data bracket one merged DATA extent, whose bytes
  * arrive through data() in order, in pieces of at most req_size that never
@@ -131,6 +162,7 @@ struct vb_copy_opts {
   unsigned max_inflight;       /* requests in flight; 0: default */
   volatile sig_atomic_t *cancel; /* set asynchronously to stop */
   const struct vb_extcache *cache; /* extents already known, or NULL */
+  struct vb_mapper *mapper;    /* or extents from a map running ahead */
 };
 
 struct vb_copy_stats {

@@ -99,12 +99,15 @@ read_done (void *opaque, int *error)
   return 1;
 }
 
-/* From the cache of the totals pass when there is one, else windows. */
+/* From the map running ahead (2: not mapped yet), else the cache of the
+ * totals pass when there is one, else windows. */
 static int
 next_extent (struct copy *c)
 {
   const struct vb_extcache *k = c->o ? c->o->cache : NULL;
 
+  if (c->o && c->o->mapper)
+    return vb_mapper_next (c->o->mapper, &c->ext);
   if (!k || k->overflow)
     return vb_extiter_next (&c->it, &c->ext);
   if (c->icache == k->n)
@@ -134,13 +137,14 @@ mark_chain (struct copy *c, struct slot *s, uint64_t rel)
 }
 
 /* Cut the next piece off the current extent, fetching extents as needed.
- * Returns 1 with *S filled (buffer untouched), 0 at end, -1 error. */
+ * Returns 1 with *S filled (buffer untouched), 2 if the map has not got
+ * this far yet, 0 at end, -1 error. */
 static int
 next_piece (struct copy *c, struct slot *s)
 {
   while (!c->have_ext || c->pos == c->ext.off + c->ext.len) {
     int r = next_extent (c);
-    if (r <= 0)
+    if (r <= 0 || r == 2)
       return r;
     c->have_ext = true;
     c->pos = c->ext.off;
@@ -214,7 +218,9 @@ fill (struct copy *c)
     pthread_mutex_unlock (&c->mu);
     if (!room)
       return 0;
-    if ((r = next_piece (c, s)) < 0 || (r > 0 && issue (c, s) < 0))
+    if ((r = next_piece (c, s)) == 2)
+      return 0;                /* the map wakes the poll when it has more */
+    if (r < 0 || (r > 0 && issue (c, s) < 0))
       return -1;
     pthread_mutex_lock (&c->mu);
     if (r == 0) {
@@ -495,6 +501,8 @@ vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
     free_copy (&c);
     return -1;
   }
+  if (o && o->mapper)
+    vb_mapper_set_wake (o->mapper, c.efd);
   c.nworkers = sink->workers < 1 ? 1 : sink->workers > VB_MAX_WORKERS ?
     VB_MAX_WORKERS : sink->workers;
   for (; c.xform && nw < c.nworkers; nw++)
@@ -513,6 +521,8 @@ vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
   for (unsigned i = 0; i < nw; i++)
     pthread_join (wth[i], NULL);
   settle (&c);
+  if (o && o->mapper)
+    vb_mapper_set_wake (o->mapper, -1);
   if (c.werr) {
     vb_set_error_str (c.werr);
     r = -1;

@@ -195,9 +195,10 @@ r_transform (void *op, unsigned w, const struct vb_piece *p, void *out,
 }
 
 static void
-copy_case (unsigned conns, bool xform, uint64_t chain)
+copy_case (unsigned conns, bool xform, uint64_t chain, size_t map_queue)
 {
   struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  struct vb_mapper *m = NULL;
   struct rec r = { 0 };
   struct vb_sink k = { .begin_data = r_begin, .data = r_data,
                        .end_data = r_end, .zero = r_zero, .op = &r };
@@ -213,7 +214,20 @@ copy_case (unsigned conns, bool xform, uint64_t chain)
     k.chain_size = chain;
   }
   CHECK (vb_nbd_totals (n, &t, NULL) == 0);
+  if (map_queue) {            /* the map runs ahead on its own connection */
+    m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), map_queue, NULL,
+                         NULL);
+    CHECK (m != NULL);
+    o.mapper = m;
+  }
   CHECK (vb_nbd_copy (n, &k, &o, &st) == 0);
+  if (m) {
+    struct vb_extent_totals mt;
+    CHECK (vb_mapper_totals (m, &mt) == 0);
+    CHECK (mt.data_bytes == t.data_bytes && mt.zero_bytes == t.zero_bytes);
+    CHECK (mt.data_extents == t.data_extents);
+    vb_mapper_free (m);
+  }
   CHECK (!r.bad && !r.in_ext);
   CHECK (r.bytes == t.data_bytes && st.bytes_read == t.data_bytes);
   CHECK (r.bytes + r.zero == DISK && r.pos == DISK);
@@ -222,6 +236,53 @@ copy_case (unsigned conns, bool xform, uint64_t chain)
     CHECK (r.chain_seen == NW + 2);
   CHECK (r.zero_ext == st.zero_extents && r.zero_ext >= NW - 1);
   vb_nbd_close (n);
+}
+
+/* The map parks when its queue is full and tells how far it got; the
+ * estimate carries the density of the mapped part over the rest. */
+static void
+test_mapper (void)
+{
+  struct vb_mapper *m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), 2,
+                                         NULL, NULL);
+  struct vb_map_state ms;
+  struct vb_extent e;
+  struct vb_extent_totals t;
+  uint64_t pos = 0;
+  int r;
+
+  CHECK (m != NULL);
+  if (!m)
+    return;
+  vb_mapper_settle (m, &ms);
+  CHECK (!ms.done && ms.size == DISK && ms.mapped > 0 && ms.mapped < DISK);
+  CHECK (vb_mapper_totals (m, &t) == -1);     /* not finished */
+  while ((r = vb_mapper_next (m, &e)) != 0 && r != -1) {
+    if (r == 2) {
+      usleep (1000);
+      continue;
+    }
+    CHECK (e.off == pos && e.len > 0);
+    pos = e.off + e.len;
+  }
+  CHECK (r == 0 && pos == DISK);
+  vb_mapper_settle (m, &ms);
+  CHECK (ms.done && ms.mapped == DISK);
+  CHECK (vb_mapper_totals (m, &t) == 0 && t.data_bytes == ms.data_bytes);
+  CHECK (vb_map_estimate (&ms) == ms.data_bytes);
+  vb_mapper_free (m);
+  /* Freed while parked: the thread must stop, not hang. */
+  m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), 1, NULL, NULL);
+  CHECK (m != NULL);
+  vb_mapper_free (m);
+
+  struct vb_map_state half = { .mapped = 100, .size = 1000,
+                               .data_bytes = 30 };
+  CHECK (vb_map_estimate (&half) == 300);
+  half.done = true;
+  CHECK (vb_map_estimate (&half) == 30);
+  half = (struct vb_map_state) { .mapped = 0, .size = 1000 };
+  CHECK (vb_map_estimate (&half) == 0);
 }
 
 /* A sink that fails stops the copy with its message. */
@@ -254,10 +315,14 @@ main (void)
   snprintf (sock, sizeof sock, "/tmp/test-nbd.%d.sock", (int) getpid ());
   pid = start_server ();
   test_extents ();
-  copy_case (1, false, 0);
-  copy_case (3, false, 0);
-  copy_case (2, true, 0);
-  copy_case (2, true, 2 << 20);
+  test_mapper ();
+  copy_case (1, false, 0, 0);
+  copy_case (3, false, 0, 0);
+  copy_case (2, true, 0, 0);
+  copy_case (2, true, 2 << 20, 0);
+  copy_case (2, false, 0, 1);
+  copy_case (3, true, 2 << 20, 3);
+  copy_case (1, false, 0, 4096);
   test_sink_error ();
   vb_proc_stop (pid, 2000);
   unlink (sock);
