@@ -415,7 +415,10 @@ copy_disk (struct sink_state *st, struct vb_nbd *n,
                              st->map };
   struct vb_copy_stats cs;
   struct vb_extent_totals tot;
-  uint64_t data = st->r->total;
+  /* With the map running ahead the total is still growing (the map
+   * thread writes it); it is read from the map when done. */
+  uint64_t data = st->map ? 0 : __atomic_load_n (&st->r->total,
+                                                 __ATOMIC_RELAXED);
 
   st->meta = s->meta;
   st->meta.virtual_size = st->r->virtual_size;

@@ -8,6 +8,8 @@
  *   DATA (must be read), ZERO (reads as zeros: unallocated, or a zero
  *   cluster, and for inc/diff a dirty range that now reads as zero) or
  *   CLEAN (not dirty since the checkpoint: not part of this backup).
+ * - A vb_mapper walks the extents in a thread of its own, ahead of the
+ *   copy, so block-status queries overlap the reads.
  * - vb_nbd_copy() reads every DATA range with many asynchronous requests in
  *   flight and hands the bytes to a sink strictly in disk order, so the
  *   sink can write a stream while later reads are still in flight.
