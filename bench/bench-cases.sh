@@ -11,6 +11,9 @@
 #   stdout      "virtback backup -o -" of the 3 GiB benchmark disk into
 #               /dev/null (needs the vbbench VM of bench-backup.sh)
 # Usage: bench/bench-cases.sh [-r ROUNDS] [CASE...]   (default: all cases)
+# With VIRTBACK_B=/path/to/another/virtback, the fragmented and sparse cases
+# also time that build ("virtback-b"), interleaved: two versions compared in
+# one run.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
 
@@ -62,6 +65,7 @@ tool_copy () {
   shift 3
   rm -rf "$BENCH_WORK/out"
   case $name in
+    virtback-b*) bench_time "$name" "$round" "$VIRTBACK_B" backup -d "$vm" -l copy -n -o "$BENCH_WORK/out" "$@" ;;
     virtback*) bench_time "$name" "$round" "$VIRTBACK" backup -d "$vm" -l copy -n -o "$BENCH_WORK/out" "$@" ;;
     virtnbdbackup*) bench_time "$name" "$round" virtnbdbackup -d "$vm" -l copy -n -o "$BENCH_WORK/out" "$@" ;;
   esac
@@ -84,10 +88,11 @@ run_fragmented () {
   for r in $(seq "$ROUNDS"); do
     case_nbdcopy vbfrag "$r"
     tool_copy virtback vbfrag "$r"
+    [ -z "${VIRTBACK_B:-}" ] || tool_copy virtback-b vbfrag "$r"
     tool_copy virtnbdbackup vbfrag "$r"
   done
   echo; echo "== fragmented: 64 GiB, 131072 x 4 KiB extents"
-  bench_table virtback:nbdcopy virtback:virtnbdbackup
+  bench_table virtback:nbdcopy virtback:virtnbdbackup ${VIRTBACK_B:+virtback:virtback-b}
   vb_destroy_vm vbfrag
 }
 
@@ -111,10 +116,11 @@ run_sparse () {
   for r in $(seq "$ROUNDS"); do
     tool_copy virtback-8G vbsp8 "$r"
     tool_copy virtback-4T vbsp4t "$r"
+    [ -z "${VIRTBACK_B:-}" ] || tool_copy virtback-b-4T vbsp4t "$r"
     tool_copy virtnbdbackup-4T vbsp4t "$r"
   done
   echo; echo "== sparse: 1 GiB of data on an 8 GiB and on a 4 TiB disk"
-  bench_table virtback-4T:virtback-8G virtback-4T:virtnbdbackup-4T
+  bench_table virtback-4T:virtback-8G virtback-4T:virtnbdbackup-4T ${VIRTBACK_B:+virtback-4T:virtback-b-4T}
   vb_destroy_vm vbsp8
   vb_destroy_vm vbsp4t
 }

@@ -503,10 +503,13 @@ start_map (struct vb_target *t, struct sink_state *st,
   return st->map ? 0 : -1;
 }
 
+/* With the map running ahead, the copy only reads; else it may ask for
+ * extents again (when the totals pass kept too many to remember). */
 static struct vb_nbd *
-connect_readers (const struct vb_disk_spec *s)
+connect_readers (const struct vb_disk_spec *s, bool reads_only)
 {
-  struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
+  struct vb_nbd *n = reads_only ? vb_nbd_connect_reads (s->socket, s->disk)
+                     : vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
 
   if (n && vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
                                    : VB_NBD_DEFAULT_CONN) < 0) {
@@ -526,7 +529,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   double t0 = now ();
   int ret = -1;
 
-  if (start_map (t, &st, &cache) < 0 || !(n = connect_readers (s)) ||
+  if (start_map (t, &st, &cache) < 0 || !(n = connect_readers (s, st.map != NULL)) ||
       !(st.f = vb_target_create (t, s->file)))
     goto out;
   if (copy_disk (&st, n, &cache) < 0) {

@@ -56,6 +56,51 @@ bs_callback (void *opaque, const char *ctx, uint64_t off, uint32_t *entries,
   return 0;
 }
 
+/* A connection only for reads asks for no metadata and no structured
+ * replies: with them QEMU looks up the allocation of every range it is
+ * asked to read, to send holes as holes; we read only data. */
+static struct nbd_handle *
+plain_handle (const char *export)
+{
+  struct nbd_handle *h = nbd_create ();
+
+  if (h && (nbd_set_export_name (h, export) < 0 ||
+            nbd_set_request_structured_replies (h, false) < 0)) {
+    nbd_close (h);
+    return NULL;
+  }
+  if (h)
+    nbd_set_pread_initialize (h, false);
+  return h;
+}
+
+struct vb_nbd *
+vb_nbd_connect_reads (const char *socket, const char *export)
+{
+  struct vb_nbd *n = calloc (1, sizeof *n);
+  int64_t size;
+
+  if (!n || !(n->export = strdup (export))) {
+    vb_set_error ("out of memory");
+    vb_nbd_close (n);
+    return NULL;
+  }
+  if (!(n->h = plain_handle (export))) {
+    vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
+    vb_nbd_close (n);
+    return NULL;
+  }
+  n->rh[0] = n->h;
+  n->nconn = 1;
+  if (nbd_connect_unix (n->h, socket) < 0 || (size = nbd_get_size (n->h)) < 0) {
+    vb_set_error ("%s: NBD connect: %s", export, nbd_get_error ());
+    vb_nbd_close (n);
+    return NULL;
+  }
+  n->size = size;
+  return n;
+}
+
 struct vb_nbd *
 vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
 {
@@ -99,15 +144,13 @@ vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
   if (nconn > VB_NBD_MAXCONN)
     nconn = VB_NBD_MAXCONN;
   while (n->nconn < nconn) {
-    struct nbd_handle *h = nbd_create ();
-    if (!h || nbd_set_export_name (h, n->export) < 0 ||
-        nbd_connect_unix (h, socket) < 0) {
+    struct nbd_handle *h = plain_handle (n->export);
+    if (!h || nbd_connect_unix (h, socket) < 0) {
       vb_set_error ("%s: NBD connect: %s", n->export, nbd_get_error ());
       if (h)
         nbd_close (h);
       return -1;
     }
-    nbd_set_pread_initialize (h, false);
     n->rh[n->nconn++] = h;
   }
   return 0;

@@ -40,6 +40,8 @@ struct vb_nbd {
 
 struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
                                const char *dirty_ctx);
+/* A connection that only reads: no extents can be asked on it. */
+struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export);
 /* Open NCONN-1 more connections for reads (QEMU serves a bounded number
  * of requests per connection at once; small reads need more). */
 int vb_nbd_add_connections (struct vb_nbd *n, const char *socket,

@@ -197,7 +197,11 @@ r_transform (void *op, unsigned w, const struct vb_piece *p, void *out,
 static void
 copy_case (unsigned conns, bool xform, uint64_t chain, size_t map_queue)
 {
-  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  /* With the map running ahead the copy only reads, and needs no
+   * metadata on its connections. */
+  struct vb_nbd *n = map_queue ? vb_nbd_connect_reads (sock, "")
+                               : vb_nbd_connect (sock, "", NULL);
+  struct vb_nbd *meta = vb_nbd_connect (sock, "", NULL);
   struct vb_mapper *m = NULL;
   struct rec r = { 0 };
   struct vb_sink k = { .begin_data = r_begin, .data = r_data,
@@ -213,7 +217,8 @@ copy_case (unsigned conns, bool xform, uint64_t chain, size_t map_queue)
     k.workers = 2;
     k.chain_size = chain;
   }
-  CHECK (vb_nbd_totals (n, &t, NULL) == 0);
+  CHECK (meta && vb_nbd_totals (meta, &t, NULL) == 0);
+  vb_nbd_close (meta);
   if (map_queue) {            /* the map runs ahead on its own connection */
     m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), map_queue, NULL,
                          NULL);
