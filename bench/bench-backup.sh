@@ -15,6 +15,8 @@
 #   --only-z  time only nbdcopy and the lz4 variants
 #   --zstd    also time virtback -z --compress-method zstd (no peer has it)
 #   --reuse   keep the existing vbbench VM instead of rebuilding it
+# With VIRTBACK_B=/path/to/another/virtback, the plain case also times that
+# build ("virtback-b") in the same rounds, to compare two versions.
 set -u
 BENCH_LOG=${BENCH_WORK:-/var/tmp/vbbench}/bench-backup.log
 . "$(dirname "${BASH_SOURCE[0]}")/lib-bench.sh"
@@ -70,6 +72,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run_nbdcopy "$r"
   if [ "$PLAIN" = 1 ]; then
     run_tool virtback "$r" "$VIRTBACK" backup -d "$BENCH_VM" -l copy -n
+    [ -z "${VIRTBACK_B:-}" ] || run_tool virtback-b "$r" "$VIRTBACK_B" backup -d "$BENCH_VM" -l copy -n
     run_tool virtnbdbackup "$r" virtnbdbackup -d "$BENCH_VM" -l copy -n
   fi
   if [ "$LZ4" = 1 ]; then
@@ -84,7 +87,7 @@ done
 echo
 echo "Medians over $ROUNDS rounds (seconds: the command alone, and until its data is synced):"
 pairs=()
-[ "$PLAIN" = 1 ] && pairs+=(virtback:nbdcopy virtback:virtnbdbackup)
+[ "$PLAIN" = 1 ] && pairs+=(virtback:nbdcopy virtback:virtnbdbackup ${VIRTBACK_B:+virtback:virtback-b})
 [ "$LZ4" = 1 ] && pairs+=(virtback-z:nbdcopy virtback-z:virtnbdbackup-z)
 [ "$ZSTD" = 1 ] && pairs+=(virtback-zstd:nbdcopy virtback-zstd:virtnbdbackup-z)
 bench_table "${pairs[@]}"
