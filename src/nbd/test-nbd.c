@@ -14,15 +14,11 @@
 
 #include "common/error.h"
 #include "common/proc.h"
+#include "common/test.h"
 #include "nbd/nbd.h"
 
 #define DISK (64u << 20)
 static char sock[64];
-static int failures;
-
-#define CHECK(x) do { if (!(x)) { failures++; \
-  fprintf (stderr, "%s:%d: CHECK failed: %s (%s)\n", __FILE__, __LINE__, \
-           #x, vb_get_error ()); } } while (0)
 
 /* What was written: [off, len) ranges of byte (off >> 12) & 0xff. */
 static const struct { uint64_t off, len; } written[] = {
@@ -331,10 +327,5 @@ main (void)
   test_sink_error ();
   vb_proc_stop (pid, 2000);
   unlink (sock);
-  if (failures) {
-    fprintf (stderr, "test-nbd: %d failures\n", failures);
-    return 1;
-  }
-  printf ("test-nbd: ok\n");
-  return 0;
+  return vb_test_end ("test-nbd");
 }

@@ -12,10 +12,8 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "common/test.h"
 #include "stream/stream.h"
-
-#define CHECK(c) do { if (!(c)) { fprintf (stderr, "%s:%d: CHECK failed: %s (error: %s)\n", \
-                                           __FILE__, __LINE__, #c, vb_get_error ()); exit (1); } } while (0)
 
 static char dir[] = "/tmp/test-chain.XXXXXX";
 
@@ -35,12 +33,12 @@ put (const char *name, const char *disk, const char *cpt, const char *parent,
   CLEANUP_FREE char *json = vb_meta_to_json (&m, &len);
   CLEANUP_FREE char *buf = malloc (len + 2 * VB_FRAME_LEN + 2);
 
-  CHECK (json && buf);
+  REQUIRE (json && buf);
   vb_frame_format (buf, VB_FRAME_META, 0, len);
   memcpy (buf + VB_FRAME_LEN, json, len);
   memcpy (buf + VB_FRAME_LEN + len, "\r\n", 2);
   vb_frame_format (buf + VB_FRAME_LEN + len + 2, VB_FRAME_STOP, 0, 0);
-  CHECK (vb_write_file_atomic (dir, name, buf, len + 2 * VB_FRAME_LEN + 2,
+  REQUIRE (vb_write_file_atomic (dir, name, buf, len + 2 * VB_FRAME_LEN + 2,
                                0600) == 0);
 }
 
@@ -48,8 +46,8 @@ static void
 clean (void)
 {
   CLEANUP_FREE char *cmd = NULL;
-  CHECK (asprintf (&cmd, "rm -rf %s/*", dir) > 0);
-  CHECK (system (cmd) == 0);
+  REQUIRE (asprintf (&cmd, "rm -rf %s/*", dir) > 0);
+  REQUIRE (system (cmd) == 0);
 }
 
 static void
@@ -79,39 +77,39 @@ test_order_and_select (void)
 
   chain3 ();
   put ("sda.inc.p.3.data", "sda", "p.3", "p.2", 2 << 20);
-  CHECK (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.1", "p.2", "p.3", NULL }) == 0);
+  REQUIRE (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.1", "p.2", "p.3", NULL }) == 0);
   put ("sda.diff.1700000000.data", "sda", "p.4", "p.3", 2 << 20);
   put ("sda.diff.1600000000.data", "sda", "p.4", "p.3", 2 << 20);
   put ("sda.diff.1500000000.data", "sda", "p.2", "p.1", 2 << 20);
-  CHECK (vb_write_file_atomic (dir, "sda.inc.p.4.data.partial", "x", 1, 0600) == 0);
+  REQUIRE (vb_write_file_atomic (dir, "sda.inc.p.4.data.partial", "x", 1, 0600) == 0);
   c = vb_chain_scan (dir);
-  CHECK (c);
-  CHECK (c->nproblems == 0);
-  CHECK (strcmp (c->domain, "vm") == 0);
-  CHECK (c->partials && strcmp (c->partials[0], "sda.inc.p.4.data.partial") == 0);
+  REQUIRE (c);
+  REQUIRE (c->nproblems == 0);
+  REQUIRE (strcmp (c->domain, "vm") == 0);
+  REQUIRE (c->partials && strcmp (c->partials[0], "sda.inc.p.4.data.partial") == 0);
   d = vb_chain_find_disk (c, "sda");
-  CHECK (d && !d->broken && d->nfiles == 4 && d->ndiffs == 3);
-  CHECK (strcmp (d->files[0]->name, "sda.full.data") == 0);
-  CHECK (strcmp (d->files[3]->name, "sda.inc.p.3.data") == 0);
-  CHECK (strcmp (d->diffs[0]->ident, "1500000000") == 0);
+  REQUIRE (d && !d->broken && d->nfiles == 4 && d->ndiffs == 3);
+  REQUIRE (strcmp (d->files[0]->name, "sda.full.data") == 0);
+  REQUIRE (strcmp (d->files[3]->name, "sda.inc.p.3.data") == 0);
+  REQUIRE (strcmp (d->diffs[0]->ident, "1500000000") == 0);
 
   v = vb_chain_select (c, d, NULL);   /* newest: chain + newest diff of p.3 */
-  CHECK (v && v[4] && !v[5]);
-  CHECK (strcmp (v[4]->name, "sda.diff.1700000000.data") == 0);
+  REQUIRE (v && v[4] && !v[5]);
+  REQUIRE (strcmp (v[4]->name, "sda.diff.1700000000.data") == 0);
   free (v);
   v = vb_chain_select (c, d, "p.1");
-  CHECK (v && v[1] && !v[2] && strcmp (v[1]->meta.checkpoint_name, "p.1") == 0);
+  REQUIRE (v && v[1] && !v[2] && strcmp (v[1]->meta.checkpoint_name, "p.1") == 0);
   free (v);
   v = vb_chain_select (c, d, "1500000000");   /* diff relative to p.1 */
-  CHECK (v && v[2] && !v[3] && strcmp (v[2]->ident, "1500000000") == 0);
+  REQUIRE (v && v[2] && !v[3] && strcmp (v[2]->ident, "1500000000") == 0);
   free (v);
-  CHECK (vb_chain_select (c, d, "p.9") == NULL);
-  CHECK (strstr (vb_get_error (), "p.9"));
+  REQUIRE (vb_chain_select (c, d, "p.9") == NULL);
+  REQUIRE (strstr (vb_get_error (), "p.9"));
 
   v = vb_chain_sequence (c, (char *[]) { "sda.full.data", "sda.inc.p.2.data", NULL });
-  CHECK (v == NULL && strstr (vb_get_error (), "cannot follow"));
+  REQUIRE (v == NULL && strstr (vb_get_error (), "cannot follow"));
   v = vb_chain_sequence (c, (char *[]) { "sda.full.data", "sda.inc.p.1.data", NULL });
-  CHECK (v && v[1] && !v[2]);
+  REQUIRE (v && v[1] && !v[2]);
   free (v);
   vb_chain_free (c);
 }
@@ -124,41 +122,41 @@ test_gap_dup_reorder (void)
   chain3 ();
   {
     CLEANUP_FREE char *p = vb_path_join (dir, "sda.inc.p.1.data");
-    CHECK (unlink (p) == 0);
+    REQUIRE (unlink (p) == 0);
   }
   c = vb_chain_scan (dir);
-  CHECK (c && vb_chain_find_disk (c, "sda")->broken);
-  CHECK (has_problem (c, "sda.inc.p.2.data (metadata at offset 40): its parent "
+  REQUIRE (c && vb_chain_find_disk (c, "sda")->broken);
+  REQUIRE (has_problem (c, "sda.inc.p.2.data (metadata at offset 40): its parent "
                       "checkpoint 'p.1' is not in the chain"));
-  CHECK (vb_chain_select (c, vb_chain_find_disk (c, "sda"), "p.0") == NULL);
+  REQUIRE (vb_chain_select (c, vb_chain_find_disk (c, "sda"), "p.0") == NULL);
   vb_chain_free (c);
 
   chain3 ();
   put ("sda.inc.p.1b.data", "sda", "p.1b", "p.0", 1 << 20);
   c = vb_chain_scan (dir);
-  CHECK (c && has_problem (c, "both follow checkpoint 'p.0'"));
+  REQUIRE (c && has_problem (c, "both follow checkpoint 'p.0'"));
   vb_chain_free (c);
 
   chain3 ();     /* contents of p.1 and p.2 swapped under each other's name */
   put ("sda.inc.p.1.data", "sda", "p.2", "p.1", 1 << 20);
   put ("sda.inc.p.2.data", "sda", "p.1", "p.0", 1 << 20);
   c = vb_chain_scan (dir);
-  CHECK (c && has_problem (c, "sda.inc.p.1.data (metadata at offset 40): the "
+  REQUIRE (c && has_problem (c, "sda.inc.p.1.data (metadata at offset 40): the "
                            "file name says checkpoint 'p.1' but the metadata "
                            "says 'p.2'"));
   vb_chain_free (c);
 
   chain3 ();
-  CHECK (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.2", "p.1", NULL }) == 0);
+  REQUIRE (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.2", "p.1", NULL }) == 0);
   c = vb_chain_scan (dir);
-  CHECK (c && has_problem (c, "sda.inc.p.1.data (metadata at offset 40): ends "
+  REQUIRE (c && has_problem (c, "sda.inc.p.1.data (metadata at offset 40): ends "
                            "at checkpoint 'p.1' but vm.cpt lists 'p.2'"));
   vb_chain_free (c);
 
   chain3 ();     /* the newest inc is gone: only the .cpt can tell */
-  CHECK (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.1", "p.2", "p.3", NULL }) == 0);
+  REQUIRE (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.1", "p.2", "p.3", NULL }) == 0);
   c = vb_chain_scan (dir);
-  CHECK (c && has_problem (c, "missing sda.inc.p.3.data"));
+  REQUIRE (c && has_problem (c, "missing sda.inc.p.3.data"));
   vb_chain_free (c);
 }
 
@@ -171,28 +169,27 @@ test_disks_and_bad_files (void)
   put ("sdb.full.data", "sdb", "p.0", "", 1 << 20);
   put ("sdb.copy.data", "sdb", "p.0", "", 1 << 20);
   put ("sdc.full.data", "sdx", "p.0", "", 1 << 20);
-  CHECK (vb_write_file_atomic (dir, "sdd.full.data", "meta 00", 7, 0600) == 0);
+  REQUIRE (vb_write_file_atomic (dir, "sdd.full.data", "meta 00", 7, 0600) == 0);
   c = vb_chain_scan (dir);
-  CHECK (c && c->ndisks == 4);
-  CHECK (!vb_chain_find_disk (c, "sda")->broken);
-  CHECK (vb_chain_find_disk (c, "sdb")->broken);
-  CHECK (has_problem (c, "sdb.copy.data and sdb.full.data: two full or copy"));
-  CHECK (has_problem (c, "sdc.full.data (metadata at offset 40): diskName is 'sdx'"));
-  CHECK (has_problem (c, "sdd.full.data: unreadable metadata"));
-  CHECK (vb_chain_find_disk (c, "sdd")->broken);
+  REQUIRE (c && c->ndisks == 4);
+  REQUIRE (!vb_chain_find_disk (c, "sda")->broken);
+  REQUIRE (vb_chain_find_disk (c, "sdb")->broken);
+  REQUIRE (has_problem (c, "sdb.copy.data and sdb.full.data: two full or copy"));
+  REQUIRE (has_problem (c, "sdc.full.data (metadata at offset 40): diskName is 'sdx'"));
+  REQUIRE (has_problem (c, "sdd.full.data: unreadable metadata"));
+  REQUIRE (vb_chain_find_disk (c, "sdd")->broken);
   vb_chain_free (c);
-  CHECK (vb_chain_scan ("/nonexistent/dir") == NULL);
+  REQUIRE (vb_chain_scan ("/nonexistent/dir") == NULL);
 }
 
 int
 main (void)
 {
-  CHECK (mkdtemp (dir));
+  REQUIRE (mkdtemp (dir));
   test_order_and_select ();
   test_gap_dup_reorder ();
   test_disks_and_bad_files ();
   clean ();
   rmdir (dir);
-  printf ("test-chain: all passed\n");
-  return 0;
+  return vb_test_end ("test-chain");
 }

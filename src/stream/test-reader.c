@@ -853,10 +853,5 @@ main (int argc, char **argv)
   test_pieces_roundtrip ();
   test_pieces_length ();
   test_pieces_damage ();
-  if (failures) {
-    fprintf (stderr, "test-reader: %d failures\n", failures);
-    return 1;
-  }
-  printf ("test-reader: all passed\n");
-  return 0;
+  return vb_test_end ("test-reader");
 }

@@ -468,10 +468,5 @@ main (void)
   test_lz4 ();
   test_zstd ();
   test_trailer ();
-  if (failures) {
-    fprintf (stderr, "test-stream: %d failures\n", failures);
-    return 1;
-  }
-  printf ("test-stream: all passed\n");
-  return 0;
+  return vb_test_end ("test-stream");
 }

@@ -1,6 +1,5 @@
 /* test-util.h: what the stream unit tests share (test-stream.c,
- * test-reader.c): the CHECK macros counting failures, and metadata to
- * write. */
+ * test-reader.c) beyond common/test.h: metadata to write. */
 #ifndef VB_STREAM_TEST_UTIL_H
 #define VB_STREAM_TEST_UTIL_H
 
@@ -10,25 +9,9 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/test.h"
 #include "stream/stream.h"
 
-static int failures;
-
-#define CHECK(cond) do {                                                \
-    if (!(cond)) {                                                      \
-      fprintf (stderr, "%s:%d: CHECK failed: %s\n  last error: %s\n",   \
-               __FILE__, __LINE__, #cond, vb_get_error ());             \
-      failures++;                                                       \
-    }                                                                   \
-  } while (0)
-#define CHECK_ERR(cond, substr) do {                                    \
-    CHECK (cond);                                                       \
-    if (strstr (vb_get_error (), (substr)) == NULL) {                   \
-      fprintf (stderr, "%s:%d: error \"%s\" lacks \"%s\"\n",            \
-               __FILE__, __LINE__, vb_get_error (), (substr));          \
-      failures++;                                                       \
-    }                                                                   \
-  } while (0)
 
 static inline void
 fill_meta (struct vb_meta *m, const char *disk, bool compressed)

@@ -10,28 +10,9 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/test.h"
 #include "virt/virt.h"
 
-static int failures;
-
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf (stderr, "%s:%d: FAIL: %s (error: %s)\n",                 \
-               __FILE__, __LINE__, #cond, vb_get_error ());             \
-      failures++;                                                       \
-    }                                                                   \
-  } while (0)
-#define CHECK_STR(a, b)                                                 \
-  do {                                                                  \
-    const char *a_ = (a), *b_ = (b);                                    \
-    if (a_ == NULL || b_ == NULL ? a_ != b_ : strcmp (a_, b_) != 0) {   \
-      fprintf (stderr, "%s:%d: FAIL: %s is \"%s\", expected \"%s\"\n",  \
-               __FILE__, __LINE__, #a, a_ ? a_ : "(null)",              \
-               b_ ? b_ : "(null)");                                     \
-      failures++;                                                       \
-    }                                                                   \
-  } while (0)
 
 #define DOMAIN(devices) \
   "<domain type='kvm'><name>t</name><devices>" devices "</devices></domain>"
@@ -307,10 +288,5 @@ main (void)
   test_xml_string ();
   test_qemu_img_info ();
   xmlCleanupParser ();
-  if (failures) {
-    fprintf (stderr, "test-virt: %d failures\n", failures);
-    return 1;
-  }
-  printf ("test-virt: all passed\n");
-  return 0;
+  return vb_test_end ("test-virt");
 }
