@@ -492,6 +492,14 @@ prepare (struct run *x)
   if (x->o.print_only)
     return 0;
   if (x->to_stdout) {
+    for (size_t i = 0; i < x->nsel; i++)
+      if (x->sel[i].raw) {     /* a raw image is written out of order */
+        vb_set_error ("disk %s is in raw format: -o - cannot hold its "
+                      "image; back it up into a directory, or leave it out "
+                      "with -x %s", x->sel[i].disk->target,
+                      x->sel[i].disk->target);
+        return -1;
+      }
     x->o.workers = 1;          /* a zip holds one open file at a time */
     return (x->t = vb_target_zip_open (STDOUT_FILENO)) ? 0 : -1;
   }

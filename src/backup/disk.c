@@ -4,11 +4,12 @@
  * On a seekable target the extent map runs ahead of the copy (see
  * nbd/mapper.c) instead of before it.  The stream's first frame holds
  * dataSize, known only when the map ends, so the header is written last
- * into room kept at the start of the file.  The room is sized when the
- * first frame is ready, by the map's estimate; when the true header comes
- * out longer or shorter (dataSize has another number of digits), the body
- * is moved to fit, so the file is always the one a map-first run writes.
- * A stream target (zip on stdout) cannot seek: it maps first. */
+ * into room kept at the start of the file.  Its length depends only on how
+ * many digits dataSize has, so the room is sized when the first frame is
+ * ready: from what is mapped when that settles the digits, else from a
+ * count of the rest of the map.  The file is always the one a map-first
+ * run writes.  A stream target (zip on stdout) cannot seek: it maps
+ * first. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,8 +28,8 @@
  * (12 MiB); beyond that the copy asks the server again, window by window. */
 #define EXTCACHE_MAX (512u * 1024)
 /* Extents the map may run ahead of the copy (24 bytes each).  The
- * environment variable VIRTBACK_MAP_QUEUE sets another count, which the
- * tests use to make the header estimate miss. */
+ * environment variable VIRTBACK_MAP_QUEUE sets another count (1 to 2^24),
+ * which the tests use to hold the map back. */
 #define MAP_QUEUE (16u * 1024)
 
 struct sink_state {
@@ -264,44 +265,66 @@ write_meta (struct sink_state *st, uint64_t data)
   return b ? out (st, b, len) : -1;
 }
 
-/* The first frame is ready while the map may still run: keep room for a
- * header whose dataSize is the map's estimate. */
+static unsigned
+digits (uint64_t v)
+{
+  unsigned n = 1;
+
+  while (v >= 10) {
+    v /= 10;
+    n++;
+  }
+  return n;
+}
+
+/* A value with as many digits as the disk's dataSize will have. */
+static int
+data_digits_value (struct sink_state *st, uint64_t *v)
+{
+  struct vb_map_state ms;
+
+  vb_mapper_settle (st->map, &ms);
+  *v = ms.data_bytes;
+  if (ms.done || digits (ms.data_bytes) ==
+                 digits (ms.data_bytes + (ms.size - ms.mapped)))
+    return 0;
+  vb_debug ("disk %s: mapped to %" PRIu64 " of %" PRIu64 ", counting the "
+            "rest for the header", st->s->disk, ms.mapped, ms.size);
+  return vb_mapper_count (st->map, v);
+}
+
+/* The first frame is ready while the map may still run: keep room for
+ * the header. */
 static int
 reserve_header (struct sink_state *st)
 {
-  struct vb_map_state ms;
+  uint64_t v;
   size_t len;
   CLEANUP_FREE char *b = NULL;
 
   st->hdr_pending = false;
-  vb_mapper_settle (st->map, &ms);
-  if (!(b = meta_frame (st, vb_map_estimate (&ms), &len)))
+  if (data_digits_value (st, &v) < 0 || !(b = meta_frame (st, v, &len)))
     return -1;
-  vb_debug ("disk %s: %zu bytes kept for the header, map %s at %" PRIu64,
-            st->s->disk, len, ms.done ? "done" : "still running", ms.mapped);
   st->hdr_room = len;
   return st->f->t->ops->reserve (st->f, len);
 }
 
-/* The map is done: write the true header into the room kept for it,
- * moving the body first if it does not fit exactly. */
+/* The map is done: write the true header into the room kept for it. */
 static int
 finish_header (struct sink_state *st, uint64_t data)
 {
-  const struct vb_target_ops *ops = st->f->t->ops;
   uint64_t body = st->r->written;
   size_t len;
   CLEANUP_FREE char *b = meta_frame (st, data, &len);
 
   if (!b)
     return -1;
-  if (len != st->hdr_room) {
-    vb_debug ("disk %s: header of %zu bytes, %" PRIu64 " kept: moving %"
-              PRIu64 " bytes", st->s->disk, len, st->hdr_room, body);
-    if (ops->shift (st->f, st->hdr_room, len) < 0)
-      return -1;
+  if (len != st->hdr_room) {   /* the export is a point-in-time view */
+    vb_set_error ("the extent map changed during the backup (%" PRIu64
+                  " bytes of data)", data);
+    return -1;
   }
-  if (ops->pwrite (st->f, b, len, 0) < 0)
+  if (st->f->t->ops->pwrite (st->f, b, len, 0) < 0)
     return -1;
   st->adler = adler32_combine64 (adler32 (1, (const Bytef *) b, len),
                                  st->adler, body);
@@ -476,9 +499,16 @@ static size_t
 map_queue (void)
 {
   const char *v = getenv ("VIRTBACK_MAP_QUEUE");
-  unsigned long n = v ? strtoul (v, NULL, 10) : 0;
+  char *end;
+  unsigned long n = v ? strtoul (v, &end, 10) : 0;
 
-  return n ? n : MAP_QUEUE;
+  if (!v || !*v || *end || n == 0 || n > (1ul << 24)) {
+    if (v)
+      vb_warn ("VIRTBACK_MAP_QUEUE=%s is not 1 to 16777216; using %u",
+               v, MAP_QUEUE);
+    return MAP_QUEUE;
+  }
+  return n;
 }
 
 /* Start the map on a connection of its own, when the target lets the
@@ -490,7 +520,7 @@ start_map (struct vb_target *t, struct sink_state *st,
   const struct vb_disk_spec *s = st->s;
   struct vb_nbd *n;
 
-  if (!s->raw_output && !(t->ops->reserve && t->ops->shift)) {
+  if (!s->raw_output && !t->ops->reserve) {
     if (estimate (s, st->r, cache) < 0)
       return -1;
     vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, st->r->total);

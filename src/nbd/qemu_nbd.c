@@ -10,7 +10,14 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/proc.h"
+#include "nbd/nbd.h"
 #include "nbd/qemu_nbd.h"
+
+#define VB_NBD_SHARED 10           /* a literal: it goes into a string */
+_Static_assert (VB_NBD_SHARED == VB_NBD_MAXCONN + 2,
+                "qemu-nbd must take every connection a backup opens");
+#define VB_STR_(x) #x
+#define VB_STR(x) VB_STR_ (x)
 
 #define MAXARGS 24
 
@@ -78,7 +85,9 @@ vb_qemu_nbd_start (struct vb_qemu_nbd *q, const struct vb_qemu_nbd_opts *o)
   argv[n++] = fmtopt;
   argv[n++] = expopt;
   argv[n++] = "--persistent";  /* we connect more than once */
-  argv[n++] = "--shared=8";
+  /* The reads, the extent map running ahead, and the probe that waits for
+   * the socket: a client past the limit would wait for a greeting forever. */
+  argv[n++] = "--shared=" VB_STR (VB_NBD_SHARED);
   if (o->readonly)
     argv[n++] = "--read-only";
   if (bmopt)

@@ -33,10 +33,6 @@ struct vb_target_ops {
    * for a header that is known only at the end (written then with
    * pwrite); sequential writes start after them. */
   int (*reserve) (struct vb_tfile *f, uint64_t len);
-  /* Move the bytes from FROM to the end of the file so they begin at TO
-   * instead (either way), and end the file after them: for a header that
-   * came out longer or shorter than reserved. */
-  int (*shift) (struct vb_tfile *f, uint64_t from, uint64_t to);
   int (*commit) (struct vb_tfile *f);
   void (*abort) (struct vb_tfile *f);
   int (*put) (struct vb_target *t, const char *name,

@@ -8,7 +8,6 @@
  * writev, so big payloads are never copied. */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +31,7 @@ struct dir_file {
   char *errmsg;                 /* the first error, repeated while sticky */
   char *buf;
   size_t buflen;
-  uint64_t pos;                 /* bytes handed to the kernel (append mode) */
+  uint64_t pos;                 /* bytes handed to the kernel */
   uint64_t kicked;              /* writeback started up to here */
   uint64_t dropped;             /* on disk and out of the page cache */
 };
@@ -159,8 +158,7 @@ dir_create (struct vb_target *t, const char *name)
     vb_set_error ("out of memory");
     return NULL;
   }
-  /* Read-write: shift() moves bytes already written. */
-  df->fd = open (df->partial, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC |
+  df->fd = open (df->partial, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
                  O_NOFOLLOW, vb_file_mode ());
   if (df->fd < 0 || vb_fs_chgrp_fd (df->fd, df->partial) < 0 ||
       fchmod (df->fd, vb_file_mode ()) < 0) {
@@ -250,64 +248,6 @@ dir_reserve (struct vb_tfile *f, uint64_t len)
   return 0;
 }
 
-/* Copy N bytes at FROM to TO through the file's buffer. */
-static int
-move_chunk (struct dir_file *df, uint64_t from, uint64_t to, size_t n)
-{
-  ssize_t r;
-
-  for (size_t done = 0; done < n; done += r) {
-    r = pread (df->fd, df->buf + done, n - done, from + done);
-    if (r == 0)
-      errno = EIO;             /* the file is shorter than we wrote */
-    if (r <= 0 && errno != EINTR)
-      return file_fail (df, "read", errno);
-    if (r < 0)
-      r = 0;
-  }
-  for (size_t done = 0; done < n; done += r) {
-    r = pwrite (df->fd, df->buf + done, n - done, to + done);
-    if (r < 0 && errno != EINTR)
-      return file_fail (df, "write", errno);
-    if (r < 0)
-      r = 0;
-  }
-  return 0;
-}
-
-/* Moving left goes front to back and moving right back to front, so no
- * chunk overwrites bytes not yet moved. */
-static int
-dir_shift (struct vb_tfile *f, uint64_t from, uint64_t to)
-{
-  struct dir_file *df = (struct dir_file *) f;
-  uint64_t end = f->written, n = end - from, newend = to + n;
-
-  if (f->error)
-    return sticky (df);
-  if (from > end) {
-    vb_set_error ("%s: shift from %" PRIu64 " past the end", df->partial, from);
-    return -1;
-  }
-  if (flush_buf (df) < 0)
-    return -1;
-  for (uint64_t done = 0; done < n; ) {
-    size_t k = n - done < DIR_BUF_SIZE ? n - done : DIR_BUF_SIZE;
-    uint64_t rel = to < from ? done : n - done - k;
-    if (move_chunk (df, from + rel, to + rel, k) < 0)
-      return -1;
-    done += k;
-  }
-  if ((newend < end && ftruncate (df->fd, newend) < 0) ||
-      lseek (df->fd, newend, SEEK_SET) < 0)
-    return file_fail (df, "truncate", errno);
-  df->pos = newend;
-  df->kicked = df->kicked < newend ? df->kicked : newend;
-  df->dropped = df->dropped < newend ? df->dropped : newend;
-  f->written = newend;
-  return 0;
-}
-
 static int
 commit_steps (struct dir_file *df)
 {
@@ -389,7 +329,6 @@ static const struct vb_target_ops dir_ops = {
   .pwrite = dir_pwrite,
   .truncate = dir_truncate,
   .reserve = dir_reserve,
-  .shift = dir_shift,
   .commit = dir_commit,
   .abort = dir_abort,
   .put = dir_put,

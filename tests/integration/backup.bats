@@ -149,6 +149,13 @@ teardown () { bk_teardown; }
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -r -n
   [ "$status" -eq 0 ]
   [[ "$output" == *"skipping raw disk sdb"* ]]
+  # a zip on stdout cannot hold a raw image (it is written out of order): refused, no job left
+  run bash -c "'$VIRTBACK' backup $VB_SCRATCH_OPT -d '$VM' -o - -l copy -r -n > '$T/c.zip'"
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"disk sdb is in raw format"*"-x sdb"* ]]
+  [ "$(echo "$output" | wc -l)" -le 2 ]
+  vb_no_job "$VM"
 }
 
 @test "--group: files 0640 and directories 0750 owned by the group" {
