@@ -65,3 +65,18 @@ offline_write () { qemu-io -f qcow2 -c "$2" "$(vb_disk_path "$VM" "$1")" >/dev/n
   assert_clean "$VM" "$T/b"
   [ "$(cat "$T/b/$VM.cpt")" = '["virtback.0"]' ]
 }
+
+# Eight read connections plus the extent map's own: qemu-nbd must take them all.  A client
+# past its limit waits for a greeting forever, so a timeout turns a hang into a failure.
+@test "offline copy with --connections 8 (the map adds a ninth connection) completes" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x5 0 4M"
+  vsh destroy "$VM" >/dev/null
+  run timeout -s KILL 120 "$VIRTBACK" backup -S "$SCRATCH" -d "$VM" -o "$T/b" -l copy -n --connections 8
+  echo "$output"
+  [ "$status" -eq 0 ]
+  assert_clean "$VM" "$T/b"
+  not pgrep -f "qemu-nbd.*$VM" >/dev/null
+  "$VIRTBACK" restore -i "$T/b" -o "$T/r"
+  vb_compare "$(vb_disk_path "$VM" sda)" "$T/r/sda.qcow2"
+}
