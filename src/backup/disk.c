@@ -6,10 +6,10 @@
  * dataSize, known only when the map ends, so the header is written last
  * into room kept at the start of the file.  Its length depends only on how
  * many digits dataSize has, so the room is sized when the first frame is
- * ready: from what is mapped when that settles the digits, else from a
- * count of the rest of the map.  The file is always the one a map-first
- * run writes.  A stream target (zip on stdout) cannot seek: it maps
- * first. */
+ * ready (header_data_guess); if the true header comes out longer or
+ * shorter, the body is moved to fit.  The file is always the one a
+ * map-first run writes.  A stream target (zip on stdout) cannot seek: it
+ * maps first. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -277,17 +277,31 @@ digits (uint64_t v)
   return n;
 }
 
-/* A value with as many digits as the disk's dataSize will have. */
+/* A dataSize to size the header's room by, when the first frame is
+ * ready.  Exact when the map is done or when the data mapped so far and
+ * that plus the whole unmapped rest have as many digits.  Else the map's
+ * density carried over the rest, when that is at least a factor of 1.5
+ * away from another number of digits: on a big disk that is slow to map,
+ * the copy then starts at once, and an estimate that still misses costs a
+ * move of the file at the end.  Nearer the edge, the map counts the rest
+ * of the disk first (a map-first run, for this disk). */
 static int
-data_digits_value (struct sink_state *st, uint64_t *v)
+header_data_guess (struct sink_state *st, uint64_t *v)
 {
   struct vb_map_state ms;
+  uint64_t hi, est;
 
   vb_mapper_settle (st->map, &ms);
   *v = ms.data_bytes;
-  if (ms.done || digits (ms.data_bytes) ==
-                 digits (ms.data_bytes + (ms.size - ms.mapped)))
+  hi = ms.data_bytes + (ms.size - ms.mapped);
+  if (ms.done || digits (ms.data_bytes) == digits (hi))
     return 0;
+  est = vb_map_estimate (&ms);
+  if (digits (est / 3 * 2 > *v ? est / 3 * 2 : *v) ==
+      digits (est / 2 * 3 < hi ? est / 2 * 3 : hi)) {
+    *v = est;
+    return 0;
+  }
   vb_debug ("disk %s: mapped to %" PRIu64 " of %" PRIu64 ", counting the "
             "rest for the header", st->s->disk, ms.mapped, ms.size);
   return vb_mapper_count (st->map, v);
@@ -303,7 +317,7 @@ reserve_header (struct sink_state *st)
   CLEANUP_FREE char *b = NULL;
 
   st->hdr_pending = false;
-  if (data_digits_value (st, &v) < 0 || !(b = meta_frame (st, v, &len)))
+  if (header_data_guess (st, &v) < 0 || !(b = meta_frame (st, v, &len)))
     return -1;
   st->hdr_room = len;
   return st->f->t->ops->reserve (st->f, len);
@@ -319,10 +333,12 @@ finish_header (struct sink_state *st, uint64_t data)
 
   if (!b)
     return -1;
-  if (len != st->hdr_room) {   /* the export is a point-in-time view */
-    vb_set_error ("the extent map changed during the backup (%" PRIu64
-                  " bytes of data)", data);
-    return -1;
+  if (len != st->hdr_room) {
+    vb_info ("disk %s: the data size was %" PRIu64 " bytes, more digits or "
+             "fewer than estimated: moving the %" PRIu64 " bytes written to "
+             "fit the header", st->s->disk, data, body);
+    if (st->f->t->ops->shift (st->f, st->hdr_room, len, st->s->cancel) < 0)
+      return -1;
   }
   if (st->f->t->ops->pwrite (st->f, b, len, 0) < 0)
     return -1;
@@ -520,7 +536,7 @@ start_map (struct vb_target *t, struct sink_state *st,
   const struct vb_disk_spec *s = st->s;
   struct vb_nbd *n;
 
-  if (!s->raw_output && !t->ops->reserve) {
+  if (!s->raw_output && !(t->ops->reserve && t->ops->shift)) {
     if (estimate (s, st->r, cache) < 0)
       return -1;
     vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, st->r->total);

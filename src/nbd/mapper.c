@@ -232,6 +232,17 @@ vb_mapper_settle (struct vb_mapper *m, struct vb_map_state *st)
   pthread_mutex_unlock (&m->mu);
 }
 
+uint64_t
+vb_map_estimate (const struct vb_map_state *st)
+{
+  long double rest;
+
+  if (st->done || st->mapped == 0 || st->mapped >= st->size)
+    return st->data_bytes;
+  rest = (long double) st->data_bytes * (st->size - st->mapped) / st->mapped;
+  return st->data_bytes + (uint64_t) rest;
+}
+
 int
 vb_mapper_count (struct vb_mapper *m, uint64_t *data)
 {

@@ -112,6 +112,10 @@ int vb_mapper_next (struct vb_mapper *m, struct vb_extent *e);
 /* Wait until the map is done or cannot go on before the copy takes
  * extents, and tell how far it got. */
 void vb_mapper_settle (struct vb_mapper *m, struct vb_map_state *st);
+/* The data bytes of the whole disk as far as ST lets one guess: exact
+ * when the map is done, else the density of the mapped part carried over
+ * the rest. */
+uint64_t vb_map_estimate (const struct vb_map_state *st);
 /* The data bytes of the whole disk, before the copy has taken every
  * extent: when the queue holds the map back, the map counts the rest of
  * the disk in a pass of its own and then goes on queueing where it

@@ -288,6 +288,13 @@ test_mapper (void)
   CHECK (t.data_extents == want.data_extents);
   CHECK (vb_mapper_count (m, &counted) == 0 && counted == want.data_bytes);
   vb_mapper_free (m);
+  struct vb_map_state half = { .mapped = 100, .size = 1000,
+                               .data_bytes = 30 };
+  CHECK (vb_map_estimate (&half) == 300);
+  half.done = true;
+  CHECK (vb_map_estimate (&half) == 30);
+  half = (struct vb_map_state) { .mapped = 0, .size = 1000 };
+  CHECK (vb_map_estimate (&half) == 0);
   /* Freed while parked: the thread must stop, not hang. */
   m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), 1, NULL, NULL);
   CHECK (m != NULL);

@@ -13,6 +13,7 @@
 #ifndef VB_TARGET_H
 #define VB_TARGET_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,12 @@ struct vb_target_ops {
    * for a header that is known only at the end (written then with
    * pwrite); sequential writes start after them. */
   int (*reserve) (struct vb_tfile *f, uint64_t len);
+  /* Move the bytes from FROM to the end of the file so they begin at TO
+   * instead (either way), and end the file after them: for a header that
+   * came out longer or shorter than reserved.  It costs a pass over the
+   * file; CANCEL (may be NULL) set asynchronously stops it. */
+  int (*shift) (struct vb_tfile *f, uint64_t from, uint64_t to,
+                volatile sig_atomic_t *cancel);
   int (*commit) (struct vb_tfile *f);
   void (*abort) (struct vb_tfile *f);
   int (*put) (struct vb_target *t, const char *name,

@@ -8,6 +8,7 @@
  * writev, so big payloads are never copied. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +159,8 @@ dir_create (struct vb_target *t, const char *name)
     vb_set_error ("out of memory");
     return NULL;
   }
-  df->fd = open (df->partial, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
+  /* Read-write: shift() moves bytes already written. */
+  df->fd = open (df->partial, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC |
                  O_NOFOLLOW, vb_file_mode ());
   if (df->fd < 0 || vb_fs_chgrp_fd (df->fd, df->partial) < 0 ||
       fchmod (df->fd, vb_file_mode ()) < 0) {
@@ -248,6 +250,78 @@ dir_reserve (struct vb_tfile *f, uint64_t len)
   return 0;
 }
 
+/* Copy N bytes at FROM to TO through the file's buffer. */
+static int
+move_chunk (struct dir_file *df, uint64_t from, uint64_t to, size_t n)
+{
+  ssize_t r;
+
+  for (size_t done = 0; done < n; done += r) {
+    r = pread (df->fd, df->buf + done, n - done, from + done);
+    if (r == 0)
+      errno = EIO;             /* the file is shorter than we wrote */
+    if (r <= 0 && errno != EINTR)
+      return file_fail (df, "read", errno);
+    if (r < 0)
+      r = 0;
+  }
+  for (size_t done = 0; done < n; done += r) {
+    r = pwrite (df->fd, df->buf + done, n - done, to + done);
+    if (r <= 0 && errno != EINTR)
+      return file_fail (df, "write", r == 0 ? EIO : errno);
+    if (r < 0)
+      r = 0;
+  }
+  return 0;
+}
+
+/* Moving left goes front to back and moving right back to front, so no
+ * chunk overwrites bytes not yet moved.  Every KICK bytes the moved range
+ * is written out and dropped from the page cache, as for writes. */
+static int
+dir_shift (struct vb_tfile *f, uint64_t from, uint64_t to,
+           volatile sig_atomic_t *cancel)
+{
+  struct dir_file *df = (struct dir_file *) f;
+  uint64_t end = f->written, n, newend;
+  uint64_t gap = from > to ? from - to : to - from;
+
+  if (f->error)
+    return sticky (df);
+  if (from > end) {
+    vb_set_error ("%s: shift from %" PRIu64 " past the end", df->partial, from);
+    return -1;
+  }
+  n = end - from;
+  newend = to + n;
+  if (flush_buf (df) < 0)
+    return -1;
+  for (uint64_t done = 0; done < n; ) {
+    size_t k = n - done < DIR_BUF_SIZE ? n - done : DIR_BUF_SIZE;
+    uint64_t rel = to < from ? done : n - done - k;
+    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
+      vb_set_error ("%s: interrupted", df->partial);
+      return -1;
+    }
+    if (move_chunk (df, from + rel, to + rel, k) < 0)
+      return -1;
+    done += k;
+    if (done % KICK == 0 || done == n) {   /* the range touched so far */
+      uint64_t a = to < from ? to : from + n - done;
+      sync_file_range (df->fd, a, done + gap, SYNC_FILE_RANGE_WAIT_BEFORE |
+                       SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      posix_fadvise (df->fd, a, done + gap, POSIX_FADV_DONTNEED);
+    }
+  }
+  if ((newend < end && ftruncate (df->fd, newend) < 0) ||
+      lseek (df->fd, newend, SEEK_SET) < 0)
+    return file_fail (df, "truncate", errno);
+  df->pos = f->written = newend;
+  df->kicked = df->kicked < newend ? df->kicked : newend;
+  df->dropped = df->dropped < newend ? df->dropped : newend;
+  return 0;
+}
+
 static int
 commit_steps (struct dir_file *df)
 {
@@ -329,6 +403,7 @@ static const struct vb_target_ops dir_ops = {
   .pwrite = dir_pwrite,
   .truncate = dir_truncate,
   .reserve = dir_reserve,
+  .shift = dir_shift,
   .commit = dir_commit,
   .abort = dir_abort,
   .put = dir_put,

@@ -159,34 +159,50 @@ test_dir_raw (struct vb_target *t)
   assert (got[4096] == 0 && got[(1 << 20) - 1] == 0);
 }
 
-/* A header written last into room kept at the start: sequential writes
- * begin after the room, buffered or not, and the header goes in with
- * pwrite; room may be kept only before the first write. */
+/* A header written last into room kept at the start; when it is not the
+ * size kept, the body moves (left or right, over more than one buffer of
+ * 2 MiB) and the file ends right after it. */
 static void
-test_dir_reserve (struct vb_target *t)
+reserve_case (struct vb_target *t, size_t room, size_t hlen)
 {
-  size_t body = (5u << 20) + 12345, hlen = 40, len;
+  size_t body = (5u << 20) + 12345, len;
   CLEANUP_FREE unsigned char *b = malloc (body);
-  char hdr[40];
+  char hdr[64];
   struct vb_tfile *f = vb_target_create (t, "x.data");
 
-  assert (b && f);
+  assert (b && f && hlen <= sizeof hdr);
   fill (b, body, 9);
   memset (hdr, 'H', hlen);
-  assert (t->ops->reserve (f, hlen) == 0 && f->written == hlen);
+  assert (t->ops->reserve (f, room) == 0 && f->written == room);
   assert (vb_tfile_write (f, b, 1000) == 0);           /* buffered */
   assert (vb_tfile_write (f, b + 1000, body - 1000) == 0);
+  if (hlen != room)
+    assert (t->ops->shift (f, room, hlen, NULL) == 0);
   assert (f->written == hlen + body);
   assert (t->ops->pwrite (f, hdr, hlen, 0) == 0);
   assert (vb_tfile_commit (f) == 0);
   CLEANUP_FREE char *got = slurp ("x.data", &len);
   assert (got && len == hlen + body);
   assert (memcmp (got, hdr, hlen) == 0 && memcmp (got + hlen, b, body) == 0);
+}
 
+static void
+test_dir_reserve (struct vb_target *t)
+{
+  volatile sig_atomic_t stop = 1;
+  struct vb_tfile *f;
+
+  reserve_case (t, 40, 40);
+  reserve_case (t, 40, 37);
+  reserve_case (t, 37, 41);
   f = vb_target_create (t, "y.data");
   assert (f && vb_tfile_write (f, "x", 1) == 0);
   assert (t->ops->reserve (f, 10) == -1);      /* only before any write */
+  assert (t->ops->shift (f, 99, 0, NULL) == -1);       /* past the end */
+  assert (t->ops->shift (f, 0, 1, &stop) == -1);       /* interrupted */
+  assert (strstr (vb_get_error (), "interrupted"));
   vb_tfile_abort (f);
+  assert (!exists ("y.data") && !exists ("y.data.partial"));
 }
 
 /* RLIMIT_FSIZE gives a real write error without privileges: the first
