@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libnbd.h>
 
@@ -56,6 +57,51 @@ bs_callback (void *opaque, const char *ctx, uint64_t off, uint32_t *entries,
   return 0;
 }
 
+static int connect_timeout_ms = 60000;
+
+void
+vb_nbd_set_connect_timeout (int ms)
+{
+  connect_timeout_ms = ms;
+}
+
+static int64_t
+ms_since (const struct timespec *t0)
+{
+  struct timespec t;
+
+  clock_gettime (CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A server that accepts but never greets (qemu-nbd past its client limit
+ * queues us in the listen backlog) would hold a plain nbd_connect_unix
+ * forever, beyond the reach of SIGTERM. */
+int
+vb_nbd_connect_unix (struct nbd_handle *h, const char *socket)
+{
+  struct timespec t0;
+
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  if (nbd_aio_connect_unix (h, socket) < 0)
+    goto err;
+  while (nbd_aio_is_connecting (h)) {
+    if (ms_since (&t0) > connect_timeout_ms) {
+      vb_set_error ("NBD connect: the server at %s did not answer in %d s",
+                    socket, connect_timeout_ms / 1000);
+      return -1;
+    }
+    if (nbd_poll (h, 100) < 0)
+      goto err;
+  }
+  if (nbd_aio_is_ready (h))
+    return 0;
+ err:
+  vb_set_error ("NBD connect: %s", nbd_get_error () ? nbd_get_error ()
+                : "the server closed the connection");
+  return -1;
+}
+
 /* A connection only for reads asks for no metadata and no structured
  * replies: with them QEMU looks up the allocation of every range it is
  * asked to read, to send holes as holes; we read only data. */
@@ -92,8 +138,13 @@ vb_nbd_connect_reads (const char *socket, const char *export)
   }
   n->rh[0] = n->h;
   n->nconn = 1;
-  if (nbd_connect_unix (n->h, socket) < 0 || (size = nbd_get_size (n->h)) < 0) {
-    vb_set_error ("%s: NBD connect: %s", export, nbd_get_error ());
+  if (vb_nbd_connect_unix (n->h, socket) < 0) {
+    vb_prefix_error ("%s", export);
+    vb_nbd_close (n);
+    return NULL;
+  }
+  if ((size = nbd_get_size (n->h)) < 0) {
+    vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
     vb_nbd_close (n);
     return NULL;
   }
@@ -118,9 +169,13 @@ vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
   nbd_set_pread_initialize (n->h, false);
   if (nbd_set_export_name (n->h, export) < 0 ||
       nbd_add_meta_context (n->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-      (dirty_ctx && nbd_add_meta_context (n->h, dirty_ctx) < 0) ||
-      nbd_connect_unix (n->h, socket) < 0)
+      (dirty_ctx && nbd_add_meta_context (n->h, dirty_ctx) < 0))
     goto err;
+  if (vb_nbd_connect_unix (n->h, socket) < 0) {
+    vb_prefix_error ("%s", export);
+    vb_nbd_close (n);
+    return NULL;
+  }
   if (dirty_ctx && nbd_can_meta_context (n->h, dirty_ctx) != 1) {
     vb_set_error ("%s: the NBD server does not offer %s", export, dirty_ctx);
     vb_nbd_close (n);
@@ -145,10 +200,13 @@ vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
     nconn = VB_NBD_MAXCONN;
   while (n->nconn < nconn) {
     struct nbd_handle *h = plain_handle (n->export);
-    if (!h || nbd_connect_unix (h, socket) < 0) {
-      vb_set_error ("%s: NBD connect: %s", n->export, nbd_get_error ());
-      if (h)
-        nbd_close (h);
+    if (!h) {
+      vb_set_error ("%s: NBD: %s", n->export, nbd_get_error ());
+      return -1;
+    }
+    if (vb_nbd_connect_unix (h, socket) < 0) {
+      vb_prefix_error ("%s", n->export);
+      nbd_close (h);
       return -1;
     }
     n->rh[n->nconn++] = h;

@@ -40,6 +40,11 @@ struct vb_nbd {
 
 struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
                                const char *dirty_ctx);
+/* Connect H (already set up) to SOCKET; -1 with an error if the server
+ * fails or does not finish the handshake within the connect timeout
+ * (60 s; tests set another). */
+int vb_nbd_connect_unix (struct nbd_handle *h, const char *socket);
+void vb_nbd_set_connect_timeout (int ms);
 /* A connection that only reads: no extents can be asked on it. */
 struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export);
 /* Open NCONN-1 more connections for reads (QEMU serves a bounded number

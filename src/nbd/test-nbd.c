@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -301,6 +303,30 @@ test_mapper (void)
   vb_mapper_free (m);
 }
 
+/* A server that accepts (the listen backlog does) but never greets: the
+ * connect gives up in time instead of waiting forever. */
+static void
+test_connect_timeout (void)
+{
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct vb_nbd *n;
+
+  snprintf (a.sun_path, sizeof a.sun_path, "/tmp/test-nbd-mute.%d.sock",
+            (int) getpid ());
+  REQUIRE (fd >= 0 && bind (fd, (struct sockaddr *) &a, sizeof a) == 0 &&
+           listen (fd, 4) == 0);
+  vb_nbd_set_connect_timeout (300);
+  n = vb_nbd_connect (a.sun_path, "sda", NULL);
+  CHECK_ERR (n == NULL, "did not answer");
+  CHECK_ERR (n == NULL, "sda: ");
+  n = vb_nbd_connect_reads (a.sun_path, "sda");
+  CHECK_ERR (n == NULL, "did not answer");
+  vb_nbd_set_connect_timeout (60000);
+  close (fd);
+  unlink (a.sun_path);
+}
+
 /* A sink that fails stops the copy with its message. */
 static int
 r_fail (void *op, const void *buf, size_t len, size_t orig)
@@ -331,6 +357,7 @@ main (void)
   snprintf (sock, sizeof sock, "/tmp/test-nbd.%d.sock", (int) getpid ());
   pid = start_server ();
   test_extents ();
+  test_connect_timeout ();
   test_mapper ();
   copy_case (1, false, 0, 0);
   copy_case (3, false, 0, 0);

@@ -10,6 +10,7 @@
 #include <libnbd.h>
 
 #include "common/error.h"
+#include "nbd/nbd.h"
 #include "nbd/writer.h"
 
 #define MAX_POOL (64u << 20)
@@ -132,9 +133,12 @@ vb_nbd_writer_open (const char *socket, unsigned nbufs, size_t bufsize,
     }
   }
   w->h = nbd_create ();
-  if (!w->h || nbd_connect_unix (w->h, socket) == -1) {
-    vb_set_error ("connect to NBD server at %s: %s", socket,
-                  nbd_get_error ());
+  if (!w->h) {
+    vb_set_error ("NBD writer: %s", nbd_get_error ());
+    vb_nbd_writer_close (w);
+    return NULL;
+  }
+  if (vb_nbd_connect_unix (w->h, socket) < 0) {
     vb_nbd_writer_close (w);
     return NULL;
   }
