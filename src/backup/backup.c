@@ -21,6 +21,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "target/target.h"
+#include "nbd/nbd.h"
 #include "nbd/qemu_nbd.h"
 #include "virt/virt.h"
 
@@ -610,6 +611,8 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
                    .mu = PTHREAD_MUTEX_INITIALIZER,
                    .cv = PTHREAD_COND_INITIALIZER };
   int ret;
+
+  vb_nbd_set_cancel (o->cancel);
 
   memset (r, 0, sizeof *r);
   r->start = mono ();

@@ -297,7 +297,7 @@ header_data_guess (struct sink_state *st, uint64_t *v)
   if (ms.done || digits (ms.data_bytes) == digits (hi))
     return 0;
   est = vb_map_estimate (&ms);
-  if (digits (est / 3 * 2 > *v ? est / 3 * 2 : *v) ==
+  if (est > 0 && digits (est / 3 * 2 > *v ? est / 3 * 2 : *v) ==
       digits (est / 2 * 3 < hi ? est / 2 * 3 : hi)) {
     *v = est;
     return 0;

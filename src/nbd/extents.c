@@ -58,11 +58,18 @@ bs_callback (void *opaque, const char *ctx, uint64_t off, uint32_t *entries,
 }
 
 static int connect_timeout_ms = 60000;
+static volatile sig_atomic_t *connect_cancel;
 
 void
 vb_nbd_set_connect_timeout (int ms)
 {
   connect_timeout_ms = ms;
+}
+
+void
+vb_nbd_set_cancel (volatile sig_atomic_t *flag)
+{
+  connect_cancel = flag;
 }
 
 static int64_t
@@ -86,9 +93,13 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket)
   if (nbd_aio_connect_unix (h, socket) < 0)
     goto err;
   while (nbd_aio_is_connecting (h)) {
+    if (connect_cancel && __atomic_load_n (connect_cancel, __ATOMIC_RELAXED)) {
+      vb_set_error ("NBD connect to %s: interrupted", socket);
+      return -1;
+    }
     if (ms_since (&t0) > connect_timeout_ms) {
-      vb_set_error ("NBD connect: the server at %s did not answer in %d s",
-                    socket, connect_timeout_ms / 1000);
+      vb_set_error ("NBD connect: the server at %s did not answer in %d ms",
+                    socket, connect_timeout_ms);
       return -1;
     }
     if (nbd_poll (h, 100) < 0)

@@ -45,6 +45,9 @@ struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
  * (60 s; tests set another). */
 int vb_nbd_connect_unix (struct nbd_handle *h, const char *socket);
 void vb_nbd_set_connect_timeout (int ms);
+/* The flag a signal handler sets to stop the run (NULL: none): a connect
+ * still waiting for its server gives up within 100 ms of it. */
+void vb_nbd_set_cancel (volatile sig_atomic_t *flag);
 /* A connection that only reads: no extents can be asked on it. */
 struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export);
 /* Open NCONN-1 more connections for reads (QEMU serves a bounded number

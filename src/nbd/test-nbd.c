@@ -323,6 +323,12 @@ test_connect_timeout (void)
   n = vb_nbd_connect_reads (a.sun_path, "sda");
   CHECK_ERR (n == NULL, "did not answer");
   vb_nbd_set_connect_timeout (60000);
+  /* A stop request ends the wait long before the timeout. */
+  static volatile sig_atomic_t stop = 1;
+  vb_nbd_set_cancel (&stop);
+  n = vb_nbd_connect (a.sun_path, "sda", NULL);
+  CHECK_ERR (n == NULL, "interrupted");
+  vb_nbd_set_cancel (NULL);
   close (fd);
   unlink (a.sun_path);
 }

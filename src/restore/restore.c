@@ -20,6 +20,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "nbd/nbd.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
 #include "virt/virt.h"
@@ -581,6 +582,7 @@ vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
   if (check_opts (o, &rn.fmt) == -1)
     return -1;
   vb_restore_stop = 0;
+  vb_nbd_set_cancel (&vb_restore_stop);
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, &oint);
   sigaction (SIGTERM, &sa, &oterm);

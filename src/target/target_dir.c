@@ -267,8 +267,10 @@ move_chunk (struct dir_file *df, uint64_t from, uint64_t to, size_t n)
   }
   for (size_t done = 0; done < n; done += r) {
     r = pwrite (df->fd, df->buf + done, n - done, to + done);
+    if (r == 0)
+      errno = EIO;
     if (r <= 0 && errno != EINTR)
-      return file_fail (df, "write", r == 0 ? EIO : errno);
+      return file_fail (df, "write", errno);
     if (r < 0)
       r = 0;
   }
@@ -299,10 +301,8 @@ dir_shift (struct vb_tfile *f, uint64_t from, uint64_t to,
   for (uint64_t done = 0; done < n; ) {
     size_t k = n - done < DIR_BUF_SIZE ? n - done : DIR_BUF_SIZE;
     uint64_t rel = to < from ? done : n - done - k;
-    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
-      vb_set_error ("%s: interrupted", df->partial);
-      return -1;
-    }
+    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED))
+      return file_fail (df, "interrupted while moving", ECANCELED);
     if (move_chunk (df, from + rel, to + rel, k) < 0)
       return -1;
     done += k;
