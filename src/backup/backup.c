@@ -333,7 +333,8 @@ run_disks (struct run *x)
       ts.tv_nsec -= 1000000000;
     }
     pthread_cond_timedwait (&x->cv, &x->mu, &ts);
-    if (x->o.cancel && *x->o.cancel && !x->stop) {
+    if (x->o.cancel && __atomic_load_n (x->o.cancel, __ATOMIC_RELAXED) &&
+        !x->stop) {
       __atomic_store_n (&x->stop, 1, __ATOMIC_RELAXED);
       if (!x->first_error)
         x->first_error = strdup ("interrupted by a signal");

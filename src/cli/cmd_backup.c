@@ -72,7 +72,9 @@ static const char usage_text[] =
 static void
 on_signal (int sig)
 {
-  cancelled = 1;
+  /* Atomic: threads poll it (the NBD connect, the copy) besides the
+   * main loop.  A lock-free store is safe in a signal handler. */
+  __atomic_store_n (&cancelled, 1, __ATOMIC_RELAXED);
 }
 
 static void

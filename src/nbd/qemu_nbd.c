@@ -51,7 +51,7 @@ wait_listening (struct vb_qemu_nbd *q, const struct vb_qemu_nbd_opts *o)
                     line[0] ? line : "no message");
       return -1;
     }
-    if (o->cancel && *o->cancel) {
+    if (o->cancel && __atomic_load_n (o->cancel, __ATOMIC_RELAXED)) {
       vb_set_error ("interrupted");
       return -1;
     }

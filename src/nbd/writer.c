@@ -91,7 +91,7 @@ zero_done (void *opaque, int *error)
 static int
 poll_once (struct vb_nbd_writer *w)
 {
-  if (w->stop && *w->stop) {
+  if (w->stop && __atomic_load_n (w->stop, __ATOMIC_RELAXED)) {
     vb_set_error ("interrupted");
     return -1;
   }

@@ -60,7 +60,7 @@ apply_data (struct vb_nbd_writer *w, struct vb_reader *r,
   while (left > 0) {
     size_t done;
 
-    if (vb_restore_stop) {
+    if (__atomic_load_n (&vb_restore_stop, __ATOMIC_RELAXED)) {
       vb_set_error ("interrupted");
       return -1;
     }
@@ -89,7 +89,7 @@ apply_frames (struct vb_nbd_writer *w, struct vb_reader *r,
   int n;
 
   while ((n = vb_reader_next (r, &fr)) == 1) {
-    if (vb_restore_stop) {
+    if (__atomic_load_n (&vb_restore_stop, __ATOMIC_RELAXED)) {
       vb_set_error ("interrupted");
       return -1;
     }

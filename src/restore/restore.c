@@ -52,7 +52,7 @@ static void
 on_signal (int sig)
 {
   (void) sig;
-  vb_restore_stop = 1;
+  __atomic_store_n (&vb_restore_stop, 1, __ATOMIC_RELAXED);  /* threads poll it */
 }
 
 static struct job *

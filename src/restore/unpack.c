@@ -360,7 +360,7 @@ vb_unpack_frame (struct vb_unpack *u, struct vb_reader *r,
   if (max > u->in_cap)
     return 1;
   for (;;) {
-    if (vb_restore_stop) {
+    if (__atomic_load_n (&vb_restore_stop, __ATOMIC_RELAXED)) {
       vb_set_error ("interrupted");
       return -1;
     }
