@@ -434,6 +434,21 @@ cache_add (struct vb_extcache *c, const struct vb_extent *e)
   c->v[c->n++] = *e;
 }
 
+void
+vb_extent_totals_add (struct vb_extent_totals *t, const struct vb_extent *e)
+{
+  if (e->type == VB_EXT_DATA) {
+    t->data_bytes += e->len;
+    t->data_extents++;
+  }
+  else if (e->type == VB_EXT_ZERO) {
+    t->zero_bytes += e->len;
+    t->zero_extents++;
+  }
+  else
+    t->clean_bytes += e->len;
+}
+
 int
 vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
                struct vb_extcache *cache)
@@ -447,16 +462,7 @@ vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
   while ((r = vb_extiter_next (&it, &e)) == 1) {
     if (e.type != VB_EXT_CLEAN)
       cache_add (cache, &e);
-    if (e.type == VB_EXT_DATA) {
-      t->data_bytes += e.len;
-      t->data_extents++;
-    }
-    else if (e.type == VB_EXT_ZERO) {
-      t->zero_bytes += e.len;
-      t->zero_extents++;
-    }
-    else
-      t->clean_bytes += e.len;
+    vb_extent_totals_add (t, &e);
   }
   vb_extiter_free (&it);
   return r;

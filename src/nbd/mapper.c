@@ -50,21 +50,6 @@ wake (struct vb_mapper *m)
   }
 }
 
-static void
-count (struct vb_extent_totals *t, const struct vb_extent *e)
-{
-  if (e->type == VB_EXT_DATA) {
-    t->data_bytes += e->len;
-    t->data_extents++;
-  }
-  else if (e->type == VB_EXT_ZERO) {
-    t->zero_bytes += e->len;
-    t->zero_extents++;
-  }
-  else
-    t->clean_bytes += e->len;
-}
-
 /* Queue E (CLEAN ranges are counted, not queued: the copy skips them).
  * Returns 1 when queued, 0 when the map is told to stop, 2 when the queue
  * is full and the total is asked for (E not queued). */
@@ -85,7 +70,7 @@ push (struct vb_mapper *m, const struct vb_extent *e)
   if (ok == 1) {
     if (e->type != VB_EXT_CLEAN)
       m->q[(m->head + m->count++) % m->cap] = *e;
-    count (&m->tot, e);
+    vb_extent_totals_add (&m->tot, e);
     m->mapped = e->off + e->len;
     if (m->live_total)
       __atomic_store_n (m->live_total, m->tot.data_bytes, __ATOMIC_RELAXED);
@@ -114,7 +99,7 @@ count_rest (struct vb_mapper *m, struct vb_extiter *it,
   int r = 1;
 
   do
-    count (&rest, &x);
+    vb_extent_totals_add (&rest, &x);
   while (!cancelled (m) && (r = vb_extiter_next (it, &x)) == 1);
   if (r < 0 || cancelled (m))
     return -1;

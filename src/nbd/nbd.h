@@ -97,6 +97,9 @@ void vb_extcache_free (struct vb_extcache *c);
 
 int vb_nbd_totals (struct vb_nbd *n, struct vb_extent_totals *t,
                    struct vb_extcache *cache);
+/* Count E into T. */
+void vb_extent_totals_add (struct vb_extent_totals *t,
+                           const struct vb_extent *e);
 
 /* The extent map run ahead of the copy: a thread walks the disk on N (a
  * connection of its own, owned from here on) and queues up to CAP extents
