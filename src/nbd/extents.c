@@ -131,77 +131,80 @@ plain_handle (const char *export)
   return h;
 }
 
-struct vb_nbd *
-vb_nbd_connect_reads (const char *socket, const char *export)
+/* A handle asking for the extents of EXPORT: base:allocation, and
+ * DIRTY_CTX when set. */
+static struct nbd_handle *
+meta_handle (const char *export, const char *dirty_ctx)
 {
-  struct vb_nbd *n = calloc (1, sizeof *n);
+  struct nbd_handle *h = nbd_create ();
+
+  if (h && (nbd_set_export_name (h, export) < 0 ||
+            nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+            (dirty_ctx && nbd_add_meta_context (h, dirty_ctx) < 0))) {
+    nbd_close (h);
+    return NULL;
+  }
+  /* Buffers are only read after a successful reply: no need to zero. */
+  if (h)
+    nbd_set_pread_initialize (h, false);
+  return h;
+}
+
+/* Connect H (NULL: it could not be made) to EXPORT on SOCKET; N owns H
+ * from here on, also on failure. */
+static struct vb_nbd *
+open_export (struct nbd_handle *h, const char *socket, const char *export,
+             const char *dirty_ctx)
+{
+  struct vb_nbd *n;
   int64_t size;
 
-  if (!n || !(n->export = strdup (export))) {
+  if (!h) {
+    vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
+    return NULL;
+  }
+  if (!(n = calloc (1, sizeof *n))) {
+    nbd_close (h);
     vb_set_error ("out of memory");
-    vb_nbd_close (n);
     return NULL;
   }
-  if (!(n->h = plain_handle (export))) {
-    vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
-    vb_nbd_close (n);
-    return NULL;
-  }
-  n->rh[0] = n->h;
+  n->h = n->rh[0] = h;
   n->nconn = 1;
-  if (vb_nbd_connect_unix (n->h, socket) < 0) {
-    vb_prefix_error ("%s", export);
-    vb_nbd_close (n);
-    return NULL;
+  if (!(n->export = strdup (export)) ||
+      (dirty_ctx && !(n->dirty_ctx = strdup (dirty_ctx)))) {
+    vb_set_error ("out of memory");
+    goto fail;
   }
-  if ((size = nbd_get_size (n->h)) < 0) {
+  if (vb_nbd_connect_unix (h, socket) < 0) {
+    vb_prefix_error ("%s", export);
+    goto fail;
+  }
+  if (dirty_ctx && nbd_can_meta_context (h, dirty_ctx) != 1) {
+    vb_set_error ("%s: the NBD server does not offer %s", export, dirty_ctx);
+    goto fail;
+  }
+  if ((size = nbd_get_size (h)) < 0) {
     vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
-    vb_nbd_close (n);
-    return NULL;
+    goto fail;
   }
   n->size = size;
   return n;
+ fail:
+  vb_nbd_close (n);
+  return NULL;
+}
+
+struct vb_nbd *
+vb_nbd_connect_reads (const char *socket, const char *export)
+{
+  return open_export (plain_handle (export), socket, export, NULL);
 }
 
 struct vb_nbd *
 vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
 {
-  struct vb_nbd *n = calloc (1, sizeof *n);
-  int64_t size;
-
-  if (!n || !(n->h = nbd_create ())) {
-    vb_set_error ("nbd_create: %s", nbd_get_error ());
-    free (n);
-    return NULL;
-  }
-  n->export = strdup (export);
-  n->dirty_ctx = dirty_ctx ? strdup (dirty_ctx) : NULL;
-  /* Buffers are only read after a successful reply: no need to zero. */
-  nbd_set_pread_initialize (n->h, false);
-  if (nbd_set_export_name (n->h, export) < 0 ||
-      nbd_add_meta_context (n->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-      (dirty_ctx && nbd_add_meta_context (n->h, dirty_ctx) < 0))
-    goto err;
-  if (vb_nbd_connect_unix (n->h, socket) < 0) {
-    vb_prefix_error ("%s", export);
-    vb_nbd_close (n);
-    return NULL;
-  }
-  if (dirty_ctx && nbd_can_meta_context (n->h, dirty_ctx) != 1) {
-    vb_set_error ("%s: the NBD server does not offer %s", export, dirty_ctx);
-    vb_nbd_close (n);
-    return NULL;
-  }
-  if ((size = nbd_get_size (n->h)) < 0)
-    goto err;
-  n->size = size;
-  n->rh[0] = n->h;
-  n->nconn = 1;
-  return n;
- err:
-  vb_set_error ("%s: NBD connect: %s", export, nbd_get_error ());
-  vb_nbd_close (n);
-  return NULL;
+  return open_export (meta_handle (export, dirty_ctx), socket, export,
+                      dirty_ctx);
 }
 
 int
