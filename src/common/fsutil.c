@@ -72,6 +72,27 @@ vb_write_all (int fd, const void *buf, size_t len)
 }
 
 int
+vb_pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
+{
+  const char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = pwrite (fd, p, len, off);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      if (r == 0)
+        errno = EIO;           /* no progress: do not spin */
+      return -1;
+    }
+    p += r;
+    off += r;
+    len -= r;
+  }
+  return 0;
+}
+
+int
 vb_writev_all (int fd, struct iovec *iov, int n)
 {
   while (n > 0) {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 int vb_fsync_dir (const char *dir);
@@ -31,6 +32,8 @@ int vb_write_all (int fd, const void *buf, size_t len);
  * -1 with errno set, no message. */
 struct iovec;
 int vb_writev_all (int fd, struct iovec *iov, int n);
+/* pwrite() all of BUF at OFF, retrying on EINTR; -1 with errno set. */
+int vb_pwrite_all (int fd, const void *buf, size_t len, uint64_t off);
 /* Does S end in SUFFIX (S may be SUFFIX itself)? */
 bool vb_has_suffix (const char *s, const char *suffix);
 /* 1 if PATH is a directory holding no entries other than . and .., 0 if it

@@ -200,20 +200,13 @@ static int
 dir_pwrite (struct vb_tfile *f, const void *buf, size_t len, uint64_t off)
 {
   struct dir_file *df = (struct dir_file *) f;
-  const char *p = buf;
 
   if (f->error)
     return sticky (df);
   if (flush_buf (df) < 0)
     return -1;
-  for (size_t done = 0; done < len; ) {
-    ssize_t r = pwrite (df->fd, p + done, len - done, off + done);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      return file_fail (df, "write", errno);
-    done += r;
-  }
+  if (vb_pwrite_all (df->fd, buf, len, off) < 0)
+    return file_fail (df, "write", errno);
   if (off + len > f->written)
     f->written = off + len;
   return 0;
@@ -265,15 +258,8 @@ move_chunk (struct dir_file *df, uint64_t from, uint64_t to, size_t n)
     if (r < 0)
       r = 0;
   }
-  for (size_t done = 0; done < n; done += r) {
-    r = pwrite (df->fd, df->buf + done, n - done, to + done);
-    if (r == 0)
-      errno = EIO;
-    if (r <= 0 && errno != EINTR)
-      return file_fail (df, "write", errno);
-    if (r < 0)
-      r = 0;
-  }
+  if (vb_pwrite_all (df->fd, df->buf, n, to) < 0)
+    return file_fail (df, "write", errno);
   return 0;
 }
 
