@@ -575,7 +575,8 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   double t0 = now ();
   int ret = -1;
 
-  if (start_map (t, &st, &cache) < 0 || !(n = connect_readers (s, st.map != NULL)) ||
+  if (start_map (t, &st, &cache) < 0 ||
+      !(n = connect_readers (s, st.map != NULL)) ||
       !(st.f = vb_target_create (t, s->file)))
     goto out;
   if (copy_disk (&st, n, &cache) < 0) {
