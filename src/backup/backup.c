@@ -216,6 +216,7 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
   s->compress = x->o.compress && !s->raw_output;
   s->level = x->o.compress_level;
   s->zstd = x->o.zstd;
+  s->peer_compatible = x->o.peer_compatible;
   s->workers = sysconf (_SC_NPROCESSORS_ONLN) > 0 ?
     (unsigned) sysconf (_SC_NPROCESSORS_ONLN) : 1;
   s->req_size = x->o.req_size;
@@ -359,17 +360,72 @@ run_disks (struct run *x)
   return 0;
 }
 
-/* -k: right after a kill the job may still be settling ("backup job data
- * missing"), so try for a few seconds. */
+/* The marks of a job a virtback run started: its NBD socket is nbd.sock
+ * in a private directory virtback.XXXXXX, every scratch image lies beside
+ * it as scratch-<disk>.qcow2, and an incremental starts from a checkpoint
+ * of our prefix.  Whoever else runs a backup job keeps it. */
+static bool
+job_is_ours (const char *jx, const char *prefix)
+{
+  CLEANUP_FREE char *sock = vb_xml_string
+    (jx, "string(/domainbackup/server/@socket)");
+  CLEANUP_FREE char *inc = vb_xml_string
+    (jx, "string(/domainbackup/incremental)");
+  CLEANUP_FREE char *foreign = NULL, *xp = NULL;
+  const char *slash = sock ? strrchr (sock, '/') : NULL;
+  size_t dlen = slash ? (size_t) (slash - sock) : 0;
+  size_t pl = strlen (prefix);
+
+  if (!slash || strcmp (slash, "/nbd.sock") || dlen < 16 ||
+      strncmp (slash - 16, "/virtback.", 10) || strchr (sock, '\''))
+    return false;
+  if (inc && *inc && (strncmp (inc, prefix, pl) || inc[pl] != '.'))
+    return false;
+  if (asprintf (&xp, "count(/domainbackup/disks/disk[@backup='yes' and "
+                "not(starts-with(scratch/@file, '%.*s/scratch-'))])",
+                (int) dlen, sock) < 0)
+    return false;
+  foreign = vb_xml_string (jx, xp);
+  return foreign && !strcmp (foreign, "0");
+}
+
+/* libvirt may not describe a job right after its client was killed
+ * ("backup job data missing"): ask for a few seconds. */
+static char *
+stale_job_xml (struct run *x)
+{
+  struct timespec ts = { 0, 500000000 };
+  char *jx;
+
+  for (int i = 0; !(jx = vb_backup_job_xml (x->d)) && i < 10; i++)
+    nanosleep (&ts, NULL);
+  return jx;
+}
+
+/* -k: end the job a killed run of ours left, and its private directory;
+ * any other backup job only with --force. */
 static int
 end_stale_job (struct run *x)
 {
-  CLEANUP_FREE char *jx = vb_backup_job_xml (x->d);
+  CLEANUP_FREE char *jx = stale_job_xml (x);
   CLEANUP_FREE char *sock = jx ? vb_xml_string
     (jx, "string(/domainbackup/server/@socket)") : NULL;
   struct timespec ts = { 0, 500000000 };
 
-  vb_info ("ending the stale job on domain '%s' (-k)", x->d->name);
+  if (!x->o.force && (!jx || !job_is_ours (jx, x->o.prefix))) {
+    if (!jx)
+      vb_prefix_error ("cannot tell whose backup job runs on domain '%s': "
+                       "retry -k in a moment, or end it with -k --force",
+                       x->d->name);
+    else
+      vb_set_error ("the backup job on domain '%s' (NBD socket %s) was not "
+                    "started by virtback: it is left running; if it is "
+                    "stale, end it with -k --force", x->d->name,
+                    sock && *sock ? sock : "none");
+    return -1;
+  }
+  vb_info ("ending the stale job on domain '%s' (-k%s)", x->d->name,
+           x->o.force ? " --force" : "");
   for (int i = 0; ; i++) {
     if (vb_backup_end (x->d) == 0)
       break;
@@ -631,6 +687,15 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
   }
   if (!x.o.prefix)
     x.o.prefix = "virtback";
+  /* Sharing a chain with the peer means the peer must restore it. */
+  if (!strcmp (x.o.prefix, "virtnbdbackup"))
+    x.o.peer_compatible = true;
+  if (x.o.peer_compatible && x.o.zstd) {
+    vb_set_error ("virtnbdrestore cannot read zstd: --peer-compatible (also "
+                  "implied by --checkpoint-prefix virtnbdbackup) takes lz4 "
+                  "(-z) or no compression");
+    return -1;
+  }
   ret = run_steps (&x);
   cleanup (&x, ret < 0);
   return ret;

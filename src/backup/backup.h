@@ -32,13 +32,17 @@ struct vb_backup_opts {
   bool compress;
   int compress_level;
   bool zstd;                   /* --compress-method zstd (ours, parallel) */
+  /* Every file restorable by virtnbdrestore 1.9: an inc or diff writes
+   * zeroed ranges as data frames.  Implied by prefix "virtnbdbackup". */
+  bool peer_compatible;
   bool raw_output;             /* -t raw */
   bool include_raw;            /* -r: back up raw-format disks */
   char **exclude;              /* NULL-terminated, or NULL */
   char **include;
   unsigned workers;            /* 0: one per disk */
   bool print_only;             /* -p */
-  bool kill_stale;             /* -k */
+  bool kill_stale;             /* -k: end a stale job of ours */
+  bool force;                  /* --force: -k ends any backup job */
   bool no_freeze;              /* skip the guest agent */
   uint32_t req_size;           /* NBD request size, 0: default */
   unsigned inflight;           /* requests in flight, 0: default */

@@ -486,11 +486,22 @@ copy_disk (struct sink_state *st, struct vb_nbd *n,
   return write_end (st, data);
 }
 
+/* A connection that maps the disk, classifying as this backup must. */
+static struct vb_nbd *
+connect_map (const struct vb_disk_spec *s)
+{
+  struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
+
+  if (n)
+    n->dirty_zero_is_data = s->peer_compatible;
+  return n;
+}
+
 static int
 estimate (const struct vb_disk_spec *s, struct vb_disk_result *r,
           struct vb_extcache *cache)
 {
-  struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
+  struct vb_nbd *n = connect_map (s);
   struct vb_extent_totals tot;
   int ret;
 
@@ -542,7 +553,7 @@ start_map (struct vb_target *t, struct sink_state *st,
     vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, st->r->total);
     return 0;
   }
-  if (!(n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx)))
+  if (!(n = connect_map (s)))
     return -1;
   st->r->virtual_size = n->size;
   st->map = vb_mapper_start (n, map_queue (), s->cancel, &st->r->total);
@@ -555,7 +566,7 @@ static struct vb_nbd *
 connect_readers (const struct vb_disk_spec *s, bool reads_only)
 {
   struct vb_nbd *n = reads_only ? vb_nbd_connect_reads (s->socket, s->disk)
-                     : vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
+                     : connect_map (s);
 
   if (n && vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
                                    : VB_NBD_DEFAULT_CONN) < 0) {

@@ -18,6 +18,7 @@ struct vb_disk_spec {
   bool raw_output;
   bool compress;
   bool zstd;                   /* our zstd form, else the peer's lz4 */
+  bool peer_compatible;        /* inc/diff: zeroed ranges as data frames */
   int level;
   unsigned workers;            /* zstd compression threads */
   uint32_t req_size;

@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parse.h"
 
 static volatile sig_atomic_t cancelled;
 
@@ -59,12 +60,19 @@ static const char usage_text[] =
   "      --group GROUP          files 0640 and directories 0750 owned by GROUP\n"
   "                             (default: 0600 and 0700)\n"
   "  -p, --printonly            print the data to save per disk, write nothing\n"
-  "  -k, --kill-stale           end a stale job on the domain first\n"
+  "  -k, --kill-stale           end a stale backup job of virtback's on the\n"
+  "                             domain first\n"
+  "      --force                with -k, end any backup job on the domain\n"
+  "      --peer-compatible      write every file so that virtnbdrestore\n"
+  "                             restores it exactly (inc/diff: zeroed ranges\n"
+  "                             as data); implied by --checkpoint-prefix\n"
+  "                             virtnbdbackup\n"
   "  -U, --uri URI              libvirt connection (default: qemu:///system)\n"
   "  -n, --noprogress           no progress lines\n"
   "      --no-freeze            do not freeze guest filesystems\n"
   "      --json                 print a JSON summary on stdout at the end\n"
-  "      --request-size BYTES   NBD read size (default 256 KiB)\n"
+  "      --request-size SIZE    NBD read size, a power of two from 4K to 32M\n"
+  "                             (default 256K)\n"
   "      --inflight N           NBD reads in flight per disk (default 64)\n"
   "      --connections N        NBD connections per disk (default 4)\n"
   "  -h, --help                 show this help\n";
@@ -256,18 +264,8 @@ split_list (const char *s)
   return v;
 }
 
-static int
-parse_uint (const char *s, unsigned long long max, unsigned long long *out)
-{
-  char *end;
-
-  errno = 0;
-  *out = strtoull (s, &end, 10);
-  return (errno || end == s || *end || *out > max || !isdigit ((unsigned char) *s)) ? -1 : 0;
-}
-
 enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT,
-       OPT_METHOD, OPT_GROUP, OPT_CONNS };
+       OPT_METHOD, OPT_GROUP, OPT_CONNS, OPT_PEER, OPT_FORCE };
 
 static const struct option longopts[] = {
   { "domain", required_argument, NULL, 'd' },
@@ -286,6 +284,8 @@ static const struct option longopts[] = {
   { "group", required_argument, NULL, OPT_GROUP },
   { "printonly", no_argument, NULL, 'p' },
   { "kill-stale", no_argument, NULL, 'k' },
+  { "force", no_argument, NULL, OPT_FORCE },
+  { "peer-compatible", no_argument, NULL, OPT_PEER },
   { "uri", required_argument, NULL, 'U' },
   { "noprogress", no_argument, NULL, 'n' },
   { "no-freeze", no_argument, NULL, OPT_NOFREEZE },
@@ -314,15 +314,15 @@ bad (const char *msg, const char *arg)
 static int
 parse_compress (struct args *a, int argc, char **argv)
 {
-  unsigned long long v;
+  uint64_t v;
   const char *s = optarg;
 
-  if (!s && optind < argc && parse_uint (argv[optind], 16, &v) == 0)
+  if (!s && optind < argc && vb_parse_uint (argv[optind], 16, &v) == 0)
     s = argv[optind++];
   a->o.compress = true;
   a->o.compress_level = 2;
   if (s) {
-    if (parse_uint (s, 22, &v) < 0)
+    if (vb_parse_uint (s, 22, &v) < 0)
       return bad ("invalid compression level (lz4 0-16, zstd 1-22)", s);
     a->o.compress_level = v;
     a->level_given = true;
@@ -333,7 +333,7 @@ parse_compress (struct args *a, int argc, char **argv)
 static int
 parse_opt (struct args *a, int c, int argc, char **argv)
 {
-  unsigned long long v;
+  uint64_t v;
 
   switch (c) {
   case 'd': a->o.domain = optarg; return 0;
@@ -351,7 +351,7 @@ parse_opt (struct args *a, int c, int argc, char **argv)
   case 'i': return (a->o.include = split_list (optarg)) ? 0 : -1;
   case 'r': a->o.include_raw = true; return 0;
   case 'w':
-    if (parse_uint (optarg, 64, &v) < 0 || v == 0)
+    if (vb_parse_uint (optarg, 64, &v) < 0 || v == 0)
       return bad ("invalid worker count (1-64)", optarg);
     a->o.workers = v;
     return 0;
@@ -364,6 +364,8 @@ parse_opt (struct args *a, int c, int argc, char **argv)
     return 0;
   case 'p': a->o.print_only = true; return 0;
   case 'k': a->o.kill_stale = true; return 0;
+  case OPT_FORCE: a->o.force = true; return 0;
+  case OPT_PEER: a->o.peer_compatible = true; return 0;
   case 'U': a->o.uri = optarg; return 0;
   case 'n': a->noprogress = true; return 0;
   case OPT_NOFREEZE: a->o.no_freeze = true; return 0;
@@ -382,18 +384,18 @@ parse_opt (struct args *a, int c, int argc, char **argv)
     return 0;
   case OPT_JSON: a->json = true; return 0;
   case OPT_REQ:
-    if (parse_uint (optarg, 32u << 20, &v) < 0 || v < 4096 ||
+    if (vb_parse_size (optarg, 32u << 20, &v) < 0 || v < 4096 ||
         (v & (v - 1)))
-      return bad ("invalid request size (a power of two, 4 KiB to 32 MiB)", optarg);
+      return bad ("invalid request size (a power of two, 4K to 32M)", optarg);
     a->o.req_size = v;
     return 0;
   case OPT_CONNS:
-    if (parse_uint (optarg, 8, &v) < 0 || v == 0)
+    if (vb_parse_uint (optarg, 8, &v) < 0 || v == 0)
       return bad ("invalid number of connections (1-8)", optarg);
     a->o.conns = v;
     return 0;
   case OPT_INFLIGHT:
-    if (parse_uint (optarg, 256, &v) < 0 || v == 0)
+    if (vb_parse_uint (optarg, 256, &v) < 0 || v == 0)
       return bad ("invalid number of requests in flight (1-256)", optarg);
     a->o.inflight = v;
     return 0;
@@ -431,6 +433,10 @@ parse_args (struct args *a, int argc, char **argv)
   if (a->o.raw_output && (a->o.level == VB_LEVEL_INC ||
                           a->o.level == VB_LEVEL_DIFF)) {
     vb_cli_errorf ("backup", "-t raw works with full and copy backups only");
+    return -1;
+  }
+  if (a->o.force && !a->o.kill_stale) {
+    vb_cli_errorf ("backup", "--force only widens -k: use -k --force");
     return -1;
   }
   if (a->o.zstd && !a->o.compress)

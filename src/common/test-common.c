@@ -1,5 +1,6 @@
 /* Unit tests for common/: error convention and durable file helpers. */
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "common/parse.h"
 
 static void
 test_error (void)
@@ -48,10 +50,34 @@ test_atomic (void)
   assert (system (cmd) == 0);
 }
 
+static void
+test_parse (void)
+{
+  uint64_t v;
+
+  assert (vb_parse_size ("1M", UINT64_MAX, &v) == 0 && v == 1048576);
+  assert (vb_parse_size ("256KiB", UINT64_MAX, &v) == 0 && v == 262144);
+  assert (vb_parse_size ("2g", UINT64_MAX, &v) == 0 && v == 2ull << 30);
+  assert (vb_parse_size ("4096", UINT64_MAX, &v) == 0 && v == 4096);
+  assert (vb_parse_size ("1TB", UINT64_MAX, &v) == 0 && v == 1ull << 40);
+  assert (vb_parse_size ("1X", UINT64_MAX, &v) < 0);
+  assert (strstr (vb_get_error (), "'1X'"));
+  assert (vb_parse_size ("1Mx", UINT64_MAX, &v) < 0);
+  assert (vb_parse_size ("-1", UINT64_MAX, &v) < 0);
+  assert (vb_parse_size (" 1", UINT64_MAX, &v) < 0);
+  assert (vb_parse_size ("", UINT64_MAX, &v) < 0);
+  assert (vb_parse_size ("33M", 32u << 20, &v) < 0);
+  assert (vb_parse_size ("16777216T", UINT64_MAX, &v) < 0);   /* 2^64 */
+  assert (vb_parse_uint ("64", 64, &v) == 0 && v == 64);
+  assert (vb_parse_uint ("65", 64, &v) < 0);
+  assert (vb_parse_uint ("+1", 64, &v) < 0);
+}
+
 int
 main (void)
 {
   test_error ();
+  test_parse ();
   test_atomic ();
   printf ("test-common: ok\n");
   return 0;

@@ -22,6 +22,7 @@ struct ctxlist {
 
 struct bsreply {
   const char *dirty_ctx;
+  bool dirty_zero_is_data;
   struct ctxlist alloc, dirty;
 };
 
@@ -247,10 +248,14 @@ vb_nbd_close (struct vb_nbd *n)
 }
 
 static enum vb_ext_type
-classify (uint32_t alloc_flags, bool has_dirty, uint32_t dirty_flags)
+classify (const struct bsreply *r, uint32_t alloc_flags, uint32_t dirty_flags)
 {
+  bool has_dirty = r->dirty_ctx != NULL;
+
   if (has_dirty && !(dirty_flags & 1))
     return VB_EXT_CLEAN;
+  if (has_dirty && r->dirty_zero_is_data)
+    return VB_EXT_DATA;
   /* Only a range known to read as zero is saved without data; a hole
    * that is not flagged zero is read to be safe. */
   return (alloc_flags & LIBNBD_STATE_ZERO) ? VB_EXT_ZERO : VB_EXT_DATA;
@@ -293,7 +298,7 @@ intersect (struct vb_extiter *it, const struct bsreply *r, uint64_t off)
 
   while (ia < r->alloc.n && (!dirty || id < r->dirty.n)) {
     uint64_t step = ra < rd ? ra : rd;
-    enum vb_ext_type t = classify (r->alloc.e[2 * ia + 1], dirty,
+    enum vb_ext_type t = classify (r, r->alloc.e[2 * ia + 1],
                                    dirty ? r->dirty.e[2 * id + 1] : 0);
     if (step == 0)
       break;
@@ -316,7 +321,8 @@ static int
 fetch_window (struct vb_extiter *it)
 {
   struct vb_nbd *n = it->n;
-  struct bsreply r = { .dirty_ctx = n->dirty_ctx };
+  struct bsreply r = { .dirty_ctx = n->dirty_ctx,
+                       .dirty_zero_is_data = n->dirty_zero_is_data };
   uint64_t len = n->size - it->pos;
   int64_t got;
 

@@ -6,7 +6,8 @@
  * - Extents are fetched in windows (vb_extiter) and merged on the fly, so
  *   memory does not grow with disk size or fragmentation.  Each range is
  *   DATA (must be read), ZERO (reads as zeros: unallocated, or a zero
- *   cluster, and for inc/diff a dirty range that now reads as zero) or
+ *   cluster, and for inc/diff a dirty range that now reads as zero,
+ *   unless dirty_zero_is_data) or
  *   CLEAN (not dirty since the checkpoint: not part of this backup).
  * - A vb_mapper walks the extents in a thread of its own, ahead of the
  *   copy, so block-status queries overlap the reads.
@@ -35,6 +36,10 @@ struct vb_nbd {
   unsigned nconn;
   char *export;
   char *dirty_ctx;             /* NULL: full; else "qemu:dirty-bitmap:..." */
+  /* A dirty range that reads as zero is DATA, not ZERO: virtnbdrestore
+   * 1.9 ignores the zero frames of an incremental, so a file it must
+   * restore carries such ranges as data (set before mapping). */
+  bool dirty_zero_is_data;
   uint64_t size;
 };
 
