@@ -1,8 +1,10 @@
 /* dump.c: describe a backup directory's files and chain.  See restore.h.
  * The JSON document is the model; the text form is rendered from the same
  * chain so the two never disagree. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +31,35 @@ compression_text (const struct vb_meta *m, char *buf, size_t len)
   return buf;
 }
 
+/* Why virtnbdrestore 1.9 cannot restore F exactly, or NULL if it can (or
+ * F is unreadable, which the problems name).  It skips the zero frames of
+ * an incremental or differential, keeping the older bytes there, and it
+ * has no zstd. */
+static const char *
+peer_blocker (const struct vb_chain_file *f)
+{
+  uint64_t zeros = 0;
+  int fd, r;
+
+  if (!f->meta_ok)
+    return NULL;
+  if (f->meta.compressed && f->meta.compression_method &&
+      !strcmp (f->meta.compression_method, "zstd"))
+    return "zstd compression";
+  if (f->level != VB_LEVEL_INC && f->level != VB_LEVEL_DIFF)
+    return NULL;
+  if ((fd = open (f->path, O_RDONLY | O_CLOEXEC)) < 0)
+    return NULL;
+  r = vb_stream_count_zero_frames (fd, f->name, &zeros);
+  close (fd);
+  return r == 0 && zeros ? "zeroed ranges stored as zero frames, which it "
+                           "skips (write with --peer-compatible)" : NULL;
+}
+
 static struct json_object *
 file_json (const struct vb_chain_file *f)
 {
+  const char *blocker = peer_blocker (f);
   struct json_object *o = json_object_new_object ();
   const struct vb_meta *m = &f->meta;
 
@@ -54,6 +82,11 @@ file_json (const struct vb_chain_file *f)
   }
   json_object_object_add (o, "streamVersion",
                           json_object_new_int (m->stream_version));
+  json_object_object_add (o, "peerRestorable",
+                          f->meta_ok ? json_object_new_boolean (!blocker)
+                                     : NULL);
+  if (blocker)
+    json_object_object_add (o, "peerBlocker", json_object_new_string (blocker));
   return o;
 }
 
@@ -189,6 +222,14 @@ text_disk (FILE *fp, const struct vb_chain *c, const struct vb_chain_disk *d)
     text_file (fp, d->files[i], w);
   for (size_t i = 0; i < d->ndiffs; i++)
     text_file (fp, d->diffs[i], w);
+  for (size_t i = 0; i < d->nfiles + d->ndiffs; i++) {
+    const struct vb_chain_file *f = i < d->nfiles ? d->files[i]
+                                                  : d->diffs[i - d->nfiles];
+    const char *why = peer_blocker (f);
+    if (why)
+      fprintf (fp, "  %s: virtnbdrestore cannot restore this file (%s); "
+               "virtback restore can\n", f->name, why);
+  }
   for (size_t i = 0; i < c->nall; i++)
     if (c->all[i].disk && strcmp (c->all[i].disk, d->disk) == 0 &&
         !c->all[i].meta_ok)

@@ -205,6 +205,9 @@ ssize_t vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
 
 /* Parse a whole file just for its metadata (used by dump and chain). */
 int vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m);
+/* Walk a whole file (validated as the reader does) and count its ZERO
+ * frames; compressed pieces are read, not decompressed (scan.c). */
+int vb_stream_count_zero_frames (int fd, const char *name, uint64_t *count);
 
 /* Internal to the unit (meta.c, trailer.c): parse exactly LEN bytes of
  * strict JSON; WHAT names it in errors.  Caller owns the result. */

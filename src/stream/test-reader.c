@@ -277,6 +277,11 @@ test_roundtrip (void)
     CHECK (meta.virtual_size == VSIZE && meta.data_size == 4096 + 200000 + 512);
     CHECK (meta.compressed == (m != PLAIN));
     vb_meta_clear (&meta);
+    uint64_t zeros = 99;
+    CHECK (vb_stream_count_zero_frames (fd, "x", &zeros) == 0 && zeros == 2);
+    int cut = truncated_copy (fd, fd_size (fd) - 1);
+    CHECK (vb_stream_count_zero_frames (cut, "x", &zeros) < 0);
+    close (cut);
     close (fd);
   }
 }

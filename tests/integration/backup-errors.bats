@@ -72,7 +72,7 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
   [ "$status" -eq 0 ]
 }
 
-@test "an active job is refused pointing at -k; -k ends it and backs up" {
+@test "an active job is refused pointing at -k; -k --force ends another's job and backs up" {
   vb_make_vm "$VM" 64M
   d=$(mktemp -d /var/tmp/vbjob.XXXXXX); chgrp libvirt-qemu "$d"; chmod 770 "$d"
   cat > "$T/job.xml" <<XML
@@ -83,7 +83,7 @@ XML
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n
   [ "$status" -eq 1 ]
   [[ "$output" == *"-k"* ]]
-  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n -k
+  vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n -k --force
   [ "$status" -eq 0 ]
   assert_clean "$VM" "$T/b"
   rm -rf "$d"
