@@ -736,6 +736,38 @@ vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
   return size;
 }
 
+/* A piece's frame header is at most 19 bytes (lz4) or 18 (zstd). */
+#define PIECE_HEAD 32
+
+int
+vb_reader_pass (struct vb_reader *r, vb_reader_piece_fn *fn, void *op)
+{
+  unsigned char head[PIECE_HEAD];
+  uint64_t size, content;
+
+  if (r->failed)
+    return sticky (r);
+  if (!r->in_data)
+    return 0;
+  if (!r->compressed)
+    return vb_reader_skip (r);
+  if (check_pieces (r) == -1)
+    return -1;
+  for (; r->piece < r->npieces; r->piece++) {
+    size = r->pieces[r->piece];
+    if (read_at (r, r->pos, head, size < PIECE_HEAD ? size : PIECE_HEAD) == -1 ||
+        header_content (r, head, size < PIECE_HEAD ? size : PIECE_HEAD,
+                        &content) == -1 ||
+        check_content (r, content) == -1)
+      return -1;
+    if (fn && fn (op, r->pos, size, content) == -1)
+      return fail (r);
+    r->pos += size;
+    r->out_left -= content;
+  }
+  return end_pieces (r);
+}
+
 int
 vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m)
 {

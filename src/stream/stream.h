@@ -203,10 +203,22 @@ int vb_reader_piece_sizes (struct vb_reader *r, uint64_t *next,
 ssize_t vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
                          uint64_t *content_len);
 
+/* Step over the rest of the current data frame by its layout alone, for
+ * callers that index a file: no payload byte is read or decompressed.  Of
+ * a compressed frame only each piece's own frame header is read, for its
+ * content size (checked as vb_reader_piece checks it), and FN (may be
+ * NULL) gets the piece's file offset, compressed size and content size;
+ * FN returning -1 (with an error) stops it.  The payload's CR LF is
+ * checked.  The content itself is trusted only once decompressed. */
+typedef int vb_reader_piece_fn (void *op, uint64_t file_offset,
+                                uint64_t csize, uint64_t content);
+int vb_reader_pass (struct vb_reader *r, vb_reader_piece_fn *fn, void *op);
+
 /* Parse a whole file just for its metadata (used by dump and chain). */
 int vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m);
-/* Walk a whole file (validated as the reader does) and count its ZERO
- * frames; compressed pieces are read, not decompressed (scan.c). */
+/* Walk a whole file's frame headers (validated as the reader does, the
+ * payloads passed over as vb_reader_pass does) and count its ZERO frames
+ * (scan.c). */
 int vb_stream_count_zero_frames (int fd, const char *name, uint64_t *count);
 
 /* Internal to the unit (meta.c, trailer.c): parse exactly LEN bytes of
