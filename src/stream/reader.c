@@ -309,10 +309,11 @@ vb_reader_close (struct vb_reader *r)
   free (r);
 }
 
-const struct vb_meta *
-vb_reader_meta (struct vb_reader *r)
+void
+vb_reader_take_meta (struct vb_reader *r, struct vb_meta *m)
 {
-  return &r->meta;
+  *m = r->meta;
+  memset (&r->meta, 0, sizeof r->meta);
 }
 
 static int
@@ -775,8 +776,7 @@ vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m)
 
   if (r == NULL)
     return -1;
-  *m = r->meta;
-  memset (&r->meta, 0, sizeof r->meta);
+  vb_reader_take_meta (r, m);
   vb_reader_close (r);
   return 0;
 }

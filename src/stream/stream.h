@@ -158,7 +158,9 @@ int vb_trailer_from_json (const char *json, size_t len, struct vb_trailer *t);
 struct vb_reader;
 struct vb_reader *vb_reader_open (int fd, const char *name);
 void vb_reader_close (struct vb_reader *r);     /* does not close fd */
-const struct vb_meta *vb_reader_meta (struct vb_reader *r);
+/* Move the metadata out into M (the caller owns it).  The reader checks
+ * frames against it, so take it only once the walk is over. */
+void vb_reader_take_meta (struct vb_reader *r, struct vb_meta *m);
 
 struct vb_frame {
   enum vb_frame_kind kind;     /* DATA, ZERO or STOP */

@@ -1,0 +1,201 @@
+/* The frame table of one data file: built from the reader's validated
+ * walk, searched by binary search, pieces decompressed on demand. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "stream/index.h"
+
+struct build {
+  struct vb_index *ix;
+  size_t capf, capp;
+  uint64_t disk_pos;           /* where the next piece's content starts */
+};
+
+/* V with room for entry N (V itself, or moved), NULL when out of memory
+ * (V is then still valid). */
+static void *
+grow (void *v, size_t *cap, size_t n, size_t size)
+{
+  size_t c;
+  void *p;
+
+  if (n < *cap)
+    return v;
+  c = *cap ? *cap * 2 : 64;
+  if (!(p = realloc (v, c * size))) {
+    vb_set_error_errno (ENOMEM, "index of %zu entries", c);
+    return NULL;
+  }
+  *cap = c;
+  return p;
+}
+
+static int
+add_piece (void *op, uint64_t file_offset, uint64_t csize, uint64_t content)
+{
+  struct build *b = op;
+  struct vb_index *ix = b->ix;
+
+  if (csize > UINT32_MAX) {
+    vb_set_error ("offset 0x%" PRIx64 ": a compressed piece of 0x%" PRIx64
+                  " bytes", file_offset, csize);
+    return -1;
+  }
+  struct vb_index_piece *pv = grow (ix->pieces, &b->capp, ix->npieces,
+                                    sizeof *pv);
+  if (!pv)
+    return -1;
+  ix->pieces = pv;
+  ix->pieces[ix->npieces++] = (struct vb_index_piece) {
+    file_offset, b->disk_pos, (uint32_t) csize, (uint32_t) content };
+  b->disk_pos += content;
+  if (csize > ix->max_csize)
+    ix->max_csize = csize;
+  return 0;
+}
+
+static int
+add_frame (struct build *b, struct vb_reader *r, const struct vb_frame *f)
+{
+  struct vb_index *ix = b->ix;
+  uint64_t where = VB_INDEX_ZERO;
+
+  if (f->kind == VB_FRAME_DATA)
+    where = ix->compressed ? ix->npieces : f->file_offset + VB_FRAME_LEN;
+  struct vb_index_frame *fv = grow (ix->frames, &b->capf, ix->nframes,
+                                    sizeof *fv);
+  if (!fv)
+    return -1;
+  ix->frames = fv;
+  ix->frames[ix->nframes++] = (struct vb_index_frame) {
+    f->start, f->length, where };
+  b->disk_pos = f->start;
+  if (f->kind == VB_FRAME_DATA)
+    return vb_reader_pass (r, ix->compressed ? add_piece : NULL, b);
+  return 0;
+}
+
+/* Give back what doubling left unused. */
+static void
+trim (struct vb_index *ix)
+{
+  void *p;
+
+  if (ix->nframes &&
+      (p = realloc (ix->frames, ix->nframes * sizeof *ix->frames)))
+    ix->frames = p;
+  if (ix->npieces &&
+      (p = realloc (ix->pieces, ix->npieces * sizeof *ix->pieces)))
+    ix->pieces = p;
+}
+
+struct vb_index *
+vb_index_build (int fd, const char *name)
+{
+  struct vb_reader *r = vb_reader_open (fd, name);
+  struct build b = { 0 };
+  struct vb_frame f;
+  int n = -1;
+
+  if (!r)
+    return NULL;
+  if (!(b.ix = calloc (1, sizeof *b.ix))) {
+    vb_set_error_errno (ENOMEM, "%s: index", name);
+    goto out;
+  }
+  b.ix->compressed = vb_reader_compression (r, &b.ix->method);
+  while ((n = vb_reader_next (r, &f)) == 1)
+    if (f.kind != VB_FRAME_STOP && add_frame (&b, r, &f) < 0) {
+      n = -1;
+      break;
+    }
+  if (n == 0) {
+    vb_reader_take_meta (r, &b.ix->meta);
+    trim (b.ix);
+  }
+ out:
+  vb_reader_close (r);
+  if (n != 0) {
+    vb_index_free (b.ix);
+    return NULL;
+  }
+  return b.ix;
+}
+
+void
+vb_index_free (struct vb_index *ix)
+{
+  if (!ix)
+    return;
+  vb_meta_clear (&ix->meta);
+  free (ix->frames);
+  free (ix->pieces);
+  free (ix);
+}
+
+size_t
+vb_index_find (const struct vb_index *ix, uint64_t off)
+{
+  size_t lo = 0, hi = ix->nframes;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const struct vb_index_frame *f = &ix->frames[mid];
+    if (f->start + f->length <= off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+size_t
+vb_index_find_piece (const struct vb_index *ix, size_t frame, uint64_t off)
+{
+  size_t lo = ix->frames[frame].where, hi = ix->npieces;
+
+  /* The last piece that starts at or before OFF. */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (ix->pieces[mid].disk_offset <= off)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+int
+vb_index_piece_read (const struct vb_index *ix, int fd, const char *name,
+                     size_t p, void *in, void *out)
+{
+  const struct vb_index_piece *pc = &ix->pieces[p];
+  size_t got = 0;
+  int r;
+
+  while (got < pc->csize) {
+    ssize_t n = pread (fd, (char *) in + got, pc->csize - got,
+                       pc->file_offset + got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      vb_set_error_errno (n < 0 ? errno : EIO, "%s: offset 0x%" PRIx64
+                          ": read of a compressed piece%s", name,
+                          pc->file_offset + got, n ? "" : " (truncated)");
+      return -1;
+    }
+    got += n;
+  }
+  r = ix->method == VB_COMP_ZSTD
+    ? vb_zstd_decompress_frame (in, pc->csize, out, pc->length)
+    : vb_lz4_decompress_frame (in, pc->csize, out, pc->length);
+  if (r < 0)
+    vb_prefix_error ("%s: offset 0x%" PRIx64 ": piece of disk 0x%" PRIx64
+                     "+0x%" PRIx32, name, pc->file_offset, pc->disk_offset,
+                     pc->length);
+  return r;
+}
