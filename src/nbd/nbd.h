@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/sink.h"
+
 struct nbd_handle;
 
 #define VB_NBD_MAXCONN 8
@@ -142,39 +144,7 @@ int vb_mapper_totals (struct vb_mapper *m, struct vb_extent_totals *t);
 /* Stop the map thread and free everything, the connection too. */
 void vb_mapper_free (struct vb_mapper *m);
 
-/* The consumer of vb_nbd_copy, called in disk order from the copying
- * thread.  begin_data/end_data bracket one merged DATA extent, whose bytes
- * arrive through data() in order, in pieces of at most req_size that never
- * cross a multiple of req_size from the extent start.  zero() reports a
- * ZERO extent.  Any callback returning -1 stops the copy. */
-struct vb_piece {
-  const void *in;
-  size_t len;
-  bool chain_first, chain_last;
-  uint64_t chain_len;
-};
-
-struct vb_sink {
-  int (*begin_data) (void *op, uint64_t off, uint64_t len);
-  /* BUF[LEN] is the piece (or its transform); ORIG_LEN its disk bytes. */
-  int (*data) (void *op, const void *buf, size_t len, size_t orig_len);
-  int (*end_data) (void *op);
-  int (*zero) (void *op, uint64_t off, uint64_t len);
-  /* Optional: a pool of WORKERS threads transforms each DATA piece (e.g.
-   * compresses it) into OUT of TRANSFORM_CAP bytes; data() then gets the
-   * result, still in disk order.  WORKER is 0..WORKERS-1, so each worker
-   * keeps its own context.  Without CHAIN_SIZE pieces are independent and
-   * transformed in any order.  With it, the pieces of each CHAIN_SIZE span
-   * of an extent form a chain (one compressed frame) that one worker
-   * transforms in order, FIRST and LAST marking its ends and CHAIN_LEN its
-   * length; chains go round-robin to the workers.  Returns bytes or -1. */
-  ssize_t (*transform) (void *op, unsigned worker, const struct vb_piece *p,
-                        void *out, size_t outcap);
-  size_t transform_cap;
-  unsigned workers;
-  uint64_t chain_size;         /* 0: independent pieces */
-  void *op;
-};
+/* The consumer of vb_nbd_copy is a struct vb_sink (common/sink.h). */
 
 /* Measured best on the benchmark VM (bench/README.md): 64 reads of 256 KiB
  * in flight, as nbdcopy does. */
