@@ -99,8 +99,8 @@ add_disks (xmlNodePtr root, struct vb_domain *d, const char *name,
 
 /* What libvirt itself would store: the redefinition needs the <domain>
  * the checkpoint belongs to, copied in as a parsed element. */
-static char *
-offline_checkpoint_xml (struct vb_domain *d, const char *name,
+char *
+vb_offline_checkpoint_xml (struct vb_domain *d, const char *name,
                         const char *parent, const char *const *disks)
 {
   CLEANUP_XMLDOC xmlDocPtr dom = vb_xml_parse (d->xml, "domain XML");
@@ -179,7 +179,7 @@ vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
                          name) < 0)
       break;
   if (disks[n] == NULL &&
-      (xml = offline_checkpoint_xml (d, name, parent, disks)) != NULL &&
+      (xml = vb_offline_checkpoint_xml (d, name, parent, disks)) != NULL &&
       vb_checkpoint_redefine (d, xml, false) == 0)
     return 0;
   remove_added (d, disks, n, name);

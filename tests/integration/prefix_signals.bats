@@ -15,6 +15,7 @@ setup () {
 }
 teardown () {
   local p
+  [ ! -d "$(cp_meta_dir)" ] || chattr -i "$(cp_meta_dir)"
   for p in "${FL_PIDS[@]}" $HOLD_PID; do
     [ "$(awk '{print $4}' /proc/$p/stat 2>/dev/null)" = "$BASHPID" ] && kill -9 "$p"
   done
@@ -115,6 +116,55 @@ release_image () { kill "$HOLD_PID"; wait "$HOLD_PID" || true; HOLD_PID=; }
   "$VIRTBACK" restore -i "$T/b" -o "$T/r"
   vb_compare "$sda" "$T/r/sda.qcow2"
   vb_compare "$sdb" "$T/r/sdb.qcow2"
+}
+
+# Where libvirt keeps the domain's checkpoint metadata: made immutable, the
+# redefinition of an offline checkpoint fails ("unable to save metadata").
+cp_meta_dir () { echo "/var/lib/libvirt/qemu/checkpoint/$VM"; }
+
+@test "shut off: a failed redefinition of the checkpoint metadata removes the bitmaps of every disk" {
+  vb_make_vm "$VM" 64M 2
+  vsh destroy "$VM" >/dev/null
+  sda=$(vb_disk_path "$VM" sda)
+  sdb=$(vb_disk_path "$VM" sdb)
+  mkdir -p "$(cp_meta_dir)"
+  chattr +i "$(cp_meta_dir)"
+  vbs -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"redefine checkpoint 'virtback.0'"* ]]
+  [ -z "$(bitmaps "$sda")" ]
+  [ -z "$(bitmaps "$sdb")" ]
+  [ -z "$(vb_checkpoints "$VM")" ]
+  assert_clean "$VM" "$T/b"
+  chattr -i "$(cp_meta_dir)"
+  vbs -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  [ "$(bitmaps "$sda")" = virtback.0 ]
+  [ "$(bitmaps "$sdb")" = virtback.0 ]
+}
+
+# libvirt makes the job and the checkpoint in one QEMU transaction; a start
+# that fails in it leaves neither, and the chain goes on.
+@test "running: a start that QEMU refuses (a stray bitmap of the new name) leaves no job and no checkpoint" {
+  vb_make_vm "$VM" 64M
+  vbs -d "$VM" -o "$T/b" -l full -n
+  [ "$status" -eq 0 ]
+  node=$(vsh qemu-monitor-command "$VM" '{"execute":"query-block"}' |
+         python3 -c 'import json,sys; print(json.load(sys.stdin)["return"][0]["inserted"]["node-name"])')
+  bm () { vsh qemu-monitor-command "$VM" "{\"execute\":\"block-dirty-bitmap-$1\",\"arguments\":{\"node\":\"$node\",\"name\":\"virtback.1\"}}" >/dev/null; }
+  bm add
+  vb_guest_io "$VM" sda "write -P 0x55 1M 1M"
+  vbs -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"Bitmap already exists"* ]]
+  [ "$(vb_checkpoints "$VM")" = virtback.0 ]
+  [ "$(fl_cpt "$T/b")" = '["virtback.0"]' ]
+  assert_clean "$VM" "$T/b"
+  fl_no_data "$T/b" "*.inc.*"
+  bm remove
+  vbs -d "$VM" -o "$T/b" -l inc -n
+  [ "$status" -eq 0 ]
+  fl_restore_equals "$T/b"
 }
 
 @test "SIGHUP and SIGQUIT mid-copy of a full and of an inc: nothing left, the message says why" {
