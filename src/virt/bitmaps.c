@@ -2,7 +2,8 @@
  * metadata was lost (the domain redefined, moved, or "checkpoint-delete
  * --metadata").  A new checkpoint of the same name would then fail with
  * "Bitmap already exists", so a full backup removes them first.  libvirt
- * has no API for this; the QMP commands are the ones libvirt itself uses. */
+ * has no API for this; the QMP commands are the ones libvirt itself uses,
+ * built with json-c so that any name arrives as one JSON string. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,17 +24,18 @@ qmp (struct vb_domain *d, const char *execute, struct json_object *args)
   struct json_object *cmd = json_object_new_object ();
   struct json_object *j, *ret;
   char *out = NULL;
-  int r = -1;
+  int r;
 
-  if (cmd) {
-    json_object_object_add (cmd, "execute", json_object_new_string (execute));
-    if (args)
-      json_object_object_add (cmd, "arguments", args);
-    r = virDomainQemuMonitorCommand (d->dom, json_object_to_json_string (cmd),
-                                     &out, 0);
-  }
-  else
+  if (!cmd) {
     json_object_put (args);
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  json_object_object_add (cmd, "execute", json_object_new_string (execute));
+  if (args)
+    json_object_object_add (cmd, "arguments", args);
+  r = virDomainQemuMonitorCommand (d->dom, json_object_to_json_string (cmd),
+                                   &out, 0);
   json_object_put (cmd);
   if (r < 0) {
     vb_virt_set_error ("domain '%s': QMP %s", d->name, execute);
@@ -56,8 +58,11 @@ query_nodes (struct vb_domain *d)
 {
   struct json_object *args = json_object_new_object ();
 
-  if (args)
-    json_object_object_add (args, "flat", json_object_new_boolean (1));
+  if (!args) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  json_object_object_add (args, "flat", json_object_new_boolean (1));
   return qmp (d, "query-named-block-nodes", args);
 }
 
@@ -67,10 +72,12 @@ remove_one (struct vb_domain *d, const char *node, const char *name)
   struct json_object *args = json_object_new_object ();
   struct json_object *r;
 
-  if (args) {
-    json_object_object_add (args, "node", json_object_new_string (node));
-    json_object_object_add (args, "name", json_object_new_string (name));
+  if (!args) {
+    vb_set_error ("out of memory");
+    return -1;
   }
+  json_object_object_add (args, "node", json_object_new_string (node));
+  json_object_object_add (args, "name", json_object_new_string (name));
   if (!(r = qmp (d, "block-dirty-bitmap-remove", args)))
     return -1;
   json_object_put (r);
