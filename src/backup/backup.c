@@ -161,12 +161,16 @@ start_job (struct run *x)
     .new_checkpoint = x->o.print_only ? NULL : x->plan.checkpoint,
     .disks = names, .nobitmap_disks = raws,
   };
+  bool fresh;
   int r;
 
   if (!names || !raws || !bms)
     return -1;
   if (x->offline)
     return start_offline (x, bms);
+  /* A checkpoint that was there before is not ours to remove. */
+  fresh = spec.new_checkpoint &&
+          !vb_checkpoint_exists (x->d, spec.new_checkpoint);
   freeze (x);
   vb_debug ("starting the backup job");
   r = vb_backup_begin (x->d, &spec);
@@ -180,8 +184,11 @@ start_job (struct run *x)
   if (r == 0) {
     vb_debug ("backup job started");
     x->job = true;
-    x->checkpoint_made = spec.new_checkpoint != NULL;
   }
+  /* libvirt makes the checkpoint with the job; should a failed start keep
+   * it, the cleanup takes it back. */
+  x->checkpoint_made = fresh &&
+    (r == 0 || vb_checkpoint_exists (x->d, spec.new_checkpoint));
   if (x->frozen && vb_fsthaw (x->d) >= 0)
     x->frozen = false;
   return r;
@@ -611,9 +618,9 @@ run_steps (struct run *x)
   if (start_job (x) < 0 || run_disks (x) < 0)
     return -1;
   if (x->job) {
-    x->job = false;
     if (vb_backup_end (x->d) < 0)
-      return -1;
+      return -1;           /* the cleanup tries again */
+    x->job = false;
     vb_debug ("backup job ended");
   }
   stop_servers (x);

@@ -330,6 +330,24 @@ parse_compress (struct args *a, int argc, char **argv)
   return 0;
 }
 
+/* libvirt allows [a-zA-Z0-9_-][a-zA-Z0-9_.-]* in a checkpoint name.  A
+ * leading '-' is refused as well: the name is an argument of qemu-img,
+ * which would take it for an option.  A '.' inside is unambiguous: names
+ * are <prefix>.<digits>, and the digits hold no '.'.  The length keeps
+ * <disk>.inc.<prefix>.<N>.data.partial within one file name. */
+#define PREFIX_MAX 128
+
+static bool
+prefix_ok (const char *p)
+{
+  size_t n = strlen (p);
+
+  if (n == 0 || n > PREFIX_MAX || *p == '.' || *p == '-')
+    return false;
+  return strspn (p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                 "0123456789_-.") == n;
+}
+
 static int
 parse_opt (struct args *a, int c, int argc, char **argv)
 {
@@ -358,8 +376,12 @@ parse_opt (struct args *a, int c, int argc, char **argv)
   case 'S': a->o.scratchdir = optarg; return 0;
   case 'C': a->o.cptdir = optarg; return 0;
   case OPT_PREFIX:
-    if (!vb_set_safe_component (optarg) || strchr (optarg, '.'))
-      return bad ("invalid checkpoint prefix", optarg);
+    if (!prefix_ok (optarg)) {
+      vb_cli_errorf ("backup", "invalid checkpoint prefix '%s': use letters, "
+                     "digits, '_', '-' and '.' (a letter, digit or '_' "
+                     "first), at most %d characters", optarg, PREFIX_MAX);
+      return -1;
+    }
     a->o.prefix = optarg;
     return 0;
   case 'p': a->o.print_only = true; return 0;
@@ -462,14 +484,17 @@ parse_args (struct args *a, int argc, char **argv)
   return 0;
 }
 
+/* A dropped ssh session sends SIGHUP, and SIGQUIT would dump core: each
+ * ends the run as SIGINT does, through the cleanup, never by default. */
 static void
 install_signals (void)
 {
+  static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
   struct sigaction sa = { .sa_handler = on_signal };
 
   sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    sigaction (sigs[i], &sa, NULL);
   signal (SIGPIPE, SIG_IGN);
 }
 

@@ -2,8 +2,8 @@
  * metadata was lost (the domain redefined, moved, or "checkpoint-delete
  * --metadata").  A new checkpoint of the same name would then fail with
  * "Bitmap already exists", so a full backup removes them first.  libvirt
- * has no API for this; the QMP commands are the ones libvirt itself uses. */
-#include <stdio.h>
+ * has no API for this; the QMP commands are the ones libvirt itself uses,
+ * built with json-c so that any name arrives as one JSON string. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,20 +16,35 @@
 #include "common/log.h"
 #include "virt/virt.h"
 
+/* Send EXECUTE with ARGS (taken over, may be NULL) and return the
+ * "return" member of the answer. */
 static struct json_object *
-qmp (struct vb_domain *d, const char *cmd)
+qmp (struct vb_domain *d, const char *execute, struct json_object *args)
 {
-  char *out = NULL;
+  struct json_object *cmd = json_object_new_object ();
   struct json_object *j, *ret;
+  char *out = NULL;
+  int r;
 
-  if (virDomainQemuMonitorCommand (d->dom, cmd, &out, 0) < 0) {
-    vb_virt_set_error ("domain '%s': QMP", d->name);
+  if (!cmd) {
+    json_object_put (args);
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  json_object_object_add (cmd, "execute", json_object_new_string (execute));
+  if (args)
+    json_object_object_add (cmd, "arguments", args);
+  r = virDomainQemuMonitorCommand (d->dom, json_object_to_json_string (cmd),
+                                   &out, 0);
+  json_object_put (cmd);
+  if (r < 0) {
+    vb_virt_set_error ("domain '%s': QMP %s", d->name, execute);
     return NULL;
   }
   j = json_tokener_parse (out);
   free (out);
   if (!j || !json_object_object_get_ex (j, "return", &ret)) {
-    vb_set_error ("domain '%s': QMP: unexpected answer", d->name);
+    vb_set_error ("domain '%s': QMP %s: unexpected answer", d->name, execute);
     json_object_put (j);
     return NULL;
   }
@@ -38,15 +53,32 @@ qmp (struct vb_domain *d, const char *cmd)
   return ret;
 }
 
+static struct json_object *
+query_nodes (struct vb_domain *d)
+{
+  struct json_object *args = json_object_new_object ();
+
+  if (!args) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  json_object_object_add (args, "flat", json_object_new_boolean (1));
+  return qmp (d, "query-named-block-nodes", args);
+}
+
 static int
 remove_one (struct vb_domain *d, const char *node, const char *name)
 {
-  char cmd[1024];
+  struct json_object *args = json_object_new_object ();
   struct json_object *r;
 
-  snprintf (cmd, sizeof cmd, "{\"execute\":\"block-dirty-bitmap-remove\","
-            "\"arguments\":{\"node\":\"%s\",\"name\":\"%s\"}}", node, name);
-  if (!(r = qmp (d, cmd)))
+  if (!args) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  json_object_object_add (args, "node", json_object_new_string (node));
+  json_object_object_add (args, "name", json_object_new_string (name));
+  if (!(r = qmp (d, "block-dirty-bitmap-remove", args)))
     return -1;
   json_object_put (r);
   vb_info ("removed bitmap %s of node %s (its checkpoint was lost)", name,
@@ -69,7 +101,7 @@ node_bitmaps (struct vb_domain *d, struct json_object *node,
     if (!json_object_object_get_ex (b, "name", &n))
       continue;
     name = json_object_get_string (n);
-    if (strchr (name, '"') || !stray (name, opaque))
+    if (!stray (name, opaque))
       continue;
     if (remove_one (d, json_object_get_string (nn), name) < 0)
       return -1;
@@ -87,8 +119,7 @@ vb_remove_stray_bitmaps (struct vb_domain *d,
 
   if (!d->running)
     return 0;
-  nodes = qmp (d, "{\"execute\":\"query-named-block-nodes\","
-               "\"arguments\":{\"flat\":true}}");
+  nodes = query_nodes (d);
   if (!nodes)
     return -1;
   for (size_t i = 0; r == 0 && i < json_object_array_length (nodes); i++)
@@ -101,7 +132,7 @@ vb_remove_stray_bitmaps (struct vb_domain *d,
 static char *
 disk_node (struct vb_domain *d, const struct vb_disk *disk)
 {
-  struct json_object *blocks = qmp (d, "{\"execute\":\"query-block\"}");
+  struct json_object *blocks = qmp (d, "query-block", NULL);
   char *node = NULL;
 
   if (!blocks)
@@ -156,8 +187,7 @@ vb_disk_bitmap_state (struct vb_domain *d, const struct vb_disk *disk,
     return vb_image_bitmap_state (disk->path, name);
   if (!(node = disk_node (d, disk)))
     return -1;
-  nodes = qmp (d, "{\"execute\":\"query-named-block-nodes\","
-               "\"arguments\":{\"flat\":true}}");
+  nodes = query_nodes (d);
   if (!nodes)
     return -1;
   st = node_bitmap_state (nodes, node, name);

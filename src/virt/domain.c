@@ -1,5 +1,5 @@
 /* domain.c: connect, look up a domain and turn its XML into disks.
- * The XML helpers here (libxml2 + XPath) serve the whole unit. */
+ * The XML helpers here (libxml2 + XPath, virt/xml.h) serve the whole unit. */
 #include <errno.h>
 #include <grp.h>
 #include <stdarg.h>
@@ -16,15 +16,9 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "virt/virt.h"
+#include "virt/xml.h"
 
 #define DEFAULT_URI "qemu:///system"
-
-static void
-free_xml_doc (xmlDocPtr *p)
-{
-  if (*p)
-    xmlFreeDoc (*p);
-}
 
 static void
 free_xpath_ctx (xmlXPathContextPtr *p)
@@ -40,7 +34,6 @@ free_xpath_obj (xmlXPathObjectPtr *p)
     xmlXPathFreeObject (*p);
 }
 
-#define CLEANUP_XMLDOC __attribute__((cleanup (free_xml_doc)))
 #define CLEANUP_XPCTX __attribute__((cleanup (free_xpath_ctx)))
 #define CLEANUP_XPOBJ __attribute__((cleanup (free_xpath_obj)))
 
@@ -65,9 +58,8 @@ quiet_error (void *opaque __attribute__((unused)),
 {
 }
 
-/* Parse XML without network access, entity expansion or stderr noise. */
-static xmlDocPtr
-parse_xml (const char *xml, const char *what)
+xmlDocPtr
+vb_xml_parse (const char *xml, const char *what)
 {
   xmlDocPtr doc;
 
@@ -87,6 +79,37 @@ parse_xml (const char *xml, const char *what)
   return doc;
 }
 
+xmlDocPtr
+vb_xml_new_doc (const char *name, xmlNodePtr *root)
+{
+  xmlDocPtr doc = xmlNewDoc (BAD_CAST "1.0");
+
+  *root = doc ? xmlNewNode (NULL, BAD_CAST name) : NULL;
+  if (*root == NULL) {
+    if (doc)
+      xmlFreeDoc (doc);
+    vb_set_error_errno (ENOMEM, "build XML <%s>", name);
+    return NULL;
+  }
+  xmlDocSetRootElement (doc, *root);
+  return doc;
+}
+
+char *
+vb_xml_doc_string (xmlDocPtr doc)
+{
+  xmlBufferPtr buf = xmlBufferCreate ();
+  char *r = NULL;
+
+  if (buf && xmlNodeDump (buf, doc, xmlDocGetRootElement (doc), 0, 1) >= 0)
+    r = strdup ((const char *) xmlBufferContent (buf));
+  if (buf)
+    xmlBufferFree (buf);
+  if (r == NULL)
+    vb_set_error_errno (ENOMEM, "build XML");
+  return r;
+}
+
 /* Copy of an xmlChar string into plain malloc'd memory (NULL stays NULL). */
 static char *
 xml_steal (xmlChar *s)
@@ -103,7 +126,7 @@ xml_steal (xmlChar *s)
 char *
 vb_xml_string (const char *xml, const char *xpath)
 {
-  CLEANUP_XMLDOC xmlDocPtr doc = parse_xml (xml, "XML");
+  CLEANUP_XMLDOC xmlDocPtr doc = vb_xml_parse (xml, "XML");
   CLEANUP_XPCTX xmlXPathContextPtr ctx = NULL;
   CLEANUP_XPOBJ xmlXPathObjectPtr obj = NULL;
   char *r;
@@ -223,7 +246,7 @@ int
 vb_parse_disks (const char *xml, bool include_raw,
                 struct vb_disk **disks, size_t *ndisks)
 {
-  CLEANUP_XMLDOC xmlDocPtr doc = parse_xml (xml, "domain XML");
+  CLEANUP_XMLDOC xmlDocPtr doc = vb_xml_parse (xml, "domain XML");
   CLEANUP_XPCTX xmlXPathContextPtr ctx = NULL;
   CLEANUP_XPOBJ xmlXPathObjectPtr obj = NULL;
   struct vb_disk *v;

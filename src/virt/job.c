@@ -11,15 +11,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "virt/virt.h"
-
-static void
-free_xml_doc (xmlDocPtr *p)
-{
-  if (*p)
-    xmlFreeDoc (*p);
-}
-
-#define CLEANUP_XMLDOC __attribute__((cleanup (free_xml_doc)))
+#include "virt/xml.h"
 
 static bool
 in_list (const char *const *list, const char *s)
@@ -28,22 +20,6 @@ in_list (const char *const *list, const char *s)
     if (strcmp (*list, s) == 0)
       return true;
   return false;
-}
-
-/* The root element as a malloc'd, indented string. */
-static char *
-doc_to_string (xmlDocPtr doc)
-{
-  xmlBufferPtr buf = xmlBufferCreate ();
-  char *r = NULL;
-
-  if (buf && xmlNodeDump (buf, doc, xmlDocGetRootElement (doc), 0, 1) >= 0)
-    r = strdup ((const char *) xmlBufferContent (buf));
-  if (buf)
-    xmlBufferFree (buf);
-  if (r == NULL)
-    vb_set_error_errno (ENOMEM, "build XML");
-  return r;
 }
 
 static int
@@ -99,9 +75,8 @@ vb_backup_xml (const struct vb_backup_spec *s)
 
   if (check_spec (s, true) < 0)
     return NULL;
-  doc = xmlNewDoc (BAD_CAST "1.0");
-  root = xmlNewNode (NULL, BAD_CAST "domainbackup");
-  xmlDocSetRootElement (doc, root);
+  if (!(doc = vb_xml_new_doc ("domainbackup", &root)))
+    return NULL;
   xmlNewProp (root, BAD_CAST "mode", BAD_CAST "pull");
   if (s->incremental)
     xmlNewTextChild (root, NULL, BAD_CAST "incremental", BAD_CAST s->incremental);
@@ -114,7 +89,7 @@ vb_backup_xml (const struct vb_backup_spec *s)
       vb_set_error_errno (ENOMEM, "backup XML: disk %s", *t);
       return NULL;
     }
-  return doc_to_string (doc);
+  return vb_xml_doc_string (doc);
 }
 
 /* Disks left out get checkpoint='no' from libvirt 9.0. */
@@ -130,9 +105,8 @@ vb_checkpoint_create_xml (const struct vb_backup_spec *s)
     vb_set_error ("backup: no checkpoint name");
     return NULL;
   }
-  doc = xmlNewDoc (BAD_CAST "1.0");
-  root = xmlNewNode (NULL, BAD_CAST "domaincheckpoint");
-  xmlDocSetRootElement (doc, root);
+  if (!(doc = vb_xml_new_doc ("domaincheckpoint", &root)))
+    return NULL;
   xmlNewTextChild (root, NULL, BAD_CAST "name", BAD_CAST s->new_checkpoint);
   disks = xmlNewChild (root, NULL, BAD_CAST "disks", NULL);
   for (const char *const *t = s->disks; *t; t++) {
@@ -142,7 +116,7 @@ vb_checkpoint_create_xml (const struct vb_backup_spec *s)
     xmlNewProp (disk, BAD_CAST "name", BAD_CAST *t);
     xmlNewProp (disk, BAD_CAST "checkpoint", BAD_CAST "bitmap");
   }
-  return doc_to_string (doc);
+  return vb_xml_doc_string (doc);
 }
 
 /* Operation of the active job: 0 none, 1 a backup, 2 something else. */
@@ -194,6 +168,18 @@ saved_error (virErrorPtr e, struct vb_domain *d, const char *what)
   return -1;
 }
 
+/* A job on our socket after a start that reported failure is the one
+ * that start began: it must not outlive the error. */
+static bool
+job_is_ours (struct vb_domain *d, const char *socket_path)
+{
+  CLEANUP_FREE char *jx = virDomainBackupGetXMLDesc (d->dom, 0);
+  CLEANUP_FREE char *sock = jx ? vb_xml_string
+    (jx, "string(/domainbackup/server/@socket)") : NULL;
+
+  return sock && strcmp (sock, socket_path) == 0;
+}
+
 /* Checked before starting because libvirt would otherwise wait 30 s for
  * the domain's state lock and then fail with a timeout. */
 int
@@ -216,6 +202,10 @@ vb_backup_begin (struct vb_domain *d, const struct vb_backup_spec *s)
     return 0;
   saved = virSaveLastError ();
   kind = job_kind (d);
+  if (kind == 1 && job_is_ours (d, s->socket_path)) {
+    vb_backup_end (d);
+    return saved_error (saved, d, "start backup");
+  }
   if (kind == 1) {
     virFreeError (saved);
     return job_busy_error (d, kind);

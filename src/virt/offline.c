@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/proc.h"
 #include "virt/virt.h"
+#include "virt/xml.h"
 
 static bool
 is_qcow2 (const struct vb_disk *disk)
@@ -71,57 +72,118 @@ qemu_img_bitmap (const char *op, const char *path, const char *name)
   return 0;
 }
 
-static char *
-offline_checkpoint_xml (struct vb_domain *d, const char *name,
-                        const char *parent, const char *const *disks)
+static bool
+chosen (const char *const *disks, const char *target)
 {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *fp = open_memstream (&buf, &len);
-
-  if (!fp) {
-    vb_set_error ("out of memory");
-    return NULL;
-  }
-  fprintf (fp, "<domaincheckpoint>\n  <name>%s</name>\n", name);
-  if (parent)
-    fprintf (fp, "  <parent>\n    <name>%s</name>\n  </parent>\n", parent);
-  fprintf (fp, "  <creationTime>%lld</creationTime>\n  <disks>\n",
-           (long long) time (NULL));
-  for (size_t i = 0; i < d->ndisks; i++) {
-    bool chosen = false;
-    for (const char *const *s = disks; *s; s++)
-      chosen |= !strcmp (*s, d->disks[i].target);
-    if (chosen)
-      fprintf (fp, "    <disk name='%s' checkpoint='bitmap' bitmap='%s'/>\n",
-               d->disks[i].target, name);
-    else
-      fprintf (fp, "    <disk name='%s' checkpoint='no'/>\n",
-               d->disks[i].target);
-  }
-  fprintf (fp, "  </disks>\n%s</domaincheckpoint>\n", d->xml);
-  fclose (fp);
-  return buf;
+  for (const char *const *s = disks; *s; s++)
+    if (!strcmp (*s, target))
+      return true;
+  return false;
 }
 
-int
-vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
-                              const char *parent, const char *const *disks)
+static void
+add_disks (xmlNodePtr root, struct vb_domain *d, const char *name,
+           const char *const *disks)
 {
-  CLEANUP_FREE char *xml = NULL;
+  xmlNodePtr list = xmlNewChild (root, NULL, BAD_CAST "disks", NULL);
 
+  for (size_t i = 0; i < d->ndisks; i++) {
+    xmlNodePtr disk = xmlNewChild (list, NULL, BAD_CAST "disk", NULL);
+    bool on = chosen (disks, d->disks[i].target);
+    xmlNewProp (disk, BAD_CAST "name", BAD_CAST d->disks[i].target);
+    xmlNewProp (disk, BAD_CAST "checkpoint", BAD_CAST (on ? "bitmap" : "no"));
+    if (on)
+      xmlNewProp (disk, BAD_CAST "bitmap", BAD_CAST name);
+  }
+}
+
+/* What libvirt itself would store: the redefinition needs the <domain>
+ * the checkpoint belongs to, copied in as a parsed element. */
+char *
+vb_offline_checkpoint_xml (struct vb_domain *d, const char *name,
+                        const char *parent, const char *const *disks)
+{
+  CLEANUP_XMLDOC xmlDocPtr dom = vb_xml_parse (d->xml, "domain XML");
+  CLEANUP_XMLDOC xmlDocPtr doc = NULL;
+  xmlNodePtr root, domain;
+  char now[32];
+
+  if (!dom || !(doc = vb_xml_new_doc ("domaincheckpoint", &root)))
+    return NULL;
+  xmlNewTextChild (root, NULL, BAD_CAST "name", BAD_CAST name);
+  if (parent)
+    xmlNewTextChild (xmlNewChild (root, NULL, BAD_CAST "parent", NULL),
+                     NULL, BAD_CAST "name", BAD_CAST parent);
+  snprintf (now, sizeof now, "%lld", (long long) time (NULL));
+  xmlNewTextChild (root, NULL, BAD_CAST "creationTime", BAD_CAST now);
+  add_disks (root, d, name, disks);
+  domain = xmlDocCopyNode (xmlDocGetRootElement (dom), doc, 1);
+  if (!domain || !xmlAddChild (root, domain)) {
+    xmlFreeNode (domain);
+    vb_set_error ("checkpoint %s: cannot copy the domain XML into it", name);
+    return NULL;
+  }
+  return vb_xml_doc_string (doc);
+}
+
+/* Undo of a failed create, newest bitmap first.  The error of the step
+ * that failed stays the one reported; a bitmap that cannot be removed is
+ * named in it, with the command that removes it. */
+static void
+remove_added (struct vb_domain *d, const char *const *disks, size_t n,
+              const char *name)
+{
+  CLEANUP_FREE char *why = strdup (vb_get_error ());
+  const char *stuck = NULL;
+
+  while (n-- > 0) {
+    const struct vb_disk *disk = vb_domain_find_disk (d, disks[n]);
+    if (qemu_img_bitmap ("--remove", disk->path, name) < 0)
+      stuck = disk->path;
+  }
+  if (stuck)
+    vb_set_error ("%s; bitmap %s is left in %s: remove it with 'qemu-img "
+                  "bitmap --remove %s %s'", why ? why : "", name, stuck,
+                  stuck, name);
+  else
+    vb_set_error_str (why);
+}
+
+static int
+check_disks (struct vb_domain *d, const char *const *disks)
+{
   for (const char *const *s = disks; *s; s++) {
     const struct vb_disk *disk = vb_domain_find_disk (d, *s);
     if (!disk || !is_qcow2 (disk)) {
       vb_set_error ("disk %s: offline checkpoints need a qcow2 image", *s);
       return -1;
     }
-    if (qemu_img_bitmap ("--add", disk->path, name) < 0)
-      return -1;
   }
-  if (!(xml = offline_checkpoint_xml (d, name, parent, disks)))
+  return 0;
+}
+
+/* All or nothing: a bitmap added to one disk is taken back when a later
+ * disk or the metadata fails, so no failure leaves a stray bitmap that
+ * would break the next full ("Bitmap already exists"). */
+int
+vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
+                              const char *parent, const char *const *disks)
+{
+  CLEANUP_FREE char *xml = NULL;
+  size_t n = 0;
+
+  if (check_disks (d, disks) < 0)
     return -1;
-  return vb_checkpoint_redefine (d, xml, false);
+  for (; disks[n]; n++)
+    if (qemu_img_bitmap ("--add", vb_domain_find_disk (d, disks[n])->path,
+                         name) < 0)
+      break;
+  if (disks[n] == NULL &&
+      (xml = vb_offline_checkpoint_xml (d, name, parent, disks)) != NULL &&
+      vb_checkpoint_redefine (d, xml, false) == 0)
+    return 0;
+  remove_added (d, disks, n, name);
+  return -1;
 }
 
 int

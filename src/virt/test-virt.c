@@ -249,6 +249,36 @@ test_xml_string (void)
   CHECK (vb_checkpoint_name_from_xml ("not xml") == NULL);
 }
 
+/* Names are escaped, never markup; the domain is an element, not text. */
+static void
+test_offline_checkpoint_xml (void)
+{
+  struct vb_domain d = { .xml = (char *) sample };
+  static const char *const sda[] = { "sda", NULL };
+  CLEANUP_FREE char *x = NULL, *bad = NULL;
+
+  CHECK (vb_parse_disks (sample, false, &d.disks, &d.ndisks) == 0);
+  x = vb_offline_checkpoint_xml (&d, "p]]>&<'\".1", "a&b.0", sda);
+  CHECK (x != NULL);
+  if (x) {
+    CHECK_XP (x, "/domaincheckpoint/name", "p]]>&<'\".1");
+    CHECK_XP (x, "/domaincheckpoint/parent/name", "a&b.0");
+    CHECK_XP (x, "count(/domaincheckpoint/*)", "5");
+    CHECK_XP (x, "count(/domaincheckpoint/disks/disk)", "7");
+    CHECK_XP (x, "/domaincheckpoint/disks/disk[1]/@bitmap", "p]]>&<'\".1");
+    CHECK_XP (x, "/domaincheckpoint/disks/disk[1]/@checkpoint", "bitmap");
+    CHECK_XP (x, "/domaincheckpoint/disks/disk[2]/@checkpoint", "no");
+    CHECK_XP (x, "count(/domaincheckpoint/disks/disk[2]/@bitmap)", "0");
+    CHECK_XP (x, "/domaincheckpoint/domain/name", "t");
+    CHECK_XP (x, "count(/domaincheckpoint/domain/devices/disk)", "7");
+  }
+  d.xml = (char *) "<domain><name>t</name>";
+  bad = vb_offline_checkpoint_xml (&d, "c.0", NULL, sda);
+  CHECK (bad == NULL);
+  CHECK (strstr (vb_get_error (), "domain XML") != NULL);
+  vb_disks_free (d.disks, d.ndisks);
+}
+
 /* qemu-img is installed with QEMU: run it for real on an image it made. */
 static void
 test_qemu_img_info (void)
@@ -286,6 +316,7 @@ main (void)
   test_backup_xml_incremental ();
   test_spec_errors ();
   test_xml_string ();
+  test_offline_checkpoint_xml ();
   test_qemu_img_info ();
   xmlCleanupParser ();
   return vb_test_end ("test-virt");

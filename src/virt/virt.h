@@ -160,10 +160,16 @@ void vb_virt_set_error (const char *fmt, ...)
 int vb_image_bitmap_state (const char *path, const char *name);
 /* Create checkpoint NAME (child of PARENT, may be NULL) of a shut-off
  * domain: an enabled persistent bitmap in each of DISKS (qcow2), and the
- * checkpoint metadata redefined in libvirt. */
+ * checkpoint metadata redefined in libvirt.  All or nothing: on failure
+ * the bitmaps it added are removed again, newest first. */
 int vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
                                   const char *parent,
                                   const char *const *disks);
+/* The checkpoint XML vb_offline_checkpoint_create redefines, built with
+ * libxml2 around D's parsed domain XML (exposed for unit tests). */
+char *vb_offline_checkpoint_xml (struct vb_domain *d, const char *name,
+                                 const char *parent,
+                                 const char *const *disks);
 /* Remove checkpoint NAME of a shut-off domain: its bitmaps in every qcow2
  * disk that has one, and its metadata. */
 int vb_offline_checkpoint_delete (struct vb_domain *d, const char *name);
