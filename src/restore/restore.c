@@ -46,6 +46,8 @@ struct run {
   size_t njobs;
   char *outdir;                  /* absolute */
   char *xml, *xml_name;          /* VM definition to write, and its name */
+  char **notes;
+  size_t nnotes;
 };
 
 static void
@@ -53,6 +55,31 @@ on_signal (int sig)
 {
   (void) sig;
   __atomic_store_n (&vb_restore_stop, 1, __ATOMIC_RELAXED);  /* threads poll it */
+}
+
+/* Problems of D that FILES do not need: the restore goes on, and they
+ * become notes of the result. */
+static void
+note_later (struct run *rn, const struct vb_chain_disk *d,
+            struct vb_chain_file *const *files)
+{
+  char *later = vb_chain_later_problems (rn->c, d, files), *text, **nv;
+
+  if (!later)
+    return;
+  if (asprintf (&text, "disk %s: damage after the restore point, which it "
+                "does not need (verify -i %s lists it): %s", d->disk,
+                rn->o->input, later) < 0)
+    text = NULL;
+  free (later);
+  nv = text ? realloc (rn->notes, (rn->nnotes + 2) * sizeof *nv) : NULL;
+  if (!nv) {
+    free (text);
+    return;
+  }
+  nv[rn->nnotes++] = text;
+  nv[rn->nnotes] = NULL;
+  rn->notes = nv;
 }
 
 static struct job *
@@ -68,6 +95,7 @@ add_job (struct run *rn, const struct vb_chain_disk *d,
   }
   rn->jobs = nj;
   memset (&nj[rn->njobs], 0, sizeof nj[0]);
+  note_later (rn, d, files);
   nj[rn->njobs].d = d;
   nj[rn->njobs].files = files;
   while (files[nj[rn->njobs].nfiles])
@@ -494,12 +522,14 @@ commit_images (struct run *rn)
 }
 
 static void
-fill_result (const struct run *rn, struct vb_restore_result *r)
+fill_result (struct run *rn, struct vb_restore_result *r)
 {
   r->disks = calloc (rn->njobs, sizeof *r->disks);
   if (!r->disks)
     return;
   r->ndisks = rn->njobs;
+  r->notes = rn->notes;
+  rn->notes = NULL;
   for (size_t i = 0; i < rn->njobs; i++) {
     const struct job *j = &rn->jobs[i];
     const struct vb_chain_file *last = j->files[j->nfiles - 1];
@@ -552,6 +582,7 @@ run_free (struct run *rn)
   free (rn->outdir);
   free (rn->xml);
   free (rn->xml_name);
+  vb_strv_free (rn->notes);
   vb_chain_free (rn->c);
 }
 
@@ -611,5 +642,6 @@ vb_restore_result_clear (struct vb_restore_result *r)
   free (r->disks);
   free (r->vmconfig);
   free (r->defined);
+  vb_strv_free (r->notes);
   memset (r, 0, sizeof *r);
 }

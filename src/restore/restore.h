@@ -56,6 +56,8 @@ struct vb_restore_result {
   size_t ndisks;
   char *vmconfig;              /* path of the copied VM XML, or NULL */
   char *defined;               /* name of the domain defined with -D */
+  char **notes;                /* NULL-terminated: damage found after the
+                                * restore point, which it does not need */
 };
 
 int vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r);
