@@ -595,7 +595,7 @@ cleanup (struct run *x, bool failed)
   free (x->written);
   vb_run_remove_rundir (x);
   if (x->lockfd >= 0)
-    close (x->lockfd);
+    vb_set_unlock_domain (x->lockfd, x->d->uuid);
   vb_target_close (x->t);
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);

@@ -106,6 +106,10 @@ void vb_unpack_free (struct vb_unpack *u);
  * error (NAME in the message).  Thread-safe. */
 int vb_check_chksum (const char *path, const char *name);
 
+/* 0 if no domain at URI is named NAME, else -1 (with an error telling
+ * the user to give another -N). */
+int vb_check_domain_name_free (const char *uri, const char *name);
+
 /* Define XML in libvirt at URI; returns the new domain's name. */
 char *vb_define_domain (const char *uri, const char *xml);
 

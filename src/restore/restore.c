@@ -239,6 +239,33 @@ check_xml_target (struct run *rn)
   return 0;
 }
 
+/* The name of the adjusted VM: -N, or restore_<name>.  Malloc'd. */
+static char *
+new_name (const struct run *rn)
+{
+  CLEANUP_FREE char *old = NULL;
+  char *name;
+
+  if (rn->o->name)
+    return strdup (rn->o->name);
+  if (!(old = vb_domain_xml_name (rn->xml, strlen (rn->xml))))
+    return NULL;
+  return asprintf (&name, "restore_%s", old) < 0 ? NULL : name;
+}
+
+/* -D fails at the end if the name is taken: find out before writing. */
+static int
+check_define_name (const struct run *rn)
+{
+  CLEANUP_FREE char *name = NULL;
+
+  if (!rn->o->define || !rn->xml)
+    return 0;
+  if (!(name = new_name (rn)))
+    return -1;
+  return vb_check_domain_name_free (rn->o->uri, name);
+}
+
 static int
 plan (struct run *rn)
 {
@@ -252,7 +279,8 @@ plan (struct run *rn)
   rn->c = vb_chain_scan (o->input);
   if (!rn->c)
     return -1;
-  if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1)
+  if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1 ||
+      load_xml (rn) == -1 || check_define_name (rn) == -1)
     return -1;
   /* 0755: a VM defined on the images must reach them as QEMU's user
    * (libvirt relabels the image files themselves, which are 0600). */
@@ -263,7 +291,7 @@ plan (struct run *rn)
     vb_set_error_errno (errno, "%s", o->outdir);
     return -1;
   }
-  if (plan_targets (rn) == -1 || load_xml (rn) == -1)
+  if (plan_targets (rn) == -1)
     return -1;
   return check_xml_target (rn);
 }
@@ -470,6 +498,12 @@ run_job (const struct run *rn, struct job *j)
     return -1;
   }
   ret = write_files (j, w, size);
+  if (ret == -1 && vb_nbd_writer_errno (w) == ENOSPC) {
+    CLEANUP_FREE char *msg = strdup (vb_get_error ());
+
+    vb_set_error ("%s: free space there, or restore elsewhere with %s",
+                  msg ? msg : "no space left", j->partial ? "-o" : "--to");
+  }
   vb_nbd_writer_close (w);
   vb_server_stop (&srv);
   if (ret == -1)
@@ -480,25 +514,20 @@ run_job (const struct run *rn, struct job *j)
 static int
 adjust_xml (struct run *rn)
 {
-  const struct vb_restore_opts *o = rn->o;
   CLEANUP_FREE struct vb_xml_disk *xd = calloc (rn->njobs, sizeof *xd);
-  CLEANUP_FREE char *old = NULL, *newname = NULL;
+  CLEANUP_FREE char *newname = new_name (rn);
   char *adjusted;
 
-  if (!xd || !(old = vb_domain_xml_name (rn->xml, strlen (rn->xml))))
+  if (!xd || !newname)
     return -1;
-  if (o->name)
-    newname = strdup (o->name);
-  else if (asprintf (&newname, "restore_%s", old) < 0)
-    newname = NULL;
   for (size_t i = 0; i < rn->njobs; i++)
     xd[i] = (struct vb_xml_disk) {
       .target = rn->jobs[i].d->disk, .path = rn->jobs[i].final,
       .format = rn->jobs[i].fmt,
       .block = rn->jobs[i].block,
     };
-  adjusted = newname ? vb_adjust_domain_xml (rn->xml, strlen (rn->xml), xd,
-                                             rn->njobs, newname) : NULL;
+  adjusted = vb_adjust_domain_xml (rn->xml, strlen (rn->xml), xd, rn->njobs,
+                                   newname);
   if (!adjusted)
     return -1;
   free (rn->xml);

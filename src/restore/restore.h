@@ -69,6 +69,7 @@ struct vb_verify_report {
   size_t nproblems;
   char **notes;                /* harmless findings (leftover .partial) */
   size_t nnotes;
+  bool backup_running;         /* the domain's lock is held by a backup */
   size_t nfiles, ndisks, nchksums;
   uint64_t bytes;              /* file bytes read */
 };
