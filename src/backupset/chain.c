@@ -5,11 +5,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backupset/chain.h"
@@ -178,11 +180,82 @@ list_dir (struct vb_chain *c)
   return 0;
 }
 
+/* Does the file start as every stream does?  Then it is a damaged stream,
+ * never a raw image. */
+static bool
+is_stream (int fd)
+{
+  char head[5];
+
+  return pread (fd, head, sizeof head, 0) == (ssize_t) sizeof head &&
+         memcmp (head, "meta ", sizeof head) == 0;
+}
+
+/* The metadata of raw image F of backup IDENT, as far as it is recorded. */
+static void
+raw_meta (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st,
+          const char *ident, char *fmt, int64_t vsize)
+{
+  uint64_t alloc = (uint64_t) st->st_blocks * 512;
+  char date[64];
+  struct tm tm;
+
+  f->raw = f->meta_ok = true;
+  f->side_ident = strdup (ident);
+  localtime_r (&st->st_mtime, &tm);
+  strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  f->meta = (struct vb_meta) {
+    .virtual_size = vsize >= 0 ? (uint64_t) vsize : f->file_size,
+    .data_size = alloc < f->file_size ? alloc : f->file_size,
+    .date = strdup (date), .disk_name = strdup (f->disk),
+    .disk_format = fmt ? fmt : strdup ("raw"),
+    /* A raw full is the base its checkpoint's incrementals apply to. */
+    .checkpoint_name = strdup (f->level == VB_LEVEL_FULL && c->cpt &&
+                               c->cpt[0] ? c->cpt[0] : ""),
+    .parent_checkpoint = strdup (""),
+  };
+  if (vsize >= 0 && (uint64_t) vsize != f->file_size)
+    add_file_problem (c, f, "%s: a raw image of %" PRIu64 " bytes, but "
+                      "%s.%s.qcow.json records a virtual size of %" PRId64
+                      " bytes: the file was cut or extended after the backup",
+                      f->name, f->file_size, f->disk, ident, vsize);
+}
+
+/* Is F, a full or copy file that is no stream, a raw image its backup's
+ * side files record?  Its ident is "copy", or the chain's first checkpoint
+ * (a raw-format disk in a full backup is saved as <disk>.copy.data). */
+static bool
+raw_image (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st)
+{
+  const char *idents[] = {
+    f->level == VB_LEVEL_COPY ? "copy" : NULL,
+    c->cpt && c->cpt[0] ? c->cpt[0] : NULL,
+  };
+
+  if (f->level != VB_LEVEL_FULL && f->level != VB_LEVEL_COPY)
+    return false;
+  for (size_t i = 0; i < sizeof idents / sizeof idents[0]; i++) {
+    char *fmt;
+    int64_t vsize;
+
+    if (!idents[i])
+      continue;
+    fmt = vb_set_vmconfig_disk_format (c->dir, idents[i], f->disk);
+    vsize = vb_set_qcow_json_vsize (c->dir, idents[i], f->disk);
+    if (vsize >= 0 || (fmt && !strcmp (fmt, "raw"))) {
+      raw_meta (c, f, st, idents[i], fmt, vsize);
+      return true;
+    }
+    free (fmt);
+  }
+  return false;
+}
+
 static void
 read_meta (struct vb_chain *c, struct vb_chain_file *f)
 {
   CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
+  struct stat st = { 0 };
 
   if (fd == -1) {
     add_file_problem (c, f, "%s: %s", f->name, strerror (errno));
@@ -191,8 +264,12 @@ read_meta (struct vb_chain *c, struct vb_chain_file *f)
   if (fstat (fd, &st) == 0)
     f->file_size = st.st_size;
   if (vb_stream_read_meta_fd (fd, f->name, &f->meta) == -1) {
+    CLEANUP_FREE char *why = strdup (vb_get_error ());
+
+    if (!is_stream (fd) && raw_image (c, f, &st))
+      return;
     add_file_problem (c, f, "%s: unreadable metadata: %s", f->name,
-                 vb_get_error ());
+                      why ? why : "");
     return;
   }
   f->meta_ok = true;
@@ -463,6 +540,7 @@ vb_chain_free (struct vb_chain *c)
     free (c->all[i].path);
     free (c->all[i].disk);
     free (c->all[i].ident);
+    free (c->all[i].side_ident);
     vb_meta_clear (&c->all[i].meta);
   }
   free (c->all);
@@ -556,6 +634,8 @@ vb_chain_later_problems (const struct vb_chain *c,
 const char *
 vb_chain_file_ident (const struct vb_chain_file *f)
 {
+  if (f->side_ident)
+    return f->side_ident;
   switch (f->level) {
   case VB_LEVEL_COPY: return "copy";
   case VB_LEVEL_DIFF: return f->ident;

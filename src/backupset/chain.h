@@ -14,6 +14,10 @@
  * see struct vb_chain_problem), and the disk is marked broken;
  * vb_chain_scan() itself fails only when the directory cannot be read.
  * Leftover *.partial files are listed, not treated as backups.
+ * A full or copy file that is no stream is a raw image when the side
+ * files of its backup say so (vmconfig.<ident>.xml gives the disk the raw
+ * format, or <disk>.<ident>.qcow.json exists); a size other than the
+ * recorded virtual size is then its problem.
  * Never prints.  Everything is owned by the struct vb_chain.
  */
 #ifndef VB_CHAIN_H
@@ -35,6 +39,11 @@ struct vb_chain_file {
   bool meta_ok;                /* false: metadata unreadable, meta is empty */
   struct vb_meta meta;
   uint64_t file_size;
+  /* A raw image (-t raw, or a raw-format disk copied whole with -r), not
+   * a stream: META is made from the side files (virtualSize from
+   * qcow.json, else the file size; dataSize the allocated bytes). */
+  bool raw;
+  char *side_ident;            /* raw: the ident of the side files found */
 };
 
 struct vb_chain_disk {

@@ -138,8 +138,11 @@ verify_file (const struct vb_chain_file *f, char *buf,
   int r;
 
   rep->nfiles++;
-  /* The chain already reported an unreadable meta frame. */
-  if (f->meta_ok && read_stream (f, buf, &rep->bytes) == -1)
+  /* The chain already reported an unreadable meta frame, and checked a
+   * raw image's size: it has no frames to read. */
+  if (f->raw)
+    rep->bytes += f->file_size;
+  else if (f->meta_ok && read_stream (f, buf, &rep->bytes) == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
   r = vb_check_chksum (f->path, f->name);
   if (r == -1)
