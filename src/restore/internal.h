@@ -65,6 +65,8 @@ struct vb_apply_stats {
 };
 /* Write one data file's frames: data frames as writes, zero frames as
  * write-zeroes unless SKIP_ZERO (the image is known to read as zeros).
+ * A raw image (F->raw) is written by its extents: data as writes, holes
+ * and all-zero blocks as zeroes under the same rule.
  * Nothing at or past LIMIT is written: the disk shrank below it later in
  * the chain, so that content no longer exists at the restore point. */
 int vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,

@@ -6,6 +6,11 @@
  * prints; failures are -1 with vb_set_error() naming the file, the byte
  * offset and the disk.
  *
+ * A restore needs only the files up to its point: problems of the chain
+ * that concern later files only come back as notes of the result, not as
+ * a failure (vb_chain_select() decides).  With define, the new domain
+ * name is checked in libvirt before anything is written.
+ *
  * Restore never leaves a half-written image under a name that could be
  * taken for a good one: images are written as OUTDIR/<disk>.<fmt>.partial,
  * renamed only after every selected disk was written and flushed, and
