@@ -2,7 +2,9 @@
  *
  * Contract: names every file (data files, .cpt, checkpoints/, vmconfig,
  * qcow.json, logs), reads and writes the chain file <domain>.cpt, keeps the
- * checkpoint XML on disk, and holds the per-domain lock.  Writes are atomic
+ * checkpoint XML on disk, holds the per-domain lock (its file removed when
+ * the run ends), and reads what the side files record (the domain's UUID,
+ * a disk's format and virtual size).  Writes are atomic
  * (fsutil).  Never calls libvirt and never prints.
  * Files are created 0600 and directories 0700 (see vb_set_modes()).
  */
