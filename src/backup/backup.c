@@ -75,7 +75,8 @@ save_side_files (struct run *x)
   for (size_t i = 0; i < x->nsel; i++) {
     struct vb_disk *disk = x->sel[i].disk;
     CLEANUP_FREE char *info = NULL;
-    if (x->sel[i].raw || !disk->path)
+    /* Also of a raw disk: its image info is the record of its size. */
+    if (!disk->path)
       continue;
     if (!(info = vb_qemu_img_info (disk->path))) {
       vb_warn ("disk %s: no image info saved: %s", disk->target,
@@ -658,7 +659,7 @@ cleanup (struct run *x, bool failed)
   free (x->written);
   vb_run_remove_rundir (x);
   if (x->lockfd >= 0)
-    close (x->lockfd);
+    vb_set_unlock_domain (x->lockfd, x->d->uuid);
   vb_target_close (x->t);
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);

@@ -531,6 +531,34 @@ vb_set_only_leftovers (const char *dir)
 
 /* ---- the per-domain lock ---- */
 
+static const char *lock_dir = VB_LOCK_DIR;
+
+void
+vb_set_lock_dir (const char *dir)
+{
+  lock_dir = dir ? dir : VB_LOCK_DIR;
+}
+
+static char *
+lock_path (const char *uuid)
+{
+  if (!check_part ("domain UUID", uuid))
+    return NULL;
+  return xasprintf ("%s/%s.lock", lock_dir, uuid);
+}
+
+/* Is FD still the file at PATH?  A run that ends unlinks its lock file
+ * while holding the lock; whoever opened the old file before that and got
+ * the lock after it holds a lock nobody else will ever see. */
+static bool
+still_at_path (int fd, const char *path)
+{
+  struct stat a, b;
+
+  return fstat (fd, &a) == 0 && stat (path, &b) == 0 &&
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* flock, not fcntl locks: they belong to the open file description, so
  * the kernel drops them when the process dies (no stale lock after kill -9)
  * and a second open in the same process conflicts as another run would. */
@@ -538,24 +566,65 @@ int
 vb_set_lock_domain (const char *uuid, const char *name)
 {
   CLEANUP_FREE char *path = NULL;
-  int fd;
 
-  if (!check_part ("domain UUID", uuid) ||
-      vb_mkdir_p (VB_LOCK_DIR, 0700) < 0 ||
-      !(path = xasprintf ("%s/%s.lock", VB_LOCK_DIR, uuid)))
+  if (vb_mkdir_p (lock_dir, 0700) < 0 || !(path = lock_path (uuid)))
     return -1;
-  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  for (;;) {
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd < 0) {
+      vb_set_error_errno (errno, "open lock file %s", path);
+      return -1;
+    }
+    if (flock (fd, LOCK_EX | LOCK_NB) == 0) {
+      if (still_at_path (fd, path))
+        return fd;
+      close (fd);               /* unlinked by the run that held it: again */
+      continue;
+    }
+    if (errno == EWOULDBLOCK)
+      vb_set_error ("another virtback run is using domain '%s' (lock %s)",
+                    name ? name : uuid, path);
+    else
+      vb_set_error_errno (errno, "lock %s", path);
+    close (fd);
+    return -1;
+  }
+}
+
+void
+vb_set_unlock_domain (int fd, const char *uuid)
+{
+  CLEANUP_FREE char *path = NULL;
+
+  if (fd < 0)
+    return;
+  /* Only while holding the lock, and only the file we hold. */
+  if (uuid && (path = lock_path (uuid)) && still_at_path (fd, path))
+    unlink (path);
+  close (fd);
+}
+
+int
+vb_set_domain_locked (const char *uuid)
+{
+  CLEANUP_FREE char *path = lock_path (uuid);
+  CLEANUP_CLOSE int fd = -1;
+
+  if (!path)
+    return -1;
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
+    if (errno == ENOENT)
+      return 0;
     vb_set_error_errno (errno, "open lock file %s", path);
     return -1;
   }
-  if (flock (fd, LOCK_EX | LOCK_NB) == 0)
-    return fd;
+  /* A shared lock conflicts only with a run's exclusive one. */
+  if (flock (fd, LOCK_SH | LOCK_NB) == 0)
+    return 0;
   if (errno == EWOULDBLOCK)
-    vb_set_error ("another virtback run is using domain '%s' (lock %s)",
-                  name ? name : uuid, path);
-  else
-    vb_set_error_errno (errno, "lock %s", path);
-  close (fd);
+    return 1;
+  vb_set_error_errno (errno, "lock %s", path);
   return -1;
 }

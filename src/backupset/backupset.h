@@ -2,7 +2,9 @@
  *
  * Contract: names every file (data files, .cpt, checkpoints/, vmconfig,
  * qcow.json, logs), reads and writes the chain file <domain>.cpt, keeps the
- * checkpoint XML on disk, and holds the per-domain lock.  Writes are atomic
+ * checkpoint XML on disk, holds the per-domain lock (its file removed when
+ * the run ends), and reads what the side files record (the domain's UUID,
+ * a disk's format and virtual size).  Writes are atomic
  * (fsutil).  Never calls libvirt and never prints.
  * Files are created 0600 and directories 0700 (see vb_set_modes()).
  */
@@ -11,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -73,7 +76,28 @@ int vb_set_only_leftovers (const char *dir);
 
 /* Per-domain lock (flock on a file under /run/virtback, keyed by UUID).
  * Returns an fd to keep open for the run, or -1 with an error saying
- * another backup of the domain is running. */
+ * another backup of the domain is running.  The fd holds the lock on the
+ * file that is at the path (a lock taken on a file another run unlinked
+ * meanwhile is dropped and taken again). */
 int vb_set_lock_domain (const char *uuid, const char *name);
+/* End the run's lock: remove the lock file while still holding it, then
+ * close FD.  Safe with FD -1. */
+void vb_set_unlock_domain (int fd, const char *uuid);
+/* Is the lock of domain UUID held by a run?  1 yes, 0 no (also when
+ * there is no lock file), -1 error.  Never creates the lock file and
+ * never holds the lock: a backup starting meanwhile is not disturbed. */
+int vb_set_domain_locked (const char *uuid);
+/* Where the lock files live (default /run/virtback); for the unit tests. */
+void vb_set_lock_dir (const char *dir);
+
+/* What the side files record (sidefiles.c); NULL or -1 when nothing is.
+ * The UUID in any vmconfig.*.xml of DIR (malloc'd). */
+char *vb_set_vmconfig_uuid (const char *dir);
+/* The driver type of disk DISK in vmconfig.<IDENT>.xml (malloc'd). */
+char *vb_set_vmconfig_disk_format (const char *dir, const char *ident,
+                                   const char *disk);
+/* The "virtual-size" of <DISK>.<IDENT>.qcow.json. */
+int64_t vb_set_qcow_json_vsize (const char *dir, const char *ident,
+                                const char *disk);
 
 #endif

@@ -5,11 +5,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backupset/chain.h"
@@ -34,17 +36,16 @@ strv_push (char ***v, size_t *n, char *s)
   return 0;
 }
 
-static void __attribute__((format (printf, 3, 4)))
-add_problem (struct vb_chain *c, const char *disk, const char *fmt, ...)
+static void
+vadd_problem (struct vb_chain *c, const char *disk,
+              const struct vb_chain_file *f, bool after_chain,
+              const char *fmt, va_list ap)
 {
   struct vb_chain_problem *np;
-  va_list ap;
   char *text;
 
-  va_start (ap, fmt);
   if (vasprintf (&text, fmt, ap) < 0)
     text = NULL;
-  va_end (ap);
   np = realloc (c->problems, (c->nproblems + 1) * sizeof *np);
   if (!text || !np) {
     free (text);
@@ -53,12 +54,48 @@ add_problem (struct vb_chain *c, const char *disk, const char *fmt, ...)
     return;
   }
   c->problems = np;
-  np[c->nproblems].disk = disk ? strdup (disk) : NULL;
-  np[c->nproblems].text = text;
+  np[c->nproblems] = (struct vb_chain_problem) {
+    .disk = disk ? strdup (disk) : NULL, .text = text, .file = f,
+    .after_chain = after_chain,
+  };
   c->nproblems++;
   for (size_t i = 0; disk && i < c->ndisks; i++)
     if (strcmp (c->disks[i].disk, disk) == 0)
       c->disks[i].broken = true;
+}
+
+/* A problem of DISK as a whole (NULL: of the whole set). */
+static void __attribute__((format (printf, 3, 4)))
+add_problem (struct vb_chain *c, const char *disk, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vadd_problem (c, disk, NULL, false, fmt, ap);
+  va_end (ap);
+}
+
+/* A problem of file F: it blocks the points that apply F. */
+static void __attribute__((format (printf, 3, 4)))
+add_file_problem (struct vb_chain *c, const struct vb_chain_file *f,
+                  const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vadd_problem (c, f->disk, f, false, fmt, ap);
+  va_end (ap);
+}
+
+/* A problem past the end of DISK's linked chain. */
+static void __attribute__((format (printf, 3, 4)))
+add_later_problem (struct vb_chain *c, const char *disk, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vadd_problem (c, disk, NULL, true, fmt, ap);
+  va_end (ap);
 }
 
 /* "<disk>.full.data", "<disk>.copy.data", "<disk>.inc.<cpt>.data",
@@ -143,21 +180,96 @@ list_dir (struct vb_chain *c)
   return 0;
 }
 
+/* Does the file start as every stream does?  Then it is a damaged stream,
+ * never a raw image. */
+static bool
+is_stream (int fd)
+{
+  char head[5];
+
+  return pread (fd, head, sizeof head, 0) == (ssize_t) sizeof head &&
+         memcmp (head, "meta ", sizeof head) == 0;
+}
+
+/* The metadata of raw image F of backup IDENT, as far as it is recorded. */
+static void
+raw_meta (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st,
+          const char *ident, char *fmt, int64_t vsize)
+{
+  uint64_t alloc = (uint64_t) st->st_blocks * 512;
+  char date[64];
+  struct tm tm;
+
+  f->raw = f->meta_ok = true;
+  f->side_ident = strdup (ident);
+  localtime_r (&st->st_mtime, &tm);
+  strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  f->meta = (struct vb_meta) {
+    .virtual_size = vsize >= 0 ? (uint64_t) vsize : f->file_size,
+    .data_size = alloc < f->file_size ? alloc : f->file_size,
+    .date = strdup (date), .disk_name = strdup (f->disk),
+    .disk_format = fmt ? fmt : strdup ("raw"),
+    /* A raw full is the base its checkpoint's incrementals apply to. */
+    .checkpoint_name = strdup (f->level == VB_LEVEL_FULL && c->cpt &&
+                               c->cpt[0] ? c->cpt[0] : ""),
+    .parent_checkpoint = strdup (""),
+  };
+  if (vsize >= 0 && (uint64_t) vsize != f->file_size)
+    add_file_problem (c, f, "%s: a raw image of %" PRIu64 " bytes, but "
+                      "%s.%s.qcow.json records a virtual size of %" PRId64
+                      " bytes: the file was cut or extended after the backup",
+                      f->name, f->file_size, f->disk, ident, vsize);
+}
+
+/* Is F, a full or copy file that is no stream, a raw image its backup's
+ * side files record?  Its ident is "copy", or the chain's first checkpoint
+ * (a raw-format disk in a full backup is saved as <disk>.copy.data). */
+static bool
+raw_image (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st)
+{
+  const char *idents[] = {
+    f->level == VB_LEVEL_COPY ? "copy" : NULL,
+    c->cpt && c->cpt[0] ? c->cpt[0] : NULL,
+  };
+
+  if (f->level != VB_LEVEL_FULL && f->level != VB_LEVEL_COPY)
+    return false;
+  for (size_t i = 0; i < sizeof idents / sizeof idents[0]; i++) {
+    char *fmt;
+    int64_t vsize;
+
+    if (!idents[i])
+      continue;
+    fmt = vb_set_vmconfig_disk_format (c->dir, idents[i], f->disk);
+    vsize = vb_set_qcow_json_vsize (c->dir, idents[i], f->disk);
+    if (vsize >= 0 || (fmt && !strcmp (fmt, "raw"))) {
+      raw_meta (c, f, st, idents[i], fmt, vsize);
+      return true;
+    }
+    free (fmt);
+  }
+  return false;
+}
+
 static void
 read_meta (struct vb_chain *c, struct vb_chain_file *f)
 {
   CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
+  struct stat st = { 0 };
 
   if (fd == -1) {
-    add_problem (c, f->disk, "%s: %s", f->name, strerror (errno));
+    add_file_problem (c, f, "%s: %s", f->name, strerror (errno));
     return;
   }
   if (fstat (fd, &st) == 0)
     f->file_size = st.st_size;
   if (vb_stream_read_meta_fd (fd, f->name, &f->meta) == -1) {
-    add_problem (c, f->disk, "%s: unreadable metadata: %s", f->name,
-                 vb_get_error ());
+    CLEANUP_FREE char *why = strdup (vb_get_error ());
+
+    if (!is_stream (fd) && raw_image (c, f, &st))
+      return;
+    add_file_problem (c, f, "%s: unreadable metadata: %s", f->name,
+                      why ? why : "");
     return;
   }
   f->meta_ok = true;
@@ -199,13 +311,13 @@ check_consistent (struct vb_chain *c, struct vb_chain_file *f)
   bool inc = f->level == VB_LEVEL_INC || f->level == VB_LEVEL_DIFF;
 
   if (strcmp (m->disk_name, f->disk) != 0) {
-    add_problem (c, f->disk, "%s (metadata at offset %d): diskName is '%s', "
+    add_file_problem (c, f, "%s (metadata at offset %d): diskName is '%s', "
                  "not the disk of the file name", f->name, META_OFFSET,
                  m->disk_name);
     return false;
   }
   if (m->incremental != inc || (!inc && m->parent_checkpoint[0])) {
-    add_problem (c, f->disk, "%s (metadata at offset %d): a %s file with "
+    add_file_problem (c, f, "%s (metadata at offset %d): a %s file with "
                  "incremental=%s and parentCheckpoint '%s'", f->name,
                  META_OFFSET, vb_level_name (f->level),
                  m->incremental ? "true" : "false", m->parent_checkpoint);
@@ -213,7 +325,7 @@ check_consistent (struct vb_chain *c, struct vb_chain_file *f)
   }
   if (f->level == VB_LEVEL_INC &&
       strcmp (f->ident, m->checkpoint_name) != 0) {
-    add_problem (c, f->disk, "%s (metadata at offset %d): the file name says "
+    add_file_problem (c, f, "%s (metadata at offset %d): the file name says "
                  "checkpoint '%s' but the metadata says '%s': renamed or "
                  "reordered file", f->name, META_OFFSET, f->ident,
                  m->checkpoint_name);
@@ -283,7 +395,7 @@ link_incs (struct vb_chain *c, struct vb_chain_disk *d,
                   last->meta.checkpoint_name) != 0)
         continue;
       if (next) {
-        add_problem (c, d->disk, "%s and %s: both follow checkpoint '%s' "
+        add_file_problem (c, next, "%s and %s: both follow checkpoint '%s' "
                      "(duplicate incremental)", next->name, incs[i]->name,
                      last->meta.checkpoint_name);
         continue;
@@ -294,13 +406,13 @@ link_incs (struct vb_chain *c, struct vb_chain_disk *d,
     if (!next)
       break;
     if (last->level == VB_LEVEL_COPY)
-      add_problem (c, d->disk, "%s: follows the copy backup %s, which "
+      add_file_problem (c, next, "%s: follows the copy backup %s, which "
                    "creates no checkpoint", next->name, last->name);
     push_file (&d->files, &d->nfiles, next);
   }
   for (size_t i = 0; i < nincs; i++)
     if (!used[i])
-      add_problem (c, d->disk, "%s (metadata at offset %d): its parent "
+      add_file_problem (c, incs[i], "%s (metadata at offset %d): its parent "
                    "checkpoint '%s' is not in the chain of disk %s: an "
                    "incremental before it is missing", incs[i]->name,
                    META_OFFSET, incs[i]->meta.parent_checkpoint, d->disk);
@@ -319,7 +431,7 @@ check_diffs (struct vb_chain *c, struct vb_chain_disk *d)
       found = strcmp (d->files[j]->meta.checkpoint_name,
                       d->diffs[i]->meta.parent_checkpoint) == 0;
     if (!found)
-      add_problem (c, d->disk, "%s (metadata at offset %d): relative to "
+      add_file_problem (c, d->diffs[i], "%s (metadata at offset %d): relative to "
                    "checkpoint '%s', which no file of disk %s ends at",
                    d->diffs[i]->name, META_OFFSET,
                    d->diffs[i]->meta.parent_checkpoint, d->disk);
@@ -336,7 +448,7 @@ check_cpt (struct vb_chain *c, struct vb_chain_disk *d)
     return;
   for (i = 0; i < n && i < d->nfiles; i++) {
     if (strcmp (c->cpt[i], d->files[i]->meta.checkpoint_name) != 0) {
-      add_problem (c, d->disk, "%s (metadata at offset %d): ends at "
+      add_file_problem (c, d->files[i], "%s (metadata at offset %d): ends at "
                    "checkpoint '%s' but %s.cpt lists '%s' at position %zu: "
                    "the chain is reordered", d->files[i]->name, META_OFFSET,
                    d->files[i]->meta.checkpoint_name,
@@ -345,11 +457,11 @@ check_cpt (struct vb_chain *c, struct vb_chain_disk *d)
     }
   }
   if (i < n)
-    add_problem (c, d->disk, "%s.cpt lists checkpoint '%s' but disk %s has "
+    add_later_problem (c, d->disk, "%s.cpt lists checkpoint '%s' but disk %s has "
                  "no data file ending at it (missing %s.inc.%s.data)",
                  c->domain, c->cpt[i], d->disk, d->disk, c->cpt[i]);
   else if (i < d->nfiles)
-    add_problem (c, d->disk, "%s (metadata at offset %d): checkpoint '%s' "
+    add_file_problem (c, d->files[i], "%s (metadata at offset %d): checkpoint '%s' "
                  "is not listed in %s.cpt", d->files[i]->name, META_OFFSET,
                  d->files[i]->meta.checkpoint_name,
                  c->domain);
@@ -428,6 +540,7 @@ vb_chain_free (struct vb_chain *c)
     free (c->all[i].path);
     free (c->all[i].disk);
     free (c->all[i].ident);
+    free (c->all[i].side_ident);
     vb_meta_clear (&c->all[i].meta);
   }
   free (c->all);
@@ -458,8 +571,30 @@ vb_chain_find_disk (const struct vb_chain *c, const char *disk)
   return NULL;
 }
 
-char *
-vb_chain_disk_problems (const struct vb_chain *c, const char *disk)
+/* Does problem P stop a restore of DISK that applies FILES (NULL: the
+ * newest point, which every problem of the disk concerns)? */
+static bool
+blocks (const struct vb_chain_problem *p, const char *disk,
+        struct vb_chain_file *const *files)
+{
+  if (p->disk && strcmp (p->disk, disk) != 0)
+    return false;
+  if (!files)
+    return true;
+  if (p->after_chain)
+    return false;
+  if (!p->file)
+    return true;
+  for (size_t i = 0; files[i]; i++)
+    if (files[i] == p->file)
+      return true;
+  return false;
+}
+
+/* The problems of DISK for which blocks() is WANT, joined by "; ". */
+static char *
+join_problems (const struct vb_chain *c, const char *disk,
+               struct vb_chain_file *const *files, bool want)
 {
   char *out = NULL;
   size_t len = 0;
@@ -469,7 +604,8 @@ vb_chain_disk_problems (const struct vb_chain *c, const char *disk)
   for (size_t i = 0; i < c->nproblems; i++) {
     const struct vb_chain_problem *p = &c->problems[i];
 
-    if (p->disk && strcmp (p->disk, disk) != 0)
+    if ((p->disk && strcmp (p->disk, disk) != 0) ||
+        blocks (p, disk, files) != want)
       continue;
     if (!fp && !(fp = open_memstream (&out, &len)))
       return NULL;
@@ -481,9 +617,25 @@ vb_chain_disk_problems (const struct vb_chain *c, const char *disk)
   return out;
 }
 
+char *
+vb_chain_disk_problems (const struct vb_chain *c, const char *disk)
+{
+  return join_problems (c, disk, NULL, true);
+}
+
+char *
+vb_chain_later_problems (const struct vb_chain *c,
+                         const struct vb_chain_disk *d,
+                         struct vb_chain_file *const *files)
+{
+  return join_problems (c, d->disk, files, false);
+}
+
 const char *
 vb_chain_file_ident (const struct vb_chain_file *f)
 {
+  if (f->side_ident)
+    return f->side_ident;
   switch (f->level) {
   case VB_LEVEL_COPY: return "copy";
   case VB_LEVEL_DIFF: return f->ident;
@@ -530,18 +682,12 @@ select_diff (const struct vb_chain_disk *d, const struct vb_chain_file *df)
   return take (d->files, i + 1, (struct vb_chain_file *) df);
 }
 
-struct vb_chain_file **
-vb_chain_select (const struct vb_chain *c, const struct vb_chain_disk *d,
-                 const char *until)
+/* The files of point UNTIL (NULL: the newest), ignoring problems. */
+static struct vb_chain_file **
+pick (const struct vb_chain_disk *d, const char *until)
 {
-  CLEANUP_FREE char *why = vb_chain_disk_problems (c, d->disk);
   ssize_t i;
 
-  if (why || d->nfiles == 0) {
-    vb_set_error ("the backup of disk %s is not restorable: %s", d->disk,
-                  why ? why : "no full or copy backup");
-    return NULL;
-  }
   if (!until) {
     const char *last = d->files[d->nfiles - 1]->meta.checkpoint_name;
 
@@ -559,6 +705,27 @@ vb_chain_select (const struct vb_chain *c, const struct vb_chain_disk *d,
   vb_set_error ("disk %s has no restore point '%s': run 'virtback dump' to "
                 "list its checkpoints", d->disk, until);
   return NULL;
+}
+
+struct vb_chain_file **
+vb_chain_select (const struct vb_chain *c, const struct vb_chain_disk *d,
+                 const char *until)
+{
+  CLEANUP_FREE struct vb_chain_file **files = NULL;
+  CLEANUP_FREE char *why = NULL;
+
+  if (d->nfiles > 0)
+    files = pick (d, until);
+  /* A point that is not there may be one that damage unlinked: all the
+   * disk's problems then count, as they say which file is wrong. */
+  why = join_problems (c, d->disk, until && files ? files : NULL, true);
+  if (why || d->nfiles == 0) {
+    vb_set_error ("the backup of disk %s is not restorable%s%s: %s", d->disk,
+                  until ? " to " : "", until ? until : "",
+                  why ? why : "no full or copy backup");
+    return NULL;
+  }
+  return STEAL (files);
 }
 
 static struct vb_chain_file *

@@ -10,9 +10,14 @@
  * they are relative to and never continue the chain.  File times are never
  * used.  Whatever is wrong with the set (unreadable metadata, gaps,
  * duplicates, reorderings, names that disagree with the metadata) is
- * recorded as a problem naming the file, and the disk is marked broken;
+ * recorded as a problem naming the file (and scoped to it where it can be:
+ * see struct vb_chain_problem), and the disk is marked broken;
  * vb_chain_scan() itself fails only when the directory cannot be read.
  * Leftover *.partial files are listed, not treated as backups.
+ * A full or copy file that is no stream is a raw image when the side
+ * files of its backup say so (vmconfig.<ident>.xml gives the disk the raw
+ * format, or <disk>.<ident>.qcow.json exists); a size other than the
+ * recorded virtual size is then its problem.
  * Never prints.  Everything is owned by the struct vb_chain.
  */
 #ifndef VB_CHAIN_H
@@ -34,6 +39,11 @@ struct vb_chain_file {
   bool meta_ok;                /* false: metadata unreadable, meta is empty */
   struct vb_meta meta;
   uint64_t file_size;
+  /* A raw image (-t raw, or a raw-format disk copied whole with -r), not
+   * a stream: META is made from the side files (virtualSize from
+   * qcow.json, else the file size; dataSize the allocated bytes). */
+  bool raw;
+  char *side_ident;            /* raw: the ident of the side files found */
 };
 
 struct vb_chain_disk {
@@ -48,9 +58,16 @@ struct vb_chain_disk {
   size_t ndiffs;
 };
 
+/* Where a problem applies, so that damage after a restore point does not
+ * block that point: FILE (a data file of c->all) when it concerns one
+ * file and the points that need it; AFTER_CHAIN when it concerns only
+ * points past the disk's linked chain (a file the .cpt lists is missing);
+ * else the whole disk (or, DISK NULL, the whole set). */
 struct vb_chain_problem {
   char *disk;                  /* NULL when it concerns the whole set */
   char *text;                  /* "sda.inc.x.data: ..." one line */
+  const struct vb_chain_file *file;
+  bool after_chain;
 };
 
 struct vb_chain {
@@ -81,11 +98,20 @@ char *vb_chain_disk_problems (const struct vb_chain *c, const char *disk);
  * a data file name, or a differential's epoch.  UNTIL NULL means the newest
  * point: the whole chain plus the newest differential relative to its last
  * checkpoint, if any.  Returns a NULL-terminated array of borrowed
- * pointers (free the array only), or NULL with an error (unknown point,
- * broken disk). */
+ * pointers (free the array only), or NULL with an error (unknown point, or
+ * a problem that concerns the point: for the newest point every problem of
+ * the disk does, for an earlier one only those of the files it applies and
+ * those of the whole disk). */
 struct vb_chain_file **vb_chain_select (const struct vb_chain *c,
                                         const struct vb_chain_disk *d,
                                         const char *until);
+
+/* The problems of disk D (and of the whole set) that did not stop FILES
+ * (a vb_chain_select() result) from being selected, joined by "; ": damage
+ * after the restore point.  NULL if none.  Malloc'd. */
+char *vb_chain_later_problems (const struct vb_chain *c,
+                               const struct vb_chain_disk *d,
+                               struct vb_chain_file *const *files);
 
 /* An explicit sequence of file names (--sequence): all of one disk, the
  * first a full or copy, each next one's parent the previous checkpoint.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -282,6 +283,55 @@ test_lock (void)
   unlink (path);
 }
 
+/* The lock file goes with the run; only the holder removes it, and only
+ * the file it holds; a query neither creates the file nor takes the lock. */
+static void
+test_unlock (void)
+{
+  CLEANUP_FREE char *ldir = vb_path_join (dir, "locks");
+  CLEANUP_FREE char *path = vb_path_join (ldir, "u1.lock");
+  CLEANUP_FREE char *other = vb_path_join (ldir, "other");
+  struct stat st;
+  int fd, old;
+
+  vb_set_lock_dir (ldir);
+  assert (vb_set_domain_locked ("u1") == 0);
+  assert (stat (path, &st) == -1 && errno == ENOENT);
+  fd = vb_set_lock_domain ("u1", "vm1");
+  assert (fd >= 0 && stat (path, &st) == 0);
+  assert (vb_set_domain_locked ("u1") == 1);
+  assert (vb_set_lock_domain ("u1", "vm1") == -1);
+  vb_set_unlock_domain (fd, "u1");
+  assert (stat (path, &st) == -1 && errno == ENOENT);
+  assert (vb_set_domain_locked ("u1") == 0);
+
+  /* A second run opened the file before the first removed it: its lock
+   * is on a file no longer at the path, so a new run is not shut out by
+   * it, and the stale holder's unlock leaves the new file alone. */
+  fd = vb_set_lock_domain ("u1", "vm1");
+  old = open (path, O_RDWR | O_CLOEXEC);
+  assert (fd >= 0 && old >= 0);
+  vb_set_unlock_domain (fd, "u1");
+  assert (flock (old, LOCK_EX | LOCK_NB) == 0);
+  fd = vb_set_lock_domain ("u1", "vm1");
+  assert (fd >= 0);
+  assert (vb_set_domain_locked ("u1") == 1);
+  vb_set_unlock_domain (old, "u1");
+  assert (stat (path, &st) == 0);
+  assert (vb_set_domain_locked ("u1") == 1);
+
+  /* Replaced under a holder (say by hand): its unlock removes nothing. */
+  assert (vb_write_file_atomic (ldir, "other", "", 0, 0600) == 0);
+  assert (rename (other, path) == 0);
+  vb_set_unlock_domain (fd, "u1");
+  assert (stat (path, &st) == 0);
+  assert (vb_set_domain_locked ("u1") == 0);
+  unlink (path);
+  rmdir (ldir);
+  vb_set_unlock_domain (-1, "u1");
+  vb_set_lock_dir (NULL);
+}
+
 int
 main (void)
 {
@@ -297,6 +347,7 @@ main (void)
   test_checkpoints ();
   test_scan ();
   test_lock ();
+  test_unlock ();
   snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
   assert (system (cmd) == 0);
   printf ("test-backupset: ok\n");

@@ -64,6 +64,8 @@ split_list (const char *s)
 static void
 print_result (const struct vb_restore_result *r)
 {
+  for (size_t i = 0; r->notes && r->notes[i]; i++)
+    fprintf (stderr, "virtback restore: warning: %s\n", r->notes[i]);
   for (size_t i = 0; i < r->ndisks; i++) {
     const struct vb_restore_disk *d = &r->disks[i];
 

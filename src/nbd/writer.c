@@ -37,6 +37,7 @@ struct vb_nbd_writer {
   int err;                     /* first failed request's errno */
   uint64_t err_off, err_len;
   const char *err_what;
+  char *target;                /* the image behind the server, for errors */
 };
 
 static void
@@ -54,8 +55,33 @@ record_error (struct vb_nbd_writer *w, int err, const char *what,
 static int
 set_request_error (struct vb_nbd_writer *w)
 {
-  vb_set_error_errno (w->err, "NBD %s of %" PRIu64 " bytes at offset %"
-                      PRIu64, w->err_what, w->err_len, w->err_off);
+  vb_set_error_errno (w->err, "%s%sNBD %s of %" PRIu64 " bytes at offset %"
+                      PRIu64, w->target ? w->target : "",
+                      w->target ? ": " : "", w->err_what, w->err_len,
+                      w->err_off);
+  return -1;
+}
+
+void
+vb_nbd_writer_set_target (struct vb_nbd_writer *w, const char *target)
+{
+  free (w->target);
+  w->target = target ? strdup (target) : NULL;
+}
+
+int
+vb_nbd_writer_errno (const struct vb_nbd_writer *w)
+{
+  return w->err;
+}
+
+/* A flush fails as a write does (ENOSPC of delayed allocation, EIO). */
+static int
+flush_error (struct vb_nbd_writer *w)
+{
+  record_error (w, nbd_get_errno (), "flush", 0, vb_nbd_writer_size (w));
+  vb_set_error ("%s%sNBD flush: %s", w->target ? w->target : "",
+                w->target ? ": " : "", nbd_get_error ());
   return -1;
 }
 
@@ -281,18 +307,14 @@ vb_nbd_writer_finish (struct vb_nbd_writer *w)
   if (vb_nbd_writer_drain (w) == -1)
     return -1;
   cookie = nbd_aio_flush (w->h, NBD_NULL_COMPLETION, 0);
-  if (cookie == -1) {
-    vb_set_error ("NBD flush: %s", nbd_get_error ());
-    return -1;
-  }
+  if (cookie == -1)
+    return flush_error (w);
   for (;;) {
     int r = nbd_aio_command_completed (w->h, cookie);
     if (r == 1)
       return 0;
-    if (r == -1) {
-      vb_set_error ("NBD flush: %s", nbd_get_error ());
-      return -1;
-    }
+    if (r == -1)
+      return flush_error (w);
     if (poll_once (w) == -1)
       return -1;
   }
@@ -311,5 +333,6 @@ vb_nbd_writer_close (struct vb_nbd_writer *w)
   for (unsigned i = 0; i < w->nbufs; i++)
     free (w->bufs[i].data);
   free (w->bufs);
+  free (w->target);
   free (w);
 }

@@ -47,6 +47,10 @@ int vb_nbd_writer_zero (struct vb_nbd_writer *w, uint64_t offset,
 int vb_nbd_writer_drain (struct vb_nbd_writer *w);
 /* Wait for all requests, then flush.  0 or -1. */
 int vb_nbd_writer_finish (struct vb_nbd_writer *w);
+/* Name TARGET (copied: the image the server writes) in request errors. */
+void vb_nbd_writer_set_target (struct vb_nbd_writer *w, const char *target);
+/* The errno of the first failed request (or flush), 0 if none. */
+int vb_nbd_writer_errno (const struct vb_nbd_writer *w);
 /* Disconnect (after finish) and free.  Safe on NULL. */
 void vb_nbd_writer_close (struct vb_nbd_writer *w);
 

@@ -3,10 +3,12 @@
  * (say a bad lz4 checksum) fails the restore, and the caller removes the
  * image, so nothing written before the problem is ever kept as good.
  * Compressed frames go through unpack.c, which decompresses on worker
- * threads, unless their pieces are too large for its buffers. */
+ * threads, unless their pieces are too large for its buffers.  A raw
+ * image (-t raw, or a raw disk saved whole) is copied by its extents. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,101 @@ apply_stream (struct vb_nbd_writer *w, const struct vb_chain_file *f,
   return ret;
 }
 
+static int
+zero_range (struct vb_nbd_writer *w, uint64_t off, uint64_t len,
+            bool skip_zero, struct vb_apply_stats *st)
+{
+  if (skip_zero || len == 0)
+    return 0;
+  st->zero += len;
+  return vb_nbd_writer_zero (w, off, len);
+}
+
+static bool
+all_zero (const char *buf, size_t len)
+{
+  return len == 0 || (buf[0] == 0 && memcmp (buf, buf + 1, len - 1) == 0);
+}
+
+/* LEN bytes of raw image F at OFF, one writer buffer at a time; a buffer
+ * of zeros (a raw image copied without holes) is written as zeros. */
+static int
+copy_range (struct vb_nbd_writer *w, int fd, const struct vb_chain_file *f,
+            uint64_t off, uint64_t len, bool skip_zero,
+            struct vb_apply_stats *st)
+{
+  while (len > 0) {
+    size_t cap, n, fill = 0;
+    char *buf;
+
+    if (__atomic_load_n (&vb_restore_stop, __ATOMIC_RELAXED)) {
+      vb_set_error ("interrupted");
+      return -1;
+    }
+    if (!(buf = vb_nbd_writer_buffer (w, &cap)))
+      return -1;
+    n = len < cap ? len : cap;
+    while (fill < n) {
+      ssize_t r = pread (fd, buf + fill, n - fill, off + fill);
+
+      if (r <= 0) {
+        vb_nbd_writer_release (w, buf);
+        vb_set_error_errno (r ? errno : EIO, "%s: read at offset %" PRIu64,
+                            f->name, off + fill);
+        return -1;
+      }
+      fill += r;
+    }
+    if (all_zero (buf, n)) {
+      vb_nbd_writer_release (w, buf);
+      if (zero_range (w, off, n, skip_zero, st) == -1)
+        return -1;
+    }
+    else if (vb_nbd_writer_submit (w, buf, n, off) == -1)
+      return -1;
+    else
+      st->data += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* A raw image: its data extents become writes and its holes zeroes, so
+ * the restored image is as sparse as the file.  Nothing at or past LIMIT. */
+static int
+apply_raw (struct vb_nbd_writer *w, const struct vb_chain_file *f,
+           bool skip_zero, uint64_t limit, struct vb_apply_stats *st)
+{
+  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  off_t end = f->file_size < limit ? f->file_size : limit, pos = 0;
+
+  if (fd == -1) {
+    vb_set_error_errno (errno, "%s", f->path);
+    return -1;
+  }
+  while (pos < end) {
+    off_t data = lseek (fd, pos, SEEK_DATA), hole;
+
+    if (data == -1 && errno != ENXIO) {
+      vb_set_error_errno (errno, "%s: seek at offset %jd", f->name,
+                          (intmax_t) pos);
+      return -1;
+    }
+    data = data == -1 || data > end ? end : data;
+    if (zero_range (w, pos, data - pos, skip_zero, st) == -1)
+      return -1;
+    if (data == end)
+      break;
+    hole = lseek (fd, data, SEEK_HOLE);
+    hole = hole == -1 || hole > end ? end : hole;
+    if (copy_range (w, fd, f, data, hole - data, skip_zero, st) == -1)
+      return -1;
+    pos = hole;
+  }
+  return vb_nbd_writer_drain (w);
+}
+
 int
 vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
                bool skip_zero, uint64_t limit, struct vb_apply_stats *st)
@@ -178,7 +275,8 @@ vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
 
   if (!threaded)
     sum_thread (&sc);
-  ret = apply_stream (w, f, skip_zero, limit, st);
+  ret = f->raw ? apply_raw (w, f, skip_zero, limit, st)
+               : apply_stream (w, f, skip_zero, limit, st);
   if (threaded)
     pthread_join (th, NULL);
   if (ret == 0 && sc.ret == -1) {

@@ -22,8 +22,12 @@ jstr_or_null (const char *s)
 }
 
 static const char *
-compression_text (const struct vb_meta *m, char *buf, size_t len)
+compression_text (const struct vb_chain_file *f, char *buf, size_t len)
 {
+  const struct vb_meta *m = &f->meta;
+
+  if (f->raw)
+    return "raw image";
   if (!m->compressed)
     return "none";
   snprintf (buf, len, "%s/%d", m->compression_method ?
@@ -73,6 +77,7 @@ file_json (const struct vb_chain_file *f)
                           json_object_new_uint64 (m->virtual_size));
   json_object_object_add (o, "dataSize", json_object_new_uint64 (m->data_size));
   json_object_object_add (o, "fileSize", json_object_new_uint64 (f->file_size));
+  json_object_object_add (o, "rawImage", json_object_new_boolean (f->raw));
   json_object_object_add (o, "compressed", json_object_new_boolean (m->compressed));
   if (m->compressed) {
     json_object_object_add (o, "compressionMethod",
@@ -203,7 +208,7 @@ text_file (FILE *fp, const struct vb_chain_file *f, int w)
            m->parent_checkpoint && *m->parent_checkpoint ?
            m->parent_checkpoint : "-",
            m->date ? m->date : "-", m->virtual_size, m->data_size,
-           compression_text (m, comp, sizeof comp));
+           compression_text (f, comp, sizeof comp));
 }
 
 static void

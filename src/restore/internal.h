@@ -65,6 +65,8 @@ struct vb_apply_stats {
 };
 /* Write one data file's frames: data frames as writes, zero frames as
  * write-zeroes unless SKIP_ZERO (the image is known to read as zeros).
+ * A raw image (F->raw) is written by its extents: data as writes, holes
+ * and all-zero blocks as zeroes under the same rule.
  * Nothing at or past LIMIT is written: the disk shrank below it later in
  * the chain, so that content no longer exists at the restore point. */
 int vb_apply_file (struct vb_nbd_writer *w, const struct vb_chain_file *f,
@@ -105,6 +107,10 @@ void vb_unpack_free (struct vb_unpack *u);
  * virtnbdbackup 2.x writes it).  1 matched, 0 no .chksum, -1 mismatch or
  * error (NAME in the message).  Thread-safe. */
 int vb_check_chksum (const char *path, const char *name);
+
+/* 0 if no domain at URI is named NAME, else -1 (with an error telling
+ * the user to give another -N). */
+int vb_check_domain_name_free (const char *uri, const char *name);
 
 /* Define XML in libvirt at URI; returns the new domain's name. */
 char *vb_define_domain (const char *uri, const char *xml);

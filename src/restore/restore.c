@@ -46,6 +46,8 @@ struct run {
   size_t njobs;
   char *outdir;                  /* absolute */
   char *xml, *xml_name;          /* VM definition to write, and its name */
+  char **notes;
+  size_t nnotes;
 };
 
 static void
@@ -53,6 +55,31 @@ on_signal (int sig)
 {
   (void) sig;
   __atomic_store_n (&vb_restore_stop, 1, __ATOMIC_RELAXED);  /* threads poll it */
+}
+
+/* Problems of D that FILES do not need: the restore goes on, and they
+ * become notes of the result. */
+static void
+note_later (struct run *rn, const struct vb_chain_disk *d,
+            struct vb_chain_file *const *files)
+{
+  char *later = vb_chain_later_problems (rn->c, d, files), *text, **nv;
+
+  if (!later)
+    return;
+  if (asprintf (&text, "disk %s: damage after the restore point, which it "
+                "does not need (verify -i %s lists it): %s", d->disk,
+                rn->o->input, later) < 0)
+    text = NULL;
+  free (later);
+  nv = text ? realloc (rn->notes, (rn->nnotes + 2) * sizeof *nv) : NULL;
+  if (!nv) {
+    free (text);
+    return;
+  }
+  nv[rn->nnotes++] = text;
+  nv[rn->nnotes] = NULL;
+  rn->notes = nv;
 }
 
 static struct job *
@@ -68,6 +95,7 @@ add_job (struct run *rn, const struct vb_chain_disk *d,
   }
   rn->jobs = nj;
   memset (&nj[rn->njobs], 0, sizeof nj[0]);
+  note_later (rn, d, files);
   nj[rn->njobs].d = d;
   nj[rn->njobs].files = files;
   while (files[nj[rn->njobs].nfiles])
@@ -211,6 +239,33 @@ check_xml_target (struct run *rn)
   return 0;
 }
 
+/* The name of the adjusted VM: -N, or restore_<name>.  Malloc'd. */
+static char *
+new_name (const struct run *rn)
+{
+  CLEANUP_FREE char *old = NULL;
+  char *name;
+
+  if (rn->o->name)
+    return strdup (rn->o->name);
+  if (!(old = vb_domain_xml_name (rn->xml, strlen (rn->xml))))
+    return NULL;
+  return asprintf (&name, "restore_%s", old) < 0 ? NULL : name;
+}
+
+/* -D fails at the end if the name is taken: find out before writing. */
+static int
+check_define_name (const struct run *rn)
+{
+  CLEANUP_FREE char *name = NULL;
+
+  if (!rn->o->define || !rn->xml)
+    return 0;
+  if (!(name = new_name (rn)))
+    return -1;
+  return vb_check_domain_name_free (rn->o->uri, name);
+}
+
 static int
 plan (struct run *rn)
 {
@@ -224,7 +279,8 @@ plan (struct run *rn)
   rn->c = vb_chain_scan (o->input);
   if (!rn->c)
     return -1;
-  if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1)
+  if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1 ||
+      load_xml (rn) == -1 || check_define_name (rn) == -1)
     return -1;
   /* 0755: a VM defined on the images must reach them as QEMU's user
    * (libvirt relabels the image files themselves, which are 0600). */
@@ -235,7 +291,7 @@ plan (struct run *rn)
     vb_set_error_errno (errno, "%s", o->outdir);
     return -1;
   }
-  if (plan_targets (rn) == -1 || load_xml (rn) == -1)
+  if (plan_targets (rn) == -1)
     return -1;
   return check_xml_target (rn);
 }
@@ -442,6 +498,12 @@ run_job (const struct run *rn, struct job *j)
     return -1;
   }
   ret = write_files (j, w, size);
+  if (ret == -1 && vb_nbd_writer_errno (w) == ENOSPC) {
+    CLEANUP_FREE char *msg = strdup (vb_get_error ());
+
+    vb_set_error ("%s: free space there, or restore elsewhere with %s",
+                  msg ? msg : "no space left", j->partial ? "-o" : "--to");
+  }
   vb_nbd_writer_close (w);
   vb_server_stop (&srv);
   if (ret == -1)
@@ -452,25 +514,20 @@ run_job (const struct run *rn, struct job *j)
 static int
 adjust_xml (struct run *rn)
 {
-  const struct vb_restore_opts *o = rn->o;
   CLEANUP_FREE struct vb_xml_disk *xd = calloc (rn->njobs, sizeof *xd);
-  CLEANUP_FREE char *old = NULL, *newname = NULL;
+  CLEANUP_FREE char *newname = new_name (rn);
   char *adjusted;
 
-  if (!xd || !(old = vb_domain_xml_name (rn->xml, strlen (rn->xml))))
+  if (!xd || !newname)
     return -1;
-  if (o->name)
-    newname = strdup (o->name);
-  else if (asprintf (&newname, "restore_%s", old) < 0)
-    newname = NULL;
   for (size_t i = 0; i < rn->njobs; i++)
     xd[i] = (struct vb_xml_disk) {
       .target = rn->jobs[i].d->disk, .path = rn->jobs[i].final,
       .format = rn->jobs[i].fmt,
       .block = rn->jobs[i].block,
     };
-  adjusted = newname ? vb_adjust_domain_xml (rn->xml, strlen (rn->xml), xd,
-                                             rn->njobs, newname) : NULL;
+  adjusted = vb_adjust_domain_xml (rn->xml, strlen (rn->xml), xd, rn->njobs,
+                                   newname);
   if (!adjusted)
     return -1;
   free (rn->xml);
@@ -494,12 +551,14 @@ commit_images (struct run *rn)
 }
 
 static void
-fill_result (const struct run *rn, struct vb_restore_result *r)
+fill_result (struct run *rn, struct vb_restore_result *r)
 {
   r->disks = calloc (rn->njobs, sizeof *r->disks);
   if (!r->disks)
     return;
   r->ndisks = rn->njobs;
+  r->notes = rn->notes;
+  rn->notes = NULL;
   for (size_t i = 0; i < rn->njobs; i++) {
     const struct job *j = &rn->jobs[i];
     const struct vb_chain_file *last = j->files[j->nfiles - 1];
@@ -552,6 +611,7 @@ run_free (struct run *rn)
   free (rn->outdir);
   free (rn->xml);
   free (rn->xml_name);
+  vb_strv_free (rn->notes);
   vb_chain_free (rn->c);
 }
 
@@ -611,5 +671,6 @@ vb_restore_result_clear (struct vb_restore_result *r)
   free (r->disks);
   free (r->vmconfig);
   free (r->defined);
+  vb_strv_free (r->notes);
   memset (r, 0, sizeof *r);
 }

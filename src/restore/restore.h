@@ -6,6 +6,11 @@
  * prints; failures are -1 with vb_set_error() naming the file, the byte
  * offset and the disk.
  *
+ * A restore needs only the files up to its point: problems of the chain
+ * that concern later files only come back as notes of the result, not as
+ * a failure (vb_chain_select() decides).  With define, the new domain
+ * name is checked in libvirt before anything is written.
+ *
  * Restore never leaves a half-written image under a name that could be
  * taken for a good one: images are written as OUTDIR/<disk>.<fmt>.partial,
  * renamed only after every selected disk was written and flushed, and
@@ -56,6 +61,8 @@ struct vb_restore_result {
   size_t ndisks;
   char *vmconfig;              /* path of the copied VM XML, or NULL */
   char *defined;               /* name of the domain defined with -D */
+  char **notes;                /* NULL-terminated: damage found after the
+                                * restore point, which it does not need */
 };
 
 int vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r);
@@ -67,6 +74,7 @@ struct vb_verify_report {
   size_t nproblems;
   char **notes;                /* harmless findings (leftover .partial) */
   size_t nnotes;
+  bool backup_running;         /* the domain's lock is held by a backup */
   size_t nfiles, ndisks, nchksums;
   uint64_t bytes;              /* file bytes read */
 };

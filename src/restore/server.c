@@ -53,8 +53,10 @@ vb_server_start (struct vb_server *s, const char *image, const char *format)
   qo.sock = sock;
   if (vb_qemu_nbd_start (&s->q, &qo) < 0)
     goto err;
-  if ((w = vb_nbd_writer_open (s->q.sock, NBUFS, BUFSIZE, &vb_restore_stop)))
+  if ((w = vb_nbd_writer_open (s->q.sock, NBUFS, BUFSIZE, &vb_restore_stop))) {
+    vb_nbd_writer_set_target (w, image);
     return w;
+  }
  err:
   {
     CLEANUP_FREE char *msg = strdup (vb_get_error ());

@@ -128,13 +128,32 @@ test_gap_dup_reorder (void)
   REQUIRE (c && vb_chain_find_disk (c, "sda")->broken);
   REQUIRE (has_problem (c, "sda.inc.p.2.data (metadata at offset 40): its parent "
                       "checkpoint 'p.1' is not in the chain"));
-  REQUIRE (vb_chain_select (c, vb_chain_find_disk (c, "sda"), "p.0") == NULL);
+  /* The point before the gap needs none of the files after it. */
+  {
+    const struct vb_chain_disk *d = vb_chain_find_disk (c, "sda");
+    CLEANUP_FREE struct vb_chain_file **v = vb_chain_select (c, d, "p.0");
+    CLEANUP_FREE char *later = v ? vb_chain_later_problems (c, d, v) : NULL;
+
+    REQUIRE (v && v[0] && !v[1]);
+    REQUIRE (later && strstr (later, "sda.inc.p.2.data"));
+    REQUIRE (vb_chain_select (c, d, "p.2") == NULL &&
+             strstr (vb_get_error (), "not restorable to p.2") &&
+             strstr (vb_get_error (), "sda.inc.p.2.data"));
+    REQUIRE (vb_chain_select (c, d, NULL) == NULL);
+  }
   vb_chain_free (c);
 
   chain3 ();
   put ("sda.inc.p.1b.data", "sda", "p.1b", "p.0", 1 << 20);
   c = vb_chain_scan (dir);
   REQUIRE (c && has_problem (c, "both follow checkpoint 'p.0'"));
+  {
+    const struct vb_chain_disk *d = vb_chain_find_disk (c, "sda");
+    CLEANUP_FREE struct vb_chain_file **v = vb_chain_select (c, d, "p.0");
+
+    REQUIRE (v && !v[1]);
+    REQUIRE (vb_chain_select (c, d, "p.1") == NULL);
+  }
   vb_chain_free (c);
 
   chain3 ();     /* contents of p.1 and p.2 swapped under each other's name */
@@ -157,6 +176,16 @@ test_gap_dup_reorder (void)
   REQUIRE (vb_cpt_write (dir, "vm", (char *[]) { "p.0", "p.1", "p.2", "p.3", NULL }) == 0);
   c = vb_chain_scan (dir);
   REQUIRE (c && has_problem (c, "missing sda.inc.p.3.data"));
+  {
+    const struct vb_chain_disk *d = vb_chain_find_disk (c, "sda");
+    CLEANUP_FREE struct vb_chain_file **v = vb_chain_select (c, d, "p.2");
+
+    REQUIRE (v && v[2] && !v[3]);
+    REQUIRE (vb_chain_select (c, d, NULL) == NULL &&
+             strstr (vb_get_error (), "missing sda.inc.p.3.data"));
+    REQUIRE (vb_chain_select (c, d, "p.3") == NULL &&
+             strstr (vb_get_error (), "missing sda.inc.p.3.data"));
+  }
   vb_chain_free (c);
 }
 

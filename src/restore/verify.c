@@ -15,6 +15,7 @@
 
 #include <zlib.h>
 
+#include "backupset/backupset.h"
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -137,14 +138,41 @@ verify_file (const struct vb_chain_file *f, char *buf,
   int r;
 
   rep->nfiles++;
-  /* The chain already reported an unreadable meta frame. */
-  if (f->meta_ok && read_stream (f, buf, &rep->bytes) == -1)
+  /* The chain already reported an unreadable meta frame, and checked a
+   * raw image's size: it has no frames to read. */
+  if (f->raw)
+    rep->bytes += f->file_size;
+  else if (f->meta_ok && read_stream (f, buf, &rep->bytes) == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
   r = vb_check_chksum (f->path, f->name);
   if (r == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
   else if (r == 1)
     rep->nchksums++;
+}
+
+/* A .partial is a leftover only when no backup of the domain runs: the
+ * running one is still writing it, and removing it would break it. */
+static void
+note_partials (const struct vb_chain *c, struct vb_verify_report *rep)
+{
+  CLEANUP_FREE char *uuid = vb_set_vmconfig_uuid (c->dir);
+  int running = uuid ? vb_set_domain_locked (uuid) : 0;
+  const char *name = c->domain ? c->domain : uuid;
+
+  if (running == 1) {
+    rep->backup_running = true;
+    push (&rep->notes, &rep->nnotes, "a backup of domain '%s' is running: "
+          "its .partial files are still being written; verify again when it "
+          "has finished", name);
+  }
+  for (size_t i = 0; c->partials && c->partials[i]; i++)
+    if (running == 1)
+      push (&rep->notes, &rep->nnotes, "%s: being written by the running "
+            "backup, not yet part of the chain", c->partials[i]);
+    else
+      push (&rep->notes, &rep->nnotes, "%s: leftover of an interrupted "
+            "backup, not part of the chain (remove it)", c->partials[i]);
 }
 
 int
@@ -167,9 +195,7 @@ vb_verify (const char *dir, struct vb_verify_report *rep)
     push (&rep->problems, &rep->nproblems, "%s", c->problems[i].text);
   for (size_t i = 0; i < c->nall; i++)
     verify_file (&c->all[i], buf, rep);
-  for (size_t i = 0; c->partials && c->partials[i]; i++)
-    push (&rep->notes, &rep->nnotes, "%s: leftover of an interrupted backup, "
-          "not part of the chain (remove it)", c->partials[i]);
+  note_partials (c, rep);
   if (c->nall == 0)
     push (&rep->problems, &rep->nproblems, "%s: no data files (*.data): not "
           "a backup directory", dir);

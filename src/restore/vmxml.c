@@ -191,20 +191,46 @@ quiet (void *opaque, virErrorPtr err)
   (void) err;
 }
 
-char *
-vb_define_domain (const char *uri, const char *xml)
+static virConnectPtr
+connect_uri (const char *uri)
 {
   virConnectPtr conn;
-  virDomainPtr dom;
-  char *name = NULL;
 
   virSetErrorFunc (NULL, quiet);
   conn = virConnectOpen (uri ? uri : "qemu:///system");
-  if (!conn) {
+  if (!conn)
     vb_set_error ("connect to libvirt at %s: %s (is libvirtd running?)",
                   uri ? uri : "qemu:///system", virGetLastErrorMessage ());
-    return NULL;
+  return conn;
+}
+
+int
+vb_check_domain_name_free (const char *uri, const char *name)
+{
+  virConnectPtr conn = connect_uri (uri);
+  virDomainPtr dom;
+
+  if (!conn)
+    return -1;
+  dom = virDomainLookupByName (conn, name);
+  if (dom) {
+    virDomainFree (dom);
+    vb_set_error ("a domain named '%s' exists already in libvirt: give "
+                  "another name with -N NAME", name);
   }
+  virConnectClose (conn);
+  return dom ? -1 : 0;
+}
+
+char *
+vb_define_domain (const char *uri, const char *xml)
+{
+  virConnectPtr conn = connect_uri (uri);
+  virDomainPtr dom;
+  char *name = NULL;
+
+  if (!conn)
+    return NULL;
   dom = virDomainDefineXML (conn, xml);
   if (!dom)
     vb_set_error ("define the restored domain: %s", virGetLastErrorMessage ());

@@ -1,0 +1,126 @@
+/* sidefiles.c: what the side files of a backup directory record about the
+ * domain and its disks: the UUID and a disk's format in vmconfig.*.xml
+ * (libxml2), a disk's virtual size in <disk>.<ident>.qcow.json (json-c).
+ * See backupset.h.  Nothing here fails loudly: a side file that is missing
+ * or unreadable simply records nothing, and the caller decides. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "backupset/backupset.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+
+static xmlDocPtr
+read_xml (const char *path)
+{
+  return xmlReadFile (path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                      XML_PARSE_NOWARNING);
+}
+
+static xmlNodePtr
+child (xmlNodePtr n, const char *name)
+{
+  for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
+    if (c->type == XML_ELEMENT_NODE && !xmlStrcmp (c->name, BAD_CAST name))
+      return c;
+  return NULL;
+}
+
+/* The attribute ATTR of N, malloc'd with malloc (not xmlFree). */
+static char *
+prop (xmlNodePtr n, const char *attr)
+{
+  xmlChar *v = n ? xmlGetProp (n, BAD_CAST attr) : NULL;
+  char *s = v ? strdup ((const char *) v) : NULL;
+
+  xmlFree (v);
+  return s;
+}
+
+char *
+vb_set_vmconfig_disk_format (const char *dir, const char *ident,
+                             const char *disk)
+{
+  CLEANUP_FREE char *name = vb_set_vmconfig_name (ident);
+  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
+  xmlDocPtr doc = path ? read_xml (path) : NULL;
+  xmlNodePtr devs = doc ? child ((xmlNodePtr) doc, "domain") : NULL;
+  char *fmt = NULL;
+
+  devs = child (devs, "devices");
+  for (xmlNodePtr d = devs ? devs->children : NULL; d && !fmt; d = d->next) {
+    CLEANUP_FREE char *dev = NULL;
+
+    if (d->type != XML_ELEMENT_NODE || xmlStrcmp (d->name, BAD_CAST "disk"))
+      continue;
+    dev = prop (child (d, "target"), "dev");
+    if (dev && !strcmp (dev, disk))
+      fmt = prop (child (d, "driver"), "type");
+  }
+  xmlFreeDoc (doc);
+  return fmt;
+}
+
+int64_t
+vb_set_qcow_json_vsize (const char *dir, const char *ident, const char *disk)
+{
+  CLEANUP_FREE char *name = vb_set_qcow_json_name (disk, ident);
+  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
+  CLEANUP_FREE char *text = NULL;
+  struct json_object *o, *v;
+  int64_t size = -1;
+  size_t len;
+
+  if (!path || !(text = vb_read_file (path, &len)))
+    return -1;
+  o = json_tokener_parse (text);
+  if (o && json_object_object_get_ex (o, "virtual-size", &v) &&
+      json_object_is_type (v, json_type_int))
+    size = json_object_get_int64 (v);
+  json_object_put (o);
+  return size;
+}
+
+static char *
+uuid_of (const char *path)
+{
+  xmlDocPtr doc = read_xml (path);
+  xmlNodePtr u = child (child ((xmlNodePtr) doc, "domain"), "uuid");
+  xmlChar *text = u ? xmlNodeGetContent (u) : NULL;
+  char *s = text && *text ? strdup ((const char *) text) : NULL;
+
+  xmlFree (text);
+  xmlFreeDoc (doc);
+  return s;
+}
+
+char *
+vb_set_vmconfig_uuid (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  char *uuid = NULL;
+
+  if (!d)
+    return NULL;
+  while (!uuid && (e = readdir (d)) != NULL) {
+    CLEANUP_FREE char *path = NULL;
+
+    if (strncmp (e->d_name, "vmconfig.", 9) || !vb_has_suffix (e->d_name,
+                                                              ".xml"))
+      continue;
+    if ((path = vb_path_join (dir, e->d_name)))
+      uuid = uuid_of (path);
+  }
+  closedir (d);
+  return uuid;
+}
