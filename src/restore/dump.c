@@ -37,8 +37,9 @@ compression_text (const struct vb_chain_file *f, char *buf, size_t len)
 
 /* Why virtnbdrestore 1.9 cannot restore F exactly, or NULL if it can (or
  * F is unreadable, which the problems name).  It skips the zero frames of
- * an incremental or differential, keeping the older bytes there, and it
- * has no zstd. */
+ * an incremental or differential, keeping the older bytes there; it has
+ * no zstd; and it copies a raw image only when told to (--raw), for a
+ * raw-format disk. */
 static const char *
 peer_blocker (const struct vb_chain_file *f)
 {
@@ -47,6 +48,9 @@ peer_blocker (const struct vb_chain_file *f)
 
   if (!f->meta_ok)
     return NULL;
+  if (f->raw)
+    return "a raw image: it copies one only with its --raw, and only for a "
+           "disk of raw format";
   if (f->meta.compressed && f->meta.compression_method &&
       !strcmp (f->meta.compression_method, "zstd"))
     return "zstd compression";
