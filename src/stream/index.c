@@ -2,8 +2,10 @@
  * walk, searched by binary search, pieces decompressed on demand. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -123,6 +125,66 @@ vb_index_build (int fd, const char *name)
     vb_index_free (b.ix);
     return NULL;
   }
+  return b.ix;
+}
+
+static int
+add_raw (struct build *b, uint64_t start, uint64_t end)
+{
+  struct vb_index *ix = b->ix;
+  struct vb_index_frame *fv = grow (ix->frames, &b->capf, ix->nframes,
+                                    sizeof *fv);
+
+  if (!fv)
+    return -1;
+  ix->frames = fv;
+  ix->frames[ix->nframes++] = (struct vb_index_frame) {
+    start, end - start, start };
+  return 0;
+}
+
+/* The next data extent [*DATA, *HOLE) at or after POS, below END; 0 when
+ * none is left. */
+static int
+next_extent (int fd, const char *name, off_t pos, off_t end, off_t *data,
+             off_t *hole)
+{
+  *data = lseek (fd, pos, SEEK_DATA);
+  if (*data < 0 && errno != ENXIO) {
+    vb_set_error_errno (errno, "%s: seek at offset %jd", name,
+                        (intmax_t) pos);
+    return -1;
+  }
+  if (*data < 0 || *data >= end)
+    return 0;
+  *hole = lseek (fd, *data, SEEK_HOLE);
+  if (*hole < 0 || *hole > end)
+    *hole = end;
+  return 1;
+}
+
+struct vb_index *
+vb_index_raw (int fd, const char *name, uint64_t size)
+{
+  struct build b = { 0 };
+  struct stat st;
+  off_t end, pos = 0, data, hole;
+  int r = 0;
+
+  if (fstat (fd, &st) < 0 || !(b.ix = calloc (1, sizeof *b.ix))) {
+    vb_set_error_errno (errno, "%s", name);
+    return NULL;
+  }
+  end = (uint64_t) st.st_size < size ? st.st_size : (off_t) size;
+  while (pos < end && (r = next_extent (fd, name, pos, end, &data, &hole)) > 0
+         && (r = add_raw (&b, data, hole)) == 0)
+    pos = hole;
+  b.ix->meta.virtual_size = size;
+  if (r < 0) {
+    vb_index_free (b.ix);
+    return NULL;
+  }
+  trim (b.ix);
   return b.ix;
 }
 

@@ -54,6 +54,10 @@ struct vb_index {
 /* Index the data file open on FD (NAME for messages).  NULL with an error
  * that names the file and offset when it is damaged. */
 struct vb_index *vb_index_build (int fd, const char *name);
+/* A raw image of SIZE bytes open on FD, as an index: its data extents
+ * (SEEK_DATA/SEEK_HOLE; all of it where the file system cannot tell) as
+ * plain data frames, its holes and anything past its end as gaps. */
+struct vb_index *vb_index_raw (int fd, const char *name, uint64_t size);
 void vb_index_free (struct vb_index *ix);
 
 /* The first frame that ends after OFF (the one holding OFF, or the next);

@@ -16,6 +16,7 @@ struct vb_pentry {
   size_t len;
   unsigned refs;
   bool cached;                 /* in the table and the use list */
+  bool loading;                /* being filled by one thread; wait */
   struct vb_pentry *hnext;     /* bucket chain */
   struct vb_pentry *prev, *next;   /* use order, most recent first */
   unsigned char data[];
@@ -23,6 +24,7 @@ struct vb_pentry {
 
 struct vb_pcache {
   pthread_mutex_t mu;
+  pthread_cond_t loaded;       /* a loading entry was filled or dropped */
   size_t max, bytes;
   struct vb_pentry *buckets[NBUCKETS];
   struct vb_pentry *head, *tail;
@@ -38,6 +40,7 @@ vb_pcache_new (size_t max_bytes)
     return NULL;
   }
   pthread_mutex_init (&c->mu, NULL);
+  pthread_cond_init (&c->loaded, NULL);
   c->max = max_bytes;
   return c;
 }
@@ -52,6 +55,7 @@ vb_pcache_free (struct vb_pcache *c)
     free (e);
   }
   pthread_mutex_destroy (&c->mu);
+  pthread_cond_destroy (&c->loaded);
   free (c);
 }
 
@@ -122,25 +126,54 @@ lookup (struct vb_pcache *c, uint32_t file, uint64_t piece)
   return NULL;
 }
 
-/* Keep E, or the copy another thread kept meanwhile; pinned either way. */
+/* The entry of (FILE, PIECE), pinned, once no thread is filling it; NULL
+ * if there is none.  Called and returns with the lock held. */
 static struct vb_pentry *
+pin_ready (struct vb_pcache *c, uint32_t file, uint64_t piece)
+{
+  struct vb_pentry *e;
+
+  while ((e = lookup (c, file, piece)) && e->loading)
+    pthread_cond_wait (&c->loaded, &c->mu);
+  if (e) {
+    e->refs++;
+    unlink_use (c, e);
+    push_front (c, e);
+  }
+  return e;
+}
+
+static void
 insert (struct vb_pcache *c, struct vb_pentry *e)
 {
-  struct vb_pentry *old = lookup (c, e->file, e->piece), **b;
+  struct vb_pentry **b = bucket (c, e->file, e->piece);
 
-  if (old) {
-    free (e);
-    old->refs++;
-    return old;
-  }
-  b = bucket (c, e->file, e->piece);
   e->hnext = *b;
   *b = e;
-  e->cached = true;
-  e->refs = 1;
+  e->cached = e->loading = true;
   push_front (c, e);
   c->bytes += e->len;
-  evict (c);
+}
+
+/* Fill E (in the table, marked loading) outside the lock, so that other
+ * threads wanting the piece wait for this one load instead of repeating
+ * it; on failure E goes and they try themselves. */
+static struct vb_pentry *
+fill (struct vb_pcache *c, struct vb_pentry *e, vb_pcache_load_fn *load,
+      void *op)
+{
+  int r = load (op, e->file, e->piece, e->data);
+
+  pthread_mutex_lock (&c->mu);
+  e->loading = false;
+  if (r < 0) {
+    drop (c, e);
+    e = NULL;
+  }
+  else
+    evict (c);
+  pthread_cond_broadcast (&c->loaded);
+  pthread_mutex_unlock (&c->mu);
   return e;
 }
 
@@ -148,33 +181,34 @@ struct vb_pentry *
 vb_pcache_get (struct vb_pcache *c, uint32_t file, uint64_t piece,
                size_t len, vb_pcache_load_fn *load, void *op)
 {
-  struct vb_pentry *e;
+  struct vb_pentry *e, *fresh;
 
   pthread_mutex_lock (&c->mu);
-  if ((e = lookup (c, file, piece))) {
-    e->refs++;
-    unlink_use (c, e);
-    push_front (c, e);
-  }
+  e = pin_ready (c, file, piece);
   pthread_mutex_unlock (&c->mu);
   if (e)
     return e;
-  if (!(e = calloc (1, sizeof *e + len))) {
+  if (!(fresh = calloc (1, sizeof *fresh + len))) {
     vb_set_error_errno (ENOMEM, "a piece of %zu bytes", len);
     return NULL;
   }
-  *e = (struct vb_pentry) { .file = file, .piece = piece, .len = len,
-                            .refs = 1 };
-  if (load (op, file, piece, e->data) < 0) {
-    free (e);
+  *fresh = (struct vb_pentry) { .file = file, .piece = piece, .len = len,
+                                .refs = 1 };
+  if (len > c->max) {          /* the caller's alone */
+    if (load (op, file, piece, fresh->data) == 0)
+      return fresh;
+    free (fresh);
     return NULL;
   }
-  if (len > c->max)
-    return e;                  /* the caller's alone */
   pthread_mutex_lock (&c->mu);
-  e = insert (c, e);
+  if ((e = pin_ready (c, file, piece))) {
+    pthread_mutex_unlock (&c->mu);
+    free (fresh);
+    return e;
+  }
+  insert (c, fresh);
   pthread_mutex_unlock (&c->mu);
-  return e;
+  return fill (c, fresh, load, op);
 }
 
 const void *

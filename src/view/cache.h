@@ -4,9 +4,10 @@
  * Contract: vb_pcache_get() hands out a piece's bytes pinned until
  * vb_pcache_put(); a pinned piece is never freed, so the bound holds only
  * for unpinned ones.  On a miss LOAD fills a fresh buffer outside the
- * lock (two threads missing one piece may both load it; one copy is
- * kept).  A piece larger than the bound is loaded for its caller alone
- * and freed by put. */
+ * lock while other threads that want the same piece wait for it, so a
+ * piece is decompressed once however many readers need it; if LOAD fails
+ * they try it themselves.  A piece larger than the bound is loaded for
+ * its caller alone and freed by put. */
 #ifndef VB_VIEW_CACHE_H
 #define VB_VIEW_CACHE_H
 

@@ -145,23 +145,32 @@ build_map (struct vb_view *v)
   return 0;
 }
 
+/* What a view is made of: a stream file, or a raw image of VSIZE. */
+struct vsrc {
+  const char *path;
+  bool raw;
+  uint64_t vsize;
+};
+
 static int
-open_file (struct vfile *vf, const char *path)
+open_file (struct vfile *vf, const struct vsrc *src)
 {
   vf->fd = -1;
-  if (!(vf->path = strdup (path))) {
-    vb_set_error_errno (ENOMEM, "%s", path);
+  if (!(vf->path = strdup (src->path))) {
+    vb_set_error_errno (ENOMEM, "%s", src->path);
     return -1;
   }
-  if ((vf->fd = open (path, O_RDONLY | O_CLOEXEC)) < 0) {
-    vb_set_error_errno (errno, "%s", path);
+  if ((vf->fd = open (src->path, O_RDONLY | O_CLOEXEC)) < 0) {
+    vb_set_error_errno (errno, "%s", src->path);
     return -1;
   }
-  return (vf->ix = vb_index_build (vf->fd, path)) ? 0 : -1;
+  vf->ix = src->raw ? vb_index_raw (vf->fd, src->path, src->vsize)
+                    : vb_index_build (vf->fd, src->path);
+  return vf->ix ? 0 : -1;
 }
 
-struct vb_view *
-vb_view_open_paths (char *const *paths, size_t n, size_t cache_bytes)
+static struct vb_view *
+view_open (const struct vsrc *src, size_t n, size_t cache_bytes)
 {
   struct vb_view *v = calloc (1, sizeof *v);
 
@@ -172,7 +181,7 @@ vb_view_open_paths (char *const *paths, size_t n, size_t cache_bytes)
   }
   for (size_t i = 0; i < n; i++) {
     v->nfiles = i + 1;
-    if (open_file (&v->files[i], paths[i]) < 0)
+    if (open_file (&v->files[i], &src[i]) < 0)
       goto fail;
   }
   if (!(v->cache = vb_pcache_new (cache_bytes ? cache_bytes
@@ -186,20 +195,35 @@ vb_view_open_paths (char *const *paths, size_t n, size_t cache_bytes)
 }
 
 struct vb_view *
-vb_view_open_files (struct vb_chain_file *const *files, size_t cache_bytes)
+vb_view_open_paths (char *const *paths, size_t n, size_t cache_bytes)
 {
-  size_t n = 0;
-  CLEANUP_FREE char **paths = NULL;
+  CLEANUP_FREE struct vsrc *src = calloc (n + 1, sizeof *src);
 
-  while (files[n])
-    n++;
-  if (!(paths = calloc (n + 1, sizeof *paths))) {
+  if (!src) {
     vb_set_error_errno (ENOMEM, "view");
     return NULL;
   }
   for (size_t i = 0; i < n; i++)
-    paths[i] = files[i]->path;
-  return vb_view_open_paths (paths, n, cache_bytes);
+    src[i].path = paths[i];
+  return view_open (src, n, cache_bytes);
+}
+
+struct vb_view *
+vb_view_open_files (struct vb_chain_file *const *files, size_t cache_bytes)
+{
+  size_t n = 0;
+  CLEANUP_FREE struct vsrc *src = NULL;
+
+  while (files[n])
+    n++;
+  if (!(src = calloc (n + 1, sizeof *src))) {
+    vb_set_error_errno (ENOMEM, "view");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    src[i] = (struct vsrc) { files[i]->path, files[i]->raw,
+                             files[i]->meta.virtual_size };
+  return view_open (src, n, cache_bytes);
 }
 
 void

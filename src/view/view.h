@@ -43,7 +43,9 @@ struct vb_view_extent {
 /* PATHS[0..N-1], oldest first. */
 struct vb_view *vb_view_open_paths (char *const *paths, size_t n,
                                     size_t cache_bytes);
-/* FILES as vb_chain_select or vb_chain_sequence return them. */
+/* FILES as vb_chain_select or vb_chain_sequence return them; a raw image
+ * among them (F->raw) reads as its data extents, its virtual size the one
+ * its backup recorded. */
 struct vb_view *vb_view_open_files (struct vb_chain_file *const *files,
                                     size_t cache_bytes);
 void vb_view_close (struct vb_view *v);
