@@ -230,20 +230,20 @@ check_identity (struct run *x)
       if (i + 1 < n)
         continue;
       vb_set_error ("the chain in %s ends at checkpoint %s, but its saved "
-                    "XML %s/%s.xml cannot be read (%s), so nothing proves "
-                    "that domain '%s' still holds that very checkpoint (give "
-                    "-C DIR if the chain keeps its checkpoint XML elsewhere)",
-                    x->o.outdir, name, x->o.cptdir, name, e ? e : "",
-                    x->d->name);
+                    "XML cannot be read (%s), so nothing proves that domain "
+                    "'%s' still holds that very checkpoint (give -C DIR if "
+                    "the chain keeps its checkpoint XML elsewhere)",
+                    x->o.outdir, name, e ? e : "", x->d->name);
       return -1;
     }
     if ((r = vb_checkpoint_matches (x->d, name, saved)) < 0)
       return -1;
     if (r == 0) {
-      vb_prefix_error ("checkpoint %s of domain '%s' was made by another "
-                       "backup than the one the chain in %s holds, so an "
-                       "incremental here would miss changes", name,
-                       x->d->name, x->o.outdir);
+      CLEANUP_FREE char *why = strdup (vb_get_error ());
+      vb_set_error ("checkpoint %s of domain '%s' was made by another "
+                    "backup than the one the chain in %s holds (%s), so an "
+                    "incremental here would miss changes", name, x->d->name,
+                    x->o.outdir, why ? why : "");
       return -1;
     }
   }
@@ -294,7 +294,7 @@ advise (bool files)
 {
   CLEANUP_FREE char *why = strdup (vb_get_error ());
 
-  vb_set_error ("%s: %suse -l auto (sets this chain aside and starts a new "
+  vb_set_error ("%s; %suse -l auto (sets this chain aside and starts a new "
                 "one here) or a full backup into a new directory",
                 why ? why : "", files ? "an incremental on it could not be "
                 "restored; " : "");

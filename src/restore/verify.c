@@ -241,11 +241,11 @@ judge (struct vb_domain *d, const struct vb_chain *c, const char *cptdir,
     int r;
 
     if (!saved && newest)
-      return say (msg, held ? 1 : 2, "%s/%s.xml, the saved XML of the "
-                  "checkpoint the chain ends with, cannot be read (%s)%s",
-                  cptdir, name, vb_get_error (), held ? ": the next "
-                  "incremental would be refused (give -C if the chain keeps "
-                  "it elsewhere)" : "");
+      return say (msg, held ? 1 : 2, "the saved XML of checkpoint %s, "
+                  "which the chain in %s ends with, cannot be read (%s)%s",
+                  name, c->dir, vb_get_error (), held ? ": the next "
+                  "incremental there would be refused (give -C DIR if the "
+                  "chain keeps it elsewhere)" : "");
     if (!saved || (!held && !newest))
       continue;
     if (!held)
