@@ -498,7 +498,8 @@ init_results (struct run *x)
 }
 
 /* -l auto and a chain that cannot go on (a lost bitmap, a checkpoint gone
- * for good, a disk that is not in it): keep the old chain, complete, in
+ * for good or replaced by another backup's, a disk that is not in it, a
+ * file of it missing or damaged): keep the old chain, complete, in
  * DIR/chain.<epoch>, and start a new one with a full. */
 static int
 new_chain (struct run *x)
@@ -554,6 +555,10 @@ prepare (struct run *x)
       !x->o.print_only && vb_run_chain_usable (x) == 0 && new_chain (x) < 0)
     return -1;
   if (vb_run_select_disks (x) < 0 || init_results (x) < 0)
+    return -1;
+  /* -l auto judged the chain above, and started anew where it could not
+   * go on. */
+  if (x->o.level != VB_LEVEL_AUTO && vb_run_check_chain (x) < 0)
     return -1;
   if (x->o.print_only)
     return 0;

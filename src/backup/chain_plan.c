@@ -162,9 +162,37 @@ vb_plan_delete_checkpoint (struct vb_domain *d, const char *name)
   return vb_checkpoint_delete (d, name, true);
 }
 
+/* Delete NAME, raising *LATEST to its creation second.  A checkpoint whose
+ * XML cannot be read counts as made now. */
+static int
+delete_noting (struct vb_domain *d, const char *name, long long *latest)
+{
+  CLEANUP_FREE char *xml = vb_checkpoint_xml (d, name);
+  long long t = xml ? vb_checkpoint_created (xml) : -1;
+
+  if (t < 0)
+    t = (long long) time (NULL);
+  if (t > *latest)
+    *latest = t;
+  return vb_plan_delete_checkpoint (d, name);
+}
+
+/* A checkpoint is known by its name and creation second (see
+ * vb_checkpoint_same), and a run reuses the names of those it deletes: the
+ * one it creates must be of a later second, which a quick run would not
+ * always be. */
+static void
+wait_past (long long latest)
+{
+  struct timespec ts = { 0, 50000000 };
+
+  while ((long long) time (NULL) <= latest)
+    nanosleep (&ts, NULL);
+}
+
 /* Delete every checkpoint of ours, newest first so no merge is needed. */
 static int
-delete_ours (struct vb_domain *d, const char *prefix)
+delete_ours (struct vb_domain *d, const char *prefix, long long *latest)
 {
   CLEANUP_STRV char **cps = vb_checkpoint_list (d);
   size_t n = cps ? vb_strv_len (cps) : 0;
@@ -175,7 +203,7 @@ delete_ours (struct vb_domain *d, const char *prefix)
     if (!is_ours (cps[n], prefix))
       continue;
     vb_info ("removing checkpoint %s", cps[n]);
-    if (vb_plan_delete_checkpoint (d, cps[n]) < 0)
+    if (delete_noting (d, cps[n], latest) < 0)
       return -1;
   }
   return 0;
@@ -222,12 +250,14 @@ int
 vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
 {
   struct stray_ctx sc = { d, p->prefix };
+  long long latest = -1;
 
   switch (p->level) {
   case VB_LEVEL_FULL:
-    if (delete_ours (d, p->prefix) < 0)
+    if (delete_ours (d, p->prefix, &latest) < 0 ||
+        vb_remove_stray_bitmaps (d, is_stray, &sc) < 0)
       return -1;
-    return vb_remove_stray_bitmaps (d, is_stray, &sc);
+    break;
   case VB_LEVEL_INC:
   case VB_LEVEL_DIFF:
     if (redefine_lost (d, p) < 0)
@@ -237,12 +267,15 @@ vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
        * backup depends on it. */
       vb_info ("removing checkpoint %s of an incomplete backup",
                p->checkpoint);
-      return vb_plan_delete_checkpoint (d, p->checkpoint);
+      if (delete_noting (d, p->checkpoint, &latest) < 0)
+        return -1;
     }
-    return 0;
+    break;
   default:
-    return 0;
+    break;
   }
+  wait_past (latest);
+  return 0;
 }
 
 int

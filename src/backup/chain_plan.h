@@ -23,7 +23,9 @@ int vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
                   struct vb_plan *p);
 /* Make libvirt's checkpoints match the plan: for full delete ours, for
  * inc/diff redefine lost ones from saved XML and drop a stale checkpoint
- * of a failed run that carries the name we are about to create. */
+ * of a failed run that carries the name we are about to create.  Returns
+ * only once the clock is past the creation second of every checkpoint it
+ * deleted, so the checkpoint the run creates next is told from them. */
 int vb_plan_apply (struct vb_domain *d, struct vb_plan *p);
 /* After success: save the new checkpoint's XML (in the target as
  * checkpoints/<name>.xml when CPT_IN_TARGET, else in the -C directory) and

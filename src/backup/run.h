@@ -51,8 +51,13 @@ struct run {
 int vb_run_select_disks (struct run *x);
 int vb_run_check_chain_disks (struct run *x);
 /* -l auto: can the chain in the directory go on?  1 yes, 0 no (the reason
- * in the error), -1 could not tell. */
+ * in the error: also when it could not tell). */
 int vb_run_chain_usable (struct run *x);
+/* inc and diff, before anything is written: the domain's checkpoints of
+ * the chain are the very ones saved with it (not another backup's of the
+ * same name), and every file of the chain that a selected disk's new file
+ * depends on is there and whole.  0, or -1 with the reason and the fix. */
+int vb_run_check_chain (struct run *x);
 
 /* rundir.c */
 int vb_run_make_rundir (struct run *x);

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "backup/run.h"
+#include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
@@ -86,6 +87,20 @@ select_one (struct run *x, struct vb_disk *disk)
   return 1;
 }
 
+/* Does checkpoint XML CXML hold a bitmap of disk TARGET? */
+static bool
+has_bitmap (const char *cxml, const char *target)
+{
+  char xp[256];
+  CLEANUP_FREE char *mode = NULL;
+
+  snprintf (xp, sizeof xp,
+            "string(/domaincheckpoint/disks/disk[@name='%s']/@checkpoint)",
+            target);
+  mode = vb_xml_string (cxml, xp);
+  return mode && !strcmp (mode, "bitmap");
+}
+
 /* Before the job starts: a lost bitmap (removed, or an unclean QEMU exit)
  * would otherwise fail inside libvirt with a less helpful message. */
 static int
@@ -119,11 +134,7 @@ vb_run_check_chain_disks (struct run *x)
     return -1;
   for (size_t i = 0; i < x->nsel; i++) {
     const char *t = x->sel[i].disk->target;
-    char xp[256];
-    snprintf (xp, sizeof xp,
-              "string(/domaincheckpoint/disks/disk[@name='%s']/@checkpoint)", t);
-    CLEANUP_FREE char *mode = vb_xml_string (cxml, xp);
-    if (!mode || strcmp (mode, "bitmap")) {
+    if (!has_bitmap (cxml, t)) {
       vb_set_error ("disk %s is not part of checkpoint %s (added after the "
                     "full backup?): run a full backup (-l full) into a new "
                     "directory, or leave the disk out with -x %s", t, parent, t);
@@ -177,15 +188,9 @@ static int
 disk_in_chain (struct run *x, const char *cxml, struct vb_disk *disk,
                const char *parent)
 {
-  char xp[256];
-  CLEANUP_FREE char *mode = NULL;
   int st;
 
-  snprintf (xp, sizeof xp,
-            "string(/domaincheckpoint/disks/disk[@name='%s']/@checkpoint)",
-            disk->target);
-  mode = vb_xml_string (cxml, xp);
-  if (!mode || strcmp (mode, "bitmap")) {
+  if (!has_bitmap (cxml, disk->target)) {
     vb_set_error ("disk %s is not part of checkpoint %s", disk->target,
                   parent);
     return -1;
@@ -199,29 +204,161 @@ disk_in_chain (struct run *x, const char *cxml, struct vb_disk *disk,
   return -1;
 }
 
+/* ---- can the chain in the directory be extended? ---- */
+
+/* Every checkpoint of the chain that libvirt holds must be the one saved
+ * with the chain, not another backup's of the same name (a full into
+ * another directory makes a new "<prefix>.0"): an incremental from it
+ * would miss the changes between the two.  A checkpoint libvirt lost is
+ * left to vb_plan_apply, which redefines it from the saved XML.  Only the
+ * newest needs its saved XML: nothing else can prove it, while an older
+ * one without it is still vouched for by its descendants. */
+static int
+check_identity (struct run *x)
+{
+  size_t n = vb_strv_len (x->plan.chain);
+
+  for (size_t i = 0; i < n; i++) {
+    const char *name = x->plan.chain[i];
+    CLEANUP_FREE char *saved = NULL;
+    int r;
+
+    if (!vb_checkpoint_exists (x->d, name))
+      continue;
+    if (!(saved = vb_set_load_checkpoint (x->o.cptdir, name))) {
+      CLEANUP_FREE char *e = strdup (vb_get_error ());
+      if (i + 1 < n)
+        continue;
+      vb_set_error ("the chain in %s ends at checkpoint %s, but its saved "
+                    "XML cannot be read (%s), so nothing proves that domain "
+                    "'%s' still holds that very checkpoint (give -C DIR if "
+                    "the chain keeps its checkpoint XML elsewhere)",
+                    x->o.outdir, name, e ? e : "", x->d->name);
+      return -1;
+    }
+    if ((r = vb_checkpoint_matches (x->d, name, saved)) < 0)
+      return -1;
+    if (r == 0) {
+      CLEANUP_FREE char *why = strdup (vb_get_error ());
+      vb_set_error ("checkpoint %s of domain '%s' was made by another "
+                    "backup than the one the chain in %s holds (%s), so an "
+                    "incremental here would miss changes", name, x->d->name,
+                    x->o.outdir, why ? why : "");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The files of DISK that a new file depends on must be exactly the chain
+ * of the .cpt, each one whole; else restore would fail at them. */
+static int
+check_files (struct run *x, const struct vb_chain *c, const char *disk)
+{
+  const struct vb_chain_disk *cd = vb_chain_find_disk (c, disk);
+  size_t n = vb_strv_len (x->plan.chain);
+  bool ok = cd && cd->nfiles == n;
+
+  for (size_t i = 0; ok && i < n; i++)
+    ok = !strcmp (cd->files[i]->meta.checkpoint_name, x->plan.chain[i]);
+  if (!ok) {
+    CLEANUP_FREE char *why = vb_chain_disk_problems (c, disk);
+    vb_set_error ("disk %s: the chain in %s is not whole: %s", disk,
+                  x->o.outdir, why ? why : cd ? "its files do not end at "
+                  "the checkpoint the .cpt file ends with" : "it has no "
+                  "data file there");
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (vb_chain_file_check (cd->files[i]) < 0) {
+      vb_prefix_error ("disk %s: the chain in %s is not whole", disk,
+                       x->o.outdir);
+      return -1;
+    }
+  return 0;
+}
+
+/* The parent checkpoint's XML: libvirt's, else the saved one. */
+static char *
+parent_xml (struct run *x)
+{
+  const char *parent = x->plan.parent;
+
+  if (vb_checkpoint_exists (x->d, parent))
+    return vb_checkpoint_xml (x->d, parent);
+  return vb_set_load_checkpoint (x->o.cptdir, parent);
+}
+
+static int
+advise (bool files)
+{
+  CLEANUP_FREE char *why = strdup (vb_get_error ());
+
+  vb_set_error ("%s; %suse -l auto (sets this chain aside and starts a new "
+                "one here) or a full backup into a new directory",
+                why ? why : "", files ? "an incremental on it could not be "
+                "restored; " : "");
+  return -1;
+}
+
+int
+vb_run_check_chain (struct run *x)
+{
+  CLEANUP_FREE char *cxml = NULL;
+  struct vb_chain *c;
+  int r = 0;
+
+  if (!x->plan.parent)
+    return 0;
+  if (check_identity (x) < 0)
+    return advise (false);
+  /* A checkpoint lost without saved XML is vb_plan_apply's to report. */
+  if (!(cxml = parent_xml (x)))
+    return 0;
+  if (!(c = vb_chain_scan (x->o.outdir)))
+    return -1;
+  /* A disk not in the checkpoint is vb_run_check_chain_disks' to report. */
+  for (size_t i = 0; i < x->nsel && r == 0; i++)
+    if (!x->sel[i].raw && has_bitmap (cxml, x->sel[i].disk->target))
+      r = check_files (x, c, x->sel[i].disk->target);
+  vb_chain_free (c);
+  return r < 0 ? advise (true) : 0;
+}
+
+/* Would -l auto back up DISK in an incremental? */
+static bool
+auto_candidate (struct run *x, const struct vb_disk *disk)
+{
+  return disk->skip == VB_DISK_BACKUP &&
+    !(disk->format && !strcmp (disk->format, "raw")) &&
+    !in_list (x->o.exclude, disk->target) &&
+    (!x->o.include || in_list (x->o.include, disk->target));
+}
+
 int
 vb_run_chain_usable (struct run *x)
 {
   const char *parent = x->plan.parent;
   CLEANUP_FREE char *cxml = NULL;
+  struct vb_chain *c;
+  int r = 0;
 
   if (!parent)
     return 1;
-  cxml = vb_checkpoint_exists (x->d, parent) ? vb_checkpoint_xml (x->d, parent)
-                                             : vb_set_load_checkpoint (x->o.cptdir, parent);
-  if (!cxml) {
+  if (check_identity (x) < 0)
+    return 0;
+  if (!(cxml = parent_xml (x))) {
     vb_set_error ("checkpoint %s is gone and was not saved", parent);
     return 0;
   }
-  for (size_t i = 0; i < x->d->ndisks; i++) {
+  if (!(c = vb_chain_scan (x->o.outdir)))
+    return 0;
+  for (size_t i = 0; i < x->d->ndisks && r == 0; i++) {
     struct vb_disk *disk = &x->d->disks[i];
-    if (disk->skip != VB_DISK_BACKUP ||
-        (disk->format && !strcmp (disk->format, "raw")) ||
-        in_list (x->o.exclude, disk->target) ||
-        (x->o.include && !in_list (x->o.include, disk->target)))
-      continue;
-    if (disk_in_chain (x, cxml, disk, parent) < 0)
-      return 0;
+    if (auto_candidate (x, disk))
+      r = disk_in_chain (x, cxml, disk, parent) < 0 ? -1 :
+        check_files (x, c, disk->target);
   }
-  return 1;
+  vb_chain_free (c);
+  return r < 0 ? 0 : 1;
 }

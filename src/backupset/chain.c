@@ -788,3 +788,27 @@ vb_chain_sequence (const struct vb_chain *c, char *const *names)
   }
   return STEAL (v);
 }
+
+int
+vb_chain_file_check (const struct vb_chain_file *f)
+{
+  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  enum vb_comp_method method;
+  struct vb_reader *r;
+  struct vb_frame fr;
+  int n = 0;
+
+  if (fd == -1) {
+    vb_set_error_errno (errno, "%s", f->name);
+    return -1;
+  }
+  if (!(r = vb_reader_open (fd, f->name)))
+    return -1;
+  /* Skipping a compressed payload would decompress it: its trailer at the
+   * end of the file already vouches for the size. */
+  if (!vb_reader_compression (r, &method))
+    while ((n = vb_reader_next (r, &fr)) == 1)
+      ;
+  vb_reader_close (r);
+  return n;
+}

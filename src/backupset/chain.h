@@ -93,6 +93,13 @@ const struct vb_chain_disk *vb_chain_find_disk (const struct vb_chain *c,
  * NULL if none.  Malloc'd. */
 char *vb_chain_disk_problems (const struct vb_chain *c, const char *disk);
 
+/* Is F whole, so that a new file may depend on it?  Its metadata must be
+ * readable and its frames must end in the stop frame at the end of the
+ * file: an uncompressed file's headers are walked without reading the
+ * payloads, a compressed one was checked against its trailer when it was
+ * opened.  0, or -1 with the error naming F and the byte offset. */
+int vb_chain_file_check (const struct vb_chain_file *f);
+
 /* The files to apply, in order, to bring DISK to the point UNTIL: a
  * checkpoint name (the chain up to and including the file that ends at it),
  * a data file name, or a differential's epoch.  UNTIL NULL means the newest

@@ -1,6 +1,6 @@
 /* Unit tests for backupset.c: file naming, the .cpt chain file (exact
  * bytes, as Python's json.dumps writes them), saved checkpoints, directory
- * scans and the per-domain lock. */
+ * scans and the per-domain lock; and chain.c's whole-file check. */
 #undef NDEBUG
 #include <assert.h>
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backupset/backupset.h"
+#include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
@@ -332,6 +333,57 @@ test_unlock (void)
   vb_set_lock_dir (NULL);
 }
 
+/* sda.full.data: meta, one 4 KiB data frame, a zero frame, stop; then
+ * its check after cutting CUT bytes off the end or adding junk. */
+static int
+check_cut (off_t cut, const char *junk)
+{
+  struct vb_meta m = {
+    .virtual_size = 1 << 20, .data_size = 4096, .date = "2026-11-22T01:31:23",
+    .disk_name = "sda", .disk_format = "qcow2", .checkpoint_name = "p.0",
+    .parent_checkpoint = "", .compression_method = "lz4",
+    .stream_version = 2,
+  };
+  size_t len, n = 0;
+  CLEANUP_FREE char *json = vb_meta_to_json (&m, &len);
+  CLEANUP_FREE char *buf = malloc (len + 4 * VB_FRAME_LEN + 4096 + 4 + 16);
+  char path[128];
+  struct vb_chain *c;
+  int r;
+
+  assert (json && buf);
+  vb_frame_format (buf, VB_FRAME_META, 0, len);
+  memcpy (buf + VB_FRAME_LEN, json, len);
+  n = VB_FRAME_LEN + len;
+  memcpy (buf + n, "\r\n", 2), n += 2;
+  vb_frame_format (buf + n, VB_FRAME_DATA, 0, 4096), n += VB_FRAME_LEN;
+  memset (buf + n, 0x5a, 4096), n += 4096;
+  memcpy (buf + n, "\r\n", 2), n += 2;
+  vb_frame_format (buf + n, VB_FRAME_ZERO, 4096, 4096), n += VB_FRAME_LEN;
+  vb_frame_format (buf + n, VB_FRAME_STOP, 0, 0), n += VB_FRAME_LEN;
+  memcpy (buf + n, junk, strlen (junk)), n += strlen (junk);
+  assert (vb_write_file_atomic (dir, "sda.full.data", buf, n - cut,
+                                0600) == 0);
+  assert ((c = vb_chain_scan (dir)) && c->nall == 1);
+  r = vb_chain_file_check (&c->all[0]);
+  assert (r == 0 || strstr (vb_get_error (), "sda.full.data"));
+  vb_chain_free (c);
+  snprintf (path, sizeof path, "%s/sda.full.data", dir);
+  unlink (path);
+  return r;
+}
+
+/* Truncation shows whatever part of the file it takes: a payload, a frame
+ * header, the stop frame; so do bytes after the stop frame. */
+static void
+test_file_check (void)
+{
+  assert (check_cut (0, "") == 0);
+  for (off_t cut = 1; cut <= 2 * VB_FRAME_LEN + 2 + 4096; cut += 7)
+    assert (check_cut (cut, "") == -1);
+  assert (check_cut (0, "x") == -1);
+}
+
 int
 main (void)
 {
@@ -348,6 +400,7 @@ main (void)
   test_scan ();
   test_lock ();
   test_unlock ();
+  test_file_check ();
   snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
   assert (system (cmd) == 0);
   printf ("test-backupset: ok\n");

@@ -81,6 +81,14 @@ struct vb_verify_report {
 /* -1 only when DIR cannot be read at all; problems are in the report. */
 int vb_verify (const char *dir, struct vb_verify_report *rep);
 void vb_verify_report_clear (struct vb_verify_report *rep);
+/* Apart from the files: is every checkpoint of DIR's chain that the domain
+ * (of DIR's .cpt, at URI, NULL: qemu:///system) holds still the very one
+ * saved in CPTDIR (NULL: DIR/checkpoints), so that the next incremental can
+ * go on?  0 yes or nothing to check; 1 no, *MSG says why the next
+ * incremental would be refused; 2 could not check (libvirt or the domain
+ * unreachable), *MSG says why.  *MSG is malloc'd or NULL. */
+int vb_verify_checkpoint (const char *dir, const char *uri,
+                          const char *cptdir, char **msg);
 
 /* Dump: the chain as a JSON document, or as text for a terminal. */
 struct json_object *vb_dump_json (const struct vb_chain *c);

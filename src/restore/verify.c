@@ -1,5 +1,6 @@
 /* verify.c: read every data file of a backup directory end to end and
- * check its checksum file and the chain.  See restore.h.  The stream
+ * check its checksum file and the chain; and, apart from the files, ask
+ * libvirt whether the next incremental could go on.  See restore.h.  The stream
  * reader does the per-frame checks (syntax, CR LF, ascending offsets,
  * sizes, lz4 checksums, trailer); this file only drives it and gathers
  * the problems, so verify and restore judge a file the same way. */
@@ -22,6 +23,7 @@
 #include "common/fsutil.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
+#include "virt/virt.h"
 
 #define BUFSZ (1u << 20)
 
@@ -210,4 +212,102 @@ vb_verify_report_clear (struct vb_verify_report *rep)
   vb_strv_free (rep->problems);
   vb_strv_free (rep->notes);
   memset (rep, 0, sizeof *rep);
+}
+
+/* ---- is the chain's newest checkpoint still the domain's? ---- */
+
+static int __attribute__((format (printf, 3, 4)))
+say (char **msg, int r, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  if (vasprintf (msg, fmt, ap) < 0)
+    *msg = NULL;
+  va_end (ap);
+  return r;
+}
+
+/* Gone from libvirt: the next incremental redefines it from SAVED, which
+ * works while every bitmap it names is still in the images. */
+static int
+judge_gone (struct vb_domain *d, const struct vb_chain *c, const char *name,
+            const char *saved, char **msg)
+{
+  for (size_t i = 0; i < c->ndisks; i++) {
+    const char *t = c->disks[i].disk;
+    const struct vb_disk *disk = vb_domain_find_disk (d, t);
+    char xp[256];
+    CLEANUP_FREE char *mode = NULL;
+
+    snprintf (xp, sizeof xp, "string(/domaincheckpoint/disks/disk"
+              "[@name='%s']/@checkpoint)", t);
+    mode = vb_xml_string (saved, xp);
+    if (!mode || strcmp (mode, "bitmap"))
+      continue;
+    if (!disk || vb_disk_bitmap_state (d, disk, name) != VB_BITMAP_OK)
+      return say (msg, 1, "domain '%s' no longer has checkpoint %s, which "
+                  "the chain in %s ends with, nor its bitmap of disk %s: "
+                  "the next incremental there would be refused; -l auto "
+                  "starts a new chain", d->name, name, c->dir, t);
+  }
+  return 0;
+}
+
+static int
+judge (struct vb_domain *d, const struct vb_chain *c, const char *cptdir,
+       char **msg)
+{
+  size_t n = vb_strv_len (c->cpt);
+
+  for (size_t i = 0; i < n; i++) {
+    const char *name = c->cpt[i];
+    CLEANUP_FREE char *saved = vb_set_load_checkpoint (cptdir, name);
+    bool held = vb_checkpoint_exists (d, name), newest = i + 1 == n;
+    int r;
+
+    if (!saved && newest)
+      return say (msg, held ? 1 : 2, "the saved XML of checkpoint %s, "
+                  "which the chain in %s ends with, cannot be read (%s)%s",
+                  name, c->dir, vb_get_error (), held ? ": the next "
+                  "incremental there would be refused (give -C DIR if the "
+                  "chain keeps it elsewhere)" : "");
+    if (!saved || (!held && !newest))
+      continue;
+    if (!held)
+      return judge_gone (d, c, name, saved, msg);
+    if ((r = vb_checkpoint_matches (d, name, saved)) < 0)
+      return say (msg, 2, "%s", vb_get_error ());
+    if (r == 0)
+      return say (msg, 1, "checkpoint %s of domain '%s' is no longer the one "
+                  "the chain in %s holds (%s: another backup replaced it): "
+                  "the next incremental there would be refused; -l auto "
+                  "starts a new chain", name, d->name, c->dir,
+                  vb_get_error ());
+  }
+  return 0;
+}
+
+int
+vb_verify_checkpoint (const char *dir, const char *uri, const char *cptdir,
+                      char **msg)
+{
+  CLEANUP_FREE char *cpd = cptdir ? strdup (cptdir)
+                                  : vb_path_join (dir, "checkpoints");
+  struct vb_chain *c = vb_chain_scan (dir);
+  struct vb_domain *d = NULL;
+  int r = 0;
+
+  *msg = NULL;
+  if (!c || !cpd)
+    r = say (msg, 2, "%s", vb_get_error ());
+  else if (c->domain && vb_strv_len (c->cpt) > 0) {
+    if (!(d = vb_domain_open (uri, c->domain, false)))
+      r = say (msg, 2, "%s", vb_get_error ());
+    else
+      r = judge (d, c, cpd, msg);
+  }
+  vb_domain_close (d);
+  vb_chain_free (c);
+  return r;
 }

@@ -1,8 +1,10 @@
 /* checkpoint.c: list, read, delete and redefine a domain's checkpoints. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -233,4 +235,87 @@ vb_checkpoint_size (struct vb_domain *d, const char *name)
     return -1;
   size = vb_xml_string (xml, "sum(/domaincheckpoint/disks/disk/@size)");
   return size ? (int64_t) strtoll (size, NULL, 10) : -1;
+}
+
+/* ---- identity ---- */
+
+long long
+vb_checkpoint_created (const char *xml)
+{
+  CLEANUP_FREE char *s = vb_xml_string (xml, "/domaincheckpoint/creationTime");
+  char *end;
+  long long t;
+
+  if (s == NULL) {
+    vb_prefix_error ("checkpoint XML");
+    return -1;
+  }
+  errno = 0;
+  t = strtoll (s, &end, 10);
+  if (errno || end == s || *end || t < 0) {
+    vb_set_error ("checkpoint XML: creationTime '%s' is not a time", s);
+    return -1;
+  }
+  return t;
+}
+
+static void
+local_time (long long t, char *buf, size_t len)
+{
+  time_t tt = (time_t) t;
+  struct tm tm;
+
+  if (!localtime_r (&tt, &tm) ||
+      strftime (buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf (buf, len, "%lld", t);
+}
+
+/* What tells two checkpoints of one name apart.  The parent's name, the
+ * disks and their bitmaps (named after the checkpoint) are alike for the
+ * checkpoints at one place of two chains of one domain, so they say
+ * nothing.  The creation time does, to the second; virtback's own runs keep
+ * a new checkpoint out of the second of one they replace (chain_plan.c).
+ * The uuid of the embedded domain tells a domain re-created under the same
+ * name; XML saved without the domain is judged by the rest. */
+int
+vb_checkpoint_same (const char *saved, const char *live)
+{
+  CLEANUP_FREE char *n1 = vb_checkpoint_name_from_xml (saved);
+  CLEANUP_FREE char *n2 = n1 ? vb_checkpoint_name_from_xml (live) : NULL;
+  CLEANUP_FREE char *u1 = NULL, *u2 = NULL;
+  long long t1, t2;
+  char b1[64], b2[64];
+
+  if (n2 == NULL || (t1 = vb_checkpoint_created (saved)) < 0 ||
+      (t2 = vb_checkpoint_created (live)) < 0)
+    return -1;
+  if (strcmp (n1, n2) != 0) {
+    vb_set_error ("libvirt's is named '%s', the chain's '%s'", n2, n1);
+    return 0;
+  }
+  if (t1 != t2) {
+    local_time (t1, b1, sizeof b1);
+    local_time (t2, b2, sizeof b2);
+    vb_set_error ("libvirt's was created %s, the chain's %s", b2, b1);
+    return 0;
+  }
+  u1 = vb_xml_string (saved, "/domaincheckpoint/domain/uuid");
+  u2 = vb_xml_string (live, "/domaincheckpoint/domain/uuid");
+  if (u1 && u2 && strcmp (u1, u2) != 0) {
+    vb_set_error ("libvirt's belongs to the domain with uuid %s, the "
+                  "chain's to %s", u2, u1);
+    return 0;
+  }
+  return 1;
+}
+
+int
+vb_checkpoint_matches (struct vb_domain *d, const char *name,
+                       const char *saved)
+{
+  CLEANUP_FREE char *live = vb_checkpoint_xml (d, name);
+
+  if (live == NULL)
+    return -1;
+  return vb_checkpoint_same (saved, live);
 }

@@ -279,6 +279,45 @@ test_offline_checkpoint_xml (void)
   vb_disks_free (d.disks, d.ndisks);
 }
 
+#define CP(name, t, uuid)                                               \
+  "<domaincheckpoint><name>" name "</name><parent><name>vb.0</name>"    \
+  "</parent><creationTime>" t "</creationTime><disks><disk name='sda' " \
+  "checkpoint='bitmap' bitmap='" name "'/></disks><domain type='kvm'>"  \
+  "<name>vm</name><uuid>" uuid "</uuid></domain></domaincheckpoint>"
+#define U1 "6f1d3a0c-27e5-4f5b-9d7e-0a4c2b1e9f01"
+#define U2 "6f1d3a0c-27e5-4f5b-9d7e-0a4c2b1e9f02"
+
+/* Two checkpoints of one name differ by creation time or domain; libvirt
+ * adding sizes or other elements to its XML changes nothing. */
+static void
+test_checkpoint_same (void)
+{
+  static const char saved[] = CP ("vb.1", "1795314665", U1);
+  static const char sized[] =
+    "<domaincheckpoint><name>vb.1</name><creationTime>1795314665"
+    "</creationTime><disks><disk name='sda' checkpoint='bitmap' "
+    "bitmap='vb.1' size='65536'/></disks><domain><uuid>" U1 "</uuid>"
+    "</domain></domaincheckpoint>";
+  static const char bare[] =
+    "<domaincheckpoint><name>vb.1</name><creationTime>1795314665"
+    "</creationTime></domaincheckpoint>";
+
+  CHECK (vb_checkpoint_same (saved, saved) == 1);
+  CHECK (vb_checkpoint_same (saved, sized) == 1);
+  CHECK (vb_checkpoint_same (bare, saved) == 1);
+  CHECK (vb_checkpoint_same (saved, CP ("vb.1", "1795314666", U1)) == 0);
+  CHECK (strstr (vb_get_error (), "libvirt's was created ") != NULL);
+  CHECK (strstr (vb_get_error (), ", the chain's ") != NULL);
+  CHECK (vb_checkpoint_same (saved, CP ("vb.1", "1795314665", U2)) == 0);
+  CHECK (strstr (vb_get_error (), U2) != NULL);
+  CHECK (vb_checkpoint_same (saved, CP ("vb.2", "1795314665", U1)) == 0);
+  CHECK (vb_checkpoint_same (saved, "<domaincheckpoint><name>vb.1</name>"
+                             "</domaincheckpoint>") == -1);
+  CHECK (vb_checkpoint_same ("not xml", saved) == -1);
+  CHECK (vb_checkpoint_created (saved) == 1795314665LL);
+  CHECK (vb_checkpoint_created (CP ("vb.1", "17x", U1)) == -1);
+}
+
 /* qemu-img is installed with QEMU: run it for real on an image it made. */
 static void
 test_qemu_img_info (void)
@@ -317,6 +356,7 @@ main (void)
   test_spec_errors ();
   test_xml_string ();
   test_offline_checkpoint_xml ();
+  test_checkpoint_same ();
   test_qemu_img_info ();
   xmlCleanupParser ();
   return vb_test_end ("test-virt");

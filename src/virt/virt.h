@@ -185,4 +185,19 @@ int vb_remove_stray_bitmaps (struct vb_domain *d,
 int vb_disk_bitmap_state (struct vb_domain *d, const struct vb_disk *disk,
                           const char *name);
 
+/* ---- checkpoint identity ----
+ * A full backup reuses the names of the checkpoints it replaces, so a name
+ * does not say which backup made a checkpoint. */
+/* <creationTime> of a checkpoint XML, in seconds; -1 with an error. */
+long long vb_checkpoint_created (const char *xml);
+/* Is LIVE (libvirt's XML of a checkpoint now) the very checkpoint SAVED
+ * (the XML kept with a backup chain)?  1 yes; 0 no, with the error saying
+ * what differs ("libvirt's was created T2, the chain's T1"); -1 when either
+ * lacks a name or a creation time.  Pure: no libvirt call. */
+int vb_checkpoint_same (const char *saved, const char *live);
+/* vb_checkpoint_same against libvirt's checkpoint NAME of D; -1 also when D
+ * has no checkpoint NAME. */
+int vb_checkpoint_matches (struct vb_domain *d, const char *name,
+                           const char *saved);
+
 #endif
