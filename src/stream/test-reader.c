@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@
 #include "common/error.h"
 #include "stream/stream.h"
 #include "stream/test-util.h"
+#include "stream/writer.h"
+#include "target/target.h"
 
 /* ---- whole streams ---- */
 
@@ -93,11 +96,83 @@ write_frame (int fd, enum vb_frame_kind k, uint64_t s, uint64_t l)
   xwrite (fd, h, sizeof h);
 }
 
-/* Build a stream file in a memfd.  DATA_SIZE (UINT64_MAX: computed) goes
- * into the metadata as is, so tests can lie. */
+/* Streams of a layout no writer of ours makes (lz4 pieces shorter than
+ * VB_STREAM_MAX_PIECE, as the peer writes when its server takes smaller
+ * requests; a meta frame among the data) are built by hand in a memfd;
+ * every other stream is written by the real writer (stream/writer.h). */
+static int build_by_hand (enum method m, uint64_t vsize,
+                          const struct tframe *f, size_t n,
+                          uint64_t data_size);
+
+static char tdir[] = "/tmp/vbreader.XXXXXX";
+
+static void
+writer_frames (struct vb_swriter *w, const struct tframe *f, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (f[i].kind == VB_FRAME_ZERO) {
+      CHECK (vb_swriter_zero (w, f[i].start, f[i].length) == 0);
+      continue;
+    }
+    unsigned char *buf = malloc (f[i].length);
+    REQUIRE (buf);
+    disk_bytes (f[i].start, buf, f[i].length);
+    CHECK (vb_swriter_data (w, f[i].start, buf, f[i].length) == 0);
+    free (buf);
+  }
+}
+
+/* Build a stream file, opened read-write and already unlinked, so tests
+ * may damage it.  DATA_SIZE (UINT64_MAX: computed) goes into the metadata
+ * as is, so tests can lie. */
 static int
 build_stream (enum method m, uint64_t vsize, const struct tframe *f, size_t n,
               uint64_t data_size)
+{
+  struct vb_swriter_opts o = { .compress = m != PLAIN, .zstd = m == ZSTD,
+                               .level = m == ZSTD ? 3 : 2, .workers = 1,
+                               .req_size = m == ZSTD ? piece_len : CHUNK };
+  struct vb_target *t;
+  struct vb_tfile *tf;
+  struct vb_swriter *w;
+  char path[64];
+  int fd;
+
+  bool odd = m == LZ4 && piece_len != VB_STREAM_MAX_PIECE;
+
+  for (size_t i = 0; i < n; i++)
+    odd |= f[i].kind != VB_FRAME_DATA && f[i].kind != VB_FRAME_ZERO;
+  if (odd)
+    return build_by_hand (m, vsize, f, n, data_size);
+  if (!tdir[14] || tdir[14] == 'X')
+    REQUIRE (mkdtemp (tdir));
+  fill_meta (&o.meta, "sda", m != PLAIN);
+  o.meta.virtual_size = vsize;
+  o.meta.data_size = 0;
+  for (size_t i = 0; i < n; i++)
+    if (f[i].kind == VB_FRAME_DATA)
+      o.meta.data_size += f[i].length;
+  if (data_size != UINT64_MAX)
+    o.meta.data_size = data_size;
+  free (o.meta.compression_method);
+  o.meta.compression_method = strdup (m == ZSTD ? "zstd" : "lz4");
+  REQUIRE ((t = vb_target_dir_open (tdir)) && (tf = vb_target_create (t, "s")));
+  REQUIRE ((w = vb_swriter_new (tf, &o)));
+  writer_frames (w, f, n);
+  CHECK (vb_swriter_finish (w, o.meta.data_size) == 0);
+  vb_swriter_free (w);
+  CHECK (vb_tfile_commit (tf) == 0);
+  vb_target_close (t);
+  vb_meta_clear (&o.meta);
+  snprintf (path, sizeof path, "%s/s", tdir);
+  REQUIRE ((fd = open (path, O_RDWR)) >= 0);
+  unlink (path);
+  return fd;
+}
+
+static int
+build_by_hand (enum method m, uint64_t vsize, const struct tframe *f,
+               size_t n, uint64_t data_size)
 {
   int fd = memfd_create ("stream", 0);
   struct vb_meta meta;
@@ -858,5 +933,6 @@ main (int argc, char **argv)
   test_pieces_roundtrip ();
   test_pieces_length ();
   test_pieces_damage ();
+  rmdir (tdir);
   return vb_test_end ("test-reader");
 }

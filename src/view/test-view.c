@@ -2,8 +2,8 @@
  *
  * Property test: random chains (a full and up to 8 incrementals, each file
  * plain, lz4 or zstd, with data, zero and overlapping writes, disks that
- * grow and shrink) are written as stream files; a reference applies every
- * file in order into a buffer, as a replaying restore does.  Random ranges
+ * grow and shrink) are written by the real stream writer; a reference
+ * applies every file in order into a buffer, as a replaying restore does.  Random ranges
  * read through the view must equal the reference, and the extents must
  * tile the disk with only zeros where they say zero or hole.  Seeded:
  * "test-view SEED CASES" repeats a run.  Then damage (a flipped byte in a
@@ -20,7 +20,10 @@
 
 #include "common/error.h"
 #include "common/test.h"
+#include "common/cleanup.h"
 #include "stream/stream.h"
+#include "stream/writer.h"
+#include "target/target.h"
 #include "view/view.h"
 
 #define MAXSIZE (1u << 20)
@@ -58,110 +61,42 @@ struct tfile {
   unsigned char *data;         /* the disk bytes its data frames hold */
 };
 
-static void
-xwrite (int fd, const void *p, size_t n)
-{
-  if (write (fd, p, n) != (ssize_t) n)
-    abort ();
-}
-
-static void
-put_frame (int fd, enum vb_frame_kind k, uint64_t s, uint64_t l)
-{
-  char h[VB_FRAME_LEN];
-
-  vb_frame_format (h, k, s, l);
-  xwrite (fd, h, sizeof h);
-}
-
-/* One piece as one lz4 or zstd frame; returns its compressed size. */
-static uint64_t
-put_piece (int fd, enum method m, const unsigned char *in, size_t len)
-{
-  static struct vb_lz4c *lz;
-  static struct vb_zstdc *zs;
-  struct vb_lz4c *l = m == LZ4 ? (lz ? lz : (lz = vb_lz4c_new (2))) : NULL;
-  struct vb_zstdc *z = m == ZSTD ? (zs ? zs : (zs = vb_zstdc_new (3))) : NULL;
-  size_t cap = l ? vb_lz4c_bound (l, len) : vb_zstdc_bound (z, len);
-  unsigned char *out = malloc (3 * cap + 64);
-  ssize_t a = l ? vb_lz4c_begin (l, len, out, cap) : vb_zstdc_begin (z, len, out, cap);
-  ssize_t b = l ? vb_lz4c_update (l, in, len, out + a, cap)
-                : vb_zstdc_update (z, in, len, out + a, cap);
-  ssize_t c = l ? vb_lz4c_end (l, out + a + b, cap) : vb_zstdc_end (z, out + a + b, cap);
-
-  REQUIRE (a >= 0 && b >= 0 && c >= 0);
-  xwrite (fd, out, a + b + c);
-  free (out);
-  return a + b + c;
-}
-
-static void
-put_data (int fd, const struct tfile *t, const struct tframe *f,
-          struct vb_trailer *tr)
-{
-  uint64_t sizes[4096];
-  size_t np = 0;
-
-  for (uint64_t p = 0; t->m != PLAIN && p < f->len; p += t->piece) {
-    size_t k = f->len - p < t->piece ? f->len - p : t->piece;
-    sizes[np++] = put_piece (fd, t->m, t->data + f->start + p, k);
-  }
-  if (t->m == PLAIN)
-    xwrite (fd, t->data + f->start, f->len);
-  else
-    CHECK (vb_trailer_add_frame (tr, f->len, sizes, np) == 0);
-  xwrite (fd, VB_TERM, VB_TERM_LEN);
-}
-
-static void
-put_meta (int fd, const struct tfile *t, bool inc)
-{
-  struct vb_meta m = {
-    .virtual_size = t->vsize, .date = "2026-12-01T00:00:00.000000",
-    .disk_name = "sda", .disk_format = "qcow2", .checkpoint_name = "x.1",
-    .parent_checkpoint = inc ? "x.0" : "", .compressed = t->m != PLAIN,
-    .compression_level = 2, .compression_method = t->m == ZSTD ? "zstd" : "lz4",
-    .incremental = inc, .stream_version = 2,
-  };
-  size_t len;
-  char *json;
-
-  for (size_t i = 0; i < t->n; i++)
-    m.data_size += t->f[i].zero ? 0 : t->f[i].len;
-  json = vb_meta_to_json (&m, &len);
-  REQUIRE (json);
-  put_frame (fd, VB_FRAME_META, 0, len);
-  xwrite (fd, json, len);
-  xwrite (fd, VB_TERM, VB_TERM_LEN);
-  free (json);
-}
-
+/* T as a stream file at PATH, written by the real writer.  lz4 pieces are
+ * the peer's 32 MiB chains; zstd pieces are T->piece bytes. */
 static void
 write_file (const char *path, const struct tfile *t, bool inc)
 {
-  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  struct vb_trailer tr;
-  size_t len;
+  struct vb_swriter_opts o = {
+    .meta = { .virtual_size = t->vsize, .date = "2026-12-01T00:00:00.000000",
+              .disk_name = "sda", .disk_format = "qcow2",
+              .checkpoint_name = "x.1", .parent_checkpoint = inc ? "x.0" : "",
+              .compressed = t->m != PLAIN, .compression_level = 2,
+              .compression_method = t->m == ZSTD ? "zstd" : "lz4",
+              .incremental = inc, .stream_version = 2 },
+    .compress = t->m != PLAIN, .zstd = t->m == ZSTD,
+    .level = t->m == ZSTD ? 1 : 2, .workers = 1, .req_size = t->piece,
+  };
+  CLEANUP_FREE char *dir = strdup (path);
+  struct vb_target *tg;
+  struct vb_tfile *tf;
+  struct vb_swriter *w;
 
-  REQUIRE (fd >= 0);
-  vb_trailer_init (&tr);
-  put_meta (fd, t, inc);
+  for (size_t i = 0; i < t->n; i++)
+    o.meta.data_size += t->f[i].zero ? 0 : t->f[i].len;
+  *strrchr (dir, '/') = '\0';
+  REQUIRE ((tg = vb_target_dir_open (dir)) &&
+           (tf = vb_target_create (tg, strrchr (path, '/') + 1)));
+  REQUIRE ((w = vb_swriter_new (tf, &o)));
   for (size_t i = 0; i < t->n; i++) {
-    put_frame (fd, t->f[i].zero ? VB_FRAME_ZERO : VB_FRAME_DATA,
-               t->f[i].start, t->f[i].len);
-    if (!t->f[i].zero)
-      put_data (fd, t, &t->f[i], &tr);
+    const struct tframe *f = &t->f[i];
+    CHECK ((f->zero ? vb_swriter_zero (w, f->start, f->len)
+                    : vb_swriter_data (w, f->start, t->data + f->start,
+                                       f->len)) == 0);
   }
-  put_frame (fd, VB_FRAME_STOP, 0, 0);
-  if (t->m != PLAIN) {
-    char *json = vb_trailer_to_json (&tr, &len);
-    xwrite (fd, json, len);
-    xwrite (fd, VB_TERM, VB_TERM_LEN);
-    put_frame (fd, VB_FRAME_COMP, 0, len);
-    free (json);
-  }
-  vb_trailer_clear (&tr);
-  close (fd);
+  CHECK (vb_swriter_finish (w, o.meta.data_size) == 0);
+  vb_swriter_free (w);
+  CHECK (vb_tfile_commit (tf) == 0);
+  vb_target_close (tg);
 }
 
 /* Random disjoint frames in ascending order inside [0, vsize). */
