@@ -13,6 +13,11 @@ int cmd_restore (int argc, char **argv);
 int cmd_dump (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 
+/* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
+ * ignore SIGPIPE): the run polls it and ends through its cleanup. */
+#include <signal.h>
+volatile sig_atomic_t *vb_cli_stop_on_signals (void);
+
 /* Print "virtback <cmd>: <msg>" for the current vb_get_error() to stderr. */
 void vb_cli_error (const char *cmd);
 /* Print a formatted one-line error for CMD. */

@@ -23,8 +23,6 @@
 #include "common/log.h"
 #include "common/parse.h"
 
-static volatile sig_atomic_t cancelled;
-
 struct ui {
   const char *outdir;
   FILE *log;                   /* the run's log file in outdir */
@@ -76,14 +74,6 @@ static const char usage_text[] =
   "      --inflight N           NBD reads in flight per disk (default 64)\n"
   "      --connections N        NBD connections per disk (default 4)\n"
   "  -h, --help                 show this help\n";
-
-static void
-on_signal (int sig)
-{
-  /* Atomic: threads poll it (the NBD connect, the copy) besides the
-   * main loop.  A lock-free store is safe in a signal handler. */
-  __atomic_store_n (&cancelled, 1, __ATOMIC_RELAXED);
-}
 
 static void
 log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
@@ -486,18 +476,6 @@ parse_args (struct args *a, int argc, char **argv)
 
 /* A dropped ssh session sends SIGHUP, and SIGQUIT would dump core: each
  * ends the run as SIGINT does, through the cleanup, never by default. */
-static void
-install_signals (void)
-{
-  static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-  struct sigaction sa = { .sa_handler = on_signal };
-
-  sigemptyset (&sa.sa_mask);
-  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-    sigaction (sigs[i], &sa, NULL);
-  signal (SIGPIPE, SIG_IGN);
-}
-
 int
 cmd_backup (int argc, char **argv)
 {
@@ -512,8 +490,7 @@ cmd_backup (int argc, char **argv)
   ui.progress = !a.noprogress && !a.o.print_only && isatty (STDERR_FILENO);
   ui.quiet = a.json;
   vb_log_set_sink (log_sink, &ui);
-  install_signals ();
-  a.o.cancel = &cancelled;
+  a.o.cancel = vb_cli_stop_on_signals ();
   a.o.started = strcmp (a.o.outdir, "-") ? open_log : NULL;
   a.o.tick = tick;
   a.o.op = &ui;

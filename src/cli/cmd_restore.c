@@ -126,26 +126,6 @@ parse (int argc, char **argv, struct vb_restore_opts *o)
   return optind == argc ? 0 : -1;
 }
 
-/* vb_restore stops cleanly on SIGINT and SIGTERM while it runs.  A
- * dropped ssh session sends SIGHUP, and SIGQUIT would dump core: both are
- * turned into the SIGTERM it handles (raise is async-signal-safe). */
-static void
-as_sigterm (int sig)
-{
-  (void) sig;
-  raise (SIGTERM);
-}
-
-static void
-install_signals (void)
-{
-  struct sigaction sa = { .sa_handler = as_sigterm };
-
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGHUP, &sa, NULL);
-  sigaction (SIGQUIT, &sa, NULL);
-}
-
 int
 cmd_restore (int argc, char **argv)
 {
@@ -153,7 +133,7 @@ cmd_restore (int argc, char **argv)
   struct vb_restore_result r;
   int p = parse (argc, argv, &o), ret = VB_EXIT_USAGE;
 
-  install_signals ();
+  o.cancel = vb_cli_stop_on_signals ();
   if (p == 1)
     ret = VB_EXIT_OK;
   else if (p == -1)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +23,9 @@
 #include "common/fsutil.h"
 #include "nbd/nbd.h"
 #include "restore/internal.h"
+#include "view/view.h"
 #include "restore/restore.h"
 #include "virt/virt.h"
-
-volatile sig_atomic_t vb_restore_stop;
 
 struct job {
   const struct vb_chain_disk *d;
@@ -49,13 +49,6 @@ struct run {
   char **notes;
   size_t nnotes;
 };
-
-static void
-on_signal (int sig)
-{
-  (void) sig;
-  __atomic_store_n (&vb_restore_stop, 1, __ATOMIC_RELAXED);  /* threads poll it */
-}
 
 /* Problems of D that FILES do not need: the restore goes on, and they
  * become notes of the result. */
@@ -368,50 +361,68 @@ create_image (const struct run *rn, struct job *j, uint64_t size)
   return 0;
 }
 
-/* LIMITS[i]: the smallest virtual size from file I to the restore point.
- * Content of file I at or past it was cut off by a shrink of the disk, and
- * a later growth brings that range back as zeros, not as the old data. */
-static uint64_t *
-size_limits (const struct job *j)
+/* The .chksum covers each whole file, so the files of the point are
+ * checked by a thread reading them alongside the writes. */
+struct sumcheck {
+  struct vb_chain_file *const *files;
+  int ret;
+  char msg[1024];
+};
+
+static void *
+sum_thread (void *opaque)
 {
-  uint64_t *limits = calloc (j->nfiles, sizeof *limits);
+  struct sumcheck *sc = opaque;
 
-  if (!limits) {
-    vb_set_error_errno (errno, "calloc");
-    return NULL;
-  }
-  for (size_t i = j->nfiles; i-- > 0;) {
-    uint64_t s = j->files[i]->meta.virtual_size;
+  for (size_t i = 0; sc->files[i] && sc->ret != -1; i++)
+    sc->ret = vb_check_chksum (sc->files[i]->path, sc->files[i]->name);
+  if (sc->ret == -1)
+    snprintf (sc->msg, sizeof sc->msg, "%s", vb_get_error ());
+  return NULL;
+}
 
-    limits[i] = i + 1 < j->nfiles && limits[i + 1] < s ? limits[i + 1] : s;
+/* Read-through cache of the restore: two of the largest pieces (the
+ * peer's lz4 pieces are 32 MiB), so readers of one never evict it. */
+#define RESTORE_CACHE (2 * VB_STREAM_MAX_PIECE + (8u << 20))
+
+static int
+write_point (const struct run *rn, struct job *j, struct vb_nbd_writer *w)
+{
+  struct vb_view *v = vb_view_open_files (j->files, RESTORE_CACHE);
+  struct sumcheck sc = { .files = j->files };
+  pthread_t th;
+  bool threaded;
+  int ret;
+
+  if (!v)
+    return -1;
+  threaded = pthread_create (&th, NULL, sum_thread, &sc) == 0;
+  if (!threaded)
+    sum_thread (&sc);
+  /* A new image reads as zeros: only the data needs writing. */
+  ret = vb_write_point (w, v, j->partial != NULL, rn->o->cancel, &j->st);
+  if (threaded)
+    pthread_join (th, NULL);
+  vb_view_close (v);
+  if (ret == 0 && sc.ret == -1) {
+    vb_set_error_str (sc.msg);
+    ret = -1;
   }
-  return limits;
+  return ret;
 }
 
 static int
-write_files (struct job *j, struct vb_nbd_writer *w, uint64_t size)
+write_files (const struct run *rn, struct job *j, struct vb_nbd_writer *w,
+             uint64_t size)
 {
-  CLEANUP_FREE uint64_t *limits = size_limits (j);
-
-  if (!limits)
-    return -1;
   if (!j->partial && vb_nbd_writer_size (w) < size) {
     vb_set_error ("%s holds %" PRIu64 " bytes, less than the %" PRIu64
                   " bytes of disk %s: give a larger target", j->final,
                   vb_nbd_writer_size (w), size, j->d->disk);
     return -1;
   }
-  /* An existing target holds old data where the disk grew after a shrink
-   * or after the first file, and no file may cover that range. */
-  if (!j->partial && limits[0] < size &&
-      (vb_nbd_writer_zero (w, limits[0], size - limits[0]) == -1 ||
-       vb_nbd_writer_drain (w) == -1))
+  if (write_point (rn, j, w) == -1)
     return -1;
-  for (size_t i = 0; i < j->nfiles; i++)
-    /* A new image reads as zeros until its first file is written. */
-    if (vb_apply_file (w, j->files[i], j->partial && i == 0, limits[i],
-                       &j->st) == -1)
-      return -1;
   return vb_nbd_writer_finish (w);
 }
 
@@ -492,12 +503,13 @@ run_job (const struct run *rn, struct job *j)
   j->fmt = j->partial || rn->o->format ? rn->fmt : target_format (j->final);
   if (!j->fmt)
     return -1;
-  w = vb_server_start (&srv, j->partial ? j->partial : j->final, j->fmt);
+  w = vb_server_start (&srv, j->partial ? j->partial : j->final, j->fmt,
+                       rn->o->cancel);
   if (!w) {
     vb_prefix_error ("disk %s", j->d->disk);
     return -1;
   }
-  ret = write_files (j, w, size);
+  ret = write_files (rn, j, w, size);
   if (ret == -1 && vb_nbd_writer_errno (w) == ENOSPC) {
     CLEANUP_FREE char *msg = strdup (vb_get_error ());
 
@@ -635,17 +647,12 @@ int
 vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
 {
   struct run rn = { .o = o };
-  struct sigaction sa = { .sa_handler = on_signal }, oint, oterm;
   int ret = -1;
 
   memset (r, 0, sizeof *r);
   if (check_opts (o, &rn.fmt) == -1)
     return -1;
-  vb_restore_stop = 0;
-  vb_nbd_set_cancel (&vb_restore_stop);
-  sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, &oint);
-  sigaction (SIGTERM, &sa, &oterm);
+  vb_nbd_set_cancel (o->cancel);
   if (plan (&rn) == -1)
     goto out;
   for (size_t i = 0; i < rn.njobs; i++)
@@ -654,8 +661,6 @@ vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
   ret = finish (&rn, r);
  out:
   run_free (&rn);
-  sigaction (SIGINT, &oint, NULL);
-  sigaction (SIGTERM, &oterm, NULL);
   return ret;
 }
 

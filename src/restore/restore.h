@@ -22,6 +22,7 @@
 #ifndef VB_RESTORE_H
 #define VB_RESTORE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,9 @@ struct vb_restore_opts {
   bool keep_partial;
   const char *name;            /* -N: name of the adjusted VM */
   const char *uri;             /* libvirt URI for -D */
+  /* Set asynchronously (by the CLI's signal handlers) to stop the restore
+   * through its cleanup; may be NULL. */
+  volatile sig_atomic_t *cancel;
 };
 
 struct vb_restore_disk {

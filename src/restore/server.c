@@ -25,7 +25,8 @@ vb_run (char *const argv[])
 }
 
 struct vb_nbd_writer *
-vb_server_start (struct vb_server *s, const char *image, const char *format)
+vb_server_start (struct vb_server *s, const char *image, const char *format,
+                 volatile sig_atomic_t *cancel)
 {
   static const char *const extra[] = {
     "--cache=writeback", "--aio=threads", "--discard=unmap",
@@ -46,14 +47,14 @@ vb_server_start (struct vb_server *s, const char *image, const char *format)
   }
   struct vb_qemu_nbd_opts qo = {
     .image = image, .format = format, .export = "", .extra = extra,
-    .cancel = &vb_restore_stop,
+    .cancel = cancel,
   };
   if (!(sock = vb_path_join (s->dir, "nbd.sock")))
     goto err;
   qo.sock = sock;
   if (vb_qemu_nbd_start (&s->q, &qo) < 0)
     goto err;
-  if ((w = vb_nbd_writer_open (s->q.sock, NBUFS, BUFSIZE, &vb_restore_stop))) {
+  if ((w = vb_nbd_writer_open (s->q.sock, NBUFS, BUFSIZE, cancel))) {
     vb_nbd_writer_set_target (w, image);
     return w;
   }

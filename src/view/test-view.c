@@ -3,9 +3,10 @@
  * Property test: random chains (a full and up to 8 incrementals, each file
  * plain, lz4 or zstd, with data, zero and overlapping writes, disks that
  * grow and shrink) are written by the real stream writer; a reference
- * applies every file in order into a buffer, as a replaying restore does.  Random ranges
- * read through the view must equal the reference, and the extents must
- * tile the disk with only zeros where they say zero or hole.  Seeded:
+ * applies every file in order into a buffer, as a replaying restore does.
+ * Random ranges read through the view must equal the reference, and the
+ * extents must tile the disk with only zeros where they say zero or hole.
+ * Seeded:
  * "test-view SEED CASES" repeats a run.  Then damage (a flipped byte in a
  * compressed piece fails that read, naming the file), and 8 threads
  * reading one view at once (run under TSan by tests/run).
