@@ -42,7 +42,7 @@ OUT=${1:-/var/tmp/virtback-demo/backup-$(date +%Y%m%d-%H%M%S)}
 
 say "1/6 packages"
 PKGS=(gcc meson ninja-build pkg-config libvirt-dev libnbd-dev libxml2-dev libjson-c-dev
-      liblz4-dev libzstd-dev zlib1g-dev qemu-system-x86 qemu-utils libvirt-daemon-system
+      liblz4-dev libzstd-dev zlib1g-dev libdeflate-dev nbdkit nbdkit-plugin-dev qemu-system-x86 qemu-utils libvirt-daemon-system
       libvirt-clients libnbd-bin)
 if dpkg-query -W -f='${db:Status-Abbrev}\n' "${PKGS[@]}" 2>/dev/null | grep -qv '^ii' ||
    [ "$(dpkg-query -W "${PKGS[@]}" 2>/dev/null | wc -l)" -lt ${#PKGS[@]} ]; then

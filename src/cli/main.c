@@ -15,6 +15,7 @@ static const struct {
   { "restore", cmd_restore, "rebuild disk images from a backup directory" },
   { "dump",    cmd_dump,    "show the metadata and chain of a backup directory" },
   { "verify",  cmd_verify,  "check every file of a backup directory end to end" },
+  { "map",     cmd_map,     "serve a backup point as NBD disks" },
 };
 
 void

@@ -1,0 +1,348 @@
+/* map.c: run nbdkit with virtback's plugin for one backup point. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backupset/chain.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+#include "common/proc.h"
+#include "map/map.h"
+
+#define PLUGIN_NAME "nbdkit-virtback-plugin.so"
+#define START_TIMEOUT_MS 60000
+
+/* The disks of the point, checked as a restore would check them. */
+static int
+check_point (const struct vb_map_opts *o, struct vb_map *m)
+{
+  struct vb_chain *c = vb_chain_scan (o->input);
+  size_t n = 0;
+  int r = 0;
+
+  if (!c)
+    return -1;
+  m->disks = calloc (c->ndisks + 1, sizeof *m->disks);
+  for (size_t i = 0; m->disks && i < c->ndisks && r == 0; i++) {
+    struct vb_chain_file **files;
+    if (o->disk && strcmp (o->disk, c->disks[i].disk))
+      continue;
+    if (!(files = vb_chain_select (c, &c->disks[i], o->until)))
+      r = -1;
+    else if (!(m->disks[n++] = strdup (c->disks[i].disk)))
+      r = -1, vb_set_error_errno (ENOMEM, "map");
+    free (files);
+  }
+  if (!m->disks)
+    r = -1, vb_set_error_errno (ENOMEM, "map");
+  else if (r == 0 && n == 0)
+    r = -1, vb_set_error ("%s holds no disk %s: see 'virtback dump -i %s'",
+                          o->input, o->disk ? o->disk : "at all", o->input);
+  vb_chain_free (c);
+  return r;
+}
+
+/* Beside the program in a build tree, else where it is installed. */
+static char *
+plugin_path (const struct vb_map_opts *o)
+{
+  char exe[PATH_MAX], *slash, *p = NULL;
+  ssize_t n;
+
+  if (o->plugin || getenv ("VIRTBACK_PLUGIN"))
+    return strdup (o->plugin ? o->plugin : getenv ("VIRTBACK_PLUGIN"));
+  if ((n = readlink ("/proc/self/exe", exe, sizeof exe - 1)) > 0) {
+    exe[n] = '\0';
+    if ((slash = strrchr (exe, '/'))) {
+      *slash = '\0';
+      if (asprintf (&p, "%s/" PLUGIN_NAME, exe) > 0 && access (p, R_OK) == 0)
+        return p;
+      free (p);
+    }
+  }
+  return strdup (VB_PLUGIN_DIR "/" PLUGIN_NAME);
+}
+
+/* "ADDR:PORT", ADDR maybe "[v6]": split at the last colon. */
+static int
+split_listen (const char *s, char **addr, char **port)
+{
+  const char *colon = strrchr (s, ':');
+
+  if (!colon || colon == s || !colon[1]) {
+    vb_set_error ("--listen %s: give ADDRESS:PORT", s);
+    return -1;
+  }
+  *addr = strndup (s, colon - s);
+  *port = strdup (colon + 1);
+  if (*addr && **addr == '[' && (*addr)[strlen (*addr) - 1] == ']') {
+    memmove (*addr, *addr + 1, strlen (*addr) - 2);
+    (*addr)[strlen (*addr) - 2] = '\0';
+  }
+  return *addr && *port ? 0 : -1;
+}
+
+struct argv {
+  char *v[32];
+  size_t n;
+};
+
+static void
+arg (struct argv *a, char *s)
+{
+  if (a->n < 31)
+    a->v[a->n++] = s;
+}
+
+static void
+free_argv (struct argv *a)
+{
+  for (size_t i = 0; i < a->n; i++)
+    free (a->v[i]);
+}
+
+static char *
+fmt (const char *f, const char *x)
+{
+  char *s;
+
+  return asprintf (&s, f, x) < 0 ? NULL : s;
+}
+
+static int
+build_argv (const struct vb_map_opts *o, struct vb_map *m, struct argv *a,
+            const char *addr, const char *port)
+{
+  arg (a, strdup ("nbdkit"));
+  arg (a, strdup ("-f"));
+  arg (a, strdup ("--exit-with-parent"));
+  arg (a, fmt ("-P%s/nbdkit.pid", m->rundir));
+  if (o->socket) {
+    arg (a, strdup ("-U"));
+    arg (a, strdup (o->socket));
+  }
+  else {
+    arg (a, fmt ("--ipaddr=%s", addr));
+    arg (a, fmt ("--port=%s", port));
+  }
+  if (o->tls) {
+    arg (a, strdup ("--tls=require"));
+    arg (a, fmt ("--tls-certificates=%s", o->tls_dir ? o->tls_dir
+                                                     : "/etc/pki/qemu"));
+  }
+  if (o->writable)
+    arg (a, strdup ("--filter=cow"));
+  else
+    arg (a, strdup ("-r"));
+  arg (a, plugin_path (o));
+  arg (a, fmt ("dir=%s", o->input));
+  if (o->until)
+    arg (a, fmt ("until=%s", o->until));
+  if (o->disk)
+    arg (a, fmt ("disk=%s", o->disk));
+  for (size_t i = 0; i < a->n; i++)
+    if (!a->v[i]) {
+      vb_set_error_errno (ENOMEM, "nbdkit arguments");
+      return -1;
+    }
+  return 0;
+}
+
+/* nbdkit writes its pid file once it listens. */
+static int
+wait_ready (struct vb_map *m)
+{
+  CLEANUP_FREE char *pidf = vb_path_join (m->rundir, "nbdkit.pid");
+  CLEANUP_FREE char *log = vb_path_join (m->rundir, "nbdkit.log");
+  struct timespec ts = { 0, 10 * 1000000 };
+  char line[512];
+
+  for (int waited = 0; waited < START_TIMEOUT_MS; waited += 10) {
+    if (pidf && access (pidf, F_OK) == 0)
+      return 0;
+    if (vb_proc_exited (m->pid) != 0) {
+      m->pid = -1;
+      vb_proc_log_line (log, line, sizeof line);
+      vb_set_error ("the NBD server did not start: %s", *line ? line
+                    : "nbdkit exited");
+      return -1;
+    }
+    nanosleep (&ts, NULL);
+  }
+  vb_set_error ("the NBD server did not start within %d s",
+                START_TIMEOUT_MS / 1000);
+  return -1;
+}
+
+static int
+make_uris (const struct vb_map_opts *o, struct vb_map *m, const char *addr,
+           const char *port)
+{
+  size_t n = 0;
+  bool v6 = addr && strchr (addr, ':');
+
+  while (m->disks[n])
+    n++;
+  if (!(m->uris = calloc (n + 1, sizeof *m->uris)))
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    int r = o->socket
+      ? asprintf (&m->uris[i], "nbd+unix:///%s?socket=%s", m->disks[i],
+                  m->socket)
+      : asprintf (&m->uris[i], "%s://%s%s%s:%s/%s", o->tls ? "nbds" : "nbd",
+                  v6 ? "[" : "", addr, v6 ? "]" : "", port, m->disks[i]);
+    if (r < 0) {
+      m->uris[i] = NULL;
+      vb_set_error_errno (ENOMEM, "map");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* QEMU (group libvirt-qemu) may read the point as a disk; nobody else. */
+static void
+share_socket (const char *sock)
+{
+  struct group *g = getgrnam ("libvirt-qemu");
+
+  if (g && chown (sock, -1, g->gr_gid) == 0)
+    chmod (sock, 0660);
+}
+
+static int
+spawn (const struct vb_map_opts *o, struct vb_map *m, const char *addr,
+       const char *port)
+{
+  struct argv a = { .n = 0 };
+  CLEANUP_FREE char *log = vb_path_join (m->rundir, "nbdkit.log");
+  mode_t old;
+  int r = -1;
+
+  if (log && build_argv (o, m, &a, addr, port) == 0) {
+    old = umask (0177);        /* the socket is born 0600 */
+    m->pid = vb_proc_spawn (a.v, log);
+    umask (old);
+    if (m->pid > 0 && wait_ready (m) == 0)
+      r = 0;
+  }
+  free_argv (&a);
+  if (r == 0 && o->socket)
+    share_socket (o->socket);
+  if (r == 0 && (m->logfd = open (log, O_RDONLY | O_CLOEXEC)) < 0)
+    m->logfd = -1;
+  return r;
+}
+
+int
+vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
+{
+  CLEANUP_FREE char *addr = NULL, *port = NULL;
+
+  memset (m, 0, sizeof *m);
+  m->pid = -1;
+  m->logfd = -1;
+  if ((!o->socket) == (!o->listen)) {
+    vb_set_error ("give either --socket PATH or --listen ADDRESS:PORT");
+    return -1;
+  }
+  if (o->listen && split_listen (o->listen, &addr, &port) < 0)
+    return -1;
+  if (check_point (o, m) < 0)
+    return -1;
+  if (o->socket && access (o->socket, F_OK) == 0) {
+    vb_set_error ("%s exists already: remove it, or give another --socket",
+                  o->socket);
+    return -1;
+  }
+  if (!(m->rundir = strdup ("/var/tmp/virtback-map.XXXXXX")) ||
+      !mkdtemp (m->rundir)) {
+    vb_set_error_errno (errno, "cannot make a private directory in /var/tmp");
+    free (m->rundir);
+    m->rundir = NULL;
+    return -1;
+  }
+  if (o->socket && !(m->socket = strdup (o->socket)))
+    return -1;
+  if (spawn (o, m, addr, port) < 0)
+    return -1;
+  return make_uris (o, m, addr, port);
+}
+
+/* Hand each whole new line of the server's log to LINE. */
+static void
+relay (struct vb_map *m, void (*line) (void *, const char *), void *op)
+{
+  char buf[4096];
+  ssize_t n;
+
+  while (m->logfd >= 0 &&
+         (n = pread (m->logfd, buf, sizeof buf - 1, m->logpos)) > 0) {
+    char *nl = memrchr (buf, '\n', n);
+    if (!nl)
+      break;
+    *nl = '\0';
+    m->logpos += nl - buf + 1;
+    for (char *s = buf, *e; s && *s; s = e ? e + 1 : NULL) {
+      if ((e = strchr (s, '\n')))
+        *e = '\0';
+      if (line)
+        line (op, s);
+    }
+  }
+}
+
+int
+vb_map_run (struct vb_map *m, volatile sig_atomic_t *cancel,
+            void (*line) (void *, const char *), void *op)
+{
+  struct timespec ts = { 0, 100 * 1000000 };
+
+  for (;;) {
+    relay (m, line, op);
+    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED))
+      return 0;
+    if (vb_proc_exited (m->pid) != 0) {
+      m->pid = -1;
+      relay (m, line, op);
+      vb_set_error ("the NBD server stopped by itself (its log is above)");
+      return -1;
+    }
+    nanosleep (&ts, NULL);
+  }
+}
+
+void
+vb_map_stop (struct vb_map *m)
+{
+  vb_proc_stop (m->pid, 5000);
+  m->pid = -1;
+  if (m->logfd >= 0)
+    close (m->logfd);
+  if (m->socket)
+    unlink (m->socket);
+  if (m->rundir) {
+    CLEANUP_FREE char *pidf = vb_path_join (m->rundir, "nbdkit.pid");
+    CLEANUP_FREE char *log = vb_path_join (m->rundir, "nbdkit.log");
+    if (pidf)
+      unlink (pidf);
+    if (log)
+      unlink (log);
+    rmdir (m->rundir);
+  }
+  free (m->rundir);
+  free (m->socket);
+  vb_strv_free (m->uris);
+  vb_strv_free (m->disks);
+  memset (m, 0, sizeof *m);
+  m->pid = -1;
+  m->logfd = -1;
+}

@@ -1,0 +1,53 @@
+/* map.h: a backup point served as live disks over NBD.
+ *
+ * Contract: vb_map_start() checks the point first (the chain, the disks,
+ * every file up to the point, the way a restore does), then starts nbdkit
+ * with virtback's plugin (plugin.c) on a unix socket or a TCP address and
+ * returns once it serves, with one NBD URI per disk.  Read-only unless
+ * WRITABLE: then nbdkit's cow filter takes writes into a temporary
+ * overlay, dropped when the server stops; the backup's files are never
+ * written.  vb_map_run() relays the server's log lines and returns when
+ * CANCEL is set (0) or the server died (-1).  vb_map_stop() stops nbdkit
+ * and removes what the map made (its private directory, the socket) on
+ * every path.  Never prints: log lines go to the caller's callback.
+ *
+ * Security: a unix socket is made mode 0660, group libvirt-qemu (QEMU may
+ * use it as a disk); TCP without TLS carries guest data in the clear, so
+ * the caller warns.  With TLS, nbdkit requires it of every client.
+ */
+#ifndef VB_MAP_H
+#define VB_MAP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct vb_map_opts {
+  const char *input;           /* backup directory */
+  const char *until;           /* point; NULL: newest */
+  const char *disk;            /* one disk; NULL: all */
+  const char *socket;          /* unix socket path, or NULL */
+  const char *listen;          /* "ADDR:PORT", or NULL */
+  bool tls;
+  const char *tls_dir;         /* x509 directory; NULL: /etc/pki/qemu */
+  bool writable;
+  const char *plugin;          /* the plugin .so; NULL: found beside us */
+};
+
+struct vb_map {
+  pid_t pid;
+  char *rundir;                /* private: pid file, log */
+  char *socket;                /* the socket made, removed at stop */
+  char **uris;                 /* one per disk, NULL-terminated */
+  char **disks;
+  int logfd;
+  off_t logpos;
+};
+
+int vb_map_start (const struct vb_map_opts *o, struct vb_map *m);
+int vb_map_run (struct vb_map *m, volatile sig_atomic_t *cancel,
+                void (*line) (void *op, const char *text), void *op);
+void vb_map_stop (struct vb_map *m);
+
+#endif

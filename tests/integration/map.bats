@@ -1,0 +1,174 @@
+#!/usr/bin/env bats
+# virtback map: every point of a mixed chain (plain full, lz4 inc, zstd inc)
+# served over NBD by nbdkit with virtback's plugin equals the disk at that
+# moment; holes show in nbdinfo --map; corrupt data fails with EIO naming
+# the file; --writable never changes the backup; nothing is left behind.
+
+load restore_helpers
+
+VM=vbmap
+
+# One chain of two disks, with a snapshot of each disk at each point.
+setup_file () {
+  rb_load
+  export B=$BATS_FILE_TMPDIR/b S=$BATS_FILE_TMPDIR/snap
+  mkdir -p "$S"
+  vb_make_vm $VM 64M 2
+  vb_guest_io $VM sda "write -P 0x11 0 2M" "write -P 0x12 40M 1M"
+  vb_guest_io $VM sdb "write -P 0x13 8M 3M"
+  "$VIRTBACK" backup -d $VM -o "$B" -l full -n >/dev/null 2>&1
+  snap 0
+  vb_guest_io $VM sda "write -P 0x21 1M 2M" "write -z 40M 512k"
+  "$VIRTBACK" backup -d $VM -o "$B" -l inc -n -z >/dev/null 2>&1
+  snap 1
+  vb_guest_io $VM sda "write -P 0x31 30M 1M"
+  vb_guest_io $VM sdb "write -P 0x32 9M 1M"
+  "$VIRTBACK" backup -d $VM -o "$B" -l inc -n --compress-method zstd >/dev/null 2>&1
+  snap 2
+}
+
+snap () {
+  local d
+  for d in sda sdb; do vb_snapshot_disk $VM $d "$S/$d.$1.qcow2"; done
+}
+
+teardown_file () {
+  vb_destroy_vm $VM
+}
+
+setup () {
+  source "$BATS_TEST_DIRNAME/../lib.sh"
+  SOCK=$BATS_TEST_TMPDIR/map.sock
+  M=$BATS_TEST_TMPDIR/m
+}
+
+teardown () {
+  [ -s "$M/pid" ] && kill "$(cat "$M/pid")" 2>/dev/null || true
+}
+
+# map_start ARGS...: run virtback map in the background until it printed
+# its URIs (or ended).
+map_start () {
+  vb_bg_start "$M" "$VIRTBACK" map -i "$B" "$@"
+  local i
+  for i in $(seq 300); do
+    grep -q '^nbd' "$M/out" 2>/dev/null && return 0
+    [ -s "$M/rc" ] && break
+    sleep 0.1
+  done
+  cat "$M/out"
+  return 1
+}
+
+# map_stop: SIGTERM; it exits 0 and leaves nothing.
+map_stop () {
+  kill -TERM "$(cat "$M/pid")"
+  [ "$(vb_bg_rc "$M")" -eq 0 ] || { cat "$M/out"; return 1; }
+  map_clean
+}
+
+map_clean () {
+  [ ! -e "$SOCK" ] || { echo "socket left"; return 1; }
+  ! ls -d /var/tmp/virtback-map.* 2>/dev/null | grep -q . || { echo "private dir left"; return 1; }
+  ! pgrep -f "nbdkit.*dir=$B" >/dev/null || { echo "nbdkit left"; return 1; }
+}
+
+uri () { echo "nbd+unix:///$1?socket=$SOCK"; }
+
+# qemu-io on an export: a read with -P checks the pattern.  qemu-io exits 0
+# on a failed request, so its output is checked too.
+qio () {
+  local out
+  out=$(qemu-io -f raw "$@" 2>&1) || { echo "$out"; return 1; }
+  echo "$out"
+  [[ "$out" != *failed* && "$out" != *rror* && "$out" != *mismatch* ]]
+}
+
+@test "every point of a plain/lz4/zstd chain, both disks, equals the disk at that moment" {
+  for p in 0 1 2; do
+    map_start --socket "$SOCK" --until virtback.$p
+    [ "$(grep -c '^nbd+unix' "$M/out")" -eq 2 ]
+    [ "$(stat -c '%a %G' "$SOCK")" = "660 libvirt-qemu" ]
+    for d in sda sdb; do
+      rm -f "$BATS_TEST_TMPDIR/$d.raw"
+      nbdcopy "$(uri $d)" "$BATS_TEST_TMPDIR/$d.raw"
+      qemu-img compare -U -q "$S/$d.$p.qcow2" "$BATS_TEST_TMPDIR/$d.raw"
+    done
+    map_stop
+  done
+}
+
+@test "holes show in nbdinfo --map; qemu-img reads the export; -d serves one disk" {
+  map_start --socket "$SOCK" -d sdb
+  [ "$(grep -c '^nbd+unix' "$M/out")" -eq 1 ]
+  nbdinfo --list "nbd+unix://?socket=$SOCK" | grep -q 'export="sdb"'
+  list=$(nbdinfo --list "nbd+unix://?socket=$SOCK")
+  [[ "$list" != *'export="sda"'* ]]
+  map=$(nbdinfo --map "$(uri sdb)")
+  echo "$map"
+  grep -q 'hole,zero' <<<"$map"
+  grep -q ' data$' <<<"$map"
+  qemu-img compare -U -q "$S/sdb.2.qcow2" "$(uri sdb)"
+  map_stop
+}
+
+@test "a flipped byte in a compressed piece: that read fails with EIO naming the file, others work" {
+  D=$BATS_TEST_TMPDIR/d
+  cp -a "$B" "$D"
+  f=$D/sda.inc.virtback.1.data
+  off=$(rb_frame_at "$f" data $((1 << 20)))
+  rb_flip "$f" $((off + 40 + 300))
+  vb_bg_start "$M" "$VIRTBACK" map -i "$D" --socket "$SOCK" --until virtback.1
+  for i in $(seq 300); do grep -q '^nbd' "$M/out" && break; sleep 0.1; done
+  run qemu-io -f raw -r -c "read 1M 4k" "$(uri sda)"
+  echo "$output"
+  [[ "$output" == *"Input/output error"* ]]
+  qio -r -c "read -P 0x11 0 4k" "$(uri sda)"
+  sleep 0.3
+  grep -q "sda.inc.virtback.1.data: offset" "$M/out"
+  kill -TERM "$(cat "$M/pid")"
+  vb_bg_rc "$M"
+  map_clean
+}
+
+@test "--writable takes writes into an overlay; the backup files never change" {
+  before=$(cd "$B" && md5sum *.data)
+  map_start --socket "$SOCK" --writable
+  qio -c "write -P 0xee 1M 64k" -c flush "$(uri sda)"
+  qio -r -c "read -P 0xee 1M 64k" "$(uri sda)"
+  map_stop
+  [ "$(cd "$B" && md5sum *.data)" = "$before" ]
+  map_start --socket "$SOCK"
+  run qemu-io -f raw -c "write -P 0x1 0 512" "$(uri sda)"
+  echo "$output"
+  [[ "$output" != *"wrote 512"* ]]
+  qemu-img compare -U -q "$S/sda.2.qcow2" "$(uri sda)"
+  map_stop
+}
+
+@test "--listen on TCP warns that the data is unencrypted and serves" {
+  port=$((20000 + RANDOM % 20000))
+  map_start --listen 127.0.0.1:$port --until virtback.0
+  grep -q "warning: without --tls the disk data crosses the network unencrypted" "$M/out"
+  grep -q "^nbd://127.0.0.1:$port/sda$" "$M/out"
+  qemu-img compare -U -q "$S/sda.0.qcow2" "nbd://127.0.0.1:$port/sda"
+  kill -INT "$(cat "$M/pid")"
+  [ "$(vb_bg_rc "$M")" -eq 0 ]
+  map_clean
+}
+
+@test "wrong options and a missing point fail in one line, leaving nothing" {
+  run "$VIRTBACK" map -i "$B"
+  [ "$status" -eq 2 ]
+  run "$VIRTBACK" map -i "$B" --socket "$SOCK" --listen 127.0.0.1:1
+  [ "$status" -eq 2 ]
+  run "$VIRTBACK" map -i "$B" --socket "$SOCK" --until virtback.9
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "$output" == *"virtback.9"* ]]
+  run "$VIRTBACK" map -i "$B" --socket "$SOCK" -d sdz
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"no disk sdz"* ]]
+  map_clean
+}
