@@ -175,12 +175,13 @@ start_job (struct run *x)
   freeze (x);
   vb_debug ("starting the backup job");
   r = vb_backup_begin (x->d, &spec);
-  if (r < 0 && x->plan.parent && strstr (vb_get_error (), "bitmap")) {
+  if (r < 0 && vb_get_error_code () == VB_ERR_BITMAP) {
     /* libvirt validates the bitmaps at job start: lost in an unclean QEMU
      * exit, removed by hand, or never written. */
-    CLEANUP_FREE char *e = strdup (vb_get_error ());
-    vb_set_error ("%s: the chain cannot continue: run a full backup "
-                  "(-l full) into a new directory", e ? e : "");
+    struct vb_error e;
+    vb_error_save (&e);
+    vb_set_error_code (e.code, 0, "%s: the chain cannot continue: run a "
+                       "full backup (-l full) into a new directory", e.msg);
   }
   if (r == 0) {
     vb_debug ("backup job started");
@@ -281,8 +282,9 @@ worker (void *arg)
     pthread_mutex_unlock (&x->mu);
     int r = one_disk (x, i);
     pthread_mutex_lock (&x->mu);
-    if (r < 0 && !x->first_error) {
-      x->first_error = strdup (vb_get_error ());
+    if (r < 0 && !x->failed) {
+      vb_error_save (&x->first_error);
+      x->failed = true;
       __atomic_store_n (&x->stop, 1, __ATOMIC_RELAXED);   /* read by copy threads */
     }
   }
@@ -296,22 +298,23 @@ worker (void *arg)
 static void
 explain_stopped (struct run *x)
 {
-  CLEANUP_FREE char *e = strdup (vb_get_error ());
+  struct vb_error e;
   struct timespec ts = { 0, 100000000 };
 
+  vb_error_save (&e);
   /* The NBD connection drops a moment before libvirt sees QEMU gone;
    * only a failed read points that way. */
-  for (int i = 0; i < 30 && e && !x->offline && strstr (e, "read at"); i++) {
+  for (int i = 0; i < 30 && !x->offline && e.code == VB_ERR_NBD_READ; i++) {
     if (vb_domain_refresh (x->d) < 0 || !x->d->running)
       break;
     nanosleep (&ts, NULL);
   }
-  if (x->offline || !e || x->d->running) {
-    vb_set_error_str (e);
+  if (x->offline || x->d->running) {
+    vb_error_restore (&e);
     return;
   }
   vb_set_error ("domain '%s' stopped during the backup (%s): start it and "
-                "run the backup again", x->d->name, e);
+                "run the backup again", x->d->name, e.msg);
 }
 
 /* Run the disks on a pool of threads while this thread ticks progress and
@@ -345,8 +348,11 @@ run_disks (struct run *x)
     if (x->o.cancel && __atomic_load_n (x->o.cancel, __ATOMIC_RELAXED) &&
         !x->stop) {
       __atomic_store_n (&x->stop, 1, __ATOMIC_RELAXED);
-      if (!x->first_error)
-        x->first_error = strdup ("interrupted by a signal");
+      if (!x->failed) {
+        vb_set_error_code (VB_ERR_CANCELLED, 0, "interrupted by a signal");
+        vb_error_save (&x->first_error);
+        x->failed = true;
+      }
     }
     pthread_mutex_unlock (&x->mu);
     if (x->o.tick)
@@ -360,8 +366,8 @@ run_disks (struct run *x)
     vb_set_error ("cannot start worker threads");
     return -1;
   }
-  if (x->first_error) {
-    vb_set_error_str (x->first_error);
+  if (x->failed) {
+    vb_error_restore (&x->first_error);
     explain_stopped (x);
     return -1;
   }
@@ -642,8 +648,9 @@ run_steps (struct run *x)
 static void
 cleanup (struct run *x, bool failed)
 {
-  CLEANUP_FREE char *err = strdup (vb_get_error ());
+  struct vb_error err;
 
+  vb_error_save (&err);
   if (x->frozen)
     vb_fsthaw (x->d);
   if (x->job && vb_backup_end (x->d) < 0)
@@ -669,9 +676,8 @@ cleanup (struct run *x, bool failed)
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);
   free (x->sel);
-  free (x->first_error);
   free (x->cptdir_alloc);
-  vb_set_error_str (err);
+  vb_error_restore (&err);
 }
 
 int
@@ -682,7 +688,6 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
                    .cv = PTHREAD_COND_INITIALIZER };
   int ret;
 
-  vb_nbd_set_cancel (o->cancel);
 
   memset (r, 0, sizeof *r);
   r->start = mono ();

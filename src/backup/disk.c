@@ -207,7 +207,8 @@ copy_disk (struct disk_run *d, struct vb_nbd *n,
 static struct vb_nbd *
 connect_map (const struct vb_disk_spec *s)
 {
-  struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx);
+  struct vb_nbd *n = vb_nbd_connect (s->socket, s->disk, s->dirty_ctx,
+                                   s->cancel);
 
   if (n)
     n->dirty_zero_is_data = s->peer_compatible;
@@ -282,7 +283,7 @@ start_map (struct vb_target *t, struct disk_run *st,
 static struct vb_nbd *
 connect_readers (const struct vb_disk_spec *s, bool reads_only)
 {
-  struct vb_nbd *n = reads_only ? vb_nbd_connect_reads (s->socket, s->disk)
+  struct vb_nbd *n = reads_only ? vb_nbd_connect_reads (s->socket, s->disk, s->cancel)
                      : connect_map (s);
 
   if (n && vb_nbd_add_connections (n, s->socket, s->conns ? s->conns

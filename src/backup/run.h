@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "backup/backup.h"
+#include "common/error.h"
 #include "backup/chain_plan.h"
 #include "backup/disk.h"
 #include "nbd/qemu_nbd.h"
@@ -44,7 +45,8 @@ struct run {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   size_t next, running;
-  char *first_error;
+  struct vb_error first_error; /* of the first disk that failed */
+  bool failed;
 };
 
 /* select.c */

@@ -1,5 +1,6 @@
 /* Unit tests for common/: error convention and durable file helpers. */
 #include <assert.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,21 @@ test_error (void)
   assert (strcmp (vb_get_error (), "sda: read at 7") == 0);
   vb_set_error_errno (2, "open x");
   assert (strcmp (vb_get_error (), "open x: No such file or directory") == 0);
+  assert (vb_get_errno () == 2 && vb_get_error_code () == VB_ERR_IO);
+  /* Callers decide by code: it survives context and a hand-over. */
+  vb_set_error_errno (ENOSPC, "write f");
+  vb_prefix_error ("disk sda");
+  assert (vb_get_error_code () == VB_ERR_NOSPC && vb_get_errno () == ENOSPC);
+  struct vb_error e;
+  vb_error_save (&e);
+  vb_set_error ("other");
+  assert (vb_get_error_code () == VB_ERR_GENERIC && vb_get_errno () == 0);
+  vb_error_restore (&e);
+  assert (vb_get_error_code () == VB_ERR_NOSPC);
+  assert (strcmp (vb_get_error (), "disk sda: write f: No space left on device") == 0);
+  vb_set_error_code (VB_ERR_NBD_READ, EIO, "sda: read at %d", 7);
+  assert (vb_get_error_code () == VB_ERR_NBD_READ && vb_get_errno () == EIO);
+  assert (vb_err_code_of (EDQUOT) == VB_ERR_NOSPC);
 }
 
 static void

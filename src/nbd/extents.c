@@ -59,18 +59,11 @@ bs_callback (void *opaque, const char *ctx, uint64_t off, uint32_t *entries,
 }
 
 static int connect_timeout_ms = 60000;
-static volatile sig_atomic_t *connect_cancel;
 
 void
 vb_nbd_set_connect_timeout (int ms)
 {
   connect_timeout_ms = ms;
-}
-
-void
-vb_nbd_set_cancel (volatile sig_atomic_t *flag)
-{
-  connect_cancel = flag;
 }
 
 static int64_t
@@ -86,7 +79,8 @@ ms_since (const struct timespec *t0)
  * queues us in the listen backlog) would hold a plain nbd_connect_unix
  * forever, beyond the reach of SIGTERM. */
 int
-vb_nbd_connect_unix (struct nbd_handle *h, const char *socket)
+vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
+                     volatile sig_atomic_t *cancel)
 {
   struct timespec t0;
 
@@ -94,8 +88,9 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket)
   if (nbd_aio_connect_unix (h, socket) < 0)
     goto err;
   while (nbd_aio_is_connecting (h)) {
-    if (connect_cancel && __atomic_load_n (connect_cancel, __ATOMIC_RELAXED)) {
-      vb_set_error ("NBD connect to %s: interrupted", socket);
+    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
+      vb_set_error_code (VB_ERR_CANCELLED, 0, "NBD connect to %s: "
+                         "interrupted", socket);
       return -1;
     }
     if (ms_since (&t0) > connect_timeout_ms) {
@@ -155,7 +150,7 @@ meta_handle (const char *export, const char *dirty_ctx)
  * from here on, also on failure. */
 static struct vb_nbd *
 open_export (struct nbd_handle *h, const char *socket, const char *export,
-             const char *dirty_ctx)
+             const char *dirty_ctx, volatile sig_atomic_t *cancel)
 {
   struct vb_nbd *n;
   int64_t size;
@@ -171,12 +166,13 @@ open_export (struct nbd_handle *h, const char *socket, const char *export,
   }
   n->h = n->rh[0] = h;
   n->nconn = 1;
+  n->cancel = cancel;
   if (!(n->export = strdup (export)) ||
       (dirty_ctx && !(n->dirty_ctx = strdup (dirty_ctx)))) {
     vb_set_error ("out of memory");
     goto fail;
   }
-  if (vb_nbd_connect_unix (h, socket) < 0) {
+  if (vb_nbd_connect_unix (h, socket, cancel) < 0) {
     vb_prefix_error ("%s", export);
     goto fail;
   }
@@ -196,16 +192,18 @@ open_export (struct nbd_handle *h, const char *socket, const char *export,
 }
 
 struct vb_nbd *
-vb_nbd_connect_reads (const char *socket, const char *export)
+vb_nbd_connect_reads (const char *socket, const char *export,
+                      volatile sig_atomic_t *cancel)
 {
-  return open_export (plain_handle (export), socket, export, NULL);
+  return open_export (plain_handle (export), socket, export, NULL, cancel);
 }
 
 struct vb_nbd *
-vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx)
+vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx,
+                volatile sig_atomic_t *cancel)
 {
   return open_export (meta_handle (export, dirty_ctx), socket, export,
-                      dirty_ctx);
+                      dirty_ctx, cancel);
 }
 
 int
@@ -219,7 +217,7 @@ vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
       vb_set_error ("%s: NBD: %s", n->export, nbd_get_error ());
       return -1;
     }
-    if (vb_nbd_connect_unix (h, socket) < 0) {
+    if (vb_nbd_connect_unix (h, socket, n->cancel) < 0) {
       vb_prefix_error ("%s", n->export);
       nbd_close (h);
       return -1;

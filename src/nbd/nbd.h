@@ -43,20 +43,24 @@ struct vb_nbd {
    * restore carries such ranges as data (set before mapping). */
   bool dirty_zero_is_data;
   uint64_t size;
+  volatile sig_atomic_t *cancel;   /* a connect waiting gives up on it */
 };
 
+/* CANCEL (may be NULL), set asynchronously, makes a connect still
+ * waiting for its server give up within 100 ms (also the connections
+ * vb_nbd_add_connections opens later). */
 struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
-                               const char *dirty_ctx);
+                               const char *dirty_ctx,
+                               volatile sig_atomic_t *cancel);
 /* Connect H (already set up) to SOCKET; -1 with an error if the server
  * fails or does not finish the handshake within the connect timeout
  * (60 s; tests set another). */
-int vb_nbd_connect_unix (struct nbd_handle *h, const char *socket);
+int vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
+                         volatile sig_atomic_t *cancel);
 void vb_nbd_set_connect_timeout (int ms);
-/* The flag a signal handler sets to stop the run (NULL: none): a connect
- * still waiting for its server gives up within 100 ms of it. */
-void vb_nbd_set_cancel (volatile sig_atomic_t *flag);
 /* A connection that only reads: no extents can be asked on it. */
-struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export);
+struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export,
+                                     volatile sig_atomic_t *cancel);
 /* Open NCONN-1 more connections for reads (QEMU serves a bounded number
  * of requests per connection at once; small reads need more). */
 int vb_nbd_add_connections (struct vb_nbd *n, const char *socket,

@@ -60,7 +60,8 @@ struct copy {
   pthread_cond_t xcv;          /* workers: a slot is done, or the end */
   int efd;                     /* writer -> reader: a slot was freed */
   bool reader_done, failed;
-  char *werr;                  /* the writer's (or a worker's) error */
+  struct vb_error werr;        /* the writer's (or a worker's) error */
+  bool have_werr;
   bool xform;                  /* the sink transforms pieces */
   uint64_t nchains;            /* chains started so far */
   size_t icache;               /* next extent in o->cache */
@@ -194,8 +195,8 @@ issue (struct copy *c, struct slot *s)
                      s->len, s->off,
                      (nbd_completion_callback) { .callback = read_done,
                                                  .user_data = s }, 0) < 0) {
-    vb_set_error ("%s: read at %" PRIu64 ": %s", c->n->export, s->off,
-                  nbd_get_error ());
+    vb_set_error_code (VB_ERR_NBD_READ, nbd_get_errno (), "%s: read at %"
+                       PRIu64 ": %s", c->n->export, s->off, nbd_get_error ());
     s->state = SLOT_FREE;
     return -1;
   }
@@ -243,7 +244,8 @@ emit (struct copy *c, struct slot *s)
   const struct vb_sink *k = c->sink;
 
   if (s->err) {
-    vb_set_error_errno (s->err, "%s: read at %" PRIu64, c->n->export, s->off);
+    vb_set_error_code (VB_ERR_NBD_READ, s->err, "%s: read at %" PRIu64 ": %s",
+                       c->n->export, s->off, strerror (s->err));
     return -1;
   }
   if (s->type == VB_EXT_ZERO) {
@@ -293,8 +295,8 @@ writer (void *arg)
     int r = emit (c, s);
     pthread_mutex_lock (&c->mu);
     if (r < 0) {
-      if (!c->werr)
-        c->werr = strdup (vb_get_error ());
+      if (!c->have_werr)
+        vb_error_save (&c->werr), c->have_werr = true;
       c->failed = true;
       break;
     }
@@ -359,8 +361,8 @@ worker (void *arg)
     s->outlen = k->transform (k->op, id, &pc, s->out, k->transform_cap);
     pthread_mutex_lock (&c->mu);
     if (s->outlen < 0) {
-      if (!c->werr)
-        c->werr = strdup (vb_get_error ());
+      if (!c->have_werr)
+        vb_error_save (&c->werr), c->have_werr = true;
       c->failed = true;
       kick_all (c);
       break;
@@ -467,7 +469,6 @@ free_copy (struct copy *c)
     free (c->slots[i].out);
   }
   free (c->slots);
-  free (c->werr);
   if (c->efd >= 0)
     close (c->efd);
   vb_extiter_free (&c->it);
@@ -523,8 +524,8 @@ vb_nbd_copy (struct vb_nbd *n, const struct vb_sink *sink,
   settle (&c);
   if (o && o->mapper)
     vb_mapper_set_wake (o->mapper, -1);
-  if (c.werr) {
-    vb_set_error_str (c.werr);
+  if (c.have_werr) {
+    vb_error_restore (&c.werr);
     r = -1;
   }
   else if (r == 0 && c.failed)

@@ -80,7 +80,7 @@ start_server (void)
 static void
 test_extents (void)
 {
-  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL, NULL);
   struct vb_extent_totals t;
   struct vb_extiter it;
   struct vb_extent e;
@@ -197,9 +197,9 @@ copy_case (unsigned conns, bool xform, uint64_t chain, size_t map_queue)
 {
   /* With the map running ahead the copy only reads, and needs no
    * metadata on its connections. */
-  struct vb_nbd *n = map_queue ? vb_nbd_connect_reads (sock, "")
-                               : vb_nbd_connect (sock, "", NULL);
-  struct vb_nbd *meta = vb_nbd_connect (sock, "", NULL);
+  struct vb_nbd *n = map_queue ? vb_nbd_connect_reads (sock, "", NULL)
+                               : vb_nbd_connect (sock, "", NULL, NULL);
+  struct vb_nbd *meta = vb_nbd_connect (sock, "", NULL, NULL);
   struct vb_mapper *m = NULL;
   struct rec r = { 0 };
   struct vb_sink k = { .begin_data = r_begin, .data = r_data,
@@ -218,7 +218,7 @@ copy_case (unsigned conns, bool xform, uint64_t chain, size_t map_queue)
   CHECK (meta && vb_nbd_totals (meta, &t, NULL) == 0);
   vb_nbd_close (meta);
   if (map_queue) {            /* the map runs ahead on its own connection */
-    m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), map_queue, NULL,
+    m = vb_mapper_start (vb_nbd_connect (sock, "", NULL, NULL), map_queue, NULL,
                          NULL);
     CHECK (m != NULL);
     o.mapper = m;
@@ -269,8 +269,8 @@ drain (struct vb_mapper *m, uint64_t *data)
 static void
 test_mapper (void)
 {
-  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
-  struct vb_mapper *m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), 2,
+  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL, NULL);
+  struct vb_mapper *m = vb_mapper_start (vb_nbd_connect (sock, "", NULL, NULL), 2,
                                          NULL, NULL);
   struct vb_map_state ms;
   struct vb_extent_totals t, want;
@@ -298,7 +298,7 @@ test_mapper (void)
   half = (struct vb_map_state) { .mapped = 0, .size = 1000 };
   CHECK (vb_map_estimate (&half) == 0);
   /* Freed while parked: the thread must stop, not hang. */
-  m = vb_mapper_start (vb_nbd_connect (sock, "", NULL), 1, NULL, NULL);
+  m = vb_mapper_start (vb_nbd_connect (sock, "", NULL, NULL), 1, NULL, NULL);
   CHECK (m != NULL);
   vb_mapper_free (m);
 }
@@ -317,18 +317,17 @@ test_connect_timeout (void)
   REQUIRE (fd >= 0 && bind (fd, (struct sockaddr *) &a, sizeof a) == 0 &&
            listen (fd, 4) == 0);
   vb_nbd_set_connect_timeout (300);
-  n = vb_nbd_connect (a.sun_path, "sda", NULL);
+  n = vb_nbd_connect (a.sun_path, "sda", NULL, NULL);
   CHECK_ERR (n == NULL, "did not answer");
   CHECK_ERR (n == NULL, "sda: ");
-  n = vb_nbd_connect_reads (a.sun_path, "sda");
+  n = vb_nbd_connect_reads (a.sun_path, "sda", NULL);
   CHECK_ERR (n == NULL, "did not answer");
   vb_nbd_set_connect_timeout (60000);
   /* A stop request ends the wait long before the timeout. */
   static volatile sig_atomic_t stop = 1;
-  vb_nbd_set_cancel (&stop);
-  n = vb_nbd_connect (a.sun_path, "sda", NULL);
+  n = vb_nbd_connect (a.sun_path, "sda", NULL, &stop);
   CHECK_ERR (n == NULL, "interrupted");
-  vb_nbd_set_cancel (NULL);
+  CHECK (vb_get_error_code () == VB_ERR_CANCELLED);
   close (fd);
   unlink (a.sun_path);
 }
@@ -344,7 +343,7 @@ r_fail (void *op, const void *buf, size_t len, size_t orig)
 static void
 test_sink_error (void)
 {
-  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL);
+  struct vb_nbd *n = vb_nbd_connect (sock, "", NULL, NULL);
   struct rec r = { 0 };
   struct vb_sink k = { .begin_data = r_begin, .data = r_fail,
                        .end_data = r_end, .zero = r_zero, .op = &r };

@@ -164,7 +164,7 @@ vb_nbd_writer_open (const char *socket, unsigned nbufs, size_t bufsize,
     vb_nbd_writer_close (w);
     return NULL;
   }
-  if (vb_nbd_connect_unix (w->h, socket) < 0) {
+  if (vb_nbd_connect_unix (w->h, socket, stop) < 0) {
     vb_prefix_error ("NBD writer");
     vb_nbd_writer_close (w);
     return NULL;

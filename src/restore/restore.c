@@ -652,7 +652,6 @@ vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
   memset (r, 0, sizeof *r);
   if (check_opts (o, &rn.fmt) == -1)
     return -1;
-  vb_nbd_set_cancel (o->cancel);
   if (plan (&rn) == -1)
     goto out;
   for (size_t i = 0; i < rn.njobs; i++)

@@ -60,6 +60,8 @@ vb_target_valid_name (const char *name)
   return true;
 }
 
+static int sticky (struct dir_file *df);
+
 /* Record the first I/O error of F and make it sticky.  A full file system
  * is called out, because that is the one the user can act on. */
 static int
@@ -69,22 +71,23 @@ file_fail (struct dir_file *df, const char *op, int err)
 
   if (!df->f.error) {
     df->f.error = err;
-    vb_set_error ("%s: %s: %s%s", df->partial, op, strerror (err),
-                  full ? " (target full)" : "");
+    vb_set_error_code (vb_err_code_of (err), err, "%s: %s: %s%s", df->partial,
+                       op, strerror (err), full ? " (target full)" : "");
     df->errmsg = strdup (vb_get_error ());
+    return -1;
   }
-  else if (df->errmsg)
-    vb_set_error_str (df->errmsg);
-  return -1;
+  return sticky (df);
 }
 
 static int
 sticky (struct dir_file *df)
 {
+  int e = df->f.error;
+
   if (df->errmsg)
-    vb_set_error_str (df->errmsg);
+    vb_set_error_code (vb_err_code_of (e), e, "%s", df->errmsg);
   else
-    vb_set_error ("%s: %s", df->partial, strerror (df->f.error));
+    vb_set_error_errno (e, "%s", df->partial);
   return -1;
 }
 
@@ -366,11 +369,10 @@ dir_put (struct vb_target *t, const char *name, const void *buf, size_t len)
   if (vb_write_file_atomic (t->where, name, buf, len, vb_file_mode ()) == 0)
     return 0;
   /* fsutil's message names the file; add the hint a full target needs. */
-  if (strstr (vb_get_error (), strerror (ENOSPC)) ||
-      strstr (vb_get_error (), strerror (EDQUOT))) {
-    CLEANUP_FREE char *msg = strdup (vb_get_error ());
-    if (msg)
-      vb_set_error ("%s (target full)", msg);
+  if (vb_get_error_code () == VB_ERR_NOSPC) {
+    struct vb_error e;
+    vb_error_save (&e);
+    vb_set_error_code (e.code, e.errnum, "%s (target full)", e.msg);
   }
   return -1;
 }

@@ -160,12 +160,23 @@ job_busy_error (struct vb_domain *d, int kind)
 
 /* Report an error saved before further libvirt calls overwrote it. */
 static int
-saved_error (virErrorPtr e, struct vb_domain *d, const char *what)
+saved_error (virErrorPtr e, struct vb_domain *d, const char *what,
+             enum vb_err_code code)
 {
-  vb_set_error ("domain '%s': %s: %s", d->name, what,
-                e && e->message ? e->message : "unknown libvirt error");
+  vb_set_error_code (code, 0, "domain '%s': %s: %s", d->name, what,
+                     e && e->message ? e->message : "unknown libvirt error");
   virFreeError (e);
   return -1;
+}
+
+/* QEMU's refusal of an incremental whose bitmap is gone or unusable
+ * reaches us only as text in a generic libvirt error: this is the one
+ * place that reads it, and callers decide by VB_ERR_BITMAP. */
+static enum vb_err_code
+start_code (virErrorPtr e, const struct vb_backup_spec *s)
+{
+  return s->incremental && e && e->message && strstr (e->message, "bitmap")
+         ? VB_ERR_BITMAP : VB_ERR_GENERIC;
 }
 
 /* A job on our socket after a start that reported failure is the one
@@ -204,13 +215,13 @@ vb_backup_begin (struct vb_domain *d, const struct vb_backup_spec *s)
   kind = job_kind (d);
   if (kind == 1 && job_is_ours (d, s->socket_path)) {
     vb_backup_end (d);
-    return saved_error (saved, d, "start backup");
+    return saved_error (saved, d, "start backup", start_code (saved, s));
   }
   if (kind == 1) {
     virFreeError (saved);
     return job_busy_error (d, kind);
   }
-  return saved_error (saved, d, "start backup");
+  return saved_error (saved, d, "start backup", start_code (saved, s));
 }
 
 /* libvirt reports the abort before QEMU has torn the job down; a new job
@@ -247,7 +258,7 @@ vb_backup_end (struct vb_domain *d)
     virFreeError (saved);
     return 0;
   }
-  return saved_error (saved, d, "end backup job");
+  return saved_error (saved, d, "end backup job", VB_ERR_GENERIC);
 }
 
 char *
