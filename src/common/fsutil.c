@@ -53,6 +53,18 @@ vb_fsync_dir (const char *dir)
   return 0;
 }
 
+/* The error of a failed write; the caller adds which file.  errno is
+ * kept too, for callers that make their own message. */
+static int
+write_error (const char *op)
+{
+  int e = errno;
+
+  vb_set_error_errno (e, "%s", op);
+  errno = e;
+  return -1;
+}
+
 int
 vb_write_all (int fd, const void *buf, size_t len)
 {
@@ -63,7 +75,7 @@ vb_write_all (int fd, const void *buf, size_t len)
     if (r < 0) {
       if (errno == EINTR)
         continue;
-      return -1;
+      return write_error ("write");
     }
     p += r;
     len -= r;
@@ -83,7 +95,7 @@ vb_pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
     if (r <= 0) {
       if (r == 0)
         errno = EIO;           /* no progress: do not spin */
-      return -1;
+      return write_error ("pwrite");
     }
     p += r;
     off += r;
@@ -100,7 +112,7 @@ vb_writev_all (int fd, struct iovec *iov, int n)
     if (r < 0) {
       if (errno == EINTR)
         continue;
-      return -1;
+      return write_error ("writev");
     }
     while (n > 0 && (size_t) r >= iov->iov_len) {
       r -= iov->iov_len;

@@ -26,13 +26,15 @@ int vb_write_file_atomic (const char *dir, const char *name,
 char *vb_read_file (const char *path, size_t *len);
 /* mkdir -p with MODE for directories it creates. */
 int vb_mkdir_p (const char *path, mode_t mode);
-/* Write all of BUF to FD (retrying short writes and EINTR). */
+/* The write loops below retry short writes and EINTR; on failure the
+ * error carries the errno (vb_get_errno) and says which call failed, and
+ * the caller prefixes the file. */
+/* Write all of BUF to FD. */
 int vb_write_all (int fd, const void *buf, size_t len);
-/* writev until everything is out (short writes, EINTR); IOV is consumed.
- * -1 with errno set, no message. */
+/* writev until everything is out; IOV is consumed. */
 struct iovec;
 int vb_writev_all (int fd, struct iovec *iov, int n);
-/* pwrite() all of BUF at OFF, retrying on EINTR; -1 with errno set. */
+/* pwrite() all of BUF at OFF. */
 int vb_pwrite_all (int fd, const void *buf, size_t len, uint64_t off);
 /* Does S end in SUFFIX (S may be SUFFIX itself)? */
 bool vb_has_suffix (const char *s, const char *suffix);

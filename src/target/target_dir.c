@@ -120,7 +120,7 @@ flush_buf (struct dir_file *df)
   if (df->buflen == 0)
     return 0;
   if (vb_writev_all (df->fd, &iov, 1) < 0)
-    return file_fail (df, "write", errno);
+    return file_fail (df, "write", vb_get_errno ());
   writeback (df, df->buflen);
   df->buflen = 0;
   return 0;
@@ -191,7 +191,7 @@ dir_write (struct vb_tfile *f, const void *buf, size_t len)
     struct iovec iov[2] = { { df->buf, df->buflen },
                             { (void *) buf, len } };
     if (vb_writev_all (df->fd, iov, 2) < 0)
-      return file_fail (df, "write", errno);
+      return file_fail (df, "write", vb_get_errno ());
     writeback (df, df->buflen + len);
     df->buflen = 0;
   }
@@ -209,7 +209,7 @@ dir_pwrite (struct vb_tfile *f, const void *buf, size_t len, uint64_t off)
   if (flush_buf (df) < 0)
     return -1;
   if (vb_pwrite_all (df->fd, buf, len, off) < 0)
-    return file_fail (df, "write", errno);
+    return file_fail (df, "write", vb_get_errno ());
   if (off + len > f->written)
     f->written = off + len;
   return 0;
@@ -262,7 +262,7 @@ move_chunk (struct dir_file *df, uint64_t from, uint64_t to, size_t n)
       r = 0;
   }
   if (vb_pwrite_all (df->fd, df->buf, n, to) < 0)
-    return file_fail (df, "write", errno);
+    return file_fail (df, "write", vb_get_errno ());
   return 0;
 }
 

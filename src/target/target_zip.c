@@ -99,7 +99,7 @@ out_write (struct zip_target *zt, const void *p, size_t len)
   else {
     struct iovec iov[2] = { { zt->buf, zt->buflen }, { (void *) p, len } };
     if (vb_writev_all (zt->fd, iov, 2) < 0)
-      return out_fail (zt, "write", errno);
+      return out_fail (zt, "write", vb_get_errno ());
     zt->buflen = 0;
   }
   zt->pos += len;
@@ -114,7 +114,7 @@ out_flush (struct zip_target *zt)
   if (zt->error)
     return out_fail (zt, "write", zt->error);
   if (vb_writev_all (zt->fd, &iov, 1) < 0)
-    return out_fail (zt, "write", errno);
+    return out_fail (zt, "write", vb_get_errno ());
   zt->buflen = 0;
   return 0;
 }
