@@ -30,7 +30,7 @@ zeroed_chain () {
   vbk dump -i "$T/b"
   [[ "$output" == *"sda.inc.virtback.1.data"*"virtnbdrestore cannot restore"* ]]
   # ... and that is true: the peer keeps the old bytes in the zeroed range
-  virtnbdrestore -i "$T/b" -o "$T/p" >/dev/null 2>&1
+  virtnbdrestore -i "$T/b" -o "$T/p" >"$T/p.log" 2>&1 || { tail -20 "$T/p.log"; false; }
   not vb_compare "$T/snap.qcow2" "$T/p/$VM-sda.qcow2"
 }
 
@@ -42,7 +42,7 @@ zeroed_chain () {
     vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n --peer-compatible $z
     [ "$status" -eq 0 ]
     vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
-    virtnbdrestore -i "$T/b" -o "$T/p" >/dev/null 2>&1
+    virtnbdrestore -i "$T/b" -o "$T/p" >"$T/p.log" 2>&1 || { tail -20 "$T/p.log"; false; }
     vb_compare "$T/snap.qcow2" "$T/p/$VM-sda.qcow2"
     vbk dump -i "$T/b"
     not grep -q "virtnbdrestore cannot" <<<"$output"
@@ -57,8 +57,8 @@ zeroed_chain () {
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l inc -n --checkpoint-prefix virtnbdbackup
   [ "$status" -eq 0 ]
   vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
-  virtnbdrestore -i "$T/b" -o "$T/p" >/dev/null 2>&1
-  vb_compare "$T/snap.qcow2" "$T/p/$VM-sda.qcow2"
+  virtnbdrestore -i "$T/b" -o "$T/p" >"$T/p.log" 2>&1 || { tail -20 "$T/p.log"; false; }
+  vb_compare "$T/snap.qcow2" "$T/p/$VM-sda.qcow2"  || { cat "$T/p.log"; false; }
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/z" -l copy -n --checkpoint-prefix virtnbdbackup --compress-method zstd
   [ "$status" -eq 1 ]
   [[ "$output" == *"virtnbdrestore cannot read zstd"* ]]
