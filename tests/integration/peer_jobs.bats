@@ -43,7 +43,7 @@ zeroed_chain () {
     [ "$status" -eq 0 ]
     vb_snapshot_disk "$VM" sda "$T/snap.qcow2"
     virtnbdrestore -i "$T/b" -o "$T/p" >"$T/p.log" 2>&1 || { tail -20 "$T/p.log"; false; }
-    vb_compare "$T/snap.qcow2" "$T/p/$VM-sda.qcow2"
+    vb_compare "$T/snap.qcow2" "$T/p/$VM-sda.qcow2"  || { cat "$T/p.log"; false; }
     vbk dump -i "$T/b"
     not grep -q "virtnbdrestore cannot" <<<"$output"
     vbk verify -i "$T/b"
