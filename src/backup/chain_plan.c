@@ -20,11 +20,10 @@ static bool
 is_ours (const char *name, const char *prefix)
 {
   size_t pl = strlen (prefix);
-  const char *s = name + pl + 1;
 
-  if (strncmp (name, prefix, pl) || name[pl] != '.' || !*s)
+  if (strncmp (name, prefix, pl) || name[pl] != '.' || !name[pl + 1])
     return false;
-  for (; *s; s++)
+  for (const char *s = name + pl + 1; *s; s++)
     if (!isdigit ((unsigned char) *s))
       return false;
   return true;
@@ -141,7 +140,7 @@ vb_plan_decide (const struct vb_plan_in *in, struct vb_plan *p)
       resolve_level (in, p) < 0)
     return -1;
   if (!in->chain || !(p->chain = strv_dup (in->chain)))
-    return -1;
+    return -1;                 /* unread: the gathering's error stands */
   switch (p->level) {
   case VB_LEVEL_INC:
   case VB_LEVEL_DIFF:
