@@ -20,23 +20,22 @@ static bool
 is_ours (const char *name, const char *prefix)
 {
   size_t pl = strlen (prefix);
-  const char *s = name + pl + 1;
 
-  if (strncmp (name, prefix, pl) || name[pl] != '.' || !*s)
+  if (strncmp (name, prefix, pl) || name[pl] != '.' || !name[pl + 1])
     return false;
-  for (; *s; s++)
+  for (const char *s = name + pl + 1; *s; s++)
     if (!isdigit ((unsigned char) *s))
       return false;
   return true;
 }
 
 static int
-refuse_foreign (char **cps, const char *prefix, const char *domain)
+refuse_foreign (char *const *cps, const char *prefix, const char *domain)
 {
   char list[1024] = "";
   size_t n = 0;
 
-  for (char **c = cps; *c; c++) {
+  for (char *const *c = cps; *c; c++) {
     if (is_ours (*c, prefix))
       continue;
     if (n++ < 8) {
@@ -67,25 +66,42 @@ xasprintf (const char *fmt, ...)
   return s;
 }
 
-static int
-resolve_level (const struct vb_backup_opts *o, struct vb_plan *p)
+static char **
+strv_dup (char *const *v)
 {
-  int has = vb_set_has_backup (o->outdir, o->domain);
+  size_t n = vb_strv_len (v);
+  char **r = calloc (n + 1, sizeof *r);
 
-  if (has < 0)
+  for (size_t i = 0; r && i < n; i++)
+    if (!(r[i] = strdup (v[i]))) {
+      vb_strv_free (r);
+      r = NULL;
+    }
+  if (!r)
+    vb_set_error ("out of memory");
+  return r;
+}
+
+/* An input of -1 returns -1 without a message of its own: the gathering's
+ * is the reason. */
+static int
+resolve_level (const struct vb_plan_in *in, struct vb_plan *p)
+{
+  if (in->has_backup < 0)
     return -1;
-  p->level = o->level;
+  p->level = in->level;
   if (p->level == VB_LEVEL_AUTO)
-    p->level = has ? VB_LEVEL_INC : VB_LEVEL_FULL;
-  if ((p->level == VB_LEVEL_FULL || p->level == VB_LEVEL_COPY) && !o->print_only) {
+    p->level = in->has_backup ? VB_LEVEL_INC : VB_LEVEL_FULL;
+  if ((p->level == VB_LEVEL_FULL || p->level == VB_LEVEL_COPY) &&
+      !in->print_only) {
     /* What a run that did not complete leaves behind does not count: the
      * retry of a failed first full must work in the same directory. */
-    int ok = has ? 0 : vb_set_only_leftovers (o->outdir);
+    int ok = in->has_backup ? 0 : in->only_leftovers;
     if (ok < 0)
       return -1;
     if (!ok) {
       vb_set_error ("%s is not empty: a %s backup needs an empty or new "
-                    "directory", o->outdir, vb_level_name (p->level));
+                    "directory", in->outdir, vb_level_name (p->level));
       return -1;
     }
   }
@@ -93,13 +109,13 @@ resolve_level (const struct vb_backup_opts *o, struct vb_plan *p)
 }
 
 static int
-plan_incremental (const struct vb_backup_opts *o, struct vb_plan *p)
+plan_incremental (const struct vb_plan_in *in, struct vb_plan *p)
 {
   size_t n = vb_strv_len (p->chain);
 
   if (n == 0) {
     vb_set_error ("%s holds no backup chain of domain '%s': run a full "
-                  "backup first (-l full)", o->outdir, o->domain);
+                  "backup first (-l full)", in->outdir, in->domain);
     return -1;
   }
   p->parent = strdup (p->chain[n - 1]);
@@ -111,29 +127,24 @@ plan_incremental (const struct vb_backup_opts *o, struct vb_plan *p)
     p->ident = strdup (p->meta_checkpoint);
   }
   else
-    p->ident = xasprintf ("%lld", (long long) time (NULL));
+    p->ident = xasprintf ("%lld", in->now);
   return p->ident ? 0 : -1;
 }
 
 int
-vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
-              struct vb_plan *p)
+vb_plan_decide (const struct vb_plan_in *in, struct vb_plan *p)
 {
-  CLEANUP_STRV char **cps = vb_checkpoint_list (d);
-
   memset (p, 0, sizeof *p);
-  p->prefix = o->prefix ? o->prefix : "virtback";
-  p->cptdir = o->cptdir;
-  if (!cps || refuse_foreign (cps, p->prefix, d->name) < 0)
+  p->prefix = in->prefix ? in->prefix : "virtback";
+  if (refuse_foreign (in->checkpoints, p->prefix, in->domain) < 0 ||
+      resolve_level (in, p) < 0)
     return -1;
-  if (resolve_level (o, p) < 0)
-    return -1;
-  if (!(p->chain = vb_cpt_read (o->outdir, o->domain)))
-    return -1;
+  if (!in->chain || !(p->chain = strv_dup (in->chain)))
+    return -1;                 /* unread: the gathering's error stands */
   switch (p->level) {
   case VB_LEVEL_INC:
   case VB_LEVEL_DIFF:
-    return plan_incremental (o, p);
+    return plan_incremental (in, p);
   case VB_LEVEL_FULL:
     p->checkpoint = xasprintf ("%s.0", p->prefix);
     p->meta_checkpoint = p->checkpoint ? strdup (p->checkpoint) : NULL;
@@ -146,6 +157,45 @@ vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
     p->ident = strdup ("copy");
     return p->ident ? 0 : -1;
   }
+}
+
+/* The directory part of IN.  After the first read that fails the rest stay
+ * unknown, so the thread's error is that read's. */
+static void
+gather_dir (const struct vb_backup_opts *o, struct vb_plan_in *in,
+            char ***chain)
+{
+  in->only_leftovers = -1;
+  in->has_backup = vb_set_has_backup (o->outdir, o->domain);
+  if (in->has_backup > 0)
+    in->only_leftovers = 0;
+  else if (in->has_backup == 0)
+    in->only_leftovers = vb_set_only_leftovers (o->outdir);
+  if (in->only_leftovers >= 0)
+    *chain = vb_cpt_read (o->outdir, o->domain);
+  in->chain = *chain;
+}
+
+int
+vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
+              struct vb_plan *p)
+{
+  CLEANUP_STRV char **cps = vb_checkpoint_list (d);
+  CLEANUP_STRV char **chain = NULL;
+  struct vb_plan_in in = {
+    .level = o->level, .prefix = o->prefix, .print_only = o->print_only,
+    .domain = d->name, .outdir = o->outdir, .checkpoints = cps,
+    .now = (long long) time (NULL),
+  };
+  int r;
+
+  memset (p, 0, sizeof *p);
+  if (!cps)
+    return -1;
+  gather_dir (o, &in, &chain);
+  r = vb_plan_decide (&in, p);
+  p->cptdir = o->cptdir;
+  return r;
 }
 
 int

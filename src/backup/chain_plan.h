@@ -18,7 +18,34 @@ struct vb_plan {
   const char *cptdir;
 };
 
-/* Pure checks and decisions; touches nothing. */
+/* Everything the decision depends on. */
+struct vb_plan_in {
+  enum vb_level level;         /* as asked; VB_LEVEL_AUTO is resolved */
+  const char *prefix;          /* checkpoint prefix, NULL: "virtback" */
+  bool print_only;             /* -p: full and copy need no empty directory */
+  const char *domain;          /* the domain's name, for messages */
+  const char *outdir;          /* the backup directory, for messages */
+  char *const *checkpoints;    /* the domain's, as libvirt lists them */
+  /* What the directory says.  has_backup: it holds data files or a .cpt.
+   * only_leftovers: it holds nothing but what a run that did not complete
+   * leaves (not looked at when has_backup).  chain: the .cpt list, empty
+   * when there is none.  -1 (NULL for chain): it could not be read, and
+   * the reason is this thread's error, which the decision keeps when it
+   * needs that input; a refusal the decision comes to first (foreign
+   * checkpoints, a directory that is not empty) is reported instead. */
+  int has_backup;
+  int only_leftovers;
+  char *const *chain;
+  long long now;               /* seconds since the epoch: a diff's ident */
+};
+
+/* The decision, a pure function of IN: it reads no libvirt, file or clock.
+ * Fills P (chain a copy of IN's; cptdir left NULL).  0, or -1 with the
+ * error; on either, P is for vb_plan_free. */
+int vb_plan_decide (const struct vb_plan_in *in, struct vb_plan *p);
+/* Gather IN (libvirt's checkpoints of D; O->outdir's listing and .cpt, in
+ * that order, stopping at the first that cannot be read; the clock) and
+ * decide; P->cptdir is O->cptdir. */
 int vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
                   struct vb_plan *p);
 /* Make libvirt's checkpoints match the plan: for full delete ours, for
