@@ -57,7 +57,4 @@ int vb_check_chksum (const char *path, const char *name);
  * the user to give another -N). */
 int vb_check_domain_name_free (const char *uri, const char *name);
 
-/* Define XML in libvirt at URI; returns the new domain's name. */
-char *vb_define_domain (const char *uri, const char *xml);
-
 #endif

@@ -200,4 +200,12 @@ int vb_checkpoint_same (const char *saved, const char *live);
 int vb_checkpoint_matches (struct vb_domain *d, const char *name,
                            const char *saved);
 
+/* ---- without a domain of our own (restore --define) ----
+ * Each opens its own connection to URI (NULL: "qemu:///system"). */
+/* 1 if a domain named NAME exists, 0 if not, -1 when libvirt is out of
+ * reach. */
+int vb_domain_exists (const char *uri, const char *name);
+/* Define XML persistently; returns the new domain's name (malloc'd). */
+char *vb_define_domain (const char *uri, const char *xml);
+
 #endif
