@@ -13,8 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "backup/run.h"
 #include "common/cleanup.h"
 #include "common/error.h"
@@ -74,7 +72,7 @@ save_side_files (struct run *x)
     return -1;
   for (size_t i = 0; i < x->nsel; i++) {
     struct vb_disk *disk = x->sel[i].disk;
-    CLEANUP_FREE char *info = NULL;
+    CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
     /* Also of a raw disk: its image info is the record of its size. */
     if (!disk->path)
       continue;
@@ -85,7 +83,7 @@ save_side_files (struct run *x)
     }
     snprintf (name, sizeof name, "%s.%s.qcow.json", disk->target,
               x->plan.ident);
-    if (put_side (x, name, info) < 0)
+    if (put_side (x, name, info->json) < 0)
       return -1;
   }
   return 0;

@@ -1,9 +1,9 @@
 /* internal.h: pieces shared by the files of src/restore only.
  *
- * server.c runs helper programs (qemu-img) and the NBD server (qemu-nbd)
- * that a restore writes through; point.c writes a restore point, read
- * through the view (view/view.h), into an NBD writer; vmxml.c rewrites
- * and defines the domain XML.  Same error convention as everywhere: -1/NULL
+ * server.c runs the NBD server (qemu-nbd) that a restore writes through;
+ * point.c writes a restore point, read through the view (view/view.h),
+ * into an NBD writer; vmxml.c rewrites the domain XML (virt/virt.h defines
+ * it).  Same error convention as everywhere: -1/NULL
  * after vb_set_error(). */
 #ifndef VB_RESTORE_INTERNAL_H
 #define VB_RESTORE_INTERNAL_H
@@ -17,9 +17,6 @@
 #include "nbd/qemu_nbd.h"
 #include "nbd/writer.h"
 #include "stream/stream.h"
-
-/* Run ARGV to completion; its stderr's last line becomes the error. */
-int vb_run (char *const argv[]);
 
 /* A qemu-nbd serving one image on a unix socket in a private mkdtemp
  * directory (nbd/qemu_nbd.h).  The server dies with us even if we are

@@ -102,10 +102,6 @@ int vb_job_active (struct vb_domain *d);
 int vb_fsfreeze (struct vb_domain *d);
 int vb_fsthaw (struct vb_domain *d);
 
-/* qemu-img info --output json of a disk image (runs qemu-img with -U),
- * returns the JSON text; NULL on failure. */
-char *vb_qemu_img_info (const char *path);
-
 /* ---- additions (beyond the first contract) ----
  *
  * Facts checked against libvirt 9.0 / QEMU 7.2 that shaped these:
