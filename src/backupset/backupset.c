@@ -354,22 +354,6 @@ vb_cpt_read (const char *dir, const char *domain)
   return v;
 }
 
-int
-vb_cpt_write (const char *dir, const char *domain, char *const *names)
-{
-  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
-  CLEANUP_FREE char *text = NULL;
-
-  if (!name)
-    return -1;
-  for (size_t i = 0; names && names[i]; i++)
-    if (!check_part ("checkpoint name", names[i]))
-      return -1;
-  if (!(text = vb_cpt_format (names)))
-    return -1;
-  return vb_write_file_atomic (dir, name, text, strlen (text), file_mode);
-}
-
 /* ---- saved checkpoint XML ---- */
 
 static char *

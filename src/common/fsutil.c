@@ -15,7 +15,6 @@
 static gid_t fs_group = (gid_t) -1;
 
 void vb_fs_set_group (gid_t gid) { fs_group = gid; }
-gid_t vb_fs_group (void) { return fs_group; }
 
 int
 vb_fs_chgrp_fd (int fd, const char *what)

@@ -15,7 +15,6 @@ int vb_fsync_dir (const char *dir);
 /* Group given to every file and directory virtback creates (--group);
  * -1 (the default) leaves the creator's group. */
 void vb_fs_set_group (gid_t gid);
-gid_t vb_fs_group (void);
 /* Apply the group to an open file or a path; 0 or -1 with an error. */
 int vb_fs_chgrp_fd (int fd, const char *what);
 int vb_fs_chgrp_path (const char *path);

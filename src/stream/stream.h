@@ -176,41 +176,16 @@ ssize_t vb_reader_read (struct vb_reader *r, void *buf, size_t len);
 /* Skip the rest of the current frame's payload (still validated). */
 int vb_reader_skip (struct vb_reader *r);
 
-/* ---- whole compressed pieces (for callers that decompress in parallel) ----
- * Instead of vb_reader_read, the payload of a compressed data frame can be
- * taken piece by piece, each one whole lz4 or zstd frame, in file order.
- * The reader checks what it can without decompressing: the layout, the
- * trailer sizes, that each piece's own header stores a content size of 1 to
- * VB_STREAM_MAX_PIECE bytes, and that these add up to the frame length.
- * It does not check the compressed bytes: a piece is trusted only after
- * vb_lz4_decompress_frame / vb_zstd_decompress_frame (whichever METHOD
- * says) succeeded on it with OUTLEN = *CONTENT_LEN, which checks the
- * checksums and the exact length.  A caller that writes content before that
- * must undo it if any piece fails.  Use either vb_reader_read or these
- * within one data frame, not both. */
 /* True if payloads are compressed, with *METHOD set. */
 bool vb_reader_compression (struct vb_reader *r, enum vb_comp_method *method);
-/* For the current data frame: *NEXT the compressed size of the next piece
- * (0 when none is left), *MAX that of its largest piece, from the trailer,
- * so that a caller can tell whether its buffers fit before taking any.
- * 0, or -1 if the file is not compressed or no data frame is current. */
-int vb_reader_piece_sizes (struct vb_reader *r, uint64_t *next,
-                           uint64_t *max);
-/* Read the next piece whole into BUF[CAP]: returns its compressed length
- * with *CONTENT_LEN the length it decompresses to (from the piece's own
- * header); 0 once every piece was taken, after checking that the content
- * lengths add up to the frame length and the payload's CR LF; -1 on error.
- * A piece larger than CAP is an error that consumes nothing (the reader
- * stays usable); all others are sticky. */
-ssize_t vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
-                         uint64_t *content_len);
 
 /* Step over the rest of the current data frame by its layout alone, for
  * callers that index a file: no payload byte is read or decompressed.  Of
  * a compressed frame only each piece's own frame header is read, for its
- * content size (checked as vb_reader_piece checks it), and FN (may be
- * NULL) gets the piece's file offset, compressed size and content size;
- * FN returning -1 (with an error) stops it.  The payload's CR LF is
+ * content size (1 to VB_STREAM_MAX_PIECE bytes, and the sizes must add
+ * up to the frame length), and FN (may be NULL) gets the piece's file
+ * offset, compressed size and content size; FN returning -1 (with an
+ * error) stops it.  The payload's CR LF is
  * checked.  The content itself is trusted only once decompressed. */
 typedef int vb_reader_piece_fn (void *op, uint64_t file_offset,
                                 uint64_t csize, uint64_t content);

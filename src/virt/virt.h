@@ -125,15 +125,8 @@ const struct vb_disk *vb_domain_find_disk (const struct vb_domain *d,
  * of the running domain ("+64055:+64055"), else group "libvirt-qemu". */
 int vb_domain_qemu_gid (const struct vb_domain *d, gid_t *gid);
 
-/* Parent of checkpoint NAME: 0 with *PARENT malloc'd, or NULL for a root
- * checkpoint; -1 on error (e.g. no such checkpoint). */
-int vb_checkpoint_parent (struct vb_domain *d, const char *name,
-                          char **parent);
 /* <name> of a checkpoint XML (as saved by vb_checkpoint_xml). */
 char *vb_checkpoint_name_from_xml (const char *xml);
-/* Sum of the disk sizes libvirt reports for NAME (bytes of data changed
- * since it, VIR_DOMAIN_CHECKPOINT_XML_SIZE); -1 on error. */
-int64_t vb_checkpoint_size (struct vb_domain *d, const char *name);
 
 /* The running backup job's XML as libvirt completed it (exportname,
  * per-disk backupmode, the exported bitmap names); NULL on error. */
