@@ -15,6 +15,7 @@
 
 #include "backup/run.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -23,13 +24,6 @@
 #include "nbd/qemu_nbd.h"
 #include "virt/virt.h"
 
-static double
-mono (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Note a file this run stored, so a failed run can take it back: a data
  * file outside the chain must not be mistaken for a backup. */
@@ -683,7 +677,7 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
   vb_nbd_set_cancel (o->cancel);
 
   memset (r, 0, sizeof *r);
-  r->start = mono ();
+  r->start = vb_mono ();
   x.to_stdout = !strcmp (o->outdir, "-");
   x.cpt_in_target = !o->cptdir;
   if (x.to_stdout && (o->level != VB_LEVEL_COPY && o->level != VB_LEVEL_FULL)) {

@@ -17,6 +17,7 @@
 
 #include "backup/disk.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "stream/writer.h"
@@ -38,13 +39,6 @@ struct disk_run {
   uint64_t raw_pos;            /* raw output: where the next byte goes */
 };
 
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- the raw image: a sibling of the stream writer ---- */
 
@@ -300,7 +294,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   struct disk_run st = { .r = r, .s = s };
   struct vb_extcache cache = { .max = EXTCACHE_MAX };
   struct vb_nbd *n = NULL;
-  double t0 = now ();
+  double t0 = vb_mono ();
   int ret = -1;
 
   if (start_map (t, &st, &cache) < 0 ||
@@ -322,7 +316,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   vb_mapper_free (st.map);
   vb_swriter_free (st.w);
   vb_extcache_free (&cache);
-  r->seconds = now () - t0;
+  r->seconds = vb_mono () - t0;
   r->finished = ret == 0;
   return ret;
 }
