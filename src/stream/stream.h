@@ -1,5 +1,5 @@
-/* stream.h: the sparse stream format (virtnbdbackup-compatible), see
- * ../shared/notes/stream-format.md.
+/* stream.h: the sparse stream format (virtnbdbackup-compatible), described
+ * byte by byte in docs/stream-format.md.
  *
  * Contract: this unit only turns values into bytes and bytes into values.
  * It never opens files or prints.  Readers treat any deviation (unknown
@@ -87,16 +87,16 @@ ssize_t vb_lz4c_begin (struct vb_lz4c *c, uint64_t piece_len,
 ssize_t vb_lz4c_update (struct vb_lz4c *c, const void *in, size_t len,
                         void *out, size_t outcap);
 ssize_t vb_lz4c_end (struct vb_lz4c *c, void *out, size_t outcap);
-/* Worst-case output of one update of LEN bytes (use for OUTCAP). */
+/* Worst-case output of one update of LEN bytes (use for OUTCAP);
+ * vb_lz4c_bound (c, 0) is enough for begin and for end. */
 size_t vb_lz4c_bound (struct vb_lz4c *c, size_t len);
-/* (Added note) vb_lz4c_bound (c, 0) is enough for begin and for end. */
 
 /* Decompress one whole lz4 frame IN[INLEN] into OUT (exactly OUTLEN bytes
  * expected).  Verifies checksums.  -1 on any mismatch. */
 int vb_lz4_decompress_frame (const void *in, size_t inlen,
                              void *out, size_t outlen);
 
-/* ---- zstd framing (added; ours, "compressionMethod": "zstd") ----
+/* ---- zstd framing (ours, "compressionMethod": "zstd") ----
  * Same layout as lz4: one zstd frame per piece (content size stored,
  * checksum flag on), same trailer.  Same calling convention as vb_lz4c. */
 struct vb_zstdc;
@@ -112,7 +112,7 @@ size_t vb_zstdc_bound (struct vb_zstdc *c, size_t len);
 int vb_zstd_decompress_frame (const void *in, size_t inlen,
                               void *out, size_t outlen);
 
-/* ---- streaming decompression of one piece (added) ----
+/* ---- streaming decompression of one piece ----
  * Bounded memory whatever the piece size: used by the reader, usable by
  * anyone holding a piece.  run() consumes up to *INLEN bytes and produces up
  * to *OUTLEN, updating both to what it did; returns 1 when the frame is
@@ -135,14 +135,14 @@ struct vb_trailer {
   size_t *npieces;             /* per frame */
   uint64_t **pieces;           /* per frame: npieces[i] compressed sizes */
   size_t cap;
-  /* Added: per frame, true if written as {"total": [...]}.  The peer uses
+  /* Per frame, true if written as {"total": [...]}.  The peer uses
    * that form for every frame >= VB_STREAM_MAX_PIECE, even with one piece. */
   bool *as_object;
 };
 void vb_trailer_init (struct vb_trailer *t);
 void vb_trailer_clear (struct vb_trailer *t);
 int vb_trailer_add (struct vb_trailer *t, const uint64_t *sizes, size_t n);
-/* Added: as vb_trailer_add, but picks the form exactly as the peer does from
+/* As vb_trailer_add, but picks the form exactly as the peer does from
  * the data frame's uncompressed length.  Writers should use this one. */
 int vb_trailer_add_frame (struct vb_trailer *t, uint64_t frame_len,
                           const uint64_t *sizes, size_t n);

@@ -45,7 +45,7 @@ struct vb_target_ops {
   int (*put) (struct vb_target *t, const char *name,
               const void *buf, size_t len);
   void (*close) (struct vb_target *t);
-  /* Added for zip: end the target, reporting failure (a zip's central
+  /* End the target, reporting failure (a zip's central
    * directory is written here).  May be NULL: nothing to finish. */
   int (*finish) (struct vb_target *t);
 };

@@ -79,7 +79,7 @@ struct vb_backup_spec {
   const char *incremental;     /* checkpoint to start from, NULL: full */
   const char *new_checkpoint;  /* checkpoint to create, NULL: none */
   const char *const *disks;    /* targets to back up, NULL-terminated */
-  /* Added: subset of DISKS that cannot carry a bitmap (raw with --raw):
+  /* Subset of DISKS that cannot carry a bitmap (raw with --raw):
    * always copied in full (backupmode='full') and left out of the new
    * checkpoint.  NULL: none. */
   const char *const *nobitmap_disks;
@@ -102,9 +102,7 @@ int vb_job_active (struct vb_domain *d);
 int vb_fsfreeze (struct vb_domain *d);
 int vb_fsthaw (struct vb_domain *d);
 
-/* ---- additions (beyond the first contract) ----
- *
- * Facts checked against libvirt 9.0 / QEMU 7.2 that shaped these:
+/* ---- facts checked against libvirt 9.0 / QEMU 7.2 that shaped this unit:
  * - disks left out of <domainbackup><disks> get backup='no', and disks left
  *   out of <domaincheckpoint><disks> get checkpoint='no', so the XML lists
  *   only the chosen disks;
