@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* One backup run: checks, checkpoint plan, job, parallel disk copies, and
  * a cleanup that always runs. */
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Checkpoint chain decisions for one backup run. */
 #include <ctype.h>
 #include <errno.h>

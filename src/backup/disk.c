@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* One disk: NBD reads -> a sink (the stream writer, or a raw image) ->
  * target file.  This file only orchestrates the copy: the format is the
  * stream writer's (stream/writer.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Which disks a run backs up, and whether the chain can go on for them. */
 #include <dirent.h>
 #include <errno.h>

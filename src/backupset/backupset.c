@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backupset.c: names, the chain file, saved checkpoints and the domain lock
  * of a virtnbdbackup-style backup directory.  See backupset.h. */
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backupset.h: a backup directory, as virtnbdbackup lays it out.
  *
  * Contract: names every file (data files, .cpt, checkpoints/, vmconfig,

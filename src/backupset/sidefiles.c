@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* sidefiles.c: what the side files of a backup directory record about the
  * domain and its disks: the UUID and a disk's format in vmconfig.*.xml
  * (libxml2), a disk's virtual size in <disk>.<ident>.qcow.json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for backupset.c: file naming, the .cpt chain file (exact
  * bytes, as Python's json.dumps writes them), saved checkpoints, directory
  * scans and the per-domain lock; and chain.c's whole-file check. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback backup: options, progress, summary; the work is in backup/. */
 #include <ctype.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* fsutil.h: durable file system helpers shared by every unit that writes.
  *
  * Contract: nothing half-written is ever visible under its final name.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for common/: error convention and durable file helpers. */
 #include <assert.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* text.h: formatting text the project's way.
  *
  * Contract: vb_xasprintf is asprintf whose failure is an error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Extent windows: block status of base:allocation, intersected with the
  * dirty bitmap for inc/diff, classified and merged. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* qemu_img.c: qemu-img info, bitmap and create.  See qemu_nbd.h.  The
  * info JSON is read with json-c into struct vb_image_info and nowhere
  * else. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* qemu_nbd.h: QEMU's image tools, the one place that runs them: a
  * qemu-nbd process serving one image on a unix socket (qemu_nbd.c), and
  * qemu-img info, bitmap and create (qemu_img.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for the qemu-img side of nbd/qemu_nbd.h: the parsed image
  * info (from a sample of QEMU 7.2's output, and from qemu-img run for real
  * on images it made), and the bitmap and create wrappers. */

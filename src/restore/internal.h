@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* internal.h: pieces shared by the files of src/restore only.
  *
  * server.c runs the NBD server (qemu-nbd) that a restore writes through;

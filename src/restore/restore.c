@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* restore.c: one restore run, from backup directory to images.  See
  * restore.h.  Plan everything first (chain, restore point, targets), so
  * that a bad backup or an existing image fails before anything is

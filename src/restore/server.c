@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* server.c: the qemu-nbd a restore writes through.  See internal.h.  It
  * goes through the shared helpers (nbd/qemu_nbd.h): the child is ours, we
  * wait for it and kill it, and it never outlives virtback. */

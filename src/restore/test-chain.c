@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-chain: the chain of a backup directory (backupset/chain.c) on
  * directories of small synthetic data files: order from the links (never
  * from names or times), gaps, duplicates, reorderings, .cpt cross-checks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* vmxml.c: adjust the saved domain XML for the restored images, and
  * check the name it will be defined under.  See restore.h.  libvirt is
  * reached only through virt/virt.h, and only for --define: a plain

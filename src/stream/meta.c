@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* meta.c: the meta frame's JSON.
  *
  * The writer reproduces Python's json.dumps(meta, indent=4) byte for byte

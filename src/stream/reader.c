@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* reader.c: pull reader over a seekable file descriptor.
  *
  * Everything read from the file is checked before it is used, and every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* stream.h: the sparse stream format (virtnbdbackup-compatible), described
  * byte by byte in docs/stream-format.md.
  *

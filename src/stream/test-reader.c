@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-reader.c: unit tests of the stream reader on whole streams.
  *
  * Streams are built with the writer pieces (frames, metadata, lz4 and zstd

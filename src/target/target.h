@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* target.h: where backup bytes go.  Writers see only this interface, so a
  * directory, stdout (zip) and later an object store are interchangeable, in
  * the manner of nbdcopy's struct rw.

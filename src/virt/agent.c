@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* agent.c: guest filesystem freeze/thaw. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* checkpoint.c: list, read, delete and redefine a domain's checkpoints. */
 #include <errno.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* define.c: the libvirt calls of a restore: is a domain name taken, and
  * define a domain from XML.  Each opens its own connection, since a
  * restore has no domain of its own (struct vb_domain) to carry one. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Checkpoints of a shut-off domain.  libvirt 9 refuses to create or delete
  * them ("cannot ... checkpoint for inactive domain"), so virtback does what
  * libvirt would do when the domain runs: the persistent bitmaps in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-virt.c: the parts of src/virt that need no libvirtd: domain XML to
  * disks, the backup/checkpoint XML we generate, XPath values. */
 #include <stdio.h>

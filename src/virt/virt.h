@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virt.h: the libvirt control plane.  All libvirt calls live here.
  *
  * Contract: turns a domain into a list of disks, manages this tool's
