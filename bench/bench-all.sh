@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # bench/bench-all.sh: every benchmark case in one run, one after another,
 # then all their tables side by side: the full copy (plain, lz4, zstd), the
 # restore (plain and zstd), and the shape cases (fragmented, sparse, incremental, stdout).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # bench/bench-backup.sh: time a thin full backup of a running VM's 8 GiB disk
 # holding 3 GiB (2 GiB random, 1 GiB text) with three tools, interleaved
 # over several rounds in one run:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # bench/bench-cases.sh: the shape cases of the data path, each timed with
 # virtback, virtnbdbackup (Debian's 1.9.15) and, where it applies, nbdcopy,
 # interleaved over several rounds in one run; medians, peak RSS and ratios.

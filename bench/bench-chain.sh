@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # bench/bench-chain.sh: restore of the newest point of a long chain, with
 # three tools interleaved over several rounds in one run:
 #   nbdcopy         the final disk, from a sparse raw copy of it, into a

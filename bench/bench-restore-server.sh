@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # bench/bench-restore-server.sh: how the NBD server's options and the
 # client's shape change the restore's write path, to choose what virtback
 # restore uses with numbers.  Every variant writes the same 3 GiB (the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # bench/bench-restore.sh: time restoring the benchmark VM's 3 GiB thin full
 # backup (8 GiB disk, see bench-backup.sh) into a fresh qcow2 image, with
 # three tools interleaved over several rounds in one run:

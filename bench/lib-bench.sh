@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # shellcheck shell=bash
 # bench/lib-bench.sh: shared parts of the benchmarks (sourced, not run).
 # The benchmark VM, a hand-made pull-mode backup export, timing with peak

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # scripts/quickstart.sh: from a fresh Debian 12 machine to a first full and
 # incremental backup, as root:
 #   1. installs the build and runtime packages (apt-get);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # tests/lib.sh: shared helpers for integration tests (sourced by bats files and scripts).
 # Everything here drives real parts: libvirtd, QEMU VMs, qemu-img, qemu-io over HMP.
 

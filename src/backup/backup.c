@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* One backup run: checks, checkpoint plan, job, parallel disk copies, and
  * a cleanup that always runs. */
 #include <dirent.h>
@@ -13,10 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "backup/run.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -25,13 +25,6 @@
 #include "nbd/qemu_nbd.h"
 #include "virt/virt.h"
 
-static double
-mono (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Note a file this run stored, so a failed run can take it back: a data
  * file outside the chain must not be mistaken for a backup. */
@@ -74,7 +67,7 @@ save_side_files (struct run *x)
     return -1;
   for (size_t i = 0; i < x->nsel; i++) {
     struct vb_disk *disk = x->sel[i].disk;
-    CLEANUP_FREE char *info = NULL;
+    CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
     /* Also of a raw disk: its image info is the record of its size. */
     if (!disk->path)
       continue;
@@ -85,7 +78,7 @@ save_side_files (struct run *x)
     }
     snprintf (name, sizeof name, "%s.%s.qcow.json", disk->target,
               x->plan.ident);
-    if (put_side (x, name, info) < 0)
+    if (put_side (x, name, info->json) < 0)
       return -1;
   }
   return 0;
@@ -690,7 +683,7 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
 
 
   memset (r, 0, sizeof *r);
-  r->start = mono ();
+  r->start = vb_mono ();
   x.to_stdout = !strcmp (o->outdir, "-");
   x.cpt_in_target = !o->cptdir;
   if (x.to_stdout && (o->level != VB_LEVEL_COPY && o->level != VB_LEVEL_FULL)) {

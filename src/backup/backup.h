@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backup.h: one backup run of one domain, from checks to cleanup.
  *
  * Contract: vb_backup_run() validates everything it can before it touches

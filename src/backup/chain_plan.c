@@ -1,6 +1,6 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Checkpoint chain decisions for one backup run. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "target/target.h"
 
 /* Is NAME "<prefix>.<digits>"? */
@@ -49,21 +50,6 @@ refuse_foreign (char *const *cps, const char *prefix, const char *domain)
                 "use --checkpoint-prefix to continue that chain, or remove "
                 "them with 'virsh checkpoint-delete'", domain, prefix, list);
   return -1;
-}
-
-static char *
-xasprintf (const char *fmt, ...)
-{
-  va_list ap;
-  char *s;
-
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  if (!s)
-    vb_set_error ("out of memory");
-  return s;
 }
 
 static char **
@@ -119,7 +105,7 @@ plan_incremental (const struct vb_plan_in *in, struct vb_plan *p)
     return -1;
   }
   p->parent = strdup (p->chain[n - 1]);
-  p->meta_checkpoint = xasprintf ("%s.%zu", p->prefix, n);
+  p->meta_checkpoint = vb_xasprintf ("%s.%zu", p->prefix, n);
   if (!p->parent || !p->meta_checkpoint)
     return -1;
   if (p->level == VB_LEVEL_INC) {
@@ -127,7 +113,7 @@ plan_incremental (const struct vb_plan_in *in, struct vb_plan *p)
     p->ident = strdup (p->meta_checkpoint);
   }
   else
-    p->ident = xasprintf ("%lld", in->now);
+    p->ident = vb_xasprintf ("%lld", in->now);
   return p->ident ? 0 : -1;
 }
 
@@ -146,14 +132,14 @@ vb_plan_decide (const struct vb_plan_in *in, struct vb_plan *p)
   case VB_LEVEL_DIFF:
     return plan_incremental (in, p);
   case VB_LEVEL_FULL:
-    p->checkpoint = xasprintf ("%s.0", p->prefix);
+    p->checkpoint = vb_xasprintf ("%s.0", p->prefix);
     p->meta_checkpoint = p->checkpoint ? strdup (p->checkpoint) : NULL;
     p->ident = p->checkpoint ? strdup (p->checkpoint) : NULL;
     return p->ident ? 0 : -1;
   default:
     /* The peer writes "<prefix>.0" as a copy's checkpointName; keep that
      * so its restore treats our copies alike. */
-    p->meta_checkpoint = xasprintf ("%s.0", p->prefix);
+    p->meta_checkpoint = vb_xasprintf ("%s.0", p->prefix);
     p->ident = strdup ("copy");
     return p->ident ? 0 : -1;
   }
@@ -343,7 +329,7 @@ vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
   /* Beside the data (a directory or the zip on stdout) unless -C chose
    * another place. */
   if (cpt_in_target) {
-    if (!(name = xasprintf ("checkpoints/%s.xml", p->checkpoint)) ||
+    if (!(name = vb_xasprintf ("checkpoints/%s.xml", p->checkpoint)) ||
         vb_target_put (t, name, xml, strlen (xml)) < 0)
       return -1;
   }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* chain_plan.h (private to backup/): decide what one run does with the
  * checkpoint chain: level (auto resolved), the checkpoint to create, the
  * parent to start from, and the file identifiers. */

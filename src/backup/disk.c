@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* One disk: NBD reads -> a sink (the stream writer, or a raw image) ->
  * target file.  This file only orchestrates the copy: the format is the
  * stream writer's (stream/writer.h).
@@ -17,6 +18,7 @@
 
 #include "backup/disk.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "stream/writer.h"
@@ -38,13 +40,6 @@ struct disk_run {
   uint64_t raw_pos;            /* raw output: where the next byte goes */
 };
 
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- the raw image: a sibling of the stream writer ---- */
 
@@ -301,7 +296,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   struct disk_run st = { .r = r, .s = s };
   struct vb_extcache cache = { .max = EXTCACHE_MAX };
   struct vb_nbd *n = NULL;
-  double t0 = now ();
+  double t0 = vb_mono ();
   int ret = -1;
 
   if (start_map (t, &st, &cache) < 0 ||
@@ -323,7 +318,7 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   vb_mapper_free (st.map);
   vb_swriter_free (st.w);
   vb_extcache_free (&cache);
-  r->seconds = now () - t0;
+  r->seconds = vb_mono () - t0;
   r->finished = ret == 0;
   return ret;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* disk.h (private to backup/): back up one disk from an NBD export into one
  * data file of a target, in the stream format (or a raw image). */
 #ifndef VB_BACKUP_DISK_H

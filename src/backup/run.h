@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* run.h (private to backup/): the state of one backup run, shared by the
  * files of src/backup: backup.c drives the run, select.c picks the disks
  * and checks the chain, rundir.c owns the private socket/scratch

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The private directory of a run: QEMU binds the NBD socket and keeps its
  * scratch images there; nobody else may reach it. */
 #include <dirent.h>

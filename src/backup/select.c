@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Which disks a run backs up, and whether the chain can go on for them. */
 #include <dirent.h>
 #include <errno.h>
@@ -10,8 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <json-c/json.h>
 
 #include "backup/run.h"
 #include "backupset/chain.h"
@@ -33,23 +32,17 @@ in_list (char **list, const char *s)
 static int
 check_qcow2_v3 (struct vb_disk *disk)
 {
-  CLEANUP_FREE char *info = vb_qemu_img_info (disk->path);
-  struct json_object *j, *fs, *data, *compat;
-  int ret = 0;
+  CLEANUP_IMAGE_INFO struct vb_image_info *info =
+    vb_qemu_img_info (disk->path);
 
   if (!info)
     return 0;                  /* not a local file: let libvirt decide */
-  j = json_tokener_parse (info);
-  if (j && json_object_object_get_ex (j, "format-specific", &fs) &&
-      json_object_object_get_ex (fs, "data", &data) &&
-      json_object_object_get_ex (data, "compat", &compat) &&
-      !strcmp (json_object_get_string (compat), "0.10")) {
+  if (info->compat && !strcmp (info->compat, "0.10")) {
     vb_set_error ("disk %s (%s) is qcow2 v2: persistent bitmaps need qcow2 "
                   "v3: use -l copy", disk->target, disk->path);
-    ret = -1;
+    return -1;
   }
-  json_object_put (j);
-  return ret;
+  return 0;
 }
 
 static const char *

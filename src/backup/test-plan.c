@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-plan.c: vb_plan_decide, the chain decision of one backup run, on
  * made-up inputs: every level into empty, non-empty and leftovers-only
  * directories, foreign checkpoints, prefixes, print-only, inputs that could

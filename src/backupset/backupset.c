@@ -1,8 +1,8 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backupset.c: names, the chain file, saved checkpoints and the domain lock
  * of a virtnbdbackup-style backup directory.  See backupset.h. */
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "common/text.h"
 
 #define VB_LOCK_DIR "/run/virtback"
 
@@ -70,24 +71,6 @@ vb_set_safe_component (const char *name)
     strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
 }
 
-/* asprintf that reports failure the project's way. */
-static char * __attribute__((format (printf, 1, 2)))
-xasprintf (const char *fmt, ...)
-{
-  va_list ap;
-  char *s;
-  int r;
-
-  va_start (ap, fmt);
-  r = vasprintf (&s, fmt, ap);
-  va_end (ap);
-  if (r < 0) {
-    vb_set_error ("out of memory");
-    return NULL;
-  }
-  return s;
-}
-
 /* Every piece of a file name must be one safe path component. */
 static bool
 check_part (const char *what, const char *s)
@@ -106,12 +89,12 @@ vb_set_data_name (const char *disk, enum vb_level l, const char *ident)
   switch (l) {
   case VB_LEVEL_COPY:
   case VB_LEVEL_FULL:
-    return xasprintf ("%s.%s.data", disk, vb_level_name (l));
+    return vb_xasprintf ("%s.%s.data", disk, vb_level_name (l));
   case VB_LEVEL_INC:
   case VB_LEVEL_DIFF:
     if (!check_part ("backup identifier", ident))
       return NULL;
-    return xasprintf ("%s.%s.%s.data", disk, vb_level_name (l), ident);
+    return vb_xasprintf ("%s.%s.%s.data", disk, vb_level_name (l), ident);
   default:
     vb_set_error ("%s: no data file name for backup level '%s'", disk,
                   vb_level_name (l));
@@ -125,12 +108,12 @@ char *
 vb_set_ident (enum vb_level l, const char *checkpoint)
 {
   if (l == VB_LEVEL_COPY)
-    return xasprintf ("copy");
+    return vb_xasprintf ("copy");
   if (l == VB_LEVEL_DIFF || !checkpoint || !*checkpoint)
-    return xasprintf ("%lld", (long long) time (NULL));
+    return vb_xasprintf ("%lld", (long long) time (NULL));
   if (!check_part ("checkpoint name", checkpoint))
     return NULL;
-  return xasprintf ("%s", checkpoint);
+  return vb_xasprintf ("%s", checkpoint);
 }
 
 char *
@@ -138,7 +121,7 @@ vb_set_vmconfig_name (const char *ident)
 {
   if (!check_part ("backup identifier", ident))
     return NULL;
-  return xasprintf ("vmconfig.%s.xml", ident);
+  return vb_xasprintf ("vmconfig.%s.xml", ident);
 }
 
 char *
@@ -147,7 +130,7 @@ vb_set_qcow_json_name (const char *disk, const char *ident)
   if (!check_part ("disk name", disk) ||
       !check_part ("backup identifier", ident))
     return NULL;
-  return xasprintf ("%s.%s.qcow.json", disk, ident);
+  return vb_xasprintf ("%s.%s.qcow.json", disk, ident);
 }
 
 char *
@@ -155,7 +138,7 @@ vb_set_cpt_name (const char *domain)
 {
   if (!check_part ("domain name", domain))
     return NULL;
-  return xasprintf ("%s.cpt", domain);
+  return vb_xasprintf ("%s.cpt", domain);
 }
 
 char *
@@ -169,7 +152,7 @@ vb_set_log_name (enum vb_level l, time_t when)
     vb_set_error ("cannot format log time stamp");
     return NULL;
   }
-  return xasprintf ("backup.%s.%s.log", vb_level_name (l), stamp);
+  return vb_xasprintf ("backup.%s.%s.log", vb_level_name (l), stamp);
 }
 
 /* ---- the chain file ---- */
@@ -190,67 +173,6 @@ vb_strv_free (char **v)
   vb_cleanup_strv (&v);
 }
 
-/* Decode one UTF-8 sequence at *P (strictly: no overlongs, surrogates or
- * values past U+10FFFF); returns the code point or -1. */
-static long
-utf8_next (const unsigned char **p)
-{
-  const unsigned char *s = *p;
-  static const long min[] = { 0, 0x80, 0x800, 0x10000 };
-  int extra;
-  long c;
-
-  if (s[0] < 0x80) { *p = s + 1; return s[0]; }
-  else if ((s[0] & 0xe0) == 0xc0) { extra = 1; c = s[0] & 0x1f; }
-  else if ((s[0] & 0xf0) == 0xe0) { extra = 2; c = s[0] & 0x0f; }
-  else if ((s[0] & 0xf8) == 0xf0) { extra = 3; c = s[0] & 0x07; }
-  else return -1;
-  for (int i = 1; i <= extra; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return -1;
-    c = (c << 6) | (s[i] & 0x3f);
-  }
-  if (c < min[extra] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-    return -1;
-  *p = s + extra + 1;
-  return c;
-}
-
-/* Append S as a JSON string the way Python's json.dumps (ensure_ascii)
- * does: short escapes for \b \f \n \r \t, \uXXXX in lower case for other
- * controls, DEL and non-ASCII (surrogate pairs above the BMP). */
-static int
-put_py_string (FILE *out, const char *str)
-{
-  const unsigned char *p = (const unsigned char *) str;
-
-  fputc ('"', out);
-  while (*p) {
-    long c = utf8_next (&p);
-    if (c < 0)
-      return -1;
-    switch (c) {
-    case '"': fputs ("\\\"", out); break;
-    case '\\': fputs ("\\\\", out); break;
-    case '\b': fputs ("\\b", out); break;
-    case '\f': fputs ("\\f", out); break;
-    case '\n': fputs ("\\n", out); break;
-    case '\r': fputs ("\\r", out); break;
-    case '\t': fputs ("\\t", out); break;
-    default:
-      if (c >= 0x20 && c < 0x7f)
-        fputc ((int) c, out);
-      else if (c < 0x10000)
-        fprintf (out, "\\u%04lx", c);
-      else
-        fprintf (out, "\\u%04lx\\u%04lx", 0xd800 + ((c - 0x10000) >> 10),
-                 0xdc00 + ((c - 0x10000) & 0x3ff));
-    }
-  }
-  fputc ('"', out);
-  return 0;
-}
-
 char *
 vb_cpt_format (char *const *names)
 {
@@ -266,7 +188,7 @@ vb_cpt_format (char *const *names)
   for (size_t i = 0; names && names[i]; i++) {
     if (i > 0)
       fputs (", ", out);
-    if (put_py_string (out, names[i]) < 0) {
+    if (vb_put_py_json_string (out, names[i]) < 0) {
       fclose (out);
       free (buf);
       vb_set_error ("checkpoint name is not valid UTF-8");
@@ -354,22 +276,6 @@ vb_cpt_read (const char *dir, const char *domain)
   return v;
 }
 
-int
-vb_cpt_write (const char *dir, const char *domain, char *const *names)
-{
-  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
-  CLEANUP_FREE char *text = NULL;
-
-  if (!name)
-    return -1;
-  for (size_t i = 0; names && names[i]; i++)
-    if (!check_part ("checkpoint name", names[i]))
-      return -1;
-  if (!(text = vb_cpt_format (names)))
-    return -1;
-  return vb_write_file_atomic (dir, name, text, strlen (text), file_mode);
-}
-
 /* ---- saved checkpoint XML ---- */
 
 static char *
@@ -377,7 +283,7 @@ checkpoint_file (const char *name)
 {
   if (!check_part ("checkpoint name", name))
     return NULL;
-  return xasprintf ("%s.xml", name);
+  return vb_xasprintf ("%s.xml", name);
 }
 
 int
@@ -544,7 +450,7 @@ lock_path (const char *uuid)
 {
   if (!check_part ("domain UUID", uuid))
     return NULL;
-  return xasprintf ("%s/%s.lock", lock_dir, uuid);
+  return vb_xasprintf ("%s/%s.lock", lock_dir, uuid);
 }
 
 /* Is FD still the file at PATH?  A run that ends unlinks its lock file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backupset.h: a backup directory, as virtnbdbackup lays it out.
  *
  * Contract: names every file (data files, .cpt, checkpoints/, vmconfig,
@@ -48,7 +49,6 @@ char *vb_set_log_name (enum vb_level l, time_t when);
 /* <dir>/<domain>.cpt: JSON list of checkpoint names, oldest first.
  * A missing file is an empty chain (returns a vector with no entries). */
 char **vb_cpt_read (const char *dir, const char *domain);
-int vb_cpt_write (const char *dir, const char *domain, char *const *names);
 size_t vb_strv_len (char *const *v);
 /* The chain file's exact bytes, as Python's json.dumps(list) writes them
  * (["a", "b"], non-ASCII as \uXXXX).  Malloc'd; NULL on bad UTF-8. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* chain.c: order a backup directory's data files by the checkpoint chain.
  * See chain.h.  The order comes from the metadata (checkpointName and
  * parentCheckpoint) and the .cpt file, never from file times: copying a

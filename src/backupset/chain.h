@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* chain.h: the chain of a backup directory, per disk, in the order a
  * restore applies it.  Owned by the restore side; uses backupset.h and the
  * stream reader's vb_stream_read_meta_fd().

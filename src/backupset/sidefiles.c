@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* sidefiles.c: what the side files of a backup directory record about the
  * domain and its disks: the UUID and a disk's format in vmconfig.*.xml
- * (libxml2), a disk's virtual size in <disk>.<ident>.qcow.json (json-c).
+ * (libxml2), a disk's virtual size in <disk>.<ident>.qcow.json
+ * (nbd/qemu_nbd.h parses it).
  * See backupset.h.  Nothing here fails loudly: a side file that is missing
  * or unreadable simply records nothing, and the caller decides. */
 #include <dirent.h>
@@ -10,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
@@ -18,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "nbd/qemu_nbd.h"
 
 static xmlDocPtr
 read_xml (const char *path)
@@ -76,18 +78,13 @@ vb_set_qcow_json_vsize (const char *dir, const char *ident, const char *disk)
   CLEANUP_FREE char *name = vb_set_qcow_json_name (disk, ident);
   CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
   CLEANUP_FREE char *text = NULL;
-  struct json_object *o, *v;
-  int64_t size = -1;
+  CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
   size_t len;
 
-  if (!path || !(text = vb_read_file (path, &len)))
+  if (!path || !(text = vb_read_file (path, &len)) ||
+      !(info = vb_image_info_parse (text, len, path)))
     return -1;
-  o = json_tokener_parse (text);
-  if (o && json_object_object_get_ex (o, "virtual-size", &v) &&
-      json_object_is_type (v, json_type_int))
-    size = json_object_get_int64 (v);
-  json_object_put (o);
-  return size;
+  return info->virtual_size;
 }
 
 static char *

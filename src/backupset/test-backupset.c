@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for backupset.c: file naming, the .cpt chain file (exact
  * bytes, as Python's json.dumps writes them), saved checkpoints, directory
  * scans and the per-domain lock; and chain.c's whole-file check. */
@@ -39,6 +40,17 @@ touch (const char *name, const char *content)
 {
   assert (vb_write_file_atomic (dir, name, content, strlen (content),
                                 0600) == 0);
+}
+
+/* <domain>.cpt as a backup writes it (vb_cpt_format's bytes). */
+static void
+write_cpt (const char *domain, char *const *names)
+{
+  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *text = vb_cpt_format (names);
+
+  assert (name && text);
+  touch (name, text);
 }
 
 static void
@@ -118,24 +130,22 @@ test_cpt (void)
   char *chain[] = { "virtback.0", "virtback.1", NULL };
   char *empty[] = { NULL };
   CLEANUP_FREE char *path = vb_path_join (dir, "vm1.cpt");
-  struct stat st;
   size_t len;
 
   /* A missing file is an empty chain. */
   CLEANUP_STRV char **none = vb_cpt_read (dir, "vm1");
   assert (none && none[0] == NULL && vb_strv_len (none) == 0);
 
-  assert (vb_cpt_write (dir, "vm1", chain) == 0);
+  write_cpt ("vm1", chain);
   CLEANUP_FREE char *bytes = vb_read_file (path, &len);
   assert (bytes && strcmp (bytes, "[\"virtback.0\", \"virtback.1\"]") == 0);
   assert (len == 28);
-  assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
   CLEANUP_STRV char **back = vb_cpt_read (dir, "vm1");
   assert (back && vb_strv_len (back) == 2);
   assert (strcmp (back[0], "virtback.0") == 0);
   assert (strcmp (back[1], "virtback.1") == 0);
 
-  assert (vb_cpt_write (dir, "vm1", empty) == 0);
+  write_cpt ("vm1", empty);
   CLEANUP_FREE char *eb = vb_read_file (path, NULL);
   assert (eb && strcmp (eb, "[]") == 0);
 
@@ -147,8 +157,6 @@ test_cpt (void)
               "\"virtback.0\"]");
   char *bad[] = { "\xc3", NULL };
   assert (vb_cpt_format (bad) == NULL);
-  char *unsafe[] = { "../x", NULL };
-  assert (vb_cpt_write (dir, "vm1", unsafe) == -1);
 }
 
 static void

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* cli.h: the subcommands.  Each parses its own options, calls the units
  * below it, and is the only place that prints an error and picks the exit
  * code: 0 success, 1 failure, 2 usage error. */

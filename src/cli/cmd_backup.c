@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback backup: options, progress, summary; the work is in backup/. */
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "backupset/backupset.h"
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -138,13 +140,6 @@ human (char *buf, size_t len, double bytes)
   snprintf (buf, len, "%.2f %s", bytes, u[i]);
 }
 
-static double
-mono (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 progress_line (const struct vb_disk_result *d, double elapsed)
@@ -167,7 +162,7 @@ static void
 tick (void *op, const struct vb_backup_result *r)
 {
   struct ui *ui = op;
-  double elapsed = mono () - r->start;
+  double elapsed = vb_mono () - r->start;
 
   if (!ui->progress)
     return;
@@ -226,7 +221,7 @@ print_json (const struct vb_backup_opts *o, const struct vb_backup_result *r)
     json_object_array_add (disks, x);
   }
   json_object_object_add (j, "disks", disks);
-  json_object_object_add (j, "seconds", json_object_new_double (mono () - r->start));
+  json_object_object_add (j, "seconds", json_object_new_double (vb_mono () - r->start));
   printf ("%s\n", json_object_to_json_string_ext (j, JSON_C_TO_STRING_PRETTY));
   json_object_put (j);
 }

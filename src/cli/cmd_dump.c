@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback dump: show the files and chain of a backup directory; the work
  * is in restore/dump.c. */
 #include <getopt.h>

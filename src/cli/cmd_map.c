@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback map: serve a backup point as NBD disks until a signal; the
  * work is in map/. */
 #include <getopt.h>

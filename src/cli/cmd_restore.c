@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback restore: options and the closing summary; the work is in
  * restore/restore.c. */
 #include <getopt.h>

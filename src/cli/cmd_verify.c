@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback verify: check a backup directory end to end; the work is in
  * restore/verify.c.  Problems go to stdout, one per line, so they can be
  * collected; the verdict is the exit code and the last line.  Whether the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virtback: the entry point dispatches to one file per subcommand. */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The one place that installs signal handlers: the units below the CLI
  * only poll the flag they are handed, so that a library user (an nbdkit
  * plugin, say) keeps its own handlers. */

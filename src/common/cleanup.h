@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* cleanup.h: __attribute__((cleanup)) helpers for locals, as in nbdkit.
  * A local declared CLEANUP_FREE is freed when it goes out of scope; hand
  * ownership on by setting the variable to NULL (or use STEAL). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* error.h: the one error convention of virtback.
  *
  * Contract: a function that fails returns -1 (or NULL) after calling

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,6 @@
 static gid_t fs_group = (gid_t) -1;
 
 void vb_fs_set_group (gid_t gid) { fs_group = gid; }
-gid_t vb_fs_group (void) { return fs_group; }
 
 int
 vb_fs_chgrp_fd (int fd, const char *what)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* fsutil.h: durable file system helpers shared by every unit that writes.
  *
  * Contract: nothing half-written is ever visible under its final name.
@@ -15,7 +16,6 @@ int vb_fsync_dir (const char *dir);
 /* Group given to every file and directory virtback creates (--group);
  * -1 (the default) leaves the creator's group. */
 void vb_fs_set_group (gid_t gid);
-gid_t vb_fs_group (void);
 /* Apply the group to an open file or a path; 0 or -1 with an error. */
 int vb_fs_chgrp_fd (int fd, const char *what);
 int vb_fs_chgrp_path (const char *path);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* log.h: how the units below the CLI report progress notes and warnings.
  *
  * Contract: units never write to stdout/stderr; they call vb_log().  The CLI

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Numbers and sizes from option strings. */
 #include <ctype.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* parse.h: numbers and sizes as users write them on a command line (and,
  * later, in a configuration file).
  *

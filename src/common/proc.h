@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* proc.h: running helper programs (qemu-img, qemu-nbd) without a shell.
  *
  * Contract: argv[0] is looked up in PATH; stdin is /dev/null.  A failure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* sink.h: the seam between what produces a disk's bytes in disk order
  * (the NBD copy engine) and what stores them: the stream writer
  * (stream/writer.h), a raw image, and later a chunk store.

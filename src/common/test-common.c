@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for common/: error convention and durable file helpers. */
 #include <assert.h>
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/parse.h"
+#include "common/clock.h"
+#include "common/text.h"
 
 static void
 test_error (void)
@@ -89,12 +92,44 @@ test_parse (void)
   assert (vb_parse_uint ("+1", 64, &v) < 0);
 }
 
+static void
+test_text (void)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream (&buf, &len);
+  CLEANUP_FREE char *s = vb_xasprintf ("%s.%d", "a", 7);
+
+  assert (s && strcmp (s, "a.7") == 0);
+  /* Golden bytes from python3 -c 'print(json.dumps(...))'. */
+  assert (f && vb_put_py_json_string (f, "a\"b\\c\n\x7f\x01 \xc3\xa9 "
+                                      "\xf0\x9f\x98\x80\b\f\r\t") == 0);
+  assert (vb_put_py_json_string (f, NULL) == 0);
+  assert (vb_put_py_json_string (f, "\xc0\x80") == -1);  /* overlong */
+  assert (vb_put_py_json_string (f, "\xed\xa0\x80") == -1);  /* surrogate */
+  assert (vb_put_py_json_string (f, "\xe2\x82") == -1);  /* cut short */
+  fclose (f);
+  assert (strcmp (buf, "\"a\\\"b\\\\c\\n\\u007f\\u0001 \\u00e9 "
+                  "\\ud83d\\ude00\\b\\f\\r\\t\"\"\"\"\"\"") == 0);
+  free (buf);
+}
+
+static void
+test_clock (void)
+{
+  double a = vb_mono (), b = vb_mono ();
+
+  assert (a > 0 && b >= a);
+}
+
 int
 main (void)
 {
   test_error ();
   test_parse ();
   test_atomic ();
+  test_text ();
+  test_clock ();
   printf ("test-common: ok\n");
   return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test.h: what every unit test shares.  CHECK counts a failure and goes
  * on, so one run reports every broken case; REQUIRE stops the test where
  * going on would only crash on what failed.  Each failure names the file,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* map.c: run nbdkit with virtback's plugin for one backup point. */
 #include <errno.h>
 #include <fcntl.h>

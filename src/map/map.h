@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* map.h: a backup point served as live disks over NBD.
  *
  * Contract: vb_map_start() checks the point first (the chain, the disks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* plugin.c: nbdkit-virtback-plugin, one backup point of a backup
  * directory served over NBD, one export per disk, read through the view.
  *

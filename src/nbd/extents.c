@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Extent windows: block status of base:allocation, intersected with the
  * dirty bitmap for inc/diff, classified and merged. */
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <libnbd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "nbd/nbd.h"
 
@@ -66,15 +68,6 @@ vb_nbd_set_connect_timeout (int ms)
   connect_timeout_ms = ms;
 }
 
-static int64_t
-ms_since (const struct timespec *t0)
-{
-  struct timespec t;
-
-  clock_gettime (CLOCK_MONOTONIC, &t);
-  return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /* A server that accepts but never greets (qemu-nbd past its client limit
  * queues us in the listen backlog) would hold a plain nbd_connect_unix
  * forever, beyond the reach of SIGTERM. */
@@ -82,9 +75,8 @@ int
 vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
                      volatile sig_atomic_t *cancel)
 {
-  struct timespec t0;
+  double t0 = vb_mono ();
 
-  clock_gettime (CLOCK_MONOTONIC, &t0);
   if (nbd_aio_connect_unix (h, socket) < 0)
     goto err;
   while (nbd_aio_is_connecting (h)) {
@@ -93,7 +85,7 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
                          "interrupted", socket);
       return -1;
     }
-    if (ms_since (&t0) > connect_timeout_ms) {
+    if ((vb_mono () - t0) * 1000 > connect_timeout_ms) {
       vb_set_error ("NBD connect: the server at %s did not answer in %d ms",
                     socket, connect_timeout_ms);
       return -1;

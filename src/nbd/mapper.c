@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The extent map, run ahead of the copy.  A thread walks the disk's block
  * status on a connection of its own and queues extents for the copy, so
  * the queries overlap the reads instead of preceding them: on a big or

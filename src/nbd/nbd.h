@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* nbd.h: the NBD read side of the data path (libnbd).
  *
  * Contract:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The asynchronous copy engine.  This thread keeps many NBD reads in
  * flight on one connection; a writer thread hands finished pieces to the
  * sink strictly in disk order.  Separating the two keeps the socket

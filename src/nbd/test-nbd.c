@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for the NBD data path against a real server: nbdkit's memory
  * plugin (sparse, so base:allocation reports holes where nothing was
  * written).  Checks extent windows and merging, the ordered copy with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* writer.c: many NBD writes in flight on one connection, from a fixed pool
  * of buffers.  See writer.h.  One connection is enough: QEMU's qcow2 write
  * path runs in one AioContext, so depth matters, not connection count. */

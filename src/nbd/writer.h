@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* writer.h: an asynchronous NBD writer (libnbd aio_pwrite / aio_zero).
  * Owned by the restore side.
  *

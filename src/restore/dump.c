@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* dump.c: describe a backup directory's files and chain.  See restore.h.
  * The JSON document is the model; the text form is rendered from the same
  * chain so the two never disagree. */

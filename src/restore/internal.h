@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* internal.h: pieces shared by the files of src/restore only.
  *
- * server.c runs helper programs (qemu-img) and the NBD server (qemu-nbd)
- * that a restore writes through; point.c writes a restore point, read
- * through the view (view/view.h), into an NBD writer; vmxml.c rewrites
- * and defines the domain XML.  Same error convention as everywhere: -1/NULL
+ * server.c runs the NBD server (qemu-nbd) that a restore writes through;
+ * point.c writes a restore point, read through the view (view/view.h),
+ * into an NBD writer; vmxml.c rewrites the domain XML (virt/virt.h defines
+ * it).  Same error convention as everywhere: -1/NULL
  * after vb_set_error(). */
 #ifndef VB_RESTORE_INTERNAL_H
 #define VB_RESTORE_INTERNAL_H
@@ -17,9 +18,6 @@
 #include "nbd/qemu_nbd.h"
 #include "nbd/writer.h"
 #include "stream/stream.h"
-
-/* Run ARGV to completion; its stderr's last line becomes the error. */
-int vb_run (char *const argv[]);
 
 /* A qemu-nbd serving one image on a unix socket in a private mkdtemp
  * directory (nbd/qemu_nbd.h).  The server dies with us even if we are
@@ -56,8 +54,5 @@ int vb_check_chksum (const char *path, const char *name);
 /* 0 if no domain at URI is named NAME, else -1 (with an error telling
  * the user to give another -N). */
 int vb_check_domain_name_free (const char *uri, const char *name);
-
-/* Define XML in libvirt at URI; returns the new domain's name. */
-char *vb_define_domain (const char *uri, const char *xml);
 
 #endif

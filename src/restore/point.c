@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* point.c: write one restore point into an NBD writer through the view.
  * See internal.h.
  *

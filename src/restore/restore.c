@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* restore.c: one restore run, from backup directory to images.  See
  * restore.h.  Plan everything first (chain, restore point, targets), so
  * that a bad backup or an existing image fails before anything is
@@ -14,8 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <json-c/json.h>
 
 #include "backupset/chain.h"
 #include "common/cleanup.h"
@@ -296,7 +295,7 @@ qcow_options (const struct run *rn, const struct job *j)
 {
   const struct vb_chain_file *f = j->files[j->nfiles - 1];
   CLEANUP_FREE char *name = NULL, *path = NULL, *text = NULL;
-  struct json_object *o, *v, *data = NULL;
+  CLEANUP_IMAGE_INFO struct vb_image_info *o = NULL;
   char *opts = NULL;
   size_t len;
 
@@ -304,57 +303,36 @@ qcow_options (const struct run *rn, const struct job *j)
   path = name ? vb_path_join (rn->o->input, name) : NULL;
   if (!path || access (path, R_OK) == -1 || !(text = vb_read_file (path, &len)))
     return strdup ("");
-  o = json_tokener_parse (text);
-  if (!o)
+  if (!(o = vb_image_info_parse (text, len, path)))
     return strdup ("");
-  if (json_object_object_get_ex (o, "format-specific", &v))
-    json_object_object_get_ex (v, "data", &data);
   FILE *fp = open_memstream (&opts, &len);
   if (fp) {
-    if (data && json_object_object_get_ex (data, "compat", &v))
-      fprintf (fp, "compat=%s,", json_object_get_string (v));
-    if (json_object_object_get_ex (o, "cluster-size", &v))
-      fprintf (fp, "cluster_size=%" PRId64 ",", json_object_get_int64 (v));
-    if (data && json_object_object_get_ex (data, "lazy-refcounts", &v))
-      fprintf (fp, "lazy_refcounts=%s,", json_object_get_boolean (v) ? "on" : "off");
-    if (data && json_object_object_get_ex (data, "compression-type", &v) &&
-        strcmp (json_object_get_string (v), "zlib") != 0)
-      fprintf (fp, "compression_type=%s,", json_object_get_string (v));
+    if (o->compat)
+      fprintf (fp, "compat=%s,", o->compat);
+    if (o->cluster_size)
+      fprintf (fp, "cluster_size=%" PRId64 ",", o->cluster_size);
+    if (o->lazy_refcounts != -1)
+      fprintf (fp, "lazy_refcounts=%s,", o->lazy_refcounts ? "on" : "off");
+    if (o->compression_type && strcmp (o->compression_type, "zlib") != 0)
+      fprintf (fp, "compression_type=%s,", o->compression_type);
     fclose (fp);
     if (opts && len)
       opts[len - 1] = '\0';     /* the last comma */
   }
-  json_object_put (o);
   return opts;
 }
 
 static int
 create_image (const struct run *rn, struct job *j, uint64_t size)
 {
-  CLEANUP_FREE char *opts = NULL, *sz = NULL;
+  CLEANUP_FREE char *opts = NULL;
 
   if (strcmp (rn->fmt, "qcow2") == 0 && !(opts = qcow_options (rn, j)))
     return -1;
-  if (asprintf (&sz, "%" PRIu64, size) < 0)
-    return -1;
-  char *argv[10];
-  size_t n = 0;
-
-  argv[n++] = "qemu-img";
-  argv[n++] = "create";
-  argv[n++] = "-q";
-  argv[n++] = "-f";
-  argv[n++] = (char *) rn->fmt;
-  if (opts && *opts) {
-    argv[n++] = "-o";
-    argv[n++] = opts;
-  }
-  argv[n++] = j->partial;
-  argv[n++] = sz;
-  argv[n] = NULL;
   unlink (j->partial);
   j->created = true;
-  if (vb_run (argv) == -1 || chmod (j->partial, 0600) == -1) {
+  if (vb_qemu_img_create (j->partial, rn->fmt, opts, size) == -1 ||
+      chmod (j->partial, 0600) == -1) {
     vb_prefix_error ("create %s", j->partial);
     return -1;
   }
@@ -430,24 +408,17 @@ write_files (const struct run *rn, struct job *j, struct vb_nbd_writer *w,
  * file) may have been written by a guest into a raw image: writing through
  * it would reach files the user never named. */
 static bool
-qcow2_points_elsewhere (struct json_object *info)
+qcow2_points_elsewhere (const struct vb_image_info *info)
 {
-  struct json_object *fs, *data, *v;
-
-  return json_object_object_get_ex (info, "backing-filename", &v) ||
-         (json_object_object_get_ex (info, "format-specific", &fs) &&
-          json_object_object_get_ex (fs, "data", &data) &&
-          json_object_object_get_ex (data, "data-file", &v));
+  return info->backing_file || info->data_file;
 }
 
 static const char *
-probed_format (const char *path, struct json_object *info)
+probed_format (const char *path, const struct vb_image_info *info)
 {
-  struct json_object *v;
-  const char *f;
+  const char *f = info->format;
 
-  if (!json_object_object_get_ex (info, "format", &v) ||
-      !(f = json_object_get_string (v))) {
+  if (!f) {
     vb_set_error ("%s: qemu-img info shows no format", path);
     return NULL;
   }
@@ -473,21 +444,13 @@ static const char *
 target_format (const char *path)
 {
   struct stat st;
-  CLEANUP_FREE char *info = NULL;
-  struct json_object *o;
-  const char *fmt;
+  CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
 
   if (stat (path, &st) == 0 && !S_ISREG (st.st_mode))
     return "raw";
   if (!(info = vb_qemu_img_info (path)))
     return NULL;
-  if (!(o = json_tokener_parse (info))) {
-    vb_set_error ("%s: cannot parse qemu-img info", path);
-    return NULL;
-  }
-  fmt = probed_format (path, o);
-  json_object_put (o);
-  return fmt;
+  return probed_format (path, info);
 }
 
 static int

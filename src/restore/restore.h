@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* restore.h: restore, verify and dump of a backup directory.
  * Owned by the restore side.  Uses backupset/chain.h, stream/stream.h and
  * nbd/writer.h; libvirt only for --define.

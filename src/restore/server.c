@@ -1,7 +1,7 @@
-/* server.c: the helper processes of a restore: qemu-img to create images,
- * qemu-nbd to serve them.  See internal.h.  Both go through the shared
- * process helpers (common/proc.h, nbd/qemu_nbd.h): the children are ours,
- * we wait for them and kill them, and none outlives virtback. */
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* server.c: the qemu-nbd a restore writes through.  See internal.h.  It
+ * goes through the shared helpers (nbd/qemu_nbd.h): the child is ours, we
+ * wait for it and kill it, and it never outlives virtback. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +11,11 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
-#include "common/proc.h"
 #include "restore/internal.h"
 
 /* Writes in flight: 16 requests of 2 MiB (32 MiB of buffers). */
 #define NBUFS 16
 #define BUFSIZE (2u << 20)
-
-int
-vb_run (char *const argv[])
-{
-  return vb_proc_run (argv);
-}
 
 struct vb_nbd_writer *
 vb_server_start (struct vb_server *s, const char *image, const char *format,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* verify.c: read every data file of a backup directory end to end and
  * check its checksum file and the chain; and, apart from the files, ask
  * libvirt whether the next incremental could go on.  See restore.h.  The stream

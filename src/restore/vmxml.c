@@ -1,12 +1,12 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* vmxml.c: adjust the saved domain XML for the restored images, and
- * define it.  See restore.h.  The only libvirt use of a restore is here,
- * and only for --define: a plain restore needs no libvirtd. */
+ * check the name it will be defined under.  See restore.h.  libvirt is
+ * reached only through virt/virt.h, and only for --define: a plain
+ * restore needs no libvirtd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
+#include "virt/virt.h"
 
 static xmlDocPtr
 parse (const char *xml, size_t len)
@@ -184,61 +185,13 @@ vb_adjust_domain_xml (const char *xml, size_t len,
   return ret;
 }
 
-static void
-quiet (void *opaque, virErrorPtr err)
-{
-  (void) opaque;
-  (void) err;
-}
-
-static virConnectPtr
-connect_uri (const char *uri)
-{
-  virConnectPtr conn;
-
-  virSetErrorFunc (NULL, quiet);
-  conn = virConnectOpen (uri ? uri : "qemu:///system");
-  if (!conn)
-    vb_set_error ("connect to libvirt at %s: %s (is libvirtd running?)",
-                  uri ? uri : "qemu:///system", virGetLastErrorMessage ());
-  return conn;
-}
-
 int
 vb_check_domain_name_free (const char *uri, const char *name)
 {
-  virConnectPtr conn = connect_uri (uri);
-  virDomainPtr dom;
+  int r = vb_domain_exists (uri, name);
 
-  if (!conn)
-    return -1;
-  dom = virDomainLookupByName (conn, name);
-  if (dom) {
-    virDomainFree (dom);
+  if (r == 1)
     vb_set_error ("a domain named '%s' exists already in libvirt: give "
                   "another name with -N NAME", name);
-  }
-  virConnectClose (conn);
-  return dom ? -1 : 0;
-}
-
-char *
-vb_define_domain (const char *uri, const char *xml)
-{
-  virConnectPtr conn = connect_uri (uri);
-  virDomainPtr dom;
-  char *name = NULL;
-
-  if (!conn)
-    return NULL;
-  dom = virDomainDefineXML (conn, xml);
-  if (!dom)
-    vb_set_error ("define the restored domain: %s", virGetLastErrorMessage ());
-  else {
-    const char *n = virDomainGetName (dom);
-    name = n ? strdup (n) : NULL;
-    virDomainFree (dom);
-  }
-  virConnectClose (conn);
-  return name;
+  return r == 0 ? 0 : -1;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* frame.c: the 40-byte frame header "kind start length\r\n".
  *
  * Parsing accepts only what the peer writes (four-letter kind, 16

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The frame table of one data file: built from the reader's validated
  * walk, searched by binary search, pieces decompressed on demand. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* index.h: a compact table of one data file's frames, for random access.
  *
  * Contract: vb_index_build() makes one pass over the file's frame headers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* lz4.c: per-piece compression frames (lz4 as the peer writes them, zstd as
  * our extension, issue #4) and bounded-memory streaming decompression.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* meta.c: the meta frame's JSON.
  *
  * The writer reproduces Python's json.dumps(meta, indent=4) byte for byte
@@ -16,6 +17,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "stream/stream.h"
 
 void
@@ -30,77 +32,14 @@ vb_meta_clear (struct vb_meta *m)
   memset (m, 0, sizeof *m);
 }
 
-/* Decode one UTF-8 sequence at S (N bytes left); returns its length or -1. */
-static int
-utf8_decode (const unsigned char *s, size_t n, uint32_t *cp)
-{
-  int len;
-  uint32_t c, min;
-
-  if (s[0] < 0x80) { *cp = s[0]; return 1; }
-  if ((s[0] & 0xe0) == 0xc0) { len = 2; c = s[0] & 0x1f; min = 0x80; }
-  else if ((s[0] & 0xf0) == 0xe0) { len = 3; c = s[0] & 0x0f; min = 0x800; }
-  else if ((s[0] & 0xf8) == 0xf0) { len = 4; c = s[0] & 0x07; min = 0x10000; }
-  else return -1;
-  if ((size_t) len > n)
-    return -1;
-  for (int i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return -1;
-    c = (c << 6) | (s[i] & 0x3f);
-  }
-  if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-    return -1;
-  *cp = c;
-  return len;
-}
-
-/* Append one code point as Python's ensure_ascii encoder does. */
-static void
-escape_cp (FILE *fp, uint32_t c)
-{
-  switch (c) {
-  case '"': fputs ("\\\"", fp); return;
-  case '\\': fputs ("\\\\", fp); return;
-  case '\n': fputs ("\\n", fp); return;
-  case '\r': fputs ("\\r", fp); return;
-  case '\t': fputs ("\\t", fp); return;
-  case '\b': fputs ("\\b", fp); return;
-  case '\f': fputs ("\\f", fp); return;
-  }
-  if (c >= 0x20 && c <= 0x7e)
-    fputc ((int) c, fp);
-  else if (c < 0x10000)
-    fprintf (fp, "\\u%04x", (unsigned) c);
-  else {
-    c -= 0x10000;
-    fprintf (fp, "\\u%04x\\u%04x", (unsigned) (0xd800 | (c >> 10)),
-             (unsigned) (0xdc00 | (c & 0x3ff)));
-  }
-}
-
 /* Write S as a JSON string literal; -1 if S is not valid UTF-8. */
 static int
 put_string (FILE *fp, const char *s)
 {
-  const unsigned char *p = (const unsigned char *) (s ? s : "");
-  size_t n = strlen ((const char *) p);
-
-  fputc ('"', fp);
-  while (n > 0) {
-    uint32_t c;
-    int len = utf8_decode (p, n, &c);
-
-    if (len == -1) {
-      vb_set_error ("metadata string \"%s\" is not valid UTF-8", s);
-      return -1;
-    }
-    escape_cp (fp, c);
-    p += len;
-    n -= len;
-  }
-  fputc ('"', fp);
-  return 0;
+  if (vb_put_py_json_string (fp, s) == 0)
+    return 0;
+  vb_set_error ("metadata string \"%s\" is not valid UTF-8", s);
+  return -1;
 }
 
 static int

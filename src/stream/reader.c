@@ -1,12 +1,13 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* reader.c: pull reader over a seekable file descriptor.
  *
  * Everything read from the file is checked before it is used, and every
  * error names the file and the byte offset where the problem is.  Payloads
  * are handed out in caller-sized chunks and compressed pieces are decoded
  * in a stream, so memory stays bounded (a few hundred KiB) whatever the
- * frame sizes.  Compressed pieces can also be handed out whole, for callers
- * that decompress them on several threads (vb_reader_piece).  After an
- * error the reader refuses further calls.
+ * frame sizes.  A compressed frame can also be passed over by its layout
+ * alone, each piece's place and size handed to a caller that indexes the
+ * file (vb_reader_pass).  After an error the reader refuses further calls.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -52,14 +53,13 @@ struct vb_reader {
   struct vb_decomp *dec;
   const uint64_t *pieces;
   size_t npieces, piece;
-  uint64_t max_piece;           /* largest compressed piece of the frame */
   bool piece_open;
   uint64_t piece_off;           /* file offset where the piece starts */
   uint64_t piece_in_left;       /* compressed bytes not yet in ibuf */
   uint64_t piece_out;
   unsigned char *ibuf, *scratch;
   size_t ibuf_pos, ibuf_len;
-  LZ4F_dctx *lz4hdr;            /* reads lz4 piece headers (whole pieces) */
+  LZ4F_dctx *lz4hdr;            /* reads lz4 piece headers (vb_reader_pass) */
 };
 
 /* Remember the first error so that later calls report it again. */
@@ -358,13 +358,10 @@ begin_data (struct vb_reader *r, uint64_t off, uint64_t len)
     r->pieces = r->trailer.pieces[i];
     r->npieces = r->trailer.npieces[i];
     payload = 0;
-    r->max_piece = 0;
     for (size_t j = 0; j < r->npieces; j++) {
       if (r->pieces[j] > UINT64_MAX - payload)
         return rerr (r, off, "compressed sizes of data frame %zu overflow", i);
       payload += r->pieces[j];
-      if (r->pieces[j] > r->max_piece)
-        r->max_piece = r->pieces[j];
     }
     r->piece = 0;
     r->piece_open = false;
@@ -609,7 +606,7 @@ vb_reader_skip (struct vb_reader *r)
   return 0;
 }
 
-/* ---- whole pieces ---- */
+/* ---- pieces by layout ---- */
 
 bool
 vb_reader_compression (struct vb_reader *r, enum vb_comp_method *method)
@@ -619,34 +616,16 @@ vb_reader_compression (struct vb_reader *r, enum vb_comp_method *method)
   return r->compressed;
 }
 
-/* Whole pieces are taken only from a compressed data frame none of whose
- * pieces was read through vb_reader_read.  A caller's mistake: not sticky. */
+/* Pieces are passed over only in a data frame none of whose pieces was
+ * read through vb_reader_read.  A caller's mistake: not sticky. */
 static int
 check_pieces (struct vb_reader *r)
 {
-  if (!r->compressed)
-    vb_set_error ("%s: whole pieces asked of an uncompressed file", r->name);
-  else if (!r->in_data)
-    vb_set_error ("%s: whole pieces asked with no data frame current",
-                  r->name);
-  else if (r->piece_open)
-    vb_set_error ("%s: whole pieces asked of a data frame read in part",
-                  r->name);
-  else
+  if (!r->piece_open)
     return 0;
+  vb_set_error ("%s: a data frame read in part cannot be passed over",
+                r->name);
   return -1;
-}
-
-int
-vb_reader_piece_sizes (struct vb_reader *r, uint64_t *next, uint64_t *max)
-{
-  if (r->failed)
-    return sticky (r);
-  if (check_pieces (r) == -1)
-    return -1;
-  *next = r->piece < r->npieces ? r->pieces[r->piece] : 0;
-  *max = r->max_piece;
-  return 0;
 }
 
 /* The content size that the piece's own frame header stores. */
@@ -706,37 +685,6 @@ check_content (struct vb_reader *r, uint64_t content)
   return 0;
 }
 
-ssize_t
-vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
-                 uint64_t *content_len)
-{
-  uint64_t size, content = 0;
-
-  if (r->failed)
-    return sticky (r);
-  if (check_pieces (r) == -1)
-    return -1;
-  if (r->piece == r->npieces)
-    return end_pieces (r);
-  size = r->pieces[r->piece];
-  if (size > cap) {
-    vb_set_error ("%s: offset 0x%" PRIx64 ": piece %zu of data frame at 0x%"
-                  PRIx64 " is 0x%" PRIx64 " bytes, more than the buffer of "
-                  "0x%zx", r->name, r->pos, r->piece, r->cur.file_offset,
-                  size, cap);
-    return -1;
-  }
-  if (read_at (r, r->pos, buf, size) == -1 ||
-      header_content (r, buf, size, &content) == -1 ||
-      check_content (r, content) == -1)
-    return -1;
-  r->pos += size;
-  r->out_left -= content;
-  r->piece++;
-  *content_len = content;
-  return size;
-}
-
 /* A piece's frame header is at most 19 bytes (lz4) or 18 (zstd). */
 #define PIECE_HEAD 32
 
@@ -744,7 +692,7 @@ int
 vb_reader_pass (struct vb_reader *r, vb_reader_piece_fn *fn, void *op)
 {
   unsigned char head[PIECE_HEAD];
-  uint64_t size, content;
+  uint64_t size, content = 0;
 
   if (r->failed)
     return sticky (r);

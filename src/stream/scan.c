@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Whole-file walks over the frame headers, for questions about a file's
  * layout that its metadata does not answer. */
 #include "common/error.h"

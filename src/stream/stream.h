@@ -1,5 +1,6 @@
-/* stream.h: the sparse stream format (virtnbdbackup-compatible), see
- * ../shared/notes/stream-format.md.
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* stream.h: the sparse stream format (virtnbdbackup-compatible), described
+ * byte by byte in docs/stream-format.md.
  *
  * Contract: this unit only turns values into bytes and bytes into values.
  * It never opens files or prints.  Readers treat any deviation (unknown
@@ -87,16 +88,16 @@ ssize_t vb_lz4c_begin (struct vb_lz4c *c, uint64_t piece_len,
 ssize_t vb_lz4c_update (struct vb_lz4c *c, const void *in, size_t len,
                         void *out, size_t outcap);
 ssize_t vb_lz4c_end (struct vb_lz4c *c, void *out, size_t outcap);
-/* Worst-case output of one update of LEN bytes (use for OUTCAP). */
+/* Worst-case output of one update of LEN bytes (use for OUTCAP);
+ * vb_lz4c_bound (c, 0) is enough for begin and for end. */
 size_t vb_lz4c_bound (struct vb_lz4c *c, size_t len);
-/* (Added note) vb_lz4c_bound (c, 0) is enough for begin and for end. */
 
 /* Decompress one whole lz4 frame IN[INLEN] into OUT (exactly OUTLEN bytes
  * expected).  Verifies checksums.  -1 on any mismatch. */
 int vb_lz4_decompress_frame (const void *in, size_t inlen,
                              void *out, size_t outlen);
 
-/* ---- zstd framing (added; ours, "compressionMethod": "zstd") ----
+/* ---- zstd framing (ours, "compressionMethod": "zstd") ----
  * Same layout as lz4: one zstd frame per piece (content size stored,
  * checksum flag on), same trailer.  Same calling convention as vb_lz4c. */
 struct vb_zstdc;
@@ -112,7 +113,7 @@ size_t vb_zstdc_bound (struct vb_zstdc *c, size_t len);
 int vb_zstd_decompress_frame (const void *in, size_t inlen,
                               void *out, size_t outlen);
 
-/* ---- streaming decompression of one piece (added) ----
+/* ---- streaming decompression of one piece ----
  * Bounded memory whatever the piece size: used by the reader, usable by
  * anyone holding a piece.  run() consumes up to *INLEN bytes and produces up
  * to *OUTLEN, updating both to what it did; returns 1 when the frame is
@@ -135,14 +136,14 @@ struct vb_trailer {
   size_t *npieces;             /* per frame */
   uint64_t **pieces;           /* per frame: npieces[i] compressed sizes */
   size_t cap;
-  /* Added: per frame, true if written as {"total": [...]}.  The peer uses
+  /* Per frame, true if written as {"total": [...]}.  The peer uses
    * that form for every frame >= VB_STREAM_MAX_PIECE, even with one piece. */
   bool *as_object;
 };
 void vb_trailer_init (struct vb_trailer *t);
 void vb_trailer_clear (struct vb_trailer *t);
 int vb_trailer_add (struct vb_trailer *t, const uint64_t *sizes, size_t n);
-/* Added: as vb_trailer_add, but picks the form exactly as the peer does from
+/* As vb_trailer_add, but picks the form exactly as the peer does from
  * the data frame's uncompressed length.  Writers should use this one. */
 int vb_trailer_add_frame (struct vb_trailer *t, uint64_t frame_len,
                           const uint64_t *sizes, size_t n);
@@ -176,41 +177,16 @@ ssize_t vb_reader_read (struct vb_reader *r, void *buf, size_t len);
 /* Skip the rest of the current frame's payload (still validated). */
 int vb_reader_skip (struct vb_reader *r);
 
-/* ---- whole compressed pieces (for callers that decompress in parallel) ----
- * Instead of vb_reader_read, the payload of a compressed data frame can be
- * taken piece by piece, each one whole lz4 or zstd frame, in file order.
- * The reader checks what it can without decompressing: the layout, the
- * trailer sizes, that each piece's own header stores a content size of 1 to
- * VB_STREAM_MAX_PIECE bytes, and that these add up to the frame length.
- * It does not check the compressed bytes: a piece is trusted only after
- * vb_lz4_decompress_frame / vb_zstd_decompress_frame (whichever METHOD
- * says) succeeded on it with OUTLEN = *CONTENT_LEN, which checks the
- * checksums and the exact length.  A caller that writes content before that
- * must undo it if any piece fails.  Use either vb_reader_read or these
- * within one data frame, not both. */
 /* True if payloads are compressed, with *METHOD set. */
 bool vb_reader_compression (struct vb_reader *r, enum vb_comp_method *method);
-/* For the current data frame: *NEXT the compressed size of the next piece
- * (0 when none is left), *MAX that of its largest piece, from the trailer,
- * so that a caller can tell whether its buffers fit before taking any.
- * 0, or -1 if the file is not compressed or no data frame is current. */
-int vb_reader_piece_sizes (struct vb_reader *r, uint64_t *next,
-                           uint64_t *max);
-/* Read the next piece whole into BUF[CAP]: returns its compressed length
- * with *CONTENT_LEN the length it decompresses to (from the piece's own
- * header); 0 once every piece was taken, after checking that the content
- * lengths add up to the frame length and the payload's CR LF; -1 on error.
- * A piece larger than CAP is an error that consumes nothing (the reader
- * stays usable); all others are sticky. */
-ssize_t vb_reader_piece (struct vb_reader *r, void *buf, size_t cap,
-                         uint64_t *content_len);
 
 /* Step over the rest of the current data frame by its layout alone, for
  * callers that index a file: no payload byte is read or decompressed.  Of
  * a compressed frame only each piece's own frame header is read, for its
- * content size (checked as vb_reader_piece checks it), and FN (may be
- * NULL) gets the piece's file offset, compressed size and content size;
- * FN returning -1 (with an error) stops it.  The payload's CR LF is
+ * content size (1 to VB_STREAM_MAX_PIECE bytes, and the sizes must add
+ * up to the frame length), and FN (may be NULL) gets the piece's file
+ * offset, compressed size and content size; FN returning -1 (with an
+ * error) stops it.  The payload's CR LF is
  * checked.  The content itself is trusted only once decompressed. */
 typedef int vb_reader_piece_fn (void *op, uint64_t file_offset,
                                 uint64_t csize, uint64_t content);

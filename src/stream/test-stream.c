@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-stream.c: unit tests for the stream format.
  *
  * Golden values come from the peer's own libraries, generated once with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-util.h: what the stream unit tests share (test-stream.c,
  * test-reader.c) beyond common/test.h: metadata to write. */
 #ifndef VB_STREAM_TEST_UTIL_H

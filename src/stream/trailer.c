@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* trailer.c: the compression trailer, one entry per data frame.
  *
  * Written as Python's json.dumps(list) does (", " and ": " separators).

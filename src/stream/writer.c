@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The stream writer: frames, compressed pieces, trailer and the header,
  * first or last, through a target file. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* writer.h: one data file in the stream format, through a target file.
  *
  * Contract: the writer owns every byte of the format: the meta frame, data

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* target.h: where backup bytes go.  Writers see only this interface, so a
  * directory, stdout (zip) and later an object store are interchangeable, in
  * the manner of nbdcopy's struct rw.
@@ -45,7 +46,7 @@ struct vb_target_ops {
   int (*put) (struct vb_target *t, const char *name,
               const void *buf, size_t len);
   void (*close) (struct vb_target *t);
-  /* Added for zip: end the target, reporting failure (a zip's central
+  /* End the target, reporting failure (a zip's central
    * directory is written here).  May be NULL: nothing to finish. */
   int (*finish) (struct vb_target *t);
 };

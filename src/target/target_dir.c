@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* target_dir.c: the directory target.  A file is written as NAME.partial
  * through a userspace buffer and only renamed to NAME by commit, after
  * fsync, so a crash or a failed run never leaves a good-looking file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* target_zip.c: a zip archive streamed to a file descriptor ("-o -").
  *
  * The output cannot seek, so, as Python's zipfile does on a pipe, each

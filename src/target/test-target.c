@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for the storage targets: the directory target (atomic
  * commit, abort, modes, sticky errors, "target full" on a real tiny tmpfs)
  * and the streaming zip target (checked with unzip -t and Python's

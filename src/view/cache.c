@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The piece cache: a hash table for lookups and a list in use order for
  * eviction, both under one mutex that is never held while decompressing. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* cache.h (private to view/): decompressed pieces, shared by the threads
  * reading one view, bounded in bytes, least recently used dropped first.
  *

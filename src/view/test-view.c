@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-view.c: the view against a plain reference.
  *
  * Property test: random chains (a full and up to 8 incrementals, each file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The view: the files' frame tables laid over each other once, at open,
  * into one sorted map of segments (which file, or zero, or hole), then
  * reads that look a byte up in the map and in its file's index. */

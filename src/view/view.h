@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* view.h: a disk exactly as it was at one backup point, for random access.
  *
  * Contract: a view stands on an ordered list of data files of one disk,

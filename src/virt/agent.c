@@ -1,4 +1,5 @@
-/* agent.c: guest filesystem freeze/thaw, and qemu-img info of an image. */
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* agent.c: guest filesystem freeze/thaw. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,7 +16,6 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "common/proc.h"
 #include "virt/virt.h"
 
 /* Seconds to wait for the agent: a guest without one must not stall the
@@ -66,32 +66,4 @@ int
 vb_fsthaw (struct vb_domain *d)
 {
   return agent_call (d, false);
-}
-
-/* ---- qemu-img info ---- */
-
-char *
-vb_qemu_img_info (const char *path)
-{
-  /* Relative names could start with '-' or look like "proto:..." */
-  if (path == NULL || path[0] != '/') {
-    vb_set_error ("%s: qemu-img info: not an absolute path",
-                  path ? path : "(null)");
-    return NULL;
-  }
-  char *argv[] = { "qemu-img", "info", "-U", "--output", "json",
-                   (char *) path, NULL };
-  size_t len;
-  char *out = vb_proc_output (argv, &len);
-
-  if (!out) {
-    vb_prefix_error ("%s", path);
-    return NULL;
-  }
-  if (len == 0) {
-    vb_set_error ("%s: qemu-img info printed nothing", path);
-    free (out);
-    return NULL;
-  }
-  return out;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Bitmaps QEMU holds that libvirt does not know of: left when checkpoint
  * metadata was lost (the domain redefined, moved, or "checkpoint-delete
  * --metadata").  A new checkpoint of the same name would then fail with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* checkpoint.c: list, read, delete and redefine a domain's checkpoints. */
 #include <errno.h>
 #include <inttypes.h>
@@ -179,34 +180,6 @@ vb_checkpoint_exists (struct vb_domain *d, const char *name)
   return true;
 }
 
-int
-vb_checkpoint_parent (struct vb_domain *d, const char *name, char **parent)
-{
-  virDomainCheckpointPtr cp = cp_lookup (d, name), p;
-  const virError *e;
-  int r = 0;
-
-  if (cp == NULL)
-    return -1;
-  *parent = NULL;
-  p = virDomainCheckpointGetParent (cp, 0);
-  if (p) {
-    *parent = strdup (virDomainCheckpointGetName (p));
-    if (*parent == NULL)
-      r = -1, vb_set_error_errno (ENOMEM, "checkpoint '%s': parent", name);
-    virDomainCheckpointFree (p);
-  }
-  /* Read the error before the next libvirt call resets it: a root
-   * checkpoint is reported as "no parent" with this code. */
-  else if ((e = virGetLastError ()) == NULL ||
-           e->code != VIR_ERR_NO_DOMAIN_CHECKPOINT) {
-    vb_virt_set_error ("domain '%s': checkpoint '%s': parent", d->name, name);
-    r = -1;
-  }
-  virDomainCheckpointFree (cp);
-  return r;
-}
-
 char *
 vb_checkpoint_name_from_xml (const char *xml)
 {
@@ -215,26 +188,6 @@ vb_checkpoint_name_from_xml (const char *xml)
   if (name == NULL)
     vb_prefix_error ("checkpoint XML");
   return name;
-}
-
-int64_t
-vb_checkpoint_size (struct vb_domain *d, const char *name)
-{
-  virDomainCheckpointPtr cp = cp_lookup (d, name);
-  CLEANUP_FREE char *xml = NULL;
-  CLEANUP_FREE char *size = NULL;
-
-  if (cp == NULL)
-    return -1;
-  xml = virDomainCheckpointGetXMLDesc (cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE |
-                                       VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN);
-  if (xml == NULL)
-    vb_virt_set_error ("domain '%s': checkpoint '%s': size", d->name, name);
-  virDomainCheckpointFree (cp);
-  if (xml == NULL)
-    return -1;
-  size = vb_xml_string (xml, "sum(/domaincheckpoint/disks/disk/@size)");
-  return size ? (int64_t) strtoll (size, NULL, 10) : -1;
 }
 
 /* ---- identity ---- */

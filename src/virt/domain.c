@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* domain.c: connect, look up a domain and turn its XML into disks.
  * The XML helpers here (libxml2 + XPath, virt/xml.h) serve the whole unit. */
 #include <errno.h>

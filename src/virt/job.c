@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* job.c: pull-mode backup jobs: their XML, start, end and state. */
 #include <errno.h>
 #include <stdlib.h>

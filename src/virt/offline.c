@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Checkpoints of a shut-off domain.  libvirt 9 refuses to create or delete
  * them ("cannot ... checkpoint for inactive domain"), so virtback does what
  * libvirt would do when the domain runs: the persistent bitmaps in the
@@ -9,11 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <json-c/json.h>
-
 #include "common/cleanup.h"
 #include "common/error.h"
-#include "common/proc.h"
+#include "nbd/qemu_nbd.h"
 #include "virt/virt.h"
 #include "virt/xml.h"
 
@@ -27,49 +26,14 @@ is_qcow2 (const struct vb_disk *disk)
 int
 vb_image_bitmap_state (const char *path, const char *name)
 {
-  CLEANUP_FREE char *info = vb_qemu_img_info (path);
-  struct json_object *j, *fs, *data, *bms;
-  int state = 0;
+  CLEANUP_IMAGE_INFO struct vb_image_info *info = vb_qemu_img_info (path);
+  const struct vb_image_bitmap *b;
 
   if (!info)
     return -1;
-  if (!(j = json_tokener_parse (info))) {
-    vb_set_error ("%s: cannot parse qemu-img info", path);
-    return -1;
-  }
-  if (json_object_object_get_ex (j, "format-specific", &fs) &&
-      json_object_object_get_ex (fs, "data", &data) &&
-      json_object_object_get_ex (data, "bitmaps", &bms)) {
-    for (size_t i = 0; i < json_object_array_length (bms); i++) {
-      struct json_object *b = json_object_array_get_idx (bms, i), *n, *fl;
-      if (!json_object_object_get_ex (b, "name", &n) ||
-          strcmp (json_object_get_string (n), name))
-        continue;
-      state = VB_BITMAP_OK;
-      if (json_object_object_get_ex (b, "flags", &fl))
-        for (size_t k = 0; k < json_object_array_length (fl); k++)
-          if (!strcmp (json_object_get_string
-                       (json_object_array_get_idx (fl, k)), "in-use"))
-            state = VB_BITMAP_INCONSISTENT;
-    }
-  }
-  json_object_put (j);
-  return state;
-}
-
-static int
-qemu_img_bitmap (const char *op, const char *path, const char *name)
-{
-  char *argv[] = { "qemu-img", "bitmap", (char *) op, "-f", "qcow2",
-                   (char *) path, (char *) name, NULL };
-  char *enable[] = { "qemu-img", "bitmap", (char *) op, "--enable", "-f",
-                     "qcow2", (char *) path, (char *) name, NULL };
-
-  if (vb_proc_run (strcmp (op, "--add") ? argv : enable) < 0) {
-    vb_prefix_error ("%s: bitmap %s", path, name);
-    return -1;
-  }
-  return 0;
+  if (!(b = vb_image_info_bitmap (info, name)))
+    return 0;
+  return b->in_use ? VB_BITMAP_INCONSISTENT : VB_BITMAP_OK;
 }
 
 static bool
@@ -138,7 +102,7 @@ remove_added (struct vb_domain *d, const char *const *disks, size_t n,
 
   while (n-- > 0) {
     const struct vb_disk *disk = vb_domain_find_disk (d, disks[n]);
-    if (qemu_img_bitmap ("--remove", disk->path, name) < 0)
+    if (vb_qemu_img_bitmap ("--remove", disk->path, name) < 0)
       stuck = disk->path;
   }
   if (stuck)
@@ -175,7 +139,7 @@ vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
   if (check_disks (d, disks) < 0)
     return -1;
   for (; disks[n]; n++)
-    if (qemu_img_bitmap ("--add", vb_domain_find_disk (d, disks[n])->path,
+    if (vb_qemu_img_bitmap ("--add", vb_domain_find_disk (d, disks[n])->path,
                          name) < 0)
       break;
   if (disks[n] == NULL &&
@@ -196,7 +160,7 @@ vb_offline_checkpoint_delete (struct vb_domain *d, const char *name)
       continue;
     if ((st = vb_image_bitmap_state (disk->path, name)) < 0)
       return -1;
-    if (st > 0 && qemu_img_bitmap ("--remove", disk->path, name) < 0)
+    if (st > 0 && vb_qemu_img_bitmap ("--remove", disk->path, name) < 0)
       return -1;
   }
   if (vb_checkpoint_exists (d, name))

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-virt.c: the parts of src/virt that need no libvirtd: domain XML to
- * disks, the backup/checkpoint XML we generate, XPath values, qemu-img. */
+ * disks, the backup/checkpoint XML we generate, XPath values. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,34 +319,6 @@ test_checkpoint_same (void)
   CHECK (vb_checkpoint_created (CP ("vb.1", "17x", U1)) == -1);
 }
 
-/* qemu-img is installed with QEMU: run it for real on an image it made. */
-static void
-test_qemu_img_info (void)
-{
-  char dir[] = "/tmp/test-virt.XXXXXX";
-  char img[64], cmd[160];
-  CLEANUP_FREE char *json = NULL;
-
-  CHECK (vb_qemu_img_info ("relative.qcow2") == NULL);
-  CHECK (vb_qemu_img_info ("-h") == NULL);
-  if (mkdtemp (dir) == NULL) {
-    CHECK (!"mkdtemp");
-    return;
-  }
-  snprintf (img, sizeof img, "%s/d.qcow2", dir);
-  snprintf (cmd, sizeof cmd, "qemu-img create -q -f qcow2 %s 1M", img);
-  CHECK (system (cmd) == 0);
-  json = vb_qemu_img_info (img);
-  CHECK (json != NULL);
-  CHECK (json && strstr (json, "\"virtual-size\": 1048576") != NULL);
-  CHECK (json && strstr (json, "\"format\": \"qcow2\"") != NULL);
-  unlink (img);
-  CHECK (vb_qemu_img_info (img) == NULL);
-  CHECK (strstr (vb_get_error (), "qemu-img failed") != NULL);
-  CHECK (strstr (vb_get_error (), "No such file") != NULL);
-  rmdir (dir);
-}
-
 int
 main (void)
 {
@@ -357,7 +330,6 @@ main (void)
   test_xml_string ();
   test_offline_checkpoint_xml ();
   test_checkpoint_same ();
-  test_qemu_img_info ();
   xmlCleanupParser ();
   return vb_test_end ("test-virt");
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* virt.h: the libvirt control plane.  All libvirt calls live here.
  *
  * Contract: turns a domain into a list of disks, manages this tool's
@@ -79,7 +80,7 @@ struct vb_backup_spec {
   const char *incremental;     /* checkpoint to start from, NULL: full */
   const char *new_checkpoint;  /* checkpoint to create, NULL: none */
   const char *const *disks;    /* targets to back up, NULL-terminated */
-  /* Added: subset of DISKS that cannot carry a bitmap (raw with --raw):
+  /* Subset of DISKS that cannot carry a bitmap (raw with --raw):
    * always copied in full (backupmode='full') and left out of the new
    * checkpoint.  NULL: none. */
   const char *const *nobitmap_disks;
@@ -102,13 +103,7 @@ int vb_job_active (struct vb_domain *d);
 int vb_fsfreeze (struct vb_domain *d);
 int vb_fsthaw (struct vb_domain *d);
 
-/* qemu-img info --output json of a disk image (runs qemu-img with -U),
- * returns the JSON text; NULL on failure. */
-char *vb_qemu_img_info (const char *path);
-
-/* ---- additions (beyond the first contract) ----
- *
- * Facts checked against libvirt 9.0 / QEMU 7.2 that shaped these:
+/* ---- facts checked against libvirt 9.0 / QEMU 7.2 that shaped this unit:
  * - disks left out of <domainbackup><disks> get backup='no', and disks left
  *   out of <domaincheckpoint><disks> get checkpoint='no', so the XML lists
  *   only the chosen disks;
@@ -129,15 +124,8 @@ const struct vb_disk *vb_domain_find_disk (const struct vb_domain *d,
  * of the running domain ("+64055:+64055"), else group "libvirt-qemu". */
 int vb_domain_qemu_gid (const struct vb_domain *d, gid_t *gid);
 
-/* Parent of checkpoint NAME: 0 with *PARENT malloc'd, or NULL for a root
- * checkpoint; -1 on error (e.g. no such checkpoint). */
-int vb_checkpoint_parent (struct vb_domain *d, const char *name,
-                          char **parent);
 /* <name> of a checkpoint XML (as saved by vb_checkpoint_xml). */
 char *vb_checkpoint_name_from_xml (const char *xml);
-/* Sum of the disk sizes libvirt reports for NAME (bytes of data changed
- * since it, VIR_DOMAIN_CHECKPOINT_XML_SIZE); -1 on error. */
-int64_t vb_checkpoint_size (struct vb_domain *d, const char *name);
 
 /* The running backup job's XML as libvirt completed it (exportname,
  * per-disk backupmode, the exported bitmap names); NULL on error. */
@@ -199,5 +187,13 @@ int vb_checkpoint_same (const char *saved, const char *live);
  * has no checkpoint NAME. */
 int vb_checkpoint_matches (struct vb_domain *d, const char *name,
                            const char *saved);
+
+/* ---- without a domain of our own (restore --define) ----
+ * Each opens its own connection to URI (NULL: "qemu:///system"). */
+/* 1 if a domain named NAME exists, 0 if not, -1 when libvirt is out of
+ * reach. */
+int vb_domain_exists (const char *uri, const char *name);
+/* Define XML persistently; returns the new domain's name (malloc'd). */
+char *vb_define_domain (const char *uri, const char *xml);
 
 #endif

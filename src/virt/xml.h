@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* xml.h: libxml2 helpers private to src/virt (defined in domain.c).
  *
  * Contract: every XML document virt/ hands to libvirt is built as a libxml2

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* fuzz_stream.c: libFuzzer target for the stream reader.
  *
  * The input is a whole stream file: it goes into a memfd and the reader

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # tests/guest/build-tiny-guest.sh: build a tiny Linux guest for the
 # application-consistency tests: an uncompressed kernel (vmlinux) and an
 # initramfs holding busybox, qemu-ga, mke2fs and the modules for virtio and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Bad input and interrupted runs: one-line errors, non-zero exits, nothing left behind.
 
 load backup_helpers

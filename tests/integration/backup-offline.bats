@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Shut-off domains: images read through qemu-nbd, checkpoints as qemu-img bitmaps plus redefined
 # metadata; the chain goes on online.
 

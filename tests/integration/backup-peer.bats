@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # virtback and the real virtnbdbackup (Debian's 1.9.15) share one backup directory and chain.
 
 load backup_helpers

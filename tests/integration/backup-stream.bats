@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # zstd round trips, and "-o -": a zip archive on stdout that unzips into a restorable directory.
 
 load backup_helpers

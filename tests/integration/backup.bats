@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # virtback backup against real libvirtd + QEMU VMs (no guest OS needed).
 
 load backup_helpers

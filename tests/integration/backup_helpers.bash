@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Helpers shared by the backup bats files.
 load_lib () {
   source "$BATS_TEST_DIRNAME/../lib.sh"

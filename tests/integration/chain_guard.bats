@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # An incremental never extends a chain it cannot prove: the domain's
 # checkpoint must be the very one the directory's chain ends with (not
 # another backup's of the same name), and every file the new one depends on

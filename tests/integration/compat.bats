@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Backups written by the real virtnbdbackup (Debian's 1.9.15) restore with
 # virtback to images identical to the VM's disks at each point in time.
 

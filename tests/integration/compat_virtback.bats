@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # A two-disk VM, a full and five incs (data, zero and overlapping writes,
 # discards, a disk grown, shrunk and grown again) written by virtback restore with virtback at every point, and with
 # virtnbdrestore (the peer) where its limits allow: it ignores zero frames,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Helpers for faults.bats, on top of backup_helpers.bash and tests/lib.sh.
 # A fault test starts a slow backup in the background, waits for a point of
 # the run, injects the fault, then checks what is left and that the chain

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Application consistency with a real guest: the tiny Linux guest of
 # tests/guest/build-tiny-guest.sh boots under TCG, mounts its data disk sda
 # as ext4 at /mnt/sda and runs qemu-guest-agent.  The backup must freeze its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Helpers for guest.bats: VMs that boot the tiny Linux guest of
 # tests/guest/build-tiny-guest.sh and are driven through its guest agent.
 # The functions use tests/lib.sh.

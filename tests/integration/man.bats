@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Each subcommand's man page documents every long option its --help lists, and no other.
 
 setup () {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # virtback map: every point of a mixed chain (plain full, lz4 inc, zstd inc)
 # served over NBD by nbdkit with virtback's plugin equals the disk at that
 # moment; holes show in nbdinfo --map; corrupt data fails with EIO naming

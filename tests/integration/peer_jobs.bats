@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # What the peer virtnbdrestore (Debian's 1.9.15) can restore of virtback's
 # incrementals, --peer-compatible, and which backup jobs -k may end.
 

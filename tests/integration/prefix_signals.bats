@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Issue 10, D6 and D7: checkpoint prefixes are checked before anything is
 # touched, a start that fails half-way takes back what it did (bitmaps,
 # checkpoint, job), and SIGHUP and SIGQUIT clean up as SIGINT and SIGTERM do,

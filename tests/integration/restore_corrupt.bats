@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # A damaged backup makes verify and restore fail, naming the file and the
 # byte offset, and restore leaves no image behind.
 

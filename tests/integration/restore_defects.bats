@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Issue 10, the restore side: an intact earlier point restores past later
 # damage (D4); raw images in a backup directory verify, dump and restore
 # (D5); restore -D checks the name first; ENOSPC names the image; verify

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Helpers shared by the restore and compat bats files (on top of tests/lib.sh).
 
 rb_load () {

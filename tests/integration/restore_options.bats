@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # dump, verify and the options of restore, on a two-disk VM backed up by
 # virtnbdbackup (full + 2 inc).
 

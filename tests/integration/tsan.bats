@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # The threaded parts under ThreadSanitizer, on a real VM: two disks backed
 # up in parallel (the copy engine's reader, writer and transform workers;
 # zstd and lz4), a restore decompressing on its worker pool, and SIGINT in

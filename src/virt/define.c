@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* define.c: the libvirt calls of a restore: is a domain name taken, and
+ * define a domain from XML.  Each opens its own connection, since a
+ * restore has no domain of its own (struct vb_domain) to carry one. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "common/error.h"
+#include "virt/virt.h"
+
+static void
+quiet (void *opaque, virErrorPtr err)
+{
+  (void) opaque;
+  (void) err;
+}
+
+static virConnectPtr
+connect_uri (const char *uri)
+{
+  virConnectPtr conn;
+
+  virSetErrorFunc (NULL, quiet);
+  conn = virConnectOpen (uri ? uri : "qemu:///system");
+  if (!conn)
+    vb_set_error ("connect to libvirt at %s: %s (is libvirtd running?)",
+                  uri ? uri : "qemu:///system", virGetLastErrorMessage ());
+  return conn;
+}
+
+int
+vb_domain_exists (const char *uri, const char *name)
+{
+  virConnectPtr conn = connect_uri (uri);
+  virDomainPtr dom;
+
+  if (!conn)
+    return -1;
+  dom = virDomainLookupByName (conn, name);
+  if (dom)
+    virDomainFree (dom);
+  virConnectClose (conn);
+  return dom ? 1 : 0;
+}
+
+char *
+vb_define_domain (const char *uri, const char *xml)
+{
+  virConnectPtr conn = connect_uri (uri);
+  virDomainPtr dom;
+  char *name = NULL;
+
+  if (!conn)
+    return NULL;
+  dom = virDomainDefineXML (conn, xml);
+  if (!dom)
+    vb_set_error ("define the restored domain: %s", virGetLastErrorMessage ());
+  else {
+    const char *n = virDomainGetName (dom);
+    name = n ? strdup (n) : NULL;
+    virDomainFree (dom);
+  }
+  virConnectClose (conn);
+  return name;
+}
