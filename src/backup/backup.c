@@ -196,7 +196,7 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
   struct vb_disk *disk = x->sel[i].disk;
   bool raw = x->sel[i].raw;
   enum vb_level lvl = raw ? VB_LEVEL_COPY : x->plan.level;
-  CLEANUP_FREE char *fname = vb_set_data_name (disk->target, lvl,
+  CLEANUP_FREE char *fname = vb_bset_data_name (disk->target, lvl,
                                                x->plan.ident);
 
   memset (s, 0, sizeof *s);
@@ -545,7 +545,7 @@ prepare (struct run *x)
   x->d = vb_domain_open (x->o.uri, x->o.domain, x->o.include_raw);
   if (!x->d)
     return -1;
-  if ((x->lockfd = vb_set_lock_domain (x->d->uuid, x->d->name)) < 0)
+  if ((x->lockfd = vb_bset_lock_domain (x->d->uuid, x->d->name)) < 0)
     return -1;
   if (check_domain (x) < 0 || vb_plan_make (x->d, &x->o, &x->plan) < 0)
     return -1;
@@ -581,7 +581,7 @@ prepare (struct run *x)
                         x->o.outdir);
     return -1;
   }
-  if (vb_set_remove_partials (x->o.outdir) > 0)
+  if (vb_bset_remove_partials (x->o.outdir) > 0)
     vb_info ("removed unfinished files of an earlier run from %s",
              x->o.outdir);
   return (x->t = vb_target_dir_open (x->o.outdir)) ? 0 : -1;
@@ -664,7 +664,7 @@ cleanup (struct run *x, bool failed)
   free (x->written);
   vb_run_remove_rundir (x);
   if (x->lockfd >= 0)
-    vb_set_unlock_domain (x->lockfd, x->d->uuid);
+    vb_bset_unlock_domain (x->lockfd, x->d->uuid);
   vb_target_close (x->t);
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);

@@ -152,11 +152,11 @@ gather_dir (const struct vb_backup_opts *o, struct vb_plan_in *in,
             char ***chain)
 {
   in->only_leftovers = -1;
-  in->has_backup = vb_set_has_backup (o->outdir, o->domain);
+  in->has_backup = vb_bset_has_backup (o->outdir, o->domain);
   if (in->has_backup > 0)
     in->only_leftovers = 0;
   else if (in->has_backup == 0)
-    in->only_leftovers = vb_set_only_leftovers (o->outdir);
+    in->only_leftovers = vb_bset_only_leftovers (o->outdir);
   if (in->only_leftovers >= 0)
     *chain = vb_cpt_read (o->outdir, o->domain);
   in->chain = *chain;
@@ -252,7 +252,7 @@ redefine_lost (struct vb_domain *d, struct vb_plan *p)
   for (char **c = p->chain; *c; c++) {
     if (vb_checkpoint_exists (d, *c))
       continue;
-    CLEANUP_FREE char *xml = vb_set_load_checkpoint (p->cptdir, *c);
+    CLEANUP_FREE char *xml = vb_bset_load_checkpoint (p->cptdir, *c);
     if (!xml) {
       vb_prefix_error ("checkpoint %s is missing from domain '%s' and "
                        "cannot be redefined: run a full backup (-l full)",
@@ -333,7 +333,7 @@ vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
         vb_target_put (t, name, xml, strlen (xml)) < 0)
       return -1;
   }
-  else if (vb_set_save_checkpoint (p->cptdir, p->checkpoint, xml) < 0)
+  else if (vb_bset_save_checkpoint (p->cptdir, p->checkpoint, xml) < 0)
     return -1;
   if (p->level == VB_LEVEL_FULL)
     n = 0;
@@ -345,7 +345,7 @@ vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
   memcpy (v, p->chain, n * sizeof *v);
   v[n] = p->checkpoint;
   free (name);
-  if (!(list = vb_cpt_format (v)) || !(name = vb_set_cpt_name (o->domain)))
+  if (!(list = vb_cpt_format (v)) || !(name = vb_bset_cpt_name (o->domain)))
     return -1;
   return vb_target_put (t, name, list, strlen (list));
 }

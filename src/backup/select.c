@@ -218,7 +218,7 @@ check_identity (struct run *x)
 
     if (!vb_checkpoint_exists (x->d, name))
       continue;
-    if (!(saved = vb_set_load_checkpoint (x->o.cptdir, name))) {
+    if (!(saved = vb_bset_load_checkpoint (x->o.cptdir, name))) {
       CLEANUP_FREE char *e = strdup (vb_get_error ());
       if (i + 1 < n)
         continue;
@@ -279,7 +279,7 @@ parent_xml (struct run *x)
 
   if (vb_checkpoint_exists (x->d, parent))
     return vb_checkpoint_xml (x->d, parent);
-  return vb_set_load_checkpoint (x->o.cptdir, parent);
+  return vb_bset_load_checkpoint (x->o.cptdir, parent);
 }
 
 static int

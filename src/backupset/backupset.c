@@ -27,7 +27,7 @@ static mode_t file_mode = 0600;
 static mode_t dir_mode = 0700;
 
 void
-vb_set_modes (mode_t fmode, mode_t dmode)
+vb_bset_modes (mode_t fmode, mode_t dmode)
 {
   file_mode = fmode & 07777;
   dir_mode = dmode & 07777;
@@ -65,7 +65,7 @@ vb_level_parse (const char *s, enum vb_level *l)
 }
 
 bool
-vb_set_safe_component (const char *name)
+vb_bset_safe_component (const char *name)
 {
   return name && *name && !strchr (name, '/') &&
     strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
@@ -75,14 +75,14 @@ vb_set_safe_component (const char *name)
 static bool
 check_part (const char *what, const char *s)
 {
-  if (vb_set_safe_component (s))
+  if (vb_bset_safe_component (s))
     return true;
   vb_set_error ("invalid %s '%s' for a file name", what, s ? s : "(null)");
   return false;
 }
 
 char *
-vb_set_data_name (const char *disk, enum vb_level l, const char *ident)
+vb_bset_data_name (const char *disk, enum vb_level l, const char *ident)
 {
   if (!check_part ("disk name", disk))
     return NULL;
@@ -105,7 +105,7 @@ vb_set_data_name (const char *disk, enum vb_level l, const char *ident)
 /* As the peer: the checkpoint's name, "copy" for copy backups, and the
  * current epoch when there is no checkpoint (diff, offline). */
 char *
-vb_set_ident (enum vb_level l, const char *checkpoint)
+vb_bset_ident (enum vb_level l, const char *checkpoint)
 {
   if (l == VB_LEVEL_COPY)
     return vb_xasprintf ("copy");
@@ -117,7 +117,7 @@ vb_set_ident (enum vb_level l, const char *checkpoint)
 }
 
 char *
-vb_set_vmconfig_name (const char *ident)
+vb_bset_vmconfig_name (const char *ident)
 {
   if (!check_part ("backup identifier", ident))
     return NULL;
@@ -125,7 +125,7 @@ vb_set_vmconfig_name (const char *ident)
 }
 
 char *
-vb_set_qcow_json_name (const char *disk, const char *ident)
+vb_bset_qcow_json_name (const char *disk, const char *ident)
 {
   if (!check_part ("disk name", disk) ||
       !check_part ("backup identifier", ident))
@@ -134,7 +134,7 @@ vb_set_qcow_json_name (const char *disk, const char *ident)
 }
 
 char *
-vb_set_cpt_name (const char *domain)
+vb_bset_cpt_name (const char *domain)
 {
   if (!check_part ("domain name", domain))
     return NULL;
@@ -142,7 +142,7 @@ vb_set_cpt_name (const char *domain)
 }
 
 char *
-vb_set_log_name (enum vb_level l, time_t when)
+vb_bset_log_name (enum vb_level l, time_t when)
 {
   struct tm tm;
   char stamp[32];
@@ -226,7 +226,7 @@ cpt_from_json (const char *path, struct json_object *jv)
     const char *s = json_object_get_string (e);
     if (!json_object_is_type (e, json_type_string) ||
         strlen (s) != (size_t) json_object_get_string_len (e) ||
-        !vb_set_safe_component (s)) {
+        !vb_bset_safe_component (s)) {
       vb_set_error ("%s: invalid checkpoint file: entry %zu is not a "
                     "checkpoint name", path, i);
       vb_strv_free (v);
@@ -244,7 +244,7 @@ cpt_from_json (const char *path, struct json_object *jv)
 char **
 vb_cpt_read (const char *dir, const char *domain)
 {
-  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *name = vb_bset_cpt_name (domain);
   CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
   CLEANUP_FREE char *text = NULL;
   struct json_object *jv;
@@ -287,7 +287,7 @@ checkpoint_file (const char *name)
 }
 
 int
-vb_set_save_checkpoint (const char *cptdir, const char *name, const char *xml)
+vb_bset_save_checkpoint (const char *cptdir, const char *name, const char *xml)
 {
   CLEANUP_FREE char *file = checkpoint_file (name);
 
@@ -297,7 +297,7 @@ vb_set_save_checkpoint (const char *cptdir, const char *name, const char *xml)
 }
 
 char *
-vb_set_load_checkpoint (const char *cptdir, const char *name)
+vb_bset_load_checkpoint (const char *cptdir, const char *name)
 {
   CLEANUP_FREE char *file = checkpoint_file (name);
   CLEANUP_FREE char *path = file ? vb_path_join (cptdir, file) : NULL;
@@ -348,13 +348,13 @@ remove_matching (const char *dir, const char *suffix)
 }
 
 int
-vb_set_remove_checkpoints (const char *cptdir)
+vb_bset_remove_checkpoints (const char *cptdir)
 {
   return remove_matching (cptdir, ".xml") < 0 ? -1 : 0;
 }
 
 int
-vb_set_remove_partials (const char *dir)
+vb_bset_remove_partials (const char *dir)
 {
   return remove_matching (dir, ".partial");
 }
@@ -381,9 +381,9 @@ has_data_file (const char *dir)
 }
 
 int
-vb_set_has_backup (const char *dir, const char *domain)
+vb_bset_has_backup (const char *dir, const char *domain)
 {
-  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *name = vb_bset_cpt_name (domain);
   CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
   int r;
 
@@ -415,7 +415,7 @@ is_leftover (const char *dir, const char *name)
 }
 
 int
-vb_set_only_leftovers (const char *dir)
+vb_bset_only_leftovers (const char *dir)
 {
   DIR *d = opendir (dir);
   struct dirent *e;
@@ -440,7 +440,7 @@ vb_set_only_leftovers (const char *dir)
 static const char *lock_dir = VB_LOCK_DIR;
 
 void
-vb_set_lock_dir (const char *dir)
+vb_bset_lock_dir (const char *dir)
 {
   lock_dir = dir ? dir : VB_LOCK_DIR;
 }
@@ -469,13 +469,13 @@ still_at_path (int fd, const char *path)
  * the kernel drops them when the process dies (no stale lock after kill -9)
  * and a second open in the same process conflicts as another run would. */
 int
-vb_set_lock_domain (const char *uuid, const char *name)
+vb_bset_lock_domain (const char *uuid, const char *name)
 {
   CLEANUP_FREE char *path = NULL;
 
   if (vb_mkdir_p (lock_dir, 0700) < 0 || !(path = lock_path (uuid)))
     return -1;
-  /* verify's probe (vb_set_domain_locked) holds a shared lock for
+  /* verify's probe (vb_bset_domain_locked) holds a shared lock for
    * microseconds: only a holder that stays for half a second is a run. */
   for (int busy = 0;;) {
     int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -507,7 +507,7 @@ vb_set_lock_domain (const char *uuid, const char *name)
 }
 
 void
-vb_set_unlock_domain (int fd, const char *uuid)
+vb_bset_unlock_domain (int fd, const char *uuid)
 {
   CLEANUP_FREE char *path = NULL;
 
@@ -520,7 +520,7 @@ vb_set_unlock_domain (int fd, const char *uuid)
 }
 
 int
-vb_set_domain_locked (const char *uuid)
+vb_bset_domain_locked (const char *uuid)
 {
   CLEANUP_FREE char *path = lock_path (uuid);
   CLEANUP_CLOSE int fd = -1;

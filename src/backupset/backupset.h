@@ -7,7 +7,7 @@
  * the run ends), and reads what the side files record (the domain's UUID,
  * a disk's format and virtual size).  Writes are atomic
  * (fsutil).  Never calls libvirt and never prints.
- * Files are created 0600 and directories 0700 (see vb_set_modes()).
+ * Files are created 0600 and directories 0700 (see vb_bset_modes()).
  */
 #ifndef VB_BACKUPSET_H
 #define VB_BACKUPSET_H
@@ -19,7 +19,7 @@
 #include <time.h>
 
 /* File mode for new files and directories (default 0600 / 0700). */
-void vb_set_modes (mode_t file_mode, mode_t dir_mode);
+void vb_bset_modes (mode_t file_mode, mode_t dir_mode);
 mode_t vb_file_mode (void);
 mode_t vb_dir_mode (void);
 
@@ -32,19 +32,19 @@ int vb_level_parse (const char *s, enum vb_level *l);
 /* "sda.full.data", "sda.copy.data", "sda.inc.<cpt>.data",
  * "sda.diff.<epoch>.data".  IDENT is the checkpoint name for inc, the
  * epoch seconds for diff, ignored otherwise.  Malloc'd. */
-char *vb_set_data_name (const char *disk, enum vb_level l, const char *ident);
+char *vb_bset_data_name (const char *disk, enum vb_level l, const char *ident);
 /* Identifier for the per-backup side files: checkpoint name, "copy", or
  * epoch for diff (as the peer's getIdent). */
-char *vb_set_ident (enum vb_level l, const char *checkpoint);
+char *vb_bset_ident (enum vb_level l, const char *checkpoint);
 /* Is NAME safe as a single path component (no '/', not "." or "..")? */
-bool vb_set_safe_component (const char *name);
+bool vb_bset_safe_component (const char *name);
 /* Side file names (malloc'd, NULL on error): "vmconfig.<ident>.xml",
  * "<disk>.<ident>.qcow.json", "<domain>.cpt", and the run's log
  * "backup.<level>.<MMDDYYYYHHMMSS>.log" in local time at WHEN. */
-char *vb_set_vmconfig_name (const char *ident);
-char *vb_set_qcow_json_name (const char *disk, const char *ident);
-char *vb_set_cpt_name (const char *domain);
-char *vb_set_log_name (enum vb_level l, time_t when);
+char *vb_bset_vmconfig_name (const char *ident);
+char *vb_bset_qcow_json_name (const char *disk, const char *ident);
+char *vb_bset_cpt_name (const char *domain);
+char *vb_bset_log_name (enum vb_level l, time_t when);
 
 /* <dir>/<domain>.cpt: JSON list of checkpoint names, oldest first.
  * A missing file is an empty chain (returns a vector with no entries). */
@@ -57,47 +57,47 @@ char *vb_cpt_format (char *const *names);
 void vb_strv_free (char **v);
 
 /* Saved checkpoint XML: <cptdir>/<name>.xml. */
-int vb_set_save_checkpoint (const char *cptdir, const char *name,
+int vb_bset_save_checkpoint (const char *cptdir, const char *name,
                             const char *xml);
-char *vb_set_load_checkpoint (const char *cptdir, const char *name);
-int vb_set_remove_checkpoints (const char *cptdir);
+char *vb_bset_load_checkpoint (const char *cptdir, const char *name);
+int vb_bset_remove_checkpoints (const char *cptdir);
 
 /* Does DIR hold any backup data (finished .data files or a .cpt)? */
-int vb_set_has_backup (const char *dir, const char *domain);
+int vb_bset_has_backup (const char *dir, const char *domain);
 /* Remove leftover *.partial files from an earlier failed run, returning
  * how many were removed. */
-int vb_set_remove_partials (const char *dir);
+int vb_bset_remove_partials (const char *dir);
 /* 1 if DIR is missing, empty, or holds only what a run that did not
  * complete leaves (its log, *.partial, vmconfig.*.xml, *.qcow.json,
  * *.chksum, an empty checkpoints/), or chains set aside in chain.*
  * directories: a new full may start there.  0 if it
  * holds anything else, -1 on error. */
-int vb_set_only_leftovers (const char *dir);
+int vb_bset_only_leftovers (const char *dir);
 
 /* Per-domain lock (flock on a file under /run/virtback, keyed by UUID).
  * Returns an fd to keep open for the run, or -1 with an error saying
  * another backup of the domain is running.  The fd holds the lock on the
  * file that is at the path (a lock taken on a file another run unlinked
  * meanwhile is dropped and taken again). */
-int vb_set_lock_domain (const char *uuid, const char *name);
+int vb_bset_lock_domain (const char *uuid, const char *name);
 /* End the run's lock: remove the lock file while still holding it, then
  * close FD.  Safe with FD -1. */
-void vb_set_unlock_domain (int fd, const char *uuid);
+void vb_bset_unlock_domain (int fd, const char *uuid);
 /* Is the lock of domain UUID held by a run?  1 yes, 0 no (also when
  * there is no lock file), -1 error.  Never creates the lock file and
  * never holds the lock: a backup starting meanwhile is not disturbed. */
-int vb_set_domain_locked (const char *uuid);
+int vb_bset_domain_locked (const char *uuid);
 /* Where the lock files live (default /run/virtback); for the unit tests. */
-void vb_set_lock_dir (const char *dir);
+void vb_bset_lock_dir (const char *dir);
 
 /* What the side files record (sidefiles.c); NULL or -1 when nothing is.
  * The UUID in any vmconfig.*.xml of DIR (malloc'd). */
-char *vb_set_vmconfig_uuid (const char *dir);
+char *vb_bset_vmconfig_uuid (const char *dir);
 /* The driver type of disk DISK in vmconfig.<IDENT>.xml (malloc'd). */
-char *vb_set_vmconfig_disk_format (const char *dir, const char *ident,
+char *vb_bset_vmconfig_disk_format (const char *dir, const char *ident,
                                    const char *disk);
 /* The "virtual-size" of <DISK>.<IDENT>.qcow.json. */
-int64_t vb_set_qcow_json_vsize (const char *dir, const char *ident,
+int64_t vb_bset_qcow_json_vsize (const char *dir, const char *ident,
                                 const char *disk);
 
 #endif

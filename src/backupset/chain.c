@@ -241,8 +241,8 @@ raw_image (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st)
 
     if (!idents[i])
       continue;
-    fmt = vb_set_vmconfig_disk_format (c->dir, idents[i], f->disk);
-    vsize = vb_set_qcow_json_vsize (c->dir, idents[i], f->disk);
+    fmt = vb_bset_vmconfig_disk_format (c->dir, idents[i], f->disk);
+    vsize = vb_bset_qcow_json_vsize (c->dir, idents[i], f->disk);
     if (vsize >= 0 || (fmt && !strcmp (fmt, "raw"))) {
       raw_meta (c, f, st, idents[i], fmt, vsize);
       return true;

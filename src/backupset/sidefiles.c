@@ -49,10 +49,10 @@ prop (xmlNodePtr n, const char *attr)
 }
 
 char *
-vb_set_vmconfig_disk_format (const char *dir, const char *ident,
+vb_bset_vmconfig_disk_format (const char *dir, const char *ident,
                              const char *disk)
 {
-  CLEANUP_FREE char *name = vb_set_vmconfig_name (ident);
+  CLEANUP_FREE char *name = vb_bset_vmconfig_name (ident);
   CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
   xmlDocPtr doc = path ? read_xml (path) : NULL;
   xmlNodePtr devs = doc ? child ((xmlNodePtr) doc, "domain") : NULL;
@@ -73,9 +73,9 @@ vb_set_vmconfig_disk_format (const char *dir, const char *ident,
 }
 
 int64_t
-vb_set_qcow_json_vsize (const char *dir, const char *ident, const char *disk)
+vb_bset_qcow_json_vsize (const char *dir, const char *ident, const char *disk)
 {
-  CLEANUP_FREE char *name = vb_set_qcow_json_name (disk, ident);
+  CLEANUP_FREE char *name = vb_bset_qcow_json_name (disk, ident);
   CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
   CLEANUP_FREE char *text = NULL;
   CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
@@ -101,7 +101,7 @@ uuid_of (const char *path)
 }
 
 char *
-vb_set_vmconfig_uuid (const char *dir)
+vb_bset_vmconfig_uuid (const char *dir)
 {
   DIR *d = opendir (dir);
   struct dirent *e;

@@ -46,7 +46,7 @@ touch (const char *name, const char *content)
 static void
 write_cpt (const char *domain, char *const *names)
 {
-  CLEANUP_FREE char *name = vb_set_cpt_name (domain);
+  CLEANUP_FREE char *name = vb_bset_cpt_name (domain);
   CLEANUP_FREE char *text = vb_cpt_format (names);
 
   assert (name && text);
@@ -56,41 +56,41 @@ write_cpt (const char *domain, char *const *names)
 static void
 test_names (void)
 {
-  expect_str (vb_set_data_name ("sda", VB_LEVEL_FULL, NULL), "sda.full.data");
-  expect_str (vb_set_data_name ("sda", VB_LEVEL_COPY, "x"), "sda.copy.data");
-  expect_str (vb_set_data_name ("vdb", VB_LEVEL_INC, "virtback.3"),
+  expect_str (vb_bset_data_name ("sda", VB_LEVEL_FULL, NULL), "sda.full.data");
+  expect_str (vb_bset_data_name ("sda", VB_LEVEL_COPY, "x"), "sda.copy.data");
+  expect_str (vb_bset_data_name ("vdb", VB_LEVEL_INC, "virtback.3"),
               "vdb.inc.virtback.3.data");
-  expect_str (vb_set_data_name ("sda", VB_LEVEL_DIFF, "1700000000"),
+  expect_str (vb_bset_data_name ("sda", VB_LEVEL_DIFF, "1700000000"),
               "sda.diff.1700000000.data");
-  assert (vb_set_data_name ("sda", VB_LEVEL_AUTO, NULL) == NULL);
+  assert (vb_bset_data_name ("sda", VB_LEVEL_AUTO, NULL) == NULL);
   assert (strstr (vb_get_error (), "auto"));
-  assert (vb_set_data_name ("sda", VB_LEVEL_INC, NULL) == NULL);
-  assert (vb_set_data_name ("sda", VB_LEVEL_INC, "../x") == NULL);
-  assert (vb_set_data_name ("a/b", VB_LEVEL_FULL, NULL) == NULL);
+  assert (vb_bset_data_name ("sda", VB_LEVEL_INC, NULL) == NULL);
+  assert (vb_bset_data_name ("sda", VB_LEVEL_INC, "../x") == NULL);
+  assert (vb_bset_data_name ("a/b", VB_LEVEL_FULL, NULL) == NULL);
   assert (strstr (vb_get_error (), "a/b"));
 
-  expect_str (vb_set_ident (VB_LEVEL_COPY, "virtback.0"), "copy");
-  expect_str (vb_set_ident (VB_LEVEL_FULL, "virtback.0"), "virtback.0");
-  expect_str (vb_set_ident (VB_LEVEL_INC, "virtback.4"), "virtback.4");
+  expect_str (vb_bset_ident (VB_LEVEL_COPY, "virtback.0"), "copy");
+  expect_str (vb_bset_ident (VB_LEVEL_FULL, "virtback.0"), "virtback.0");
+  expect_str (vb_bset_ident (VB_LEVEL_INC, "virtback.4"), "virtback.4");
   time_t before = time (NULL);
-  CLEANUP_FREE char *d = vb_set_ident (VB_LEVEL_DIFF, "virtback.4");
+  CLEANUP_FREE char *d = vb_bset_ident (VB_LEVEL_DIFF, "virtback.4");
   assert (d && strspn (d, "0123456789") == strlen (d));
   assert (atoll (d) >= before && atoll (d) <= time (NULL));
-  CLEANUP_FREE char *e = vb_set_ident (VB_LEVEL_FULL, NULL);
+  CLEANUP_FREE char *e = vb_bset_ident (VB_LEVEL_FULL, NULL);
   assert (e && strspn (e, "0123456789") == strlen (e) && atoll (e) >= before);
 
-  expect_str (vb_set_vmconfig_name ("virtback.0"), "vmconfig.virtback.0.xml");
-  expect_str (vb_set_vmconfig_name ("copy"), "vmconfig.copy.xml");
-  expect_str (vb_set_qcow_json_name ("sda", "virtback.1"),
+  expect_str (vb_bset_vmconfig_name ("virtback.0"), "vmconfig.virtback.0.xml");
+  expect_str (vb_bset_vmconfig_name ("copy"), "vmconfig.copy.xml");
+  expect_str (vb_bset_qcow_json_name ("sda", "virtback.1"),
               "sda.virtback.1.qcow.json");
-  expect_str (vb_set_cpt_name ("vm1"), "vm1.cpt");
-  assert (vb_set_cpt_name ("..") == NULL);
+  expect_str (vb_bset_cpt_name ("vm1"), "vm1.cpt");
+  assert (vb_bset_cpt_name ("..") == NULL);
 
   setenv ("TZ", "UTC", 1);
   tzset ();
-  expect_str (vb_set_log_name (VB_LEVEL_INC, 1700000000),
+  expect_str (vb_bset_log_name (VB_LEVEL_INC, 1700000000),
               "backup.inc.11142023221320.log");
-  expect_str (vb_set_log_name (VB_LEVEL_FULL, 0),
+  expect_str (vb_bset_log_name (VB_LEVEL_FULL, 0),
               "backup.full.01011970000000.log");
 }
 
@@ -113,15 +113,15 @@ test_levels (void)
 static void
 test_safe (void)
 {
-  assert (vb_set_safe_component ("sda"));
-  assert (vb_set_safe_component ("virtback.0"));
-  assert (vb_set_safe_component ("...")); /* odd but one component */
-  assert (!vb_set_safe_component (".."));
-  assert (!vb_set_safe_component ("."));
-  assert (!vb_set_safe_component ("a/b"));
-  assert (!vb_set_safe_component ("/sda"));
-  assert (!vb_set_safe_component (""));
-  assert (!vb_set_safe_component (NULL));
+  assert (vb_bset_safe_component ("sda"));
+  assert (vb_bset_safe_component ("virtback.0"));
+  assert (vb_bset_safe_component ("...")); /* odd but one component */
+  assert (!vb_bset_safe_component (".."));
+  assert (!vb_bset_safe_component ("."));
+  assert (!vb_bset_safe_component ("a/b"));
+  assert (!vb_bset_safe_component ("/sda"));
+  assert (!vb_bset_safe_component (""));
+  assert (!vb_bset_safe_component (NULL));
 }
 
 static void
@@ -187,16 +187,16 @@ test_checkpoints (void)
   CLEANUP_FREE char *file = vb_path_join (cptdir, "virtback.0.xml");
   struct stat st;
 
-  assert (vb_set_remove_checkpoints (cptdir) == 0); /* missing: fine */
-  assert (vb_set_save_checkpoint (cptdir, "virtback.0", "<a/>") == 0);
-  assert (vb_set_save_checkpoint (cptdir, "virtback.1", "<b/>") == 0);
+  assert (vb_bset_remove_checkpoints (cptdir) == 0); /* missing: fine */
+  assert (vb_bset_save_checkpoint (cptdir, "virtback.0", "<a/>") == 0);
+  assert (vb_bset_save_checkpoint (cptdir, "virtback.1", "<b/>") == 0);
   assert (stat (cptdir, &st) == 0 && (st.st_mode & 0777) == 0700);
   assert (stat (file, &st) == 0 && (st.st_mode & 0777) == 0600);
-  expect_str (vb_set_load_checkpoint (cptdir, "virtback.1"), "<b/>");
-  assert (vb_set_load_checkpoint (cptdir, "virtback.9") == NULL);
+  expect_str (vb_bset_load_checkpoint (cptdir, "virtback.1"), "<b/>");
+  assert (vb_bset_load_checkpoint (cptdir, "virtback.9") == NULL);
   assert (strstr (vb_get_error (), "virtback.9.xml"));
-  assert (vb_set_save_checkpoint (cptdir, "../evil", "x") == -1);
-  assert (vb_set_remove_checkpoints (cptdir) == 0);
+  assert (vb_bset_save_checkpoint (cptdir, "../evil", "x") == -1);
+  assert (vb_bset_remove_checkpoints (cptdir) == 0);
   assert (vb_dir_is_empty (cptdir) == 1);
 }
 
@@ -205,25 +205,25 @@ test_scan (void)
 {
   CLEANUP_FREE char *sub = vb_path_join (dir, "scan");
 
-  assert (vb_set_has_backup (sub, "vm1") == 0); /* missing directory */
+  assert (vb_bset_has_backup (sub, "vm1") == 0); /* missing directory */
   assert (vb_mkdir_p (sub, 0700) == 0);
-  assert (vb_set_has_backup (sub, "vm1") == 0);
+  assert (vb_bset_has_backup (sub, "vm1") == 0);
   assert (vb_write_file_atomic (sub, "sda.full.data.partial", "x", 1,
                                 0600) == 0);
   assert (vb_write_file_atomic (sub, "vmconfig.virtback.0.xml", "x", 1,
                                 0600) == 0);
-  assert (vb_set_has_backup (sub, "vm1") == 0);
+  assert (vb_bset_has_backup (sub, "vm1") == 0);
   assert (vb_write_file_atomic (sub, "vm1.cpt", "[]", 2, 0600) == 0);
-  assert (vb_set_has_backup (sub, "vm1") == 1);
-  assert (vb_set_has_backup (sub, "vm2") == 0);
+  assert (vb_bset_has_backup (sub, "vm1") == 1);
+  assert (vb_bset_has_backup (sub, "vm2") == 0);
   assert (vb_write_file_atomic (sub, "sda.inc.virtback.1.data", "x", 1,
                                 0600) == 0);
-  assert (vb_set_has_backup (sub, "vm2") == 1);
+  assert (vb_bset_has_backup (sub, "vm2") == 1);
 
   assert (vb_write_file_atomic (sub, "sdb.copy.data.partial", "x", 1,
                                 0600) == 0);
-  assert (vb_set_remove_partials (sub) == 2);
-  assert (vb_set_remove_partials (sub) == 0);
+  assert (vb_bset_remove_partials (sub) == 2);
+  assert (vb_bset_remove_partials (sub) == 0);
   CLEANUP_FREE char *kept = vb_path_join (sub, "sda.inc.virtback.1.data");
   assert (access (kept, F_OK) == 0);
 }
@@ -232,9 +232,9 @@ static void
 test_modes (void)
 {
   assert (vb_file_mode () == 0600 && vb_dir_mode () == 0700);
-  vb_set_modes (0640, 0750);
+  vb_bset_modes (0640, 0750);
   assert (vb_file_mode () == 0640 && vb_dir_mode () == 0750);
-  vb_set_modes (0600, 0700);
+  vb_bset_modes (0600, 0700);
 }
 
 /* Two open file descriptions in one process conflict like two runs do; a
@@ -254,15 +254,15 @@ test_lock (void)
             "writable (%s)\n", vb_get_error ());
     return;
   }
-  fd1 = vb_set_lock_domain (uuid, "vm1");
+  fd1 = vb_bset_lock_domain (uuid, "vm1");
   assert (fd1 >= 0);
   assert (fcntl (fd1, F_GETFD) & FD_CLOEXEC);
-  assert (vb_set_lock_domain (uuid, "vm1") == -1);
+  assert (vb_bset_lock_domain (uuid, "vm1") == -1);
   assert (strstr (vb_get_error (),
                   "another virtback run is using domain 'vm1' "
                   "(lock /run/virtback/vbtest-"));
   close (fd1);
-  fd2 = vb_set_lock_domain (uuid, "vm1");
+  fd2 = vb_bset_lock_domain (uuid, "vm1");
   assert (fd2 >= 0);
   close (fd2);
 
@@ -270,22 +270,22 @@ test_lock (void)
   pid_t pid = fork ();
   assert (pid >= 0);
   if (pid == 0) {
-    int fd = vb_set_lock_domain (uuid, "vm1");
+    int fd = vb_bset_lock_domain (uuid, "vm1");
     if (write (pfd[1], fd >= 0 ? "y" : "n", 1) != 1)
       _exit (1);
     pause ();
     _exit (0);
   }
   assert (read (pfd[0], &c, 1) == 1 && c == 'y');
-  assert (vb_set_lock_domain (uuid, "vm1") == -1);
+  assert (vb_bset_lock_domain (uuid, "vm1") == -1);
   kill (pid, SIGKILL);
   assert (waitpid (pid, NULL, 0) == pid);
-  fd2 = vb_set_lock_domain (uuid, "vm1");
+  fd2 = vb_bset_lock_domain (uuid, "vm1");
   assert (fd2 >= 0);
   close (fd2);
   close (pfd[0]);
   close (pfd[1]);
-  assert (vb_set_lock_domain ("a/b", "vm1") == -1);
+  assert (vb_bset_lock_domain ("a/b", "vm1") == -1);
 
   char path[128];
   snprintf (path, sizeof path, "/run/virtback/%s.lock", uuid);
@@ -303,42 +303,42 @@ test_unlock (void)
   struct stat st;
   int fd, old;
 
-  vb_set_lock_dir (ldir);
-  assert (vb_set_domain_locked ("u1") == 0);
+  vb_bset_lock_dir (ldir);
+  assert (vb_bset_domain_locked ("u1") == 0);
   assert (stat (path, &st) == -1 && errno == ENOENT);
-  fd = vb_set_lock_domain ("u1", "vm1");
+  fd = vb_bset_lock_domain ("u1", "vm1");
   assert (fd >= 0 && stat (path, &st) == 0);
-  assert (vb_set_domain_locked ("u1") == 1);
-  assert (vb_set_lock_domain ("u1", "vm1") == -1);
-  vb_set_unlock_domain (fd, "u1");
+  assert (vb_bset_domain_locked ("u1") == 1);
+  assert (vb_bset_lock_domain ("u1", "vm1") == -1);
+  vb_bset_unlock_domain (fd, "u1");
   assert (stat (path, &st) == -1 && errno == ENOENT);
-  assert (vb_set_domain_locked ("u1") == 0);
+  assert (vb_bset_domain_locked ("u1") == 0);
 
   /* A second run opened the file before the first removed it: its lock
    * is on a file no longer at the path, so a new run is not shut out by
    * it, and the stale holder's unlock leaves the new file alone. */
-  fd = vb_set_lock_domain ("u1", "vm1");
+  fd = vb_bset_lock_domain ("u1", "vm1");
   old = open (path, O_RDWR | O_CLOEXEC);
   assert (fd >= 0 && old >= 0);
-  vb_set_unlock_domain (fd, "u1");
+  vb_bset_unlock_domain (fd, "u1");
   assert (flock (old, LOCK_EX | LOCK_NB) == 0);
-  fd = vb_set_lock_domain ("u1", "vm1");
+  fd = vb_bset_lock_domain ("u1", "vm1");
   assert (fd >= 0);
-  assert (vb_set_domain_locked ("u1") == 1);
-  vb_set_unlock_domain (old, "u1");
+  assert (vb_bset_domain_locked ("u1") == 1);
+  vb_bset_unlock_domain (old, "u1");
   assert (stat (path, &st) == 0);
-  assert (vb_set_domain_locked ("u1") == 1);
+  assert (vb_bset_domain_locked ("u1") == 1);
 
   /* Replaced under a holder (say by hand): its unlock removes nothing. */
   assert (vb_write_file_atomic (ldir, "other", "", 0, 0600) == 0);
   assert (rename (other, path) == 0);
-  vb_set_unlock_domain (fd, "u1");
+  vb_bset_unlock_domain (fd, "u1");
   assert (stat (path, &st) == 0);
-  assert (vb_set_domain_locked ("u1") == 0);
+  assert (vb_bset_domain_locked ("u1") == 0);
   unlink (path);
   rmdir (ldir);
-  vb_set_unlock_domain (-1, "u1");
-  vb_set_lock_dir (NULL);
+  vb_bset_unlock_domain (-1, "u1");
+  vb_bset_lock_dir (NULL);
 }
 
 /* sda.full.data: meta, one 4 KiB data frame, a zero frame, stop; then

@@ -381,7 +381,7 @@ parse_opt (struct args *a, int c, int argc, char **argv)
     if (!g)
       return bad ("unknown group", optarg);
     vb_fs_set_group (g->gr_gid);
-    vb_set_modes (0640, 0750);
+    vb_bset_modes (0640, 0750);
     return 0;
   }
   case OPT_METHOD:

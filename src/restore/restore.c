@@ -158,14 +158,14 @@ load_xml (struct run *rn)
   const struct job *j = &rn->jobs[0];
   const struct vb_chain_file *f = j->files[j->nfiles - 1];
   const char *ident = vb_chain_file_ident (f);
-  CLEANUP_FREE char *name = vb_set_vmconfig_name (ident);
+  CLEANUP_FREE char *name = vb_bset_vmconfig_name (ident);
   CLEANUP_FREE char *path = name ? vb_path_join (rn->o->input, name) : NULL;
   size_t len;
 
   if (path && access (path, R_OK) == -1 && f->level == VB_LEVEL_DIFF) {
     free (name);
     free (path);
-    name = vb_set_vmconfig_name (f->meta.parent_checkpoint);
+    name = vb_bset_vmconfig_name (f->meta.parent_checkpoint);
     path = name ? vb_path_join (rn->o->input, name) : NULL;
   }
   if (!path || access (path, R_OK) == -1) {
@@ -299,7 +299,7 @@ qcow_options (const struct run *rn, const struct job *j)
   char *opts = NULL;
   size_t len;
 
-  name = vb_set_qcow_json_name (j->d->disk, vb_chain_file_ident (f));
+  name = vb_bset_qcow_json_name (j->d->disk, vb_chain_file_ident (f));
   path = name ? vb_path_join (rn->o->input, name) : NULL;
   if (!path || access (path, R_OK) == -1 || !(text = vb_read_file (path, &len)))
     return strdup ("");

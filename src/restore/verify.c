@@ -159,8 +159,8 @@ verify_file (const struct vb_chain_file *f, char *buf,
 static void
 note_partials (const struct vb_chain *c, struct vb_verify_report *rep)
 {
-  CLEANUP_FREE char *uuid = vb_set_vmconfig_uuid (c->dir);
-  int running = uuid ? vb_set_domain_locked (uuid) : 0;
+  CLEANUP_FREE char *uuid = vb_bset_vmconfig_uuid (c->dir);
+  int running = uuid ? vb_bset_domain_locked (uuid) : 0;
   const char *name = c->domain ? c->domain : uuid;
 
   if (running == 1) {
@@ -263,7 +263,7 @@ judge (struct vb_domain *d, const struct vb_chain *c, const char *cptdir,
 
   for (size_t i = 0; i < n; i++) {
     const char *name = c->cpt[i];
-    CLEANUP_FREE char *saved = vb_set_load_checkpoint (cptdir, name);
+    CLEANUP_FREE char *saved = vb_bset_load_checkpoint (cptdir, name);
     bool held = vb_checkpoint_exists (d, name), newest = i + 1 == n;
     int r;
 

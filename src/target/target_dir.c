@@ -56,7 +56,7 @@ vb_target_valid_name (const char *name)
     return false;
   for (char *p = strtok_r (copy, "/", &save); p;
        p = strtok_r (NULL, "/", &save))
-    if (!vb_set_safe_component (p))
+    if (!vb_bset_safe_component (p))
       return false;
   return true;
 }

@@ -125,11 +125,11 @@ test_dir_modes_and_put (struct vb_target *t)
   mode_t old = umask (077);
   size_t len;
 
-  vb_set_modes (0640, 0750);
+  vb_bset_modes (0640, 0750);
   struct vb_tfile *f = vb_target_create (t, "sda.copy.data");
   assert (f && vb_tfile_write (f, "x", 1) == 0 && vb_tfile_commit (f) == 0);
   assert (mode_of ("sda.copy.data") == 0640);
-  vb_set_modes (0600, 0700);
+  vb_bset_modes (0600, 0700);
   umask (old);
 
   assert (vb_target_put (t, "vmconfig.virtback.0.xml", "<domain/>", 9) == 0);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* lz4.c: per-piece compression frames (lz4 as the peer writes them, zstd as
+/* compress.c: per-piece compression frames (lz4 as the peer writes them, zstd as
  * our extension, issue #4) and bounded-memory streaming decompression.
  *
  * Byte identity with python-lz4's one-shot lz4.frame.compress() depends on

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Connections: one export on a unix socket, with the contexts a map needs
+ * or for plain reads only, more read connections beside it, and a connect
+ * that a stop request or a silent server cannot hold forever. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libnbd.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "nbd/nbd.h"
+
+static int connect_timeout_ms = 60000;
+
+void
+vb_nbd_set_connect_timeout (int ms)
+{
+  connect_timeout_ms = ms;
+}
+
+/* A server that accepts but never greets (qemu-nbd past its client limit
+ * queues us in the listen backlog) would hold a plain nbd_connect_unix
+ * forever, beyond the reach of SIGTERM. */
+int
+vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
+                     volatile sig_atomic_t *cancel)
+{
+  double t0 = vb_mono ();
+
+  if (nbd_aio_connect_unix (h, socket) < 0)
+    goto err;
+  while (nbd_aio_is_connecting (h)) {
+    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
+      vb_set_error_code (VB_ERR_CANCELLED, 0, "NBD connect to %s: "
+                         "interrupted", socket);
+      return -1;
+    }
+    if ((vb_mono () - t0) * 1000 > connect_timeout_ms) {
+      vb_set_error ("NBD connect: the server at %s did not answer in %d ms",
+                    socket, connect_timeout_ms);
+      return -1;
+    }
+    if (nbd_poll (h, 100) < 0)
+      goto err;
+  }
+  if (nbd_aio_is_ready (h))
+    return 0;
+ err:
+  vb_set_error ("NBD connect: %s", nbd_get_error () ? nbd_get_error ()
+                : "the server closed the connection");
+  return -1;
+}
+
+/* A connection only for reads asks for no metadata and no structured
+ * replies: with them QEMU looks up the allocation of every range it is
+ * asked to read, to send holes as holes; we read only data. */
+static struct nbd_handle *
+plain_handle (const char *export)
+{
+  struct nbd_handle *h = nbd_create ();
+
+  if (h && (nbd_set_export_name (h, export) < 0 ||
+            nbd_set_request_structured_replies (h, false) < 0)) {
+    nbd_close (h);
+    return NULL;
+  }
+  if (h)
+    nbd_set_pread_initialize (h, false);
+  return h;
+}
+
+/* A handle asking for the extents of EXPORT: base:allocation, and
+ * DIRTY_CTX when set. */
+static struct nbd_handle *
+meta_handle (const char *export, const char *dirty_ctx)
+{
+  struct nbd_handle *h = nbd_create ();
+
+  if (h && (nbd_set_export_name (h, export) < 0 ||
+            nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+            (dirty_ctx && nbd_add_meta_context (h, dirty_ctx) < 0))) {
+    nbd_close (h);
+    return NULL;
+  }
+  /* Buffers are only read after a successful reply: no need to zero. */
+  if (h)
+    nbd_set_pread_initialize (h, false);
+  return h;
+}
+
+/* Connect H (NULL: it could not be made) to EXPORT on SOCKET; N owns H
+ * from here on, also on failure. */
+static struct vb_nbd *
+open_export (struct nbd_handle *h, const char *socket, const char *export,
+             const char *dirty_ctx, volatile sig_atomic_t *cancel)
+{
+  struct vb_nbd *n;
+  int64_t size;
+
+  if (!h) {
+    vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
+    return NULL;
+  }
+  if (!(n = calloc (1, sizeof *n))) {
+    nbd_close (h);
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  n->h = n->rh[0] = h;
+  n->nconn = 1;
+  n->cancel = cancel;
+  if (!(n->export = strdup (export)) ||
+      (dirty_ctx && !(n->dirty_ctx = strdup (dirty_ctx)))) {
+    vb_set_error ("out of memory");
+    goto fail;
+  }
+  if (vb_nbd_connect_unix (h, socket, cancel) < 0) {
+    vb_prefix_error ("%s", export);
+    goto fail;
+  }
+  if (dirty_ctx && nbd_can_meta_context (h, dirty_ctx) != 1) {
+    vb_set_error ("%s: the NBD server does not offer %s", export, dirty_ctx);
+    goto fail;
+  }
+  if ((size = nbd_get_size (h)) < 0) {
+    vb_set_error ("%s: NBD: %s", export, nbd_get_error ());
+    goto fail;
+  }
+  n->size = size;
+  return n;
+ fail:
+  vb_nbd_close (n);
+  return NULL;
+}
+
+struct vb_nbd *
+vb_nbd_connect_reads (const char *socket, const char *export,
+                      volatile sig_atomic_t *cancel)
+{
+  return open_export (plain_handle (export), socket, export, NULL, cancel);
+}
+
+struct vb_nbd *
+vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx,
+                volatile sig_atomic_t *cancel)
+{
+  return open_export (meta_handle (export, dirty_ctx), socket, export,
+                      dirty_ctx, cancel);
+}
+
+int
+vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
+{
+  if (nconn > VB_NBD_MAXCONN)
+    nconn = VB_NBD_MAXCONN;
+  while (n->nconn < nconn) {
+    struct nbd_handle *h = plain_handle (n->export);
+    if (!h) {
+      vb_set_error ("%s: NBD: %s", n->export, nbd_get_error ());
+      return -1;
+    }
+    if (vb_nbd_connect_unix (h, socket, n->cancel) < 0) {
+      vb_prefix_error ("%s", n->export);
+      nbd_close (h);
+      return -1;
+    }
+    n->rh[n->nconn++] = h;
+  }
+  return 0;
+}
+
+void
+vb_nbd_close (struct vb_nbd *n)
+{
+  if (!n)
+    return;
+  for (unsigned i = 1; i < n->nconn; i++) {
+    nbd_shutdown (n->rh[i], 0);
+    nbd_close (n->rh[i]);
+  }
+  if (n->h) {
+    nbd_shutdown (n->h, 0);
+    nbd_close (n->h);
+  }
+  free (n->export);
+  free (n->dirty_ctx);
+  free (n);
+}
