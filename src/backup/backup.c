@@ -60,14 +60,14 @@ put_side (struct run *x, const char *name, const char *data)
 static int
 save_side_files (struct run *x)
 {
-  char name[4096];
+  CLEANUP_FREE char *vmconfig = vb_bset_vmconfig_name (x->plan.ident);
 
-  snprintf (name, sizeof name, "vmconfig.%s.xml", x->plan.ident);
-  if (put_side (x, name, x->d->xml) < 0)
+  if (!vmconfig || put_side (x, vmconfig, x->d->xml) < 0)
     return -1;
   for (size_t i = 0; i < x->nsel; i++) {
     struct vb_disk *disk = x->sel[i].disk;
     CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
+    CLEANUP_FREE char *name = NULL;
     /* Also of a raw disk: its image info is the record of its size. */
     if (!disk->path)
       continue;
@@ -76,9 +76,8 @@ save_side_files (struct run *x)
                vb_get_error ());
       continue;
     }
-    snprintf (name, sizeof name, "%s.%s.qcow.json", disk->target,
-              x->plan.ident);
-    if (put_side (x, name, info->json) < 0)
+    if (!(name = vb_bset_qcow_json_name (disk->target, x->plan.ident)) ||
+        put_side (x, name, info->json) < 0)
       return -1;
   }
   return 0;
@@ -253,9 +252,8 @@ one_disk (struct run *x, size_t i)
   vb_info ("disk %s: saving to %s", s.disk, file);
   ret = vb_backup_disk (x->t, &s, r);
   if (ret == 0) {
-    char sum[4200];
-    snprintf (sum, sizeof sum, "%s.chksum", file);
-    if (remember (x, file) < 0 || remember (x, sum) < 0)
+    CLEANUP_FREE char *sum = vb_bset_chksum_name (file);
+    if (!sum || remember (x, file) < 0 || remember (x, sum) < 0)
       return -1;
   }
   if (ret == 0)

@@ -122,11 +122,11 @@ header_data_guess (void *op, uint64_t *v)
 static int
 write_checksum (struct vb_target *t, const char *file, uint32_t adler)
 {
-  char name[4096], val[32];
+  CLEANUP_FREE char *name = vb_bset_chksum_name (file);
+  char val[32];
   int n = snprintf (val, sizeof val, "%lu", (unsigned long) adler);
 
-  snprintf (name, sizeof name, "%s.chksum", file);
-  return vb_target_put (t, name, val, n);
+  return name ? vb_target_put (t, name, val, n) : -1;
 }
 
 

@@ -155,6 +155,12 @@ vb_bset_log_name (enum vb_level l, time_t when)
   return vb_xasprintf ("backup.%s.%s.log", vb_level_name (l), stamp);
 }
 
+char *
+vb_bset_chksum_name (const char *data_file)
+{
+  return vb_xasprintf ("%s.chksum", data_file);
+}
+
 /* ---- the chain file ---- */
 
 size_t

@@ -45,6 +45,8 @@ char *vb_bset_vmconfig_name (const char *ident);
 char *vb_bset_qcow_json_name (const char *disk, const char *ident);
 char *vb_bset_cpt_name (const char *domain);
 char *vb_bset_log_name (enum vb_level l, time_t when);
+/* "<data file>.chksum": its adler32, as virtnbdbackup 2.x keeps it. */
+char *vb_bset_chksum_name (const char *data_file);
 
 /* <dir>/<domain>.cpt: JSON list of checkpoint names, oldest first.
  * A missing file is an empty chain (returns a vector with no entries). */

@@ -106,13 +106,12 @@ static int
 open_log (void *op, enum vb_level level)
 {
   struct ui *ui = op;
-  char name[64], path[4096];
-  time_t t = time (NULL);
+  CLEANUP_FREE char *name = vb_bset_log_name (level, time (NULL));
+  CLEANUP_FREE char *path = name ? vb_path_join (ui->outdir, name) : NULL;
   int fd;
 
-  strftime (name, sizeof name, "%m%d%Y%H%M%S", localtime (&t));
-  snprintf (path, sizeof path, "%s/backup.%s.%s.log", ui->outdir,
-            vb_level_name (level), name);
+  if (!path)
+    return -1;
   fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, vb_file_mode ());
   if (fd >= 0 && vb_fs_chgrp_fd (fd, path) < 0) {
     close (fd);

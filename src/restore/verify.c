@@ -98,7 +98,7 @@ vb_check_chksum (const char *path, const char *name)
   ssize_t n;
   char *end;
 
-  if (asprintf (&cpath, "%s.chksum", path) < 0)
+  if (!(cpath = vb_bset_chksum_name (path)))
     return -1;
   if (access (cpath, F_OK) == -1)
     return 0;
