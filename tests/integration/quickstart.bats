@@ -84,7 +84,7 @@ check_deps () {
 }
 
 # sha256 lines "HASH  NAME" the quickstart printed for the guest's files.
-printed_sums () { awk '$1 ~ /^[0-9a-f]{64}$/ && NF == 2 {print $1 "  " $2}' <<<"$output"; }
+printed_sums () { grep -E '^ *[0-9a-f]{64}  [a-z.]+$' <<<"$output" | sed 's/^ *//'; }
 
 @test "scripts/quickstart.sh runs end to end into its own backup directory, then --remove deletes the demo VM" {
   run "$VB_ROOT/scripts/quickstart.sh" "$T/backup"
