@@ -131,6 +131,7 @@ make_tarball () {
   [ -n "$m" ] || die "no URIs: line in /etc/apt/sources.list.d/debian.sources to debootstrap from"
   command -v debootstrap >/dev/null || die "debootstrap is missing: scripts/packages.sh --install test"
   tmp=$(mktemp -d "$CACHE/debootstrap.XXXXXX")
+  chmod 0755 "$tmp"
   echo "fresh-root: debootstrap --variant=minbase bookworm from $m (once)" >&2
   if ! debootstrap --variant=minbase bookworm "$tmp" "$m" >"$tmp.log" 2>&1; then
     tail -20 "$tmp.log" >&2
@@ -181,6 +182,8 @@ outside () {
   WORK=$(mktemp -d "${VB_FRESH_WORK:-/var/tmp}/vb-fresh.XXXXXX")
   mkdir "$WORK/root"
   tar -C "$WORK/root" -xzf "$TARBALL"
+  # It becomes /: QEMU, as user libvirt-qemu, must reach its modules.
+  chmod 0755 "$WORK/root"
   cp /etc/resolv.conf "$WORK/root/etc/resolv.conf"
   copy_checkout "$WORK/root/root/virtback"
   local rc=0

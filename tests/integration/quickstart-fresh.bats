@@ -7,6 +7,7 @@
 # devices, cgroups and VMs (a VM of this file, vqf-*, runs throughout) stay
 # as they were, and no mount, process or root directory is left.
 # Needs network to the Debian mirror of /etc/apt/sources.list.d/debian.sources.
+# The quickstart's whole output goes to tests/out/quickstart-fresh.log.
 
 setup_file () {
   source "$BATS_TEST_DIRNAME/backup_helpers.bash"
@@ -41,11 +42,14 @@ host_state () {
   before=$(host_state)
 
   run timeout -k 20 600 "$VB_ROOT/scripts/fresh-root.sh" scripts/quickstart.sh
+  mkdir -p "$VB_ROOT/tests/out"
+  echo "$output" >"$VB_ROOT/tests/out/quickstart-fresh.log"
   echo "$output" | tail -60
   [ "$status" -eq 0 ]
   # It went all the way: both backups, then dump and verify of them.
   grep -q 'build/virtback backup -d virtback-demo .* -l inc' <<<"$output"
   grep -q 'chain consistent' <<<"$output"
+  [ "$(grep -c 'backup is application-consistent' <<<"$output")" = 2 ]
 
   # The host: as before, its libvirtd answers, and this file's VM still runs
   # in the same QEMU.
@@ -53,4 +57,22 @@ host_state () {
   virsh -c qemu:///system list >/dev/null
   [ "$(vsh domstate "$VM")" = running ]
   [ "$(pgrep -f -- "-name guest=$VM,")" = "$qpid" ]
+}
+
+@test "a fresh root ended by SIGTERM mid-command leaves no root, mount or process on the host" {
+  local before pid
+  before=$(host_state)
+  vb_bg_start "$T/bg" "$VB_ROOT/scripts/fresh-root.sh" bash -c \
+    'mkdir -p /mnt/t && mount -t tmpfs t /mnt/t && touch /mnt/t/in-root && echo entered && exec sleep 601'
+  pid=$(cat "$T/bg/pid")
+  for _ in $(seq 600); do grep -q entered "$T/bg/out" && break; sleep 0.1; done
+  cat "$T/bg/out"
+  grep -q entered "$T/bg/out"
+  pgrep -fx 'sleep 601' >/dev/null
+  kill -TERM "$pid"
+  [ "$(vb_bg_rc "$T/bg")" -ne 0 ]
+  # Neither the command nor the namespace's PID 1, unshare or the script.
+  not pgrep -fx 'sleep 601'
+  not pgrep -f 'exec sleep 601'
+  diff <(echo "$before") <(host_state)
 }

@@ -5,7 +5,8 @@
 #   dpkg which package holds the .pc file pkg-config finds.
 # - scripts/quickstart.sh runs end to end on this host into a backup
 #   directory of the test's own, then --remove deletes its VM virtback-demo
-#   (the quickstart's own name: no other file uses it).
+#   (the quickstart's own name: no other file uses it).  Its output goes to
+#   tests/out/quickstart.log.
 
 setup_file () {
   source "$BATS_TEST_DIRNAME/backup_helpers.bash"
@@ -88,6 +89,8 @@ printed_sums () { grep -E '^ *[0-9a-f]{64}  [a-z.]+$' <<<"$output" | sed 's/^ */
 
 @test "scripts/quickstart.sh runs end to end into its own backup directory, then --remove deletes the demo VM" {
   run "$VB_ROOT/scripts/quickstart.sh" "$T/backup"
+  mkdir -p "$VB_ROOT/tests/out"
+  echo "$output" >"$VB_ROOT/tests/out/quickstart.log"
   echo "$output"
   [ "$status" -eq 0 ]
   # Both backups were taken with the guest's filesystems frozen by its agent.
