@@ -69,6 +69,7 @@ DEV_NODES="null 666 zero 666 full 666 random 666 urandom 666 tty 666 kvm 600
 make_dev () {
   local dev=$1 name mode t n
   mount -t tmpfs -o mode=0755,nosuid,size=64k dev "$dev"
+  # shellcheck disable=SC2086  # a list of words
   set -- $DEV_NODES
   for n in /dev/loop[0-9]*; do [ -b "$n" ] && set -- "$@" "${n#/dev/}" 660; done
   while [ $# -gt 0 ]; do
@@ -131,6 +132,8 @@ make_tarball () {
   [ -n "$m" ] || die "no URIs: line in /etc/apt/sources.list.d/debian.sources to debootstrap from"
   command -v debootstrap >/dev/null || die "debootstrap is missing: scripts/packages.sh --install test"
   tmp=$(mktemp -d "$CACHE/debootstrap.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$tmp' '$tmp.log' '$TARBALL.tmp'" EXIT
   chmod 0755 "$tmp"
   echo "fresh-root: debootstrap --variant=minbase bookworm from $m (once)" >&2
   if ! debootstrap --variant=minbase bookworm "$tmp" "$m" >"$tmp.log" 2>&1; then
@@ -138,9 +141,12 @@ make_tarball () {
     rm -rf "$tmp" "$tmp.log"
     die "debootstrap failed"
   fi
-  tar -C "$tmp" -czf "$TARBALL.tmp" . && sync "$TARBALL.tmp" && mv "$TARBALL.tmp" "$TARBALL"
+  tar -C "$tmp" -czf "$TARBALL.tmp" .
+  sync "$TARBALL.tmp"
+  mv "$TARBALL.tmp" "$TARBALL"
   sync "$CACHE"
   rm -rf "$tmp" "$tmp.log"
+  trap - EXIT
   exec 9>&-
 }
 
@@ -176,9 +182,9 @@ outside () {
   [ "$(id -u)" -eq 0 ] || die "run as root: sudo $0 COMMAND"
   [ $# -gt 0 ] || die "usage: $0 COMMAND [ARG...] (run in /root/virtback of a fresh root)"
   git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 || die "$ROOT is not a git checkout"
+  trap 'exit 143' TERM INT
   make_tarball
   trap cleanup EXIT
-  trap 'exit 143' TERM INT
   WORK=$(mktemp -d "${VB_FRESH_WORK:-/var/tmp}/vb-fresh.XXXXXX")
   mkdir "$WORK/root"
   tar -C "$WORK/root" -xzf "$TARBALL"

@@ -121,7 +121,8 @@ wait_for_guest () {
 }
 
 make_guest () {
-  mkdir -p -m 0755 "$DEMO"
+  mkdir -p "$DEMO"
+  chmod 0755 "$DEMO"
   "$ROOT/tests/guest/build-tiny-guest.sh" "$DEMO/guest" >/dev/null
   remove_vm
   qemu-img create -q -f qcow2 "$DISK" 256M
