@@ -239,42 +239,72 @@ read_pid (const char *pidf)
   return -1;
 }
 
-/* Fork twice, so that nbdkit is no child of ours and, in a session of its
- * own, gets no signal meant for us.  The middle child waits for the pid
- * file (exit 0) or nbdkit's end (exit 1), so a failed start is still seen.
- * Only async-signal-safe calls after fork. */
-static int
-spawn_detached (char *const argv[], const char *log, const char *pidf)
+/* nbdkit -f ties itself to its parent (PR_SET_PDEATHSIG), so its parent
+ * is a keeper of its own, in a session of its own, that lives exactly as
+ * long as nbdkit: no signal meant for us reaches either.  The keeper says
+ * on READY whether the pid file came (0) or nbdkit ended (1).  Only
+ * async-signal-safe calls after fork. */
+static void
+keeper (char *const argv[], const char *log, const char *pidf, int ready)
 {
   struct timespec ts = { 0, 10 * 1000000 };
-  int status = 0;
-  pid_t mid = fork (), r;
+  int status;
+  char ok = '1';
+  pid_t gc;
 
-  if (mid < 0)
-    return vb_set_error_errno (errno, "fork nbdkit"), -1;
-  if (mid == 0) {
-    pid_t gc = fork ();
-    if (gc == 0) {
-      int devnull = open ("/dev/null", O_RDWR);
-      int lfd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      setsid ();
-      dup2 (devnull, 0), dup2 (devnull, 1), dup2 (lfd, 2);
-      execvp (argv[0], argv);
-      _exit (127);
-    }
-    for (int w = 0; gc > 0 && w < START_TIMEOUT_MS; w += 10) {
-      if (access (pidf, F_OK) == 0)
-        _exit (0);
-      if (waitpid (gc, &status, WNOHANG) == gc)
-        _exit (1);
-      nanosleep (&ts, NULL);
-    }
-    _exit (2);
+  setsid ();
+  for (int fd = 3; fd < 4096; fd++)   /* libvirt's socket, say */
+    if (fd != ready)
+      close (fd);
+  if ((gc = fork ()) == 0) {
+    int devnull = open ("/dev/null", O_RDWR);
+    int lfd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    close (ready);
+    dup2 (devnull, 0), dup2 (devnull, 1), dup2 (lfd, 2);
+    execvp (argv[0], argv);
+    _exit (127);
   }
-  while ((r = waitpid (mid, &status, 0)) < 0 && errno == EINTR)
+  for (int w = 0; gc > 0 && w < START_TIMEOUT_MS; w += 10) {
+    if (access (pidf, F_OK) == 0) {
+      ok = '0';
+      break;
+    }
+    if (waitpid (gc, &status, WNOHANG) == gc)
+      _exit (1);
+    nanosleep (&ts, NULL);
+  }
+  if (write (ready, &ok, 1) < 0 || ok != '0')
+    _exit (1);
+  close (ready);
+  while (waitpid (gc, &status, 0) < 0 && errno == EINTR)
     ;
-  if (r == mid && WIFEXITED (status) && WEXITSTATUS (status) == 0)
+  _exit (0);
+}
+
+static int
+spawn_detached (struct vb_map *m, char *const argv[], const char *log,
+                const char *pidf)
+{
+  int p[2];
+  char ok = '1';
+  ssize_t n;
+
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return vb_set_error_errno (errno, "pipe"), -1;
+  if ((m->keeper = fork ()) < 0) {
+    close (p[0]), close (p[1]);
+    return vb_set_error_errno (errno, "fork nbdkit"), -1;
+  }
+  if (m->keeper == 0)
+    keeper (argv, log, pidf, p[1]);
+  close (p[1]);
+  while ((n = read (p[0], &ok, 1)) < 0 && errno == EINTR)
+    ;
+  close (p[0]);
+  if (n == 1 && ok == '0')
     return 0;
+  waitpid (m->keeper, NULL, 0);
+  m->keeper = 0;
   char line[512];
   vb_proc_log_line (log, line, sizeof line);
   vb_set_error ("the NBD server did not start: %s", *line ? line
@@ -293,7 +323,7 @@ start_server (const struct vb_map_opts *o, struct vb_map *m, char **argv,
     return m->pid > 0 ? wait_ready (m) : -1;
   }
   m->detached = true;
-  if (!pidf || spawn_detached (argv, log, pidf) < 0)
+  if (!pidf || spawn_detached (m, argv, log, pidf) < 0)
     return -1;
   m->pid = read_pid (pidf);
   return m->pid > 0 ? 0 : -1;
@@ -488,6 +518,8 @@ vb_map_stop (struct vb_map *m)
 {
   if (m->detached)
     stop_detached (m, 5000);
+  if (m->detached && m->keeper > 0)   /* ours to reap if we started it */
+    waitpid (m->keeper, NULL, 0);
   else
     vb_proc_stop (m->pid, 5000);
   m->pid = -1;

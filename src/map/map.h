@@ -51,6 +51,7 @@ struct vb_map {
   int logfd;
   off_t logpos;
   bool detached;               /* pid is not our child */
+  pid_t keeper;                /* detached: nbdkit's parent, if ours */
 };
 
 int vb_map_start (const struct vb_map_opts *o, struct vb_map *m);

@@ -23,8 +23,9 @@
  * records the run (domain, map, socket, disks) for RESUME, which adopts
  * the map, or starts it again if it is gone (after a host reboot, say),
  * starts the VM if it is shut off, pulls what is left and cleans up.
- * CANCEL ends the block pulls (what they moved stays) and leaves the VM
- * and the map running; the error then says how to resume.
+ * CANCEL returns with the VM, the map and the block pulls running (the
+ * pulls complete in QEMU by themselves); the error says how to resume,
+ * which then waits for them.
  *
  * Before the VM runs, any failure undoes everything (domain, map, overlays,
  * directory, instant.json).  After, the error says that the VM keeps

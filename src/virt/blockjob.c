@@ -130,18 +130,6 @@ vb_block_job_speed (struct vb_domain *d, const char *target,
 }
 
 int
-vb_block_job_abort (struct vb_domain *d, const char *target)
-{
-  /* Synchronous: once it returns, no job of the disk runs any more. */
-  if (virDomainBlockJobAbort (d->dom, target, 0) < 0) {
-    vb_virt_set_error ("domain '%s': disk %s: end the block pull", d->name,
-                       target);
-    return -1;
-  }
-  return 0;
-}
-
-int
 vb_disk_backing (struct vb_domain *d, const char *target)
 {
   CLEANUP_FREE char *xml = virDomainGetXMLDesc (d->dom, 0), *xp = NULL;

@@ -223,8 +223,6 @@ int vb_block_job (struct vb_domain *d, const char *target, uint64_t *cur,
                   uint64_t *end);
 int vb_block_job_speed (struct vb_domain *d, const char *target,
                         uint64_t bandwidth);
-/* End the block job of TARGET; what it pulled stays in the overlay. */
-int vb_block_job_abort (struct vb_domain *d, const char *target);
 /* 1 if the live XML shows a backing store under disk TARGET, 0 if not. */
 int vb_disk_backing (struct vb_domain *d, const char *target);
 
