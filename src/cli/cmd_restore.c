@@ -12,13 +12,24 @@
 #include "cli/cli.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/parse.h"
+#include "restore/instant.h"
 #include "restore/restore.h"
 
 static const char usage_text[] =
   "Usage: virtback restore -i DIR -o OUTDIR [OPTIONS]\n"
+  "       virtback restore --instant [--resume] -i DIR -o OUTDIR [--until POINT]\n"
+  "                        [-N NAME] [-d DISK] [-U URI] [--bandwidth SIZE]\n"
   "\n"
   "Rebuild disk images from a backup directory, as of its newest backup or of\n"
   "an earlier checkpoint.  Images are written as OUTDIR/<disk>.<format>.\n"
+  "\n"
+  "With --instant, run the point as a VM at once instead: its disks are qcow2\n"
+  "overlays OUTDIR/<disk>.qcow2 read from the backup through a map, and the\n"
+  "data moves into them while the guest runs (a block pull).  The command\n"
+  "ends when the VM no longer needs the backup.  If it is interrupted, the VM\n"
+  "keeps running on its overlays and the same command with --resume\n"
+  "finishes the move.\n"
   "\n"
   "Options:\n"
   "  -i, --input DIR            backup directory\n"
@@ -38,12 +49,25 @@ static const char usage_text[] =
   "  -D, --define               define the adjusted VM in libvirt (implies -c)\n"
   "      --force                overwrite existing images in OUTDIR\n"
   "      --keep-partial         on failure keep the image as <image>.partial\n"
-  "  -U, --uri URI              libvirt connection for -D\n"
+  "  -U, --uri URI              libvirt connection for -D and --instant\n"
   "                             (default: qemu:///system)\n"
+  "      --instant              define and start the VM (name -N, default\n"
+  "                             restore_<name>) on overlays backed by the\n"
+  "                             backup, then move the data into them\n"
+  "      --resume               with --instant: finish the move of an\n"
+  "                             interrupted run into OUTDIR\n"
+  "      --bandwidth SIZE       with --instant: at most SIZE bytes a second\n"
+  "                             per disk for the move (default: no limit)\n"
   "  -h, --help                 show this help\n";
 
 enum { OPT_UNTIL = 256, OPT_SEQUENCE, OPT_FORMAT, OPT_TO, OPT_FORCE,
-       OPT_KEEP };
+       OPT_KEEP, OPT_INSTANT, OPT_RESUME, OPT_BANDWIDTH };
+
+/* --instant and its options, beside the plain restore's. */
+struct instant_args {
+  bool instant, resume;
+  const char *bandwidth;
+};
 
 /* Split "a,b,c" into a NULL-terminated vector (empty items dropped). */
 static char **
@@ -81,7 +105,8 @@ print_result (const struct vb_restore_result *r)
 }
 
 static int
-parse (int argc, char **argv, struct vb_restore_opts *o)
+parse (int argc, char **argv, struct vb_restore_opts *o,
+       struct instant_args *ia)
 {
   static const struct option longopts[] = {
     { "input", required_argument, NULL, 'i' },
@@ -97,6 +122,9 @@ parse (int argc, char **argv, struct vb_restore_opts *o)
     { "force", no_argument, NULL, OPT_FORCE },
     { "keep-partial", no_argument, NULL, OPT_KEEP },
     { "uri", required_argument, NULL, 'U' },
+    { "instant", no_argument, NULL, OPT_INSTANT },
+    { "resume", no_argument, NULL, OPT_RESUME },
+    { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -120,6 +148,9 @@ parse (int argc, char **argv, struct vb_restore_opts *o)
     case OPT_FORCE: o->force = true; break;
     case OPT_KEEP: o->keep_partial = true; break;
     case 'U': o->uri = optarg; break;
+    case OPT_INSTANT: ia->instant = true; break;
+    case OPT_RESUME: ia->resume = true; break;
+    case OPT_BANDWIDTH: ia->bandwidth = optarg; break;
     case 'h': fputs (usage_text, stdout); return 1;
     default: return -1;
     }
@@ -127,18 +158,79 @@ parse (int argc, char **argv, struct vb_restore_opts *o)
   return optind == argc ? 0 : -1;
 }
 
+static void
+instant_line (void *op, const char *text)
+{
+  (void) op;
+  fprintf (stderr, "virtback restore: %s\n", text);
+}
+
+/* The options of a plain restore that --instant has no use for. */
+static const char *
+instant_conflict (const struct vb_restore_opts *o)
+{
+  return o->sequence ? "--sequence" : o->format ? "--format"
+    : o->to ? "--to" : o->define ? "-D" : o->adjust_config ? "-c"
+    : o->force ? "--force" : o->keep_partial ? "--keep-partial"
+    : o->disks && o->disks[0] && o->disks[1] ? "-d with several disks"
+    : NULL;
+}
+
+static int
+run_instant (const struct vb_restore_opts *o, const struct instant_args *ia)
+{
+  struct vb_instant_opts io = {
+    .input = o->input, .outdir = o->outdir, .until = o->until,
+    .disk = o->disks ? o->disks[0] : NULL, .name = o->name, .uri = o->uri,
+    .resume = ia->resume, .cancel = o->cancel, .progress = instant_line,
+  };
+  struct vb_instant_result r;
+  const char *bad = instant_conflict (o);
+
+  if (bad) {
+    vb_cli_errorf ("restore", "--instant takes no %s: see 'virtback restore "
+                   "--help'", bad);
+    return VB_EXIT_USAGE;
+  }
+  if (ia->bandwidth && vb_parse_size (ia->bandwidth, UINT64_MAX / 2,
+                                      &io.bandwidth) < 0) {
+    vb_cli_error ("restore");
+    return VB_EXIT_USAGE;
+  }
+  if (vb_instant (&io, &r) < 0) {
+    vb_cli_error ("restore");
+    return VB_EXIT_FAIL;
+  }
+  printf ("%s domain %s: it runs on its own disks", ia->resume
+          ? "finished the interrupted instant recovery of" : "restored",
+          r.name);
+  for (char **ov = r.overlays; *ov; ov++)
+    printf ("%s%s", ov == r.overlays ? " " : ", ", *ov);
+  printf (", and no longer needs the backup\n");
+  vb_instant_result_clear (&r);
+  return VB_EXIT_OK;
+}
+
 int
 cmd_restore (int argc, char **argv)
 {
   struct vb_restore_opts o = { 0 };
+  struct instant_args ia = { 0 };
   struct vb_restore_result r;
-  int p = parse (argc, argv, &o), ret = VB_EXIT_USAGE;
+  int p = parse (argc, argv, &o, &ia), ret = VB_EXIT_USAGE;
 
   o.cancel = vb_cli_stop_on_signals ();
   if (p == 1)
     ret = VB_EXIT_OK;
   else if (p == -1)
     vb_cli_errorf ("restore", "run 'virtback restore --help' for the options");
+  else if ((ia.resume || ia.bandwidth) && !ia.instant)
+    vb_cli_errorf ("restore", "--resume and --bandwidth go with --instant");
+  else if (ia.instant && ia.resume && !o.outdir)
+    vb_cli_errorf ("restore", "give the output directory of the interrupted "
+                   "run with -o OUTDIR");
+  else if (ia.instant && (ia.resume || o.input) && o.outdir)
+    ret = run_instant (&o, &ia);
   else if (!o.input || !o.outdir)
     vb_cli_errorf ("restore", "give the backup directory with -i DIR and the "
                    "output directory with -o OUTDIR");

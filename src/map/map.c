@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,7 +126,8 @@ build_argv (const struct vb_map_opts *o, struct vb_map *m, struct argv *a,
 {
   arg (a, strdup ("nbdkit"));
   arg (a, strdup ("-f"));
-  arg (a, strdup ("--exit-with-parent"));
+  if (!o->detached)
+    arg (a, strdup ("--exit-with-parent"));
   arg (a, fmt ("-P%s/nbdkit.pid", m->rundir));
   if (o->socket) {
     arg (a, strdup ("-U"));
@@ -219,6 +222,114 @@ share_socket (const char *sock)
     chmod (sock, 0660);
 }
 
+/* The pid nbdkit wrote, which may be caught half-written. */
+static pid_t
+read_pid (const char *pidf)
+{
+  struct timespec ts = { 0, 10 * 1000000 };
+
+  for (int tries = 0; tries < 100; tries++) {
+    CLEANUP_FREE char *text = vb_read_file (pidf, NULL);
+    long pid = text ? strtol (text, NULL, 10) : 0;
+
+    if (pid > 0 && text[strlen (text) - 1] == '\n')
+      return pid;
+    nanosleep (&ts, NULL);
+  }
+  vb_set_error ("%s: no pid of the NBD server in it", pidf);
+  return -1;
+}
+
+/* nbdkit -f ties itself to its parent (PR_SET_PDEATHSIG), so its parent
+ * is a keeper of its own, in a session of its own, that lives exactly as
+ * long as nbdkit: no signal meant for us reaches either.  The keeper says
+ * on READY whether the pid file came (0) or nbdkit ended (1).  Only
+ * async-signal-safe calls after fork. */
+static void
+keeper (char *const argv[], const char *log, const char *pidf, int ready)
+{
+  struct timespec ts = { 0, 10 * 1000000 };
+  int status;
+  char ok = '1';
+  pid_t gc;
+
+  setsid ();
+  for (int fd = 3; fd < 4096; fd++)   /* libvirt's socket, say */
+    if (fd != ready)
+      close (fd);
+  if ((gc = fork ()) == 0) {
+    int devnull = open ("/dev/null", O_RDWR);
+    int lfd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    close (ready);
+    dup2 (devnull, 0), dup2 (devnull, 1), dup2 (lfd, 2);
+    execvp (argv[0], argv);
+    _exit (127);
+  }
+  for (int w = 0; gc > 0 && w < START_TIMEOUT_MS; w += 10) {
+    if (access (pidf, F_OK) == 0) {
+      ok = '0';
+      break;
+    }
+    if (waitpid (gc, &status, WNOHANG) == gc)
+      _exit (1);
+    nanosleep (&ts, NULL);
+  }
+  if (write (ready, &ok, 1) < 0 || ok != '0')
+    _exit (1);
+  close (ready);
+  while (waitpid (gc, &status, 0) < 0 && errno == EINTR)
+    ;
+  _exit (0);
+}
+
+static int
+spawn_detached (struct vb_map *m, char *const argv[], const char *log,
+                const char *pidf)
+{
+  int p[2];
+  char ok = '1';
+  ssize_t n;
+
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return vb_set_error_errno (errno, "pipe"), -1;
+  if ((m->keeper = fork ()) < 0) {
+    close (p[0]), close (p[1]);
+    return vb_set_error_errno (errno, "fork nbdkit"), -1;
+  }
+  if (m->keeper == 0)
+    keeper (argv, log, pidf, p[1]);
+  close (p[1]);
+  while ((n = read (p[0], &ok, 1)) < 0 && errno == EINTR)
+    ;
+  close (p[0]);
+  if (n == 1 && ok == '0')
+    return 0;
+  waitpid (m->keeper, NULL, 0);
+  m->keeper = 0;
+  char line[512];
+  vb_proc_log_line (log, line, sizeof line);
+  vb_set_error ("the NBD server did not start: %s", *line ? line
+                : "nbdkit exited");
+  return -1;
+}
+
+static int
+start_server (const struct vb_map_opts *o, struct vb_map *m, char **argv,
+              const char *log)
+{
+  CLEANUP_FREE char *pidf = vb_path_join (m->rundir, "nbdkit.pid");
+
+  if (!o->detached) {
+    m->pid = vb_proc_spawn (argv, log);
+    return m->pid > 0 ? wait_ready (m) : -1;
+  }
+  m->detached = true;
+  if (!pidf || spawn_detached (m, argv, log, pidf) < 0)
+    return -1;
+  m->pid = read_pid (pidf);
+  return m->pid > 0 ? 0 : -1;
+}
+
 static int
 spawn (const struct vb_map_opts *o, struct vb_map *m, const char *addr,
        const char *port)
@@ -230,10 +341,8 @@ spawn (const struct vb_map_opts *o, struct vb_map *m, const char *addr,
 
   if (log && build_argv (o, m, &a, addr, port) == 0) {
     old = umask (0177);        /* the socket is born 0600 */
-    m->pid = vb_proc_spawn (a.v, log);
+    r = start_server (o, m, a.v, log);
     umask (old);
-    if (m->pid > 0 && wait_ready (m) == 0)
-      r = 0;
   }
   free_argv (&a);
   if (r == 0 && o->socket)
@@ -301,6 +410,75 @@ relay (struct vb_map *m, void (*line) (void *, const char *), void *op)
   }
 }
 
+/* Is the detached server of M still nbdkit with M's pid file (not a pid
+ * reused since), and no zombie? */
+static bool
+detached_serving (const struct vb_map *m)
+{
+  char path[64], want[PATH_MAX + 16];
+  CLEANUP_FREE char *stat = NULL, *cmd = NULL;
+  size_t len = 0;
+  const char *st;
+
+  snprintf (path, sizeof path, "/proc/%d/stat", (int) m->pid);
+  if (!(stat = vb_read_file (path, NULL)) || !(st = strrchr (stat, ')')) ||
+      st[1] != ' ' || st[2] == 'Z' || st[2] == 'X')
+    return false;
+  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) m->pid);
+  snprintf (want, sizeof want, "-P%s/nbdkit.pid", m->rundir);
+  if (!(cmd = vb_read_file (path, &len)))
+    return false;
+  for (size_t i = 0; i < len; i += strlen (cmd + i) + 1)
+    if (strcmp (cmd + i, want) == 0)
+      return true;
+  return false;
+}
+
+static bool
+serving (struct vb_map *m)
+{
+  if (m->pid <= 0)
+    return false;
+  if (m->detached ? detached_serving (m) : vb_proc_exited (m->pid) == 0)
+    return true;
+  m->pid = -1;
+  return false;
+}
+
+int
+vb_map_poll (struct vb_map *m, void (*line) (void *, const char *), void *op)
+{
+  relay (m, line, op);
+  if (serving (m))
+    return 0;
+  relay (m, line, op);
+  vb_set_error ("the NBD server of the backup stopped by itself");
+  return -1;
+}
+
+int
+vb_map_attach (const char *rundir, const char *socket, struct vb_map *m)
+{
+  CLEANUP_FREE char *pidf = vb_path_join (rundir, "nbdkit.pid");
+  CLEANUP_FREE char *log = vb_path_join (rundir, "nbdkit.log");
+  CLEANUP_FREE char *text = pidf ? vb_read_file (pidf, NULL) : NULL;
+
+  memset (m, 0, sizeof *m);
+  m->detached = true;
+  m->logfd = -1;
+  m->pid = text ? strtol (text, NULL, 10) : -1;
+  m->rundir = strdup (rundir);
+  m->socket = strdup (socket);
+  if (!m->rundir || !m->socket || !serving (m)) {
+    vb_set_error ("the NBD server of %s is gone", rundir);
+    vb_map_stop (m);
+    return -1;
+  }
+  if (log && (m->logfd = open (log, O_RDONLY | O_CLOEXEC)) >= 0)
+    m->logpos = lseek (m->logfd, 0, SEEK_END);
+  return 0;
+}
+
 int
 vb_map_run (struct vb_map *m, volatile sig_atomic_t *cancel,
             void (*line) (void *, const char *), void *op)
@@ -311,8 +489,7 @@ vb_map_run (struct vb_map *m, volatile sig_atomic_t *cancel,
     relay (m, line, op);
     if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED))
       return 0;
-    if (vb_proc_exited (m->pid) != 0) {
-      m->pid = -1;
+    if (!serving (m)) {
       relay (m, line, op);
       vb_set_error ("the NBD server stopped by itself (its log is above)");
       return -1;
@@ -321,10 +498,31 @@ vb_map_run (struct vb_map *m, volatile sig_atomic_t *cancel,
   }
 }
 
+/* SIGTERM, SIGKILL after GRACE_MS: a server that is not our child. */
+static void
+stop_detached (struct vb_map *m, int grace_ms)
+{
+  struct timespec ts = { 0, 10 * 1000000 };
+
+  if (!serving (m))
+    return;
+  kill (m->pid, SIGTERM);
+  for (int waited = 0; serving (m) && waited < 2 * grace_ms; waited += 10) {
+    if (waited == grace_ms)
+      kill (m->pid, SIGKILL);
+    nanosleep (&ts, NULL);
+  }
+}
+
 void
 vb_map_stop (struct vb_map *m)
 {
-  vb_proc_stop (m->pid, 5000);
+  if (m->detached)
+    stop_detached (m, 5000);
+  if (m->detached && m->keeper > 0)   /* ours to reap if we started it */
+    waitpid (m->keeper, NULL, 0);
+  else
+    vb_proc_stop (m->pid, 5000);
   m->pid = -1;
   if (m->logfd >= 0)
     close (m->logfd);

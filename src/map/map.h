@@ -12,6 +12,12 @@
  * and removes what the map made (its private directory, the socket) on
  * every path.  Never prints: log lines go to the caller's callback.
  *
+ * DETACHED (instant recovery, where a VM's disks are backed by the map):
+ * nbdkit runs in its own session, not tied to our life, so that a killed
+ * virtback leaves the VM's backing serving.  Its private directory holds
+ * its pid file and log until vb_map_stop(); vb_map_attach() adopts such a
+ * server again from that directory, in a later run.
+ *
  * Security: a unix socket is made mode 0660, group libvirt-qemu (QEMU may
  * use it as a disk); TCP without TLS carries guest data in the clear, so
  * the caller warns.  With TLS, nbdkit requires it of every client.
@@ -34,6 +40,7 @@ struct vb_map_opts {
   const char *tls_dir;         /* x509 directory; NULL: /etc/pki/qemu */
   bool writable;
   const char *plugin;          /* the plugin .so; NULL: found beside us */
+  bool detached;               /* outlives us (see above); paths absolute */
 };
 
 struct vb_map {
@@ -44,11 +51,19 @@ struct vb_map {
   char **disks;
   int logfd;
   off_t logpos;
+  bool detached;               /* pid is not our child */
+  pid_t keeper;                /* detached: nbdkit's parent, if ours */
 };
 
 int vb_map_start (const struct vb_map_opts *o, struct vb_map *m);
 int vb_map_run (struct vb_map *m, volatile sig_atomic_t *cancel,
                 void (*line) (void *op, const char *text), void *op);
 void vb_map_stop (struct vb_map *m);
+/* Relay new log lines; 0 while the server runs, -1 once it is gone. */
+int vb_map_poll (struct vb_map *m, void (*line) (void *op, const char *text),
+                 void *op);
+/* Adopt the detached server of private directory RUNDIR serving on
+ * SOCKET: 0 if it still serves, -1 (M cleared) if it is gone. */
+int vb_map_attach (const char *rundir, const char *socket, struct vb_map *m);
 
 #endif

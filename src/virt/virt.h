@@ -196,4 +196,30 @@ int vb_domain_exists (const char *uri, const char *name);
 /* Define XML persistently; returns the new domain's name (malloc'd). */
 char *vb_define_domain (const char *uri, const char *xml);
 
+/* ---- instant recovery (blockjob.c) ----
+ * The disks of an instant-recovery domain are qcow2 overlays backed by
+ * NBD; a block pull (QEMU's block-stream) copies into each overlay what it
+ * does not hold yet, so the guest's own writes stay, and libvirt drops the
+ * backing from the live XML and the image once the job completes.  The job
+ * runs in QEMU: it goes on if we die. */
+/* Define XML and start it (undefined again if it does not start); the
+ * new domain's name. */
+char *vb_domain_create (const char *uri, const char *xml);
+/* Destroy (if running) and undefine D. */
+int vb_domain_remove (struct vb_domain *d);
+/* Start the defined, shut-off domain D. */
+int vb_domain_start (struct vb_domain *d);
+/* Resume D if it is paused; 0 also when it runs. */
+int vb_domain_unpause (struct vb_domain *d);
+/* virDomainBlockPull of disk TARGET; BANDWIDTH bytes/s, 0: unlimited. */
+int vb_block_pull (struct vb_domain *d, const char *target,
+                   uint64_t bandwidth);
+/* 1 while a block job of TARGET runs (*CUR of *END done), 0 none, -1. */
+int vb_block_job (struct vb_domain *d, const char *target, uint64_t *cur,
+                  uint64_t *end);
+int vb_block_job_speed (struct vb_domain *d, const char *target,
+                        uint64_t bandwidth);
+/* 1 if the live XML shows a backing store under disk TARGET, 0 if not. */
+int vb_disk_backing (struct vb_domain *d, const char *target);
+
 #endif
