@@ -14,33 +14,12 @@
 #include "stream/stream.h"
 #include "target/target.h"
 
-/* Read handles over the tests' fds, freed at exit. */
-static struct vb_rfile *rfds[64];
-static size_t nrfds;
-static void
-free_rfds (void)
-{
-  for (size_t i = 0; i < nrfds; i++)
-    vb_rfile_close (rfds[i]);
-}
-static struct vb_rfile *
-rfd (int fd)
-{
-  struct vb_rfile *rf = vb_rfile_fd (fd, "fd");
-
-  if (!nrfds)
-    atexit (free_rfds);
-  if (nrfds < sizeof rfds / sizeof rfds[0])
-    rfds[nrfds++] = rf;
-  return rf;
-}
-
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static void
-run (int fd)
+run (struct vb_rfile *rf)
 {
-  struct vb_reader *r = vb_reader_open (rfd (fd), "fuzz.data");
+  struct vb_reader *r = vb_reader_open (rf, "fuzz.data");
   static unsigned char buf[4096 + 13];
   struct vb_frame f;
   int n, i = 0;
@@ -77,9 +56,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       abort ();
     off += n;
   }
-  run (fd);
-  if (vb_stream_read_meta (rfd (fd), "fuzz.data", &m) == 0)
+  struct vb_rfile *rf = vb_rfile_fd (fd, "fuzz.data");
+  if (!rf)
+    abort ();
+  run (rf);
+  if (vb_stream_read_meta (rf, "fuzz.data", &m) == 0)
     vb_meta_clear (&m);
+  vb_rfile_close (rf);
   close (fd);
   return 0;
 }
