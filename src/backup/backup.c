@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "target/target.h"
@@ -503,38 +504,46 @@ new_chain (struct run *x)
 {
   CLEANUP_FREE char *why = strdup (vb_get_error ());
   CLEANUP_FREE char *sub = NULL, *path = NULL;
+  CLEANUP_STRV char **names = NULL;
   struct vb_backup_opts full = x->o;
-  DIR *d;
-  struct dirent *e;
 
-  if (asprintf (&sub, "chain.%lld", (long long) time (NULL)) < 0 ||
+  if (!(sub = vb_xasprintf ("chain.%lld", (long long) time (NULL))) ||
       !(path = vb_path_join (x->o.outdir, sub)) ||
-      vb_mkdir_p (path, vb_dir_mode ()) < 0 || !(d = opendir (x->o.outdir)))
+      vb_target_mkdir (x->t, sub) < 0 || !(names = vb_target_list (x->t, NULL)))
     return -1;
-  while ((e = readdir (d)) != NULL) {
-    char to[512];
-    if (!strcmp (e->d_name, ".") || !strcmp (e->d_name, "..") ||
-        !strncmp (e->d_name, "chain.", 6))
+  for (char **e = names; *e; e++) {
+    CLEANUP_FREE char *to = NULL;
+    if (!strncmp (*e, "chain.", 6))
       continue;
-    snprintf (to, sizeof to, "%s/%s", sub, e->d_name);
-    if (renameat (dirfd (d), e->d_name, dirfd (d), to) < 0) {
-      vb_set_error_errno (errno, "move %s into %s", e->d_name, path);
-      closedir (d);
+    if (!(to = vb_xasprintf ("%s/%s", sub, *e)) ||
+        vb_target_rename (x->t, *e, to) < 0) {
+      vb_prefix_error ("move %s into %s", *e, path);
       return -1;
     }
   }
-  closedir (d);
-  if (vb_fsync_dir (path) < 0 || vb_fsync_dir (x->o.outdir) < 0)
-    return -1;
   vb_info ("the chain in %s cannot go on (%s): -l auto starts a new chain "
            "with a full backup; the old chain is kept in %s", x->o.outdir,
            why ? why : "", path);
   vb_plan_free (&x->plan);
   full.level = VB_LEVEL_FULL;
-  if (vb_plan_make (x->d, &full, &x->plan) < 0)
+  return vb_plan_make (x->d, &full, x->t, x->ct, &x->plan);
+}
+
+/* The backup directory (or the zip on stdout) and the checkpoint
+ * directory, each opened once for the run.  Nothing is created yet: a
+ * directory that does not exist reads as empty until the first write. */
+static int
+open_targets (struct run *x)
+{
+  x->t = x->to_stdout ? vb_target_zip_open (STDOUT_FILENO, x->o.policy)
+                      : vb_target_dir_open (x->o.outdir, x->o.policy);
+  if (!x->t)
     return -1;
-  x->plan.cptdir = x->o.cptdir;
-  return 0;
+  /* -o - without -C: the XML goes into the zip (cpt_in_target). */
+  if (x->to_stdout && x->cpt_in_target)
+    return 0;
+  x->ct = vb_target_dir_open (x->o.cptdir, x->o.policy);
+  return x->ct ? 0 : -1;
 }
 
 static int
@@ -543,11 +552,12 @@ prepare (struct run *x)
   x->d = vb_domain_open (x->o.uri, x->o.domain, x->o.include_raw);
   if (!x->d)
     return -1;
-  if ((x->lockfd = vb_bset_lock_domain (x->d->uuid, x->d->name)) < 0)
+  if (open_targets (x) < 0 ||
+      !(x->lock = vb_target_lock (x->t, x->d->uuid, x->d->name)))
     return -1;
-  if (check_domain (x) < 0 || vb_plan_make (x->d, &x->o, &x->plan) < 0)
+  if (check_domain (x) < 0 ||
+      vb_plan_make (x->d, &x->o, x->t, x->ct, &x->plan) < 0)
     return -1;
-  x->plan.cptdir = x->o.cptdir;
   if (x->o.level == VB_LEVEL_AUTO && x->plan.level == VB_LEVEL_INC &&
       !x->o.print_only && vb_run_chain_usable (x) == 0 && new_chain (x) < 0)
     return -1;
@@ -569,20 +579,15 @@ prepare (struct run *x)
         return -1;
       }
     x->o.workers = 1;          /* a zip holds one open file at a time */
-    return (x->t = vb_target_zip_open (STDOUT_FILENO)) ? 0 : -1;
+    return 0;
   }
-  if (vb_mkdir_p (x->o.outdir, vb_dir_mode ()) < 0 ||
-      vb_mkdir_p (x->o.cptdir, vb_dir_mode ()) < 0)
+  if (vb_target_mkdir (x->t, NULL) < 0 ||
+      (x->ct && vb_target_mkdir (x->ct, NULL) < 0))
     return -1;
-  if (access (x->o.outdir, W_OK) < 0) {
-    vb_set_error_errno (errno, "target directory %s is not writable",
-                        x->o.outdir);
-    return -1;
-  }
-  if (vb_bset_remove_partials (x->o.outdir) > 0)
+  if (vb_bset_remove_partials (x->t) > 0)
     vb_info ("removed unfinished files of an earlier run from %s",
              x->o.outdir);
-  return (x->t = vb_target_dir_open (x->o.outdir)) ? 0 : -1;
+  return 0;
 }
 
 static void
@@ -601,7 +606,7 @@ run_steps (struct run *x)
   if (prepare (x) < 0)
     return -1;
   if (!x->o.print_only && x->o.started &&
-      x->o.started (x->o.op, x->plan.level) < 0)
+      x->o.started (x->o.op, x->t, x->plan.level) < 0)
     return -1;
   vb_info ("%s backup of domain '%s'%s%s%s%s", vb_level_name (x->plan.level),
            x->d->name, x->plan.parent ? " since " : "",
@@ -652,18 +657,15 @@ cleanup (struct run *x, bool failed)
     vb_warn ("could not remove checkpoint %s of the failed backup: %s",
              x->plan.checkpoint, vb_get_error ());
   for (size_t i = 0; i < x->nwritten; i++) {
-    if (failed) {
-      CLEANUP_FREE char *p = vb_path_join (x->o.outdir, x->written[i]);
-      if (p)
-        unlink (p);
-    }
+    if (failed && !x->to_stdout && vb_target_remove (x->t, x->written[i]) < 0)
+      vb_warn ("%s", vb_get_error ());
     free (x->written[i]);
   }
   free (x->written);
   vb_run_remove_rundir (x);
-  if (x->lockfd >= 0)
-    vb_bset_unlock_domain (x->lockfd, x->d->uuid);
+  vb_target_unlock (x->lock);
   vb_target_close (x->t);
+  vb_target_close (x->ct);
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);
   free (x->sel);
@@ -674,7 +676,7 @@ cleanup (struct run *x, bool failed)
 int
 vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
 {
-  struct run x = { .o = *o, .r = r, .lockfd = -1,
+  struct run x = { .o = *o, .r = r,
                    .mu = PTHREAD_MUTEX_INITIALIZER,
                    .cv = PTHREAD_COND_INITIALIZER };
   int ret;

@@ -21,6 +21,8 @@
 #include "backupset/backupset.h"
 
 struct vb_backup_result;
+struct vb_target;
+struct vb_target_policy;
 
 struct vb_backup_opts {
   const char *uri;             /* NULL: qemu:///system */
@@ -28,6 +30,8 @@ struct vb_backup_opts {
   const char *outdir;
   const char *scratchdir;      /* NULL: /var/tmp */
   const char *cptdir;          /* NULL: <outdir>/checkpoints */
+  /* Modes and group of what the run creates; NULL: 0600/0700, own group. */
+  const struct vb_target_policy *policy;
   const char *prefix;          /* checkpoint prefix, NULL: "virtback" */
   enum vb_level level;
   bool compress;
@@ -50,8 +54,8 @@ struct vb_backup_opts {
   unsigned conns;              /* NBD connections per disk, 0: default */
   volatile sig_atomic_t *cancel;
   /* Called once the checks passed, before anything is written (the CLI
-   * opens the run's log file in outdir here).  May be NULL. */
-  int (*started) (void *op, enum vb_level level);
+   * opens the run's log file in the target T here).  May be NULL. */
+  int (*started) (void *op, struct vb_target *t, enum vb_level level);
   /* Called about twice a second from the calling thread while disks copy. */
   void (*tick) (void *op, const struct vb_backup_result *r);
   void *op;

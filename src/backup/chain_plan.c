@@ -148,23 +148,29 @@ vb_plan_decide (const struct vb_plan_in *in, struct vb_plan *p)
 /* The directory part of IN.  After the first read that fails the rest stay
  * unknown, so the thread's error is that read's. */
 static void
-gather_dir (const struct vb_backup_opts *o, struct vb_plan_in *in,
-            char ***chain)
+gather_dir (const struct vb_backup_opts *o, struct vb_target *t,
+            struct vb_plan_in *in, char ***chain)
 {
+  if (!vb_target_readable (t)) {     /* a stream out: nothing there yet */
+    in->has_backup = 0;
+    in->only_leftovers = 1;
+    in->chain = *chain = calloc (1, sizeof **chain);
+    return;
+  }
   in->only_leftovers = -1;
-  in->has_backup = vb_bset_has_backup (o->outdir, o->domain);
+  in->has_backup = vb_bset_has_backup (t, o->domain);
   if (in->has_backup > 0)
     in->only_leftovers = 0;
   else if (in->has_backup == 0)
-    in->only_leftovers = vb_bset_only_leftovers (o->outdir);
+    in->only_leftovers = vb_bset_only_leftovers (t);
   if (in->only_leftovers >= 0)
-    *chain = vb_cpt_read (o->outdir, o->domain);
+    *chain = vb_cpt_read (t, o->domain);
   in->chain = *chain;
 }
 
 int
 vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
-              struct vb_plan *p)
+              struct vb_target *t, struct vb_target *cpt, struct vb_plan *p)
 {
   CLEANUP_STRV char **cps = vb_checkpoint_list (d);
   CLEANUP_STRV char **chain = NULL;
@@ -178,9 +184,9 @@ vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
   memset (p, 0, sizeof *p);
   if (!cps)
     return -1;
-  gather_dir (o, &in, &chain);
+  gather_dir (o, t, &in, &chain);
   r = vb_plan_decide (&in, p);
-  p->cptdir = o->cptdir;
+  p->cpt = cpt;
   return r;
 }
 
@@ -252,7 +258,7 @@ redefine_lost (struct vb_domain *d, struct vb_plan *p)
   for (char **c = p->chain; *c; c++) {
     if (vb_checkpoint_exists (d, *c))
       continue;
-    CLEANUP_FREE char *xml = vb_bset_load_checkpoint (p->cptdir, *c);
+    CLEANUP_FREE char *xml = vb_bset_load_checkpoint (p->cpt, *c);
     if (!xml) {
       vb_prefix_error ("checkpoint %s is missing from domain '%s' and "
                        "cannot be redefined: run a full backup (-l full)",
@@ -333,7 +339,7 @@ vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
         vb_target_put (t, name, xml, strlen (xml)) < 0)
       return -1;
   }
-  else if (vb_bset_save_checkpoint (p->cptdir, p->checkpoint, xml) < 0)
+  else if (vb_bset_save_checkpoint (p->cpt, p->checkpoint, xml) < 0)
     return -1;
   if (p->level == VB_LEVEL_FULL)
     n = 0;

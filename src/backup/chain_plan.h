@@ -16,7 +16,7 @@ struct vb_plan {
   char *ident;                 /* side-file identifier (vmconfig etc.) */
   char **chain;                /* the .cpt list as found */
   const char *prefix;
-  const char *cptdir;
+  struct vb_target *cpt;       /* where saved checkpoint XML is read */
 };
 
 /* Everything the decision depends on. */
@@ -41,13 +41,15 @@ struct vb_plan_in {
 };
 
 /* The decision, a pure function of IN: it reads no libvirt, file or clock.
- * Fills P (chain a copy of IN's; cptdir left NULL).  0, or -1 with the
+ * Fills P (chain a copy of IN's; cpt left NULL).  0, or -1 with the
  * error; on either, P is for vb_plan_free. */
 int vb_plan_decide (const struct vb_plan_in *in, struct vb_plan *p);
-/* Gather IN (libvirt's checkpoints of D; O->outdir's listing and .cpt, in
- * that order, stopping at the first that cannot be read; the clock) and
- * decide; P->cptdir is O->cptdir. */
+/* Gather IN (libvirt's checkpoints of D; T's listing and .cpt, in that
+ * order, stopping at the first that cannot be read, T empty when it cannot
+ * be read back; the clock) and decide; P->cpt is CPT. */
+struct vb_target;
 int vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
+                  struct vb_target *t, struct vb_target *cpt,
                   struct vb_plan *p);
 /* Make libvirt's checkpoints match the plan: for full delete ours, for
  * inc/diff redefine lost ones from saved XML and drop a stale checkpoint
@@ -58,7 +60,6 @@ int vb_plan_apply (struct vb_domain *d, struct vb_plan *p);
 /* After success: save the new checkpoint's XML (in the target as
  * checkpoints/<name>.xml when CPT_IN_TARGET, else in the -C directory) and
  * store the extended .cpt in the target. */
-struct vb_target;
 int vb_plan_commit (struct vb_domain *d, const struct vb_backup_opts *o,
                     struct vb_plan *p, struct vb_target *t,
                     bool cpt_in_target);

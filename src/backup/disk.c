@@ -56,7 +56,7 @@ raw_data (void *op, const void *buf, size_t len, size_t orig_len)
   struct disk_run *d = op;
 
   __atomic_add_fetch (&d->r->done, orig_len, __ATOMIC_RELAXED);
-  if (d->f->t->ops->pwrite (d->f, buf, len, d->raw_pos) < 0)
+  if (vb_tfile_pwrite (d->f, buf, len, d->raw_pos) < 0)
     return -1;
   d->raw_pos += len;
   d->r->written += len;
@@ -155,7 +155,7 @@ static int
 finish_file (struct disk_run *d, uint64_t data)
 {
   if (d->s->raw_output)
-    return d->f->t->ops->truncate (d->f, d->r->virtual_size);
+    return vb_tfile_truncate (d->f, d->r->virtual_size);
   if (vb_swriter_finish (d->w, data) < 0)
     return -1;
   d->r->written = vb_swriter_written (d->w);

@@ -29,14 +29,15 @@ struct run {
   struct vb_backup_opts o;     /* with defaults filled in */
   struct vb_domain *d;
   struct vb_plan plan;
-  struct vb_target *t;
+  struct vb_target *t;          /* the backup directory (or the zip) */
+  struct vb_target *ct;         /* the checkpoint directory; NULL: none */
   struct vb_backup_result *r;
   struct sel *sel;
   size_t nsel;
   char *rundir, *socket, *cptdir_alloc;
   char **written;              /* side files put by this run */
   size_t nwritten;
-  int lockfd;
+  struct vb_tlock *lock;
   bool offline;                /* shut off: qemu-nbd instead of a job */
   bool to_stdout;              /* -o -: one zip archive on stdout */
   bool cpt_in_target;          /* checkpoint XML beside the data (no -C) */

@@ -218,7 +218,7 @@ check_identity (struct run *x)
 
     if (!vb_checkpoint_exists (x->d, name))
       continue;
-    if (!(saved = vb_bset_load_checkpoint (x->o.cptdir, name))) {
+    if (!(saved = vb_bset_load_checkpoint (x->plan.cpt, name))) {
       CLEANUP_FREE char *e = strdup (vb_get_error ());
       if (i + 1 < n)
         continue;
@@ -263,7 +263,7 @@ check_files (struct run *x, const struct vb_chain *c, const char *disk)
     return -1;
   }
   for (size_t i = 0; i < n; i++)
-    if (vb_chain_file_check (cd->files[i]) < 0) {
+    if (vb_chain_file_check (c, cd->files[i]) < 0) {
       vb_prefix_error ("disk %s: the chain in %s is not whole", disk,
                        x->o.outdir);
       return -1;
@@ -279,7 +279,7 @@ parent_xml (struct run *x)
 
   if (vb_checkpoint_exists (x->d, parent))
     return vb_checkpoint_xml (x->d, parent);
-  return vb_bset_load_checkpoint (x->o.cptdir, parent);
+  return vb_bset_load_checkpoint (x->plan.cpt, parent);
 }
 
 static int
@@ -308,7 +308,7 @@ vb_run_check_chain (struct run *x)
   /* A checkpoint lost without saved XML is vb_plan_apply's to report. */
   if (!(cxml = parent_xml (x)))
     return 0;
-  if (!(c = vb_chain_scan (x->o.outdir)))
+  if (!(c = vb_chain_scan (x->t)))
     return -1;
   /* A disk not in the checkpoint is vb_run_check_chain_disks' to report. */
   for (size_t i = 0; i < x->nsel && r == 0; i++)
@@ -344,7 +344,7 @@ vb_run_chain_usable (struct run *x)
     vb_set_error ("checkpoint %s is gone and was not saved", parent);
     return 0;
   }
-  if (!(c = vb_chain_scan (x->o.outdir)))
+  if (!(c = vb_chain_scan (x->t)))
     return 0;
   for (size_t i = 0; i < x->d->ndisks && r == 0; i++) {
     struct vb_disk *disk = &x->d->disks[i];

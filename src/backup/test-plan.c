@@ -378,7 +378,7 @@ test_chain_copy (void)
   CHECK_STR (copy[0], "virtback.0");
   CHECK_STR (copy[1], "virtback.1");
   CHECK (copy != chain && copy[0] != chain[0] && copy[1] != chain[1]);
-  CHECK (p.cptdir == NULL);
+  CHECK (p.cpt == NULL);
   vb_plan_free (&p);
 }
 

@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* backupset.c: names, the chain file, saved checkpoints and the domain lock
- * of a virtnbdbackup-style backup directory.  See backupset.h. */
-#include <dirent.h>
+/* backupset.c: names, the chain file and saved checkpoints of a
+ * virtnbdbackup-style backup directory.  See backupset.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,21 +18,7 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "common/text.h"
-
-#define VB_LOCK_DIR "/run/virtback"
-
-static mode_t file_mode = 0600;
-static mode_t dir_mode = 0700;
-
-void
-vb_bset_modes (mode_t fmode, mode_t dmode)
-{
-  file_mode = fmode & 07777;
-  dir_mode = dmode & 07777;
-}
-
-mode_t vb_file_mode (void) { return file_mode; }
-mode_t vb_dir_mode (void) { return dir_mode; }
+#include "target/target.h"
 
 static const char *const level_names[] = {
   [VB_LEVEL_COPY] = "copy", [VB_LEVEL_FULL] = "full",
@@ -248,24 +232,25 @@ cpt_from_json (const char *path, struct json_object *jv)
 }
 
 char **
-vb_cpt_read (const char *dir, const char *domain)
+vb_cpt_read (struct vb_target *t, const char *domain)
 {
   CLEANUP_FREE char *name = vb_bset_cpt_name (domain);
-  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
+  CLEANUP_FREE char *path = name ? vb_path_join (t->where, name) : NULL;
   CLEANUP_FREE char *text = NULL;
   struct json_object *jv;
   enum json_tokener_error jerr;
+  struct vb_target_stat st;
   size_t len;
   char **v;
 
-  if (!path)
+  if (!path || vb_target_stat (t, name, &st) < 0)
     return NULL;
-  if (access (path, F_OK) < 0 && errno == ENOENT) {
+  if (!st.exists) {
     if (!(v = calloc (1, sizeof *v)))
       vb_set_error ("out of memory");
     return v;
   }
-  if (!(text = vb_read_file (path, &len)))
+  if (!(text = vb_target_read (t, name, &len)))
     return NULL;
   if (strlen (text) != len) {
     vb_set_error ("%s: invalid checkpoint file: contains a NUL byte", path);
@@ -293,24 +278,20 @@ checkpoint_file (const char *name)
 }
 
 int
-vb_bset_save_checkpoint (const char *cptdir, const char *name, const char *xml)
+vb_bset_save_checkpoint (struct vb_target *cpt, const char *name,
+                         const char *xml)
 {
   CLEANUP_FREE char *file = checkpoint_file (name);
 
-  if (!file || vb_mkdir_p (cptdir, dir_mode) < 0)
-    return -1;
-  return vb_write_file_atomic (cptdir, file, xml, strlen (xml), file_mode);
+  return file ? vb_target_put (cpt, file, xml, strlen (xml)) : -1;
 }
 
 char *
-vb_bset_load_checkpoint (const char *cptdir, const char *name)
+vb_bset_load_checkpoint (struct vb_target *cpt, const char *name)
 {
   CLEANUP_FREE char *file = checkpoint_file (name);
-  CLEANUP_FREE char *path = file ? vb_path_join (cptdir, file) : NULL;
 
-  if (!path)
-    return NULL;
-  return vb_read_file (path, NULL);
+  return file ? vb_target_read (cpt, file, NULL) : NULL;
 }
 
 /* Strict: a name that is only the suffix (".partial") is none of ours. */
@@ -322,96 +303,60 @@ has_suffix (const char *s, const char *suffix)
   return n > m && memcmp (s + n - m, suffix, m) == 0;
 }
 
-/* Unlink every entry of DIR whose name ends in SUFFIX; returns the count,
- * or -1.  A missing directory holds nothing. */
+/* Remove every file of T whose name ends in SUFFIX; returns the count,
+ * or -1. */
 static int
-remove_matching (const char *dir, const char *suffix)
+remove_matching (struct vb_target *t, const char *suffix)
 {
-  DIR *d = opendir (dir);
-  struct dirent *e;
+  CLEANUP_STRV char **names = vb_target_list (t, NULL);
   int n = 0;
 
-  if (!d) {
-    if (errno == ENOENT)
-      return 0;
-    vb_set_error_errno (errno, "open directory %s", dir);
-    return -1;
-  }
-  while ((e = readdir (d)) != NULL) {
-    if (!has_suffix (e->d_name, suffix))
+  if (!names)
+    return vb_get_errno () == ENOENT ? 0 : -1;
+  for (char **e = names; *e; e++) {
+    if (!has_suffix (*e, suffix))
       continue;
-    if (unlinkat (dirfd (d), e->d_name, 0) < 0 && errno != ENOENT) {
-      vb_set_error_errno (errno, "remove %s/%s", dir, e->d_name);
-      closedir (d);
+    if (vb_target_remove (t, *e) < 0)
       return -1;
-    }
     n++;
   }
-  closedir (d);
-  if (n > 0 && vb_fsync_dir (dir) < 0)
-    return -1;
   return n;
 }
 
 int
-vb_bset_remove_checkpoints (const char *cptdir)
+vb_bset_remove_checkpoints (struct vb_target *cpt)
 {
-  return remove_matching (cptdir, ".xml") < 0 ? -1 : 0;
+  return remove_matching (cpt, ".xml") < 0 ? -1 : 0;
 }
 
 int
-vb_bset_remove_partials (const char *dir)
+vb_bset_remove_partials (struct vb_target *t)
 {
-  return remove_matching (dir, ".partial");
+  return remove_matching (t, ".partial");
 }
 
 /* ---- what the directory holds ---- */
 
-static int
-has_data_file (const char *dir)
-{
-  DIR *d = opendir (dir);
-  struct dirent *e;
-  int found = 0;
-
-  if (!d) {
-    if (errno == ENOENT)
-      return 0;
-    vb_set_error_errno (errno, "open directory %s", dir);
-    return -1;
-  }
-  while (!found && (e = readdir (d)) != NULL)
-    found = has_suffix (e->d_name, ".data");
-  closedir (d);
-  return found;
-}
-
 int
-vb_bset_has_backup (const char *dir, const char *domain)
+vb_bset_has_backup (struct vb_target *t, const char *domain)
 {
   CLEANUP_FREE char *name = vb_bset_cpt_name (domain);
-  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
-  int r;
+  CLEANUP_STRV char **names = name ? vb_target_list (t, NULL) : NULL;
 
-  if (!path)
-    return -1;
-  if ((r = has_data_file (dir)) != 0)
-    return r;
-  if (access (path, F_OK) == 0)
-    return 1;
-  if (errno != ENOENT && errno != ENOTDIR) {
-    vb_set_error_errno (errno, "%s", path);
-    return -1;
-  }
+  if (!names)
+    return name && vb_get_errno () == ENOENT ? 0 : -1;
+  for (char **e = names; *e; e++)
+    if (has_suffix (*e, ".data") || !strcmp (*e, name))
+      return 1;
   return 0;
 }
 
 static bool
-is_leftover (const char *dir, const char *name)
+is_leftover (struct vb_target *t, const char *name)
 {
   if (!strcmp (name, "checkpoints")) {
-    CLEANUP_FREE char *p = vb_path_join (dir, name);
-    return p && vb_dir_is_empty (p) == 1;
+    CLEANUP_STRV char **in = vb_target_list (t, name);
+    return in && !*in;
   }
   return !strncmp (name, "chain.", 6) ||   /* a chain -l auto set aside */
          (!strncmp (name, "backup.", 7) && vb_has_suffix (name, ".log")) ||
@@ -421,130 +366,14 @@ is_leftover (const char *dir, const char *name)
 }
 
 int
-vb_bset_only_leftovers (const char *dir)
+vb_bset_only_leftovers (struct vb_target *t)
 {
-  DIR *d = opendir (dir);
-  struct dirent *e;
-  int ok = 1;
+  CLEANUP_STRV char **names = vb_target_list (t, NULL);
 
-  if (!d) {
-    if (errno == ENOENT)
-      return 1;
-    vb_set_error_errno (errno, "open directory %s", dir);
-    return -1;
-  }
-  while (ok && (e = readdir (d)) != NULL)
-    if (strcmp (e->d_name, ".") && strcmp (e->d_name, "..") &&
-        !is_leftover (dir, e->d_name))
-      ok = 0;
-  closedir (d);
-  return ok;
-}
-
-/* ---- the per-domain lock ---- */
-
-static const char *lock_dir = VB_LOCK_DIR;
-
-void
-vb_bset_lock_dir (const char *dir)
-{
-  lock_dir = dir ? dir : VB_LOCK_DIR;
-}
-
-static char *
-lock_path (const char *uuid)
-{
-  if (!check_part ("domain UUID", uuid))
-    return NULL;
-  return vb_xasprintf ("%s/%s.lock", lock_dir, uuid);
-}
-
-/* Is FD still the file at PATH?  A run that ends unlinks its lock file
- * while holding the lock; whoever opened the old file before that and got
- * the lock after it holds a lock nobody else will ever see. */
-static bool
-still_at_path (int fd, const char *path)
-{
-  struct stat a, b;
-
-  return fstat (fd, &a) == 0 && stat (path, &b) == 0 &&
-         a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-/* flock, not fcntl locks: they belong to the open file description, so
- * the kernel drops them when the process dies (no stale lock after kill -9)
- * and a second open in the same process conflicts as another run would. */
-int
-vb_bset_lock_domain (const char *uuid, const char *name)
-{
-  CLEANUP_FREE char *path = NULL;
-
-  if (vb_mkdir_p (lock_dir, 0700) < 0 || !(path = lock_path (uuid)))
-    return -1;
-  /* verify's probe (vb_bset_domain_locked) holds a shared lock for
-   * microseconds: only a holder that stays for half a second is a run. */
-  for (int busy = 0;;) {
-    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    struct timespec ts = { 0, 50000000 };
-
-    if (fd < 0) {
-      vb_set_error_errno (errno, "open lock file %s", path);
-      return -1;
-    }
-    if (flock (fd, LOCK_EX | LOCK_NB) == 0) {
-      if (still_at_path (fd, path))
-        return fd;
-      close (fd);               /* unlinked by the run that held it: again */
-      continue;
-    }
-    if (errno == EWOULDBLOCK && ++busy < 10) {
-      close (fd);
-      nanosleep (&ts, NULL);
-      continue;
-    }
-    if (errno == EWOULDBLOCK)
-      vb_set_error ("another virtback run is using domain '%s' (lock %s)",
-                    name ? name : uuid, path);
-    else
-      vb_set_error_errno (errno, "lock %s", path);
-    close (fd);
-    return -1;
-  }
-}
-
-void
-vb_bset_unlock_domain (int fd, const char *uuid)
-{
-  CLEANUP_FREE char *path = NULL;
-
-  if (fd < 0)
-    return;
-  /* Only while holding the lock, and only the file we hold. */
-  if (uuid && (path = lock_path (uuid)) && still_at_path (fd, path))
-    unlink (path);
-  close (fd);
-}
-
-int
-vb_bset_domain_locked (const char *uuid)
-{
-  CLEANUP_FREE char *path = lock_path (uuid);
-  CLEANUP_CLOSE int fd = -1;
-
-  if (!path)
-    return -1;
-  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno == ENOENT)
+  if (!names)
+    return vb_get_errno () == ENOENT ? 1 : -1;
+  for (char **e = names; *e; e++)
+    if (!is_leftover (t, *e))
       return 0;
-    vb_set_error_errno (errno, "open lock file %s", path);
-    return -1;
-  }
-  /* A shared lock conflicts only with a run's exclusive one. */
-  if (flock (fd, LOCK_SH | LOCK_NB) == 0)
-    return 0;
-  if (errno == EWOULDBLOCK)
-    return 1;
-  vb_set_error_errno (errno, "lock %s", path);
-  return -1;
+  return 1;
 }

@@ -3,11 +3,11 @@
  *
  * Contract: names every file (data files, .cpt, checkpoints/, vmconfig,
  * qcow.json, logs), reads and writes the chain file <domain>.cpt, keeps the
- * checkpoint XML on disk, holds the per-domain lock (its file removed when
- * the run ends), and reads what the side files record (the domain's UUID,
- * a disk's format and virtual size).  Writes are atomic
- * (fsutil).  Never calls libvirt and never prints.
- * Files are created 0600 and directories 0700 (see vb_bset_modes()).
+ * checkpoint XML, and reads what the side files record (the domain's
+ * UUID, a disk's format and virtual size).  Every file access goes
+ * through a target (target/target.h), which also holds the per-domain
+ * lock and the modes new files get; writes are atomic.  Never calls
+ * libvirt and never prints.
  */
 #ifndef VB_BACKUPSET_H
 #define VB_BACKUPSET_H
@@ -18,10 +18,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* File mode for new files and directories (default 0600 / 0700). */
-void vb_bset_modes (mode_t file_mode, mode_t dir_mode);
-mode_t vb_file_mode (void);
-mode_t vb_dir_mode (void);
+struct vb_target;
 
 /* Backup levels as named on the command line and in file names. */
 enum vb_level { VB_LEVEL_COPY, VB_LEVEL_FULL, VB_LEVEL_INC, VB_LEVEL_DIFF,
@@ -48,9 +45,9 @@ char *vb_bset_log_name (enum vb_level l, time_t when);
 /* "<data file>.chksum": its adler32, as virtnbdbackup 2.x keeps it. */
 char *vb_bset_chksum_name (const char *data_file);
 
-/* <dir>/<domain>.cpt: JSON list of checkpoint names, oldest first.
+/* <domain>.cpt in T: JSON list of checkpoint names, oldest first.
  * A missing file is an empty chain (returns a vector with no entries). */
-char **vb_cpt_read (const char *dir, const char *domain);
+char **vb_cpt_read (struct vb_target *t, const char *domain);
 size_t vb_strv_len (char *const *v);
 /* The chain file's exact bytes, as Python's json.dumps(list) writes them
  * (["a", "b"], non-ASCII as \uXXXX).  Malloc'd; NULL on bad UTF-8. */
@@ -58,48 +55,32 @@ char *vb_cpt_format (char *const *names);
 /* Free a NULL-terminated vector such as vb_cpt_read() returns. */
 void vb_strv_free (char **v);
 
-/* Saved checkpoint XML: <cptdir>/<name>.xml. */
-int vb_bset_save_checkpoint (const char *cptdir, const char *name,
-                            const char *xml);
-char *vb_bset_load_checkpoint (const char *cptdir, const char *name);
-int vb_bset_remove_checkpoints (const char *cptdir);
+/* Saved checkpoint XML: <name>.xml in CPT, the -C directory's target. */
+int vb_bset_save_checkpoint (struct vb_target *cpt, const char *name,
+                             const char *xml);
+char *vb_bset_load_checkpoint (struct vb_target *cpt, const char *name);
+int vb_bset_remove_checkpoints (struct vb_target *cpt);
 
-/* Does DIR hold any backup data (finished .data files or a .cpt)? */
-int vb_bset_has_backup (const char *dir, const char *domain);
+/* Does T hold any backup data (finished .data files or a .cpt)? */
+int vb_bset_has_backup (struct vb_target *t, const char *domain);
 /* Remove leftover *.partial files from an earlier failed run, returning
  * how many were removed. */
-int vb_bset_remove_partials (const char *dir);
-/* 1 if DIR is missing, empty, or holds only what a run that did not
+int vb_bset_remove_partials (struct vb_target *t);
+/* 1 if T is empty, or holds only what a run that did not
  * complete leaves (its log, *.partial, vmconfig.*.xml, *.qcow.json,
  * *.chksum, an empty checkpoints/), or chains set aside in chain.*
  * directories: a new full may start there.  0 if it
  * holds anything else, -1 on error. */
-int vb_bset_only_leftovers (const char *dir);
-
-/* Per-domain lock (flock on a file under /run/virtback, keyed by UUID).
- * Returns an fd to keep open for the run, or -1 with an error saying
- * another backup of the domain is running.  The fd holds the lock on the
- * file that is at the path (a lock taken on a file another run unlinked
- * meanwhile is dropped and taken again). */
-int vb_bset_lock_domain (const char *uuid, const char *name);
-/* End the run's lock: remove the lock file while still holding it, then
- * close FD.  Safe with FD -1. */
-void vb_bset_unlock_domain (int fd, const char *uuid);
-/* Is the lock of domain UUID held by a run?  1 yes, 0 no (also when
- * there is no lock file), -1 error.  Never creates the lock file and
- * never holds the lock: a backup starting meanwhile is not disturbed. */
-int vb_bset_domain_locked (const char *uuid);
-/* Where the lock files live (default /run/virtback); for the unit tests. */
-void vb_bset_lock_dir (const char *dir);
+int vb_bset_only_leftovers (struct vb_target *t);
 
 /* What the side files record (sidefiles.c); NULL or -1 when nothing is.
- * The UUID in any vmconfig.*.xml of DIR (malloc'd). */
-char *vb_bset_vmconfig_uuid (const char *dir);
+ * The UUID in any vmconfig.*.xml of T (malloc'd). */
+char *vb_bset_vmconfig_uuid (struct vb_target *t);
 /* The driver type of disk DISK in vmconfig.<IDENT>.xml (malloc'd). */
-char *vb_bset_vmconfig_disk_format (const char *dir, const char *ident,
-                                   const char *disk);
+char *vb_bset_vmconfig_disk_format (struct vb_target *t, const char *ident,
+                                    const char *disk);
 /* The "virtual-size" of <DISK>.<IDENT>.qcow.json. */
-int64_t vb_bset_qcow_json_vsize (const char *dir, const char *ident,
-                                const char *disk);
+int64_t vb_bset_qcow_json_vsize (struct vb_target *t, const char *ident,
+                                 const char *disk);
 
 #endif

@@ -3,15 +3,12 @@
  * See chain.h.  The order comes from the metadata (checkpointName and
  * parentCheckpoint) and the .cpt file, never from file times: copying a
  * backup directory changes mtimes, not links. */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "target/target.h"
 
 /* The metadata starts right after the 40-byte meta frame header. */
 #define META_OFFSET VB_FRAME_LEN
@@ -136,46 +134,52 @@ cmp_file (const void *a, const void *b)
                  ((const struct vb_chain_file *) b)->name);
 }
 
-/* List DIR: data files into c->all, partials into c->partials, the
- * domain from the one *.cpt file. */
+/* A data file found by list_dir. */
+static int
+add_data (struct vb_chain *c, const char *name, size_t *cap)
+{
+  struct vb_target_stat st;
+
+  if (vb_target_stat (c->t, name, &st) == 0 && st.is_dir)
+    return 0;
+  if (c->nall == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct vb_chain_file *na = realloc (c->all, ncap * sizeof *na);
+    if (!na)
+      return -1;
+    c->all = na;
+    *cap = ncap;
+  }
+  memset (&c->all[c->nall], 0, sizeof c->all[0]);
+  c->all[c->nall].name = strdup (name);
+  c->nall++;
+  return 0;
+}
+
+/* List the directory: data files into c->all, partials into c->partials,
+ * the domain from the one *.cpt file. */
 static int
 list_dir (struct vb_chain *c)
 {
-  DIR *d = opendir (c->dir);
-  struct dirent *e;
+  CLEANUP_STRV char **names = vb_target_list (c->t, NULL);
   size_t npart = 0, cap = 0;
 
-  if (!d) {
-    vb_set_error_errno (errno, "%s", c->dir);
+  if (!names)
     return -1;
-  }
-  while ((e = readdir (d)) != NULL) {
-    if (vb_has_suffix (e->d_name, ".partial"))
-      strv_push (&c->partials, &npart, strdup (e->d_name));
-    else if (vb_has_suffix (e->d_name, ".cpt") && strlen (e->d_name) > 4) {
+  for (char **e = names; *e; e++) {
+    if (vb_has_suffix (*e, ".partial"))
+      strv_push (&c->partials, &npart, strdup (*e));
+    else if (vb_has_suffix (*e, ".cpt") && strlen (*e) > 4) {
       if (c->domain)
         add_problem (c, NULL, "%s: a second chain file besides %s.cpt: "
                      "one directory holds one domain's backups",
-                     e->d_name, c->domain);
+                     *e, c->domain);
       else
-        c->domain = strndup (e->d_name, strlen (e->d_name) - 4);
+        c->domain = strndup (*e, strlen (*e) - 4);
     }
-    else if (vb_has_suffix (e->d_name, ".data") && e->d_type != DT_DIR) {
-      if (c->nall == cap) {
-        size_t ncap = cap ? cap * 2 : 16;
-        struct vb_chain_file *na = realloc (c->all, ncap * sizeof *na);
-        if (!na)
-          break;
-        c->all = na;
-        cap = ncap;
-      }
-      memset (&c->all[c->nall], 0, sizeof c->all[0]);
-      c->all[c->nall].name = strdup (e->d_name);
-      c->all[c->nall].path = vb_path_join (c->dir, e->d_name);
-      c->nall++;
-    }
+    else if (vb_has_suffix (*e, ".data") && add_data (c, *e, &cap) < 0)
+      break;
   }
-  closedir (d);
   if (c->nall > 1)
     qsort (c->all, c->nall, sizeof c->all[0], cmp_file);
   return 0;
@@ -184,26 +188,27 @@ list_dir (struct vb_chain *c)
 /* Does the file start as every stream does?  Then it is a damaged stream,
  * never a raw image. */
 static bool
-is_stream (int fd)
+is_stream (struct vb_rfile *rf)
 {
   char head[5];
 
-  return pread (fd, head, sizeof head, 0) == (ssize_t) sizeof head &&
+  return vb_rfile_pread (rf, head, sizeof head, 0) == (ssize_t) sizeof head &&
          memcmp (head, "meta ", sizeof head) == 0;
 }
 
 /* The metadata of raw image F of backup IDENT, as far as it is recorded. */
 static void
-raw_meta (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st,
-          const char *ident, char *fmt, int64_t vsize)
+raw_meta (struct vb_chain *c, struct vb_chain_file *f,
+          const struct vb_target_stat *st, const char *ident, char *fmt,
+          int64_t vsize)
 {
-  uint64_t alloc = (uint64_t) st->st_blocks * 512;
+  uint64_t alloc = st->allocated;
   char date[64];
   struct tm tm;
 
   f->raw = f->meta_ok = true;
   f->side_ident = strdup (ident);
-  localtime_r (&st->st_mtime, &tm);
+  localtime_r (&st->mtime, &tm);
   strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
   f->meta = (struct vb_meta) {
     .virtual_size = vsize >= 0 ? (uint64_t) vsize : f->file_size,
@@ -226,7 +231,8 @@ raw_meta (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st,
  * side files record?  Its ident is "copy", or the chain's first checkpoint
  * (a raw-format disk in a full backup is saved as <disk>.copy.data). */
 static bool
-raw_image (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st)
+raw_image (struct vb_chain *c, struct vb_chain_file *f,
+           const struct vb_target_stat *st)
 {
   const char *idents[] = {
     f->level == VB_LEVEL_COPY ? "copy" : NULL,
@@ -241,8 +247,8 @@ raw_image (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st)
 
     if (!idents[i])
       continue;
-    fmt = vb_bset_vmconfig_disk_format (c->dir, idents[i], f->disk);
-    vsize = vb_bset_qcow_json_vsize (c->dir, idents[i], f->disk);
+    fmt = vb_bset_vmconfig_disk_format (c->t, idents[i], f->disk);
+    vsize = vb_bset_qcow_json_vsize (c->t, idents[i], f->disk);
     if (vsize >= 0 || (fmt && !strcmp (fmt, "raw"))) {
       raw_meta (c, f, st, idents[i], fmt, vsize);
       return true;
@@ -255,19 +261,20 @@ raw_image (struct vb_chain *c, struct vb_chain_file *f, const struct stat *st)
 static void
 read_meta (struct vb_chain *c, struct vb_chain_file *f)
 {
-  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
-  struct stat st = { 0 };
+  CLEANUP_RFILE struct vb_rfile *rf = vb_target_open_read (c->t, f->name);
+  struct vb_target_stat st = { 0 };
 
-  if (fd == -1) {
-    add_file_problem (c, f, "%s: %s", f->name, strerror (errno));
+  if (!rf) {
+    add_file_problem (c, f, "%s: %s", f->name,
+                      strerror (vb_get_errno () ? vb_get_errno () : EIO));
     return;
   }
-  if (fstat (fd, &st) == 0)
-    f->file_size = st.st_size;
-  if (vb_stream_read_meta_fd (fd, f->name, &f->meta) == -1) {
+  f->file_size = rf->size;
+  if (vb_stream_read_meta (rf, f->name, &f->meta) == -1) {
     CLEANUP_FREE char *why = strdup (vb_get_error ());
 
-    if (!is_stream (fd) && raw_image (c, f, &st))
+    if (!is_stream (rf) && vb_target_stat (c->t, f->name, &st) == 0 &&
+        raw_image (c, f, &st))
       return;
     add_file_problem (c, f, "%s: unreadable metadata: %s", f->name,
                       why ? why : "");
@@ -489,21 +496,22 @@ cmp_disk (const void *a, const void *b)
 }
 
 struct vb_chain *
-vb_chain_scan (const char *dir)
+vb_chain_scan (struct vb_target *t)
 {
   struct vb_chain *c = calloc (1, sizeof *c);
 
-  if (!c || !(c->dir = strdup (dir))) {
+  if (!c || !(c->dir = strdup (t->where))) {
     free (c);
-    vb_set_error_errno (ENOMEM, "%s", dir);
+    vb_set_error_errno (ENOMEM, "%s", t->where);
     return NULL;
   }
+  c->t = t;
   if (list_dir (c) == -1) {
     vb_chain_free (c);
     return NULL;
   }
   if (c->domain) {
-    c->cpt = vb_cpt_read (dir, c->domain);
+    c->cpt = vb_cpt_read (t, c->domain);
     if (!c->cpt)
       add_problem (c, NULL, "%s.cpt: %s", c->domain, vb_get_error ());
   }
@@ -538,7 +546,6 @@ vb_chain_free (struct vb_chain *c)
     return;
   for (size_t i = 0; i < c->nall; i++) {
     free (c->all[i].name);
-    free (c->all[i].path);
     free (c->all[i].disk);
     free (c->all[i].ident);
     free (c->all[i].side_ident);
@@ -791,19 +798,19 @@ vb_chain_sequence (const struct vb_chain *c, char *const *names)
 }
 
 int
-vb_chain_file_check (const struct vb_chain_file *f)
+vb_chain_file_check (const struct vb_chain *c, const struct vb_chain_file *f)
 {
-  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_RFILE struct vb_rfile *rf = vb_target_open_read (c->t, f->name);
   enum vb_comp_method method;
   struct vb_reader *r;
   struct vb_frame fr;
   int n = 0;
 
-  if (fd == -1) {
-    vb_set_error_errno (errno, "%s", f->name);
+  if (!rf) {
+    vb_set_error_errno (vb_get_errno (), "%s", f->name);
     return -1;
   }
-  if (!(r = vb_reader_open (fd, f->name)))
+  if (!(r = vb_reader_open (rf, f->name)))
     return -1;
   /* Skipping a compressed payload would decompress it: its trailer at the
    * end of the file already vouches for the size. */

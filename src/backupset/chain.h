@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* chain.h: the chain of a backup directory, per disk, in the order a
  * restore applies it.  Owned by the restore side; uses backupset.h and the
- * stream reader's vb_stream_read_meta_fd().
+ * stream reader's vb_stream_read_meta(); reads the directory only
+ * through its target (target/target.h).
  *
  * Contract: vb_chain_scan() reads every finished *.data file's metadata and
  * orders each disk's files by the checkpoint chain: the full (or copy) file
@@ -31,9 +32,10 @@
 #include "backupset/backupset.h"
 #include "stream/stream.h"
 
+struct vb_target;
+
 struct vb_chain_file {
   char *name;                  /* "sda.inc.virtnbdbackup.1.data" */
-  char *path;                  /* DIR/name */
   char *disk;                  /* from the file name */
   enum vb_level level;         /* COPY, FULL, INC or DIFF (from the name) */
   char *ident;                 /* checkpoint (inc), epoch (diff), else NULL */
@@ -72,7 +74,8 @@ struct vb_chain_problem {
 };
 
 struct vb_chain {
-  char *dir;
+  struct vb_target *t;         /* borrowed: it must outlive the chain */
+  char *dir;                   /* for messages: the target's where */
   char *domain;                /* from <domain>.cpt, NULL if none */
   char **cpt;                  /* its checkpoints; NULL if no .cpt */
   struct vb_chain_file *all;   /* every *.data file, sorted by name */
@@ -84,8 +87,8 @@ struct vb_chain {
   size_t nproblems;
 };
 
-/* Scan DIR.  NULL (with error) only if DIR cannot be listed. */
-struct vb_chain *vb_chain_scan (const char *dir);
+/* Scan T.  NULL (with error) only if T cannot be listed. */
+struct vb_chain *vb_chain_scan (struct vb_target *t);
 void vb_chain_free (struct vb_chain *c);
 
 const struct vb_chain_disk *vb_chain_find_disk (const struct vb_chain *c,
@@ -99,7 +102,8 @@ char *vb_chain_disk_problems (const struct vb_chain *c, const char *disk);
  * file: an uncompressed file's headers are walked without reading the
  * payloads, a compressed one was checked against its trailer when it was
  * opened.  0, or -1 with the error naming F and the byte offset. */
-int vb_chain_file_check (const struct vb_chain_file *f);
+int vb_chain_file_check (const struct vb_chain *c,
+                         const struct vb_chain_file *f);
 
 /* The files to apply, in order, to bring DISK to the point UNTIL: a
  * checkpoint name (the chain up to and including the file that ends at it),

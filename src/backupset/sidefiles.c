@@ -5,8 +5,8 @@
  * (nbd/qemu_nbd.h parses it).
  * See backupset.h.  Nothing here fails loudly: a side file that is missing
  * or unreadable simply records nothing, and the caller decides. */
-#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +20,18 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "nbd/qemu_nbd.h"
+#include "target/target.h"
 
 static xmlDocPtr
-read_xml (const char *path)
+read_xml (struct vb_target *t, const char *name)
 {
-  return xmlReadFile (path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                      XML_PARSE_NOWARNING);
+  size_t len;
+  CLEANUP_FREE char *text = name ? vb_target_read (t, name, &len) : NULL;
+
+  if (!text || len > INT_MAX)
+    return NULL;
+  return xmlReadMemory (text, len, name, NULL, XML_PARSE_NONET |
+                        XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
 
 static xmlNodePtr
@@ -49,12 +55,11 @@ prop (xmlNodePtr n, const char *attr)
 }
 
 char *
-vb_bset_vmconfig_disk_format (const char *dir, const char *ident,
-                             const char *disk)
+vb_bset_vmconfig_disk_format (struct vb_target *t, const char *ident,
+                              const char *disk)
 {
   CLEANUP_FREE char *name = vb_bset_vmconfig_name (ident);
-  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
-  xmlDocPtr doc = path ? read_xml (path) : NULL;
+  xmlDocPtr doc = read_xml (t, name);
   xmlNodePtr devs = doc ? child ((xmlNodePtr) doc, "domain") : NULL;
   char *fmt = NULL;
 
@@ -73,24 +78,25 @@ vb_bset_vmconfig_disk_format (const char *dir, const char *ident,
 }
 
 int64_t
-vb_bset_qcow_json_vsize (const char *dir, const char *ident, const char *disk)
+vb_bset_qcow_json_vsize (struct vb_target *t, const char *ident,
+                         const char *disk)
 {
   CLEANUP_FREE char *name = vb_bset_qcow_json_name (disk, ident);
-  CLEANUP_FREE char *path = name ? vb_path_join (dir, name) : NULL;
+  CLEANUP_FREE char *path = name ? vb_path_join (t->where, name) : NULL;
   CLEANUP_FREE char *text = NULL;
   CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
   size_t len;
 
-  if (!path || !(text = vb_read_file (path, &len)) ||
+  if (!path || !(text = vb_target_read (t, name, &len)) ||
       !(info = vb_image_info_parse (text, len, path)))
     return -1;
   return info->virtual_size;
 }
 
 static char *
-uuid_of (const char *path)
+uuid_of (struct vb_target *t, const char *name)
 {
-  xmlDocPtr doc = read_xml (path);
+  xmlDocPtr doc = read_xml (t, name);
   xmlNodePtr u = child (child ((xmlNodePtr) doc, "domain"), "uuid");
   xmlChar *text = u ? xmlNodeGetContent (u) : NULL;
   char *s = text && *text ? strdup ((const char *) text) : NULL;
@@ -101,23 +107,13 @@ uuid_of (const char *path)
 }
 
 char *
-vb_bset_vmconfig_uuid (const char *dir)
+vb_bset_vmconfig_uuid (struct vb_target *t)
 {
-  DIR *d = opendir (dir);
-  struct dirent *e;
+  CLEANUP_STRV char **names = vb_target_list (t, NULL);
   char *uuid = NULL;
 
-  if (!d)
-    return NULL;
-  while (!uuid && (e = readdir (d)) != NULL) {
-    CLEANUP_FREE char *path = NULL;
-
-    if (strncmp (e->d_name, "vmconfig.", 9) || !vb_has_suffix (e->d_name,
-                                                              ".xml"))
-      continue;
-    if ((path = vb_path_join (dir, e->d_name)))
-      uuid = uuid_of (path);
-  }
-  closedir (d);
+  for (char **n = names; n && *n && !uuid; n++)
+    if (!strncmp (*n, "vmconfig.", 9) && vb_has_suffix (*n, ".xml"))
+      uuid = uuid_of (t, *n);
   return uuid;
 }

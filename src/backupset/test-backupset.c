@@ -20,7 +20,29 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "common/fsutil.h"
+
+/* Directory targets for the tests, closed at exit. */
+static struct vb_target *tgts[256];
+static size_t ntgts;
+static void
+close_tgts (void)
+{
+  for (size_t i = 0; i < ntgts; i++)
+    vb_target_close (tgts[i]);
+}
+static struct vb_target *
+T (const char *dir)
+{
+  struct vb_target *t = vb_target_dir_open (dir, NULL);
+
+  if (!ntgts)
+    atexit (close_tgts);
+  if (t && ntgts < sizeof tgts / sizeof tgts[0])
+    tgts[ntgts++] = t;
+  return t;
+}
 
 static char dir[] = "/tmp/vbtest-set.XXXXXX";
 
@@ -133,14 +155,14 @@ test_cpt (void)
   size_t len;
 
   /* A missing file is an empty chain. */
-  CLEANUP_STRV char **none = vb_cpt_read (dir, "vm1");
+  CLEANUP_STRV char **none = vb_cpt_read (T (dir), "vm1");
   assert (none && none[0] == NULL && vb_strv_len (none) == 0);
 
   write_cpt ("vm1", chain);
   CLEANUP_FREE char *bytes = vb_read_file (path, &len);
   assert (bytes && strcmp (bytes, "[\"virtback.0\", \"virtback.1\"]") == 0);
   assert (len == 28);
-  CLEANUP_STRV char **back = vb_cpt_read (dir, "vm1");
+  CLEANUP_STRV char **back = vb_cpt_read (T (dir), "vm1");
   assert (back && vb_strv_len (back) == 2);
   assert (strcmp (back[0], "virtback.0") == 0);
   assert (strcmp (back[1], "virtback.1") == 0);
@@ -165,7 +187,7 @@ test_cpt_invalid (void)
   /* What virtnbdbackup writes reads back; anything else is an error that
    * names the file. */
   touch ("py.cpt", "[\"virtnbdbackup.0\", \"virtnbdbackup.1\"]");
-  CLEANUP_STRV char **py = vb_cpt_read (dir, "py");
+  CLEANUP_STRV char **py = vb_cpt_read (T (dir), "py");
   assert (py && vb_strv_len (py) == 2);
   assert (strcmp (py[1], "virtnbdbackup.1") == 0);
 
@@ -173,7 +195,7 @@ test_cpt_invalid (void)
                         "[\"a/b\"]", "" };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     touch ("bad.cpt", bad[i]);
-    assert (vb_cpt_read (dir, "bad") == NULL);
+    assert (vb_cpt_read (T (dir), "bad") == NULL);
     assert (strstr (vb_get_error (), "bad.cpt"));
   }
   CLEANUP_FREE char *bad_path = vb_path_join (dir, "bad.cpt");
@@ -187,16 +209,16 @@ test_checkpoints (void)
   CLEANUP_FREE char *file = vb_path_join (cptdir, "virtback.0.xml");
   struct stat st;
 
-  assert (vb_bset_remove_checkpoints (cptdir) == 0); /* missing: fine */
-  assert (vb_bset_save_checkpoint (cptdir, "virtback.0", "<a/>") == 0);
-  assert (vb_bset_save_checkpoint (cptdir, "virtback.1", "<b/>") == 0);
+  assert (vb_bset_remove_checkpoints (T (cptdir)) == 0); /* missing: fine */
+  assert (vb_bset_save_checkpoint (T (cptdir), "virtback.0", "<a/>") == 0);
+  assert (vb_bset_save_checkpoint (T (cptdir), "virtback.1", "<b/>") == 0);
   assert (stat (cptdir, &st) == 0 && (st.st_mode & 0777) == 0700);
   assert (stat (file, &st) == 0 && (st.st_mode & 0777) == 0600);
-  expect_str (vb_bset_load_checkpoint (cptdir, "virtback.1"), "<b/>");
-  assert (vb_bset_load_checkpoint (cptdir, "virtback.9") == NULL);
+  expect_str (vb_bset_load_checkpoint (T (cptdir), "virtback.1"), "<b/>");
+  assert (vb_bset_load_checkpoint (T (cptdir), "virtback.9") == NULL);
   assert (strstr (vb_get_error (), "virtback.9.xml"));
-  assert (vb_bset_save_checkpoint (cptdir, "../evil", "x") == -1);
-  assert (vb_bset_remove_checkpoints (cptdir) == 0);
+  assert (vb_bset_save_checkpoint (T (cptdir), "../evil", "x") == -1);
+  assert (vb_bset_remove_checkpoints (T (cptdir)) == 0);
   assert (vb_dir_is_empty (cptdir) == 1);
 }
 
@@ -205,36 +227,27 @@ test_scan (void)
 {
   CLEANUP_FREE char *sub = vb_path_join (dir, "scan");
 
-  assert (vb_bset_has_backup (sub, "vm1") == 0); /* missing directory */
+  assert (vb_bset_has_backup (T (sub), "vm1") == 0); /* missing directory */
   assert (vb_mkdir_p (sub, 0700) == 0);
-  assert (vb_bset_has_backup (sub, "vm1") == 0);
+  assert (vb_bset_has_backup (T (sub), "vm1") == 0);
   assert (vb_write_file_atomic (sub, "sda.full.data.partial", "x", 1,
                                 0600) == 0);
   assert (vb_write_file_atomic (sub, "vmconfig.virtback.0.xml", "x", 1,
                                 0600) == 0);
-  assert (vb_bset_has_backup (sub, "vm1") == 0);
+  assert (vb_bset_has_backup (T (sub), "vm1") == 0);
   assert (vb_write_file_atomic (sub, "vm1.cpt", "[]", 2, 0600) == 0);
-  assert (vb_bset_has_backup (sub, "vm1") == 1);
-  assert (vb_bset_has_backup (sub, "vm2") == 0);
+  assert (vb_bset_has_backup (T (sub), "vm1") == 1);
+  assert (vb_bset_has_backup (T (sub), "vm2") == 0);
   assert (vb_write_file_atomic (sub, "sda.inc.virtback.1.data", "x", 1,
                                 0600) == 0);
-  assert (vb_bset_has_backup (sub, "vm2") == 1);
+  assert (vb_bset_has_backup (T (sub), "vm2") == 1);
 
   assert (vb_write_file_atomic (sub, "sdb.copy.data.partial", "x", 1,
                                 0600) == 0);
-  assert (vb_bset_remove_partials (sub) == 2);
-  assert (vb_bset_remove_partials (sub) == 0);
+  assert (vb_bset_remove_partials (T (sub)) == 2);
+  assert (vb_bset_remove_partials (T (sub)) == 0);
   CLEANUP_FREE char *kept = vb_path_join (sub, "sda.inc.virtback.1.data");
   assert (access (kept, F_OK) == 0);
-}
-
-static void
-test_modes (void)
-{
-  assert (vb_file_mode () == 0600 && vb_dir_mode () == 0700);
-  vb_bset_modes (0640, 0750);
-  assert (vb_file_mode () == 0640 && vb_dir_mode () == 0750);
-  vb_bset_modes (0600, 0700);
 }
 
 /* Two open file descriptions in one process conflict like two runs do; a
@@ -243,7 +256,9 @@ static void
 test_lock (void)
 {
   char uuid[64];
-  int pfd[2], fd1, fd2;
+  int pfd[2];
+  struct vb_tlock *l1, *l2;
+  struct vb_target *lt = T (dir);
   char c;
 
   snprintf (uuid, sizeof uuid, "vbtest-%d-%ld", (int) getpid (),
@@ -254,38 +269,37 @@ test_lock (void)
             "writable (%s)\n", vb_get_error ());
     return;
   }
-  fd1 = vb_bset_lock_domain (uuid, "vm1");
-  assert (fd1 >= 0);
-  assert (fcntl (fd1, F_GETFD) & FD_CLOEXEC);
-  assert (vb_bset_lock_domain (uuid, "vm1") == -1);
+  l1 = vb_target_lock (lt, uuid, "vm1");
+  assert (l1);
+  assert (vb_target_lock (lt, uuid, "vm1") == NULL);
   assert (strstr (vb_get_error (),
                   "another virtback run is using domain 'vm1' "
                   "(lock /run/virtback/vbtest-"));
-  close (fd1);
-  fd2 = vb_bset_lock_domain (uuid, "vm1");
-  assert (fd2 >= 0);
-  close (fd2);
+  vb_target_unlock (l1);
+  l2 = vb_target_lock (lt, uuid, "vm1");
+  assert (l2);
+  vb_target_unlock (l2);
 
   assert (pipe (pfd) == 0);
   pid_t pid = fork ();
   assert (pid >= 0);
   if (pid == 0) {
-    int fd = vb_bset_lock_domain (uuid, "vm1");
-    if (write (pfd[1], fd >= 0 ? "y" : "n", 1) != 1)
+    struct vb_tlock *l = vb_target_lock (lt, uuid, "vm1");
+    if (write (pfd[1], l ? "y" : "n", 1) != 1)
       _exit (1);
     pause ();
     _exit (0);
   }
   assert (read (pfd[0], &c, 1) == 1 && c == 'y');
-  assert (vb_bset_lock_domain (uuid, "vm1") == -1);
+  assert (vb_target_lock (lt, uuid, "vm1") == NULL);
   kill (pid, SIGKILL);
   assert (waitpid (pid, NULL, 0) == pid);
-  fd2 = vb_bset_lock_domain (uuid, "vm1");
-  assert (fd2 >= 0);
-  close (fd2);
+  l2 = vb_target_lock (lt, uuid, "vm1");
+  assert (l2);
+  vb_target_unlock (l2);
   close (pfd[0]);
   close (pfd[1]);
-  assert (vb_bset_lock_domain ("a/b", "vm1") == -1);
+  assert (vb_target_lock (lt, "a/b", "vm1") == NULL);
 
   char path[128];
   snprintf (path, sizeof path, "/run/virtback/%s.lock", uuid);
@@ -301,44 +315,46 @@ test_unlock (void)
   CLEANUP_FREE char *path = vb_path_join (ldir, "u1.lock");
   CLEANUP_FREE char *other = vb_path_join (ldir, "other");
   struct stat st;
-  int fd, old;
+  struct vb_tlock *l;
+  struct vb_target *lt = T (dir);
+  int old;
 
-  vb_bset_lock_dir (ldir);
-  assert (vb_bset_domain_locked ("u1") == 0);
+  vb_target_lock_dir (ldir);
+  assert (vb_target_locked (lt, "u1") == 0);
   assert (stat (path, &st) == -1 && errno == ENOENT);
-  fd = vb_bset_lock_domain ("u1", "vm1");
-  assert (fd >= 0 && stat (path, &st) == 0);
-  assert (vb_bset_domain_locked ("u1") == 1);
-  assert (vb_bset_lock_domain ("u1", "vm1") == -1);
-  vb_bset_unlock_domain (fd, "u1");
+  l = vb_target_lock (lt, "u1", "vm1");
+  assert (l && stat (path, &st) == 0);
+  assert (vb_target_locked (lt, "u1") == 1);
+  assert (vb_target_lock (lt, "u1", "vm1") == NULL);
+  vb_target_unlock (l);
   assert (stat (path, &st) == -1 && errno == ENOENT);
-  assert (vb_bset_domain_locked ("u1") == 0);
+  assert (vb_target_locked (lt, "u1") == 0);
 
   /* A second run opened the file before the first removed it: its lock
    * is on a file no longer at the path, so a new run is not shut out by
    * it, and the stale holder's unlock leaves the new file alone. */
-  fd = vb_bset_lock_domain ("u1", "vm1");
+  l = vb_target_lock (lt, "u1", "vm1");
   old = open (path, O_RDWR | O_CLOEXEC);
-  assert (fd >= 0 && old >= 0);
-  vb_bset_unlock_domain (fd, "u1");
+  assert (l && old >= 0);
+  vb_target_unlock (l);
   assert (flock (old, LOCK_EX | LOCK_NB) == 0);
-  fd = vb_bset_lock_domain ("u1", "vm1");
-  assert (fd >= 0);
-  assert (vb_bset_domain_locked ("u1") == 1);
-  vb_bset_unlock_domain (old, "u1");
+  l = vb_target_lock (lt, "u1", "vm1");
+  assert (l);
+  assert (vb_target_locked (lt, "u1") == 1);
+  close (old);             /* the stale holder goes */
   assert (stat (path, &st) == 0);
-  assert (vb_bset_domain_locked ("u1") == 1);
+  assert (vb_target_locked (lt, "u1") == 1);
 
   /* Replaced under a holder (say by hand): its unlock removes nothing. */
   assert (vb_write_file_atomic (ldir, "other", "", 0, 0600) == 0);
   assert (rename (other, path) == 0);
-  vb_bset_unlock_domain (fd, "u1");
+  vb_target_unlock (l);
   assert (stat (path, &st) == 0);
-  assert (vb_bset_domain_locked ("u1") == 0);
+  assert (vb_target_locked (lt, "u1") == 0);
   unlink (path);
   rmdir (ldir);
-  vb_bset_unlock_domain (-1, "u1");
-  vb_bset_lock_dir (NULL);
+  vb_target_unlock (NULL);
+  vb_target_lock_dir (NULL);
 }
 
 /* sda.full.data: meta, one 4 KiB data frame, a zero frame, stop; then
@@ -372,8 +388,8 @@ check_cut (off_t cut, const char *junk)
   memcpy (buf + n, junk, strlen (junk)), n += strlen (junk);
   assert (vb_write_file_atomic (dir, "sda.full.data", buf, n - cut,
                                 0600) == 0);
-  assert ((c = vb_chain_scan (dir)) && c->nall == 1);
-  r = vb_chain_file_check (&c->all[0]);
+  assert ((c = vb_chain_scan (T (dir))) && c->nall == 1);
+  r = vb_chain_file_check (c, &c->all[0]);
   assert (r == 0 || strstr (vb_get_error (), "sda.full.data"));
   vb_chain_free (c);
   snprintf (path, sizeof path, "%s/sda.full.data", dir);
@@ -401,7 +417,6 @@ main (void)
   test_names ();
   test_levels ();
   test_safe ();
-  test_modes ();
   test_cpt ();
   test_cpt_invalid ();
   test_checkpoints ();

@@ -21,6 +21,7 @@
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -103,17 +104,20 @@ log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
 }
 
 static int
-open_log (void *op, enum vb_level level)
+open_log (void *op, struct vb_target *t, enum vb_level level)
 {
   struct ui *ui = op;
   CLEANUP_FREE char *name = vb_bset_log_name (level, time (NULL));
   CLEANUP_FREE char *path = name ? vb_path_join (ui->outdir, name) : NULL;
   int fd;
 
+  /* The log outlives the run's target (the summary comes after it), so
+   * it is a plain file here, made with the target's policy. */
   if (!path)
     return -1;
-  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, vb_file_mode ());
-  if (fd >= 0 && vb_fs_chgrp_fd (fd, path) < 0) {
+  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+             t->policy.file_mode);
+  if (fd >= 0 && vb_fs_chgrp_fd (fd, t->policy.group, path) < 0) {
     close (fd);
     return -1;
   }
@@ -283,6 +287,7 @@ static const struct option longopts[] = {
 
 struct args {
   struct vb_backup_opts o;
+  struct vb_target_policy policy;  /* from --group */
   bool json, noprogress;
   bool level_given;            /* -z with an explicit level */
 };
@@ -379,8 +384,7 @@ parse_opt (struct args *a, int c, int argc, char **argv)
     struct group *g = getgrnam (optarg);
     if (!g)
       return bad ("unknown group", optarg);
-    vb_fs_set_group (g->gr_gid);
-    vb_bset_modes (0640, 0750);
+    a->policy = (struct vb_target_policy) { 0640, 0750, g->gr_gid };
     return 0;
   }
   case OPT_METHOD:
@@ -473,7 +477,7 @@ parse_args (struct args *a, int argc, char **argv)
 int
 cmd_backup (int argc, char **argv)
 {
-  struct args a = { 0 };
+  struct args a = { .policy = VB_TARGET_POLICY_DEFAULT };
   struct ui ui = { 0 };
   struct vb_backup_result r;
   int ret;
@@ -485,6 +489,7 @@ cmd_backup (int argc, char **argv)
   ui.quiet = a.json;
   vb_log_set_sink (log_sink, &ui);
   a.o.cancel = vb_cli_stop_on_signals ();
+  a.o.policy = &a.policy;
   a.o.started = strcmp (a.o.outdir, "-") ? open_log : NULL;
   a.o.tick = tick;
   a.o.op = &ui;

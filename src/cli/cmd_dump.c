@@ -10,6 +10,7 @@
 #include "backupset/chain.h"
 #include "cli/cli.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "restore/restore.h"
 
 static const char usage_text[] =
@@ -35,6 +36,7 @@ cmd_dump (int argc, char **argv)
   };
   const char *input = NULL;
   struct vb_chain *chain;
+  struct vb_target *t = NULL;
   int c, json = 0;
 
   while ((c = getopt_long (argc, argv, "i:h", longopts, NULL)) != -1) {
@@ -52,9 +54,10 @@ cmd_dump (int argc, char **argv)
                    "nothing else");
     return VB_EXIT_USAGE;
   }
-  chain = vb_chain_scan (input);
-  if (!chain) {
+  if (!(t = vb_target_dir_open (input, NULL)) ||
+      !(chain = vb_chain_scan (t))) {
     vb_cli_error ("dump");
+    vb_target_close (t);
     return VB_EXIT_FAIL;
   }
   if (json) {
@@ -67,6 +70,7 @@ cmd_dump (int argc, char **argv)
     char *text = vb_dump_text (chain);
     if (!text) {
       vb_chain_free (chain);
+      vb_target_close (t);
       vb_cli_error ("dump");
       return VB_EXIT_FAIL;
     }
@@ -74,5 +78,6 @@ cmd_dump (int argc, char **argv)
     free (text);
   }
   vb_chain_free (chain);
+  vb_target_close (t);
   return VB_EXIT_OK;
 }

@@ -13,25 +13,11 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 
-static gid_t fs_group = (gid_t) -1;
-
-void vb_fs_set_group (gid_t gid) { fs_group = gid; }
-
 int
-vb_fs_chgrp_fd (int fd, const char *what)
+vb_fs_chgrp_fd (int fd, gid_t gid, const char *what)
 {
-  if (fs_group != (gid_t) -1 && fchown (fd, -1, fs_group) < 0) {
+  if (gid != (gid_t) -1 && fchown (fd, -1, gid) < 0) {
     vb_set_error_errno (errno, "chgrp %s", what);
-    return -1;
-  }
-  return 0;
-}
-
-int
-vb_fs_chgrp_path (const char *path)
-{
-  if (fs_group != (gid_t) -1 && chown (path, -1, fs_group) < 0) {
-    vb_set_error_errno (errno, "chgrp %s", path);
     return -1;
   }
   return 0;
@@ -142,6 +128,13 @@ int
 vb_write_file_atomic (const char *dir, const char *name,
                       const void *data, size_t len, mode_t mode)
 {
+  return vb_write_file_atomic_as (dir, name, data, len, mode, (gid_t) -1);
+}
+
+int
+vb_write_file_atomic_as (const char *dir, const char *name, const void *data,
+                         size_t len, mode_t mode, gid_t gid)
+{
   CLEANUP_FREE char *path = vb_path_join (dir, name);
   CLEANUP_FREE char *tmp = NULL;
   int fd;
@@ -155,7 +148,7 @@ vb_write_file_atomic (const char *dir, const char *name,
     vb_set_error_errno (errno, "create %s", tmp);
     return -1;
   }
-  if (vb_fs_chgrp_fd (fd, tmp) < 0) {
+  if (vb_fs_chgrp_fd (fd, gid, tmp) < 0) {
     close (fd);
     unlink (tmp);
     return -1;
@@ -211,6 +204,12 @@ vb_read_file (const char *path, size_t *len)
 int
 vb_mkdir_p (const char *path, mode_t mode)
 {
+  return vb_mkdir_p_as (path, mode, (gid_t) -1);
+}
+
+int
+vb_mkdir_p_as (const char *path, mode_t mode, gid_t gid)
+{
   CLEANUP_FREE char *p = strdup (path);
 
   if (!p) {
@@ -222,8 +221,10 @@ vb_mkdir_p (const char *path, mode_t mode)
       char c = *s;
       *s = '\0';
       if (mkdir (p, mode) == 0) {
-        if (vb_fs_chgrp_path (p) < 0)
+        if (gid != (gid_t) -1 && chown (p, -1, gid) < 0) {
+          vb_set_error_errno (errno, "chgrp %s", p);
           return -1;
+        }
         if (chmod (p, mode) < 0) {
           vb_set_error_errno (errno, "chmod %s", p);
           return -1;

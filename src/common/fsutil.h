@@ -13,19 +13,19 @@
 #include <sys/types.h>
 
 int vb_fsync_dir (const char *dir);
-/* Group given to every file and directory virtback creates (--group);
- * -1 (the default) leaves the creator's group. */
-void vb_fs_set_group (gid_t gid);
-/* Apply the group to an open file or a path; 0 or -1 with an error. */
-int vb_fs_chgrp_fd (int fd, const char *what);
-int vb_fs_chgrp_path (const char *path);
-/* Write LEN bytes to DIR/NAME atomically with MODE. */
+/* Give an open file group GID (-1: leave the creator's); 0 or -1. */
+int vb_fs_chgrp_fd (int fd, gid_t gid, const char *what);
+/* Write LEN bytes to DIR/NAME atomically with MODE (and group GID). */
 int vb_write_file_atomic (const char *dir, const char *name,
                           const void *data, size_t len, mode_t mode);
+int vb_write_file_atomic_as (const char *dir, const char *name,
+                             const void *data, size_t len, mode_t mode,
+                             gid_t gid);
 /* Read a whole (small) file; *LEN receives its size; NUL-terminated. */
 char *vb_read_file (const char *path, size_t *len);
 /* mkdir -p with MODE for directories it creates. */
 int vb_mkdir_p (const char *path, mode_t mode);
+int vb_mkdir_p_as (const char *path, mode_t mode, gid_t gid);
 /* The write loops below retry short writes and EINTR; on failure the
  * error carries the errno (vb_get_errno) and says which call failed, and
  * the caller prefixes the file. */

@@ -16,6 +16,7 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "common/fsutil.h"
 #include "common/proc.h"
 #include "map/map.h"
@@ -27,12 +28,15 @@
 static int
 check_point (const struct vb_map_opts *o, struct vb_map *m)
 {
-  struct vb_chain *c = vb_chain_scan (o->input);
+  struct vb_target *t = vb_target_dir_open (o->input, NULL);
+  struct vb_chain *c = t ? vb_chain_scan (t) : NULL;
   size_t n = 0;
   int r = 0;
 
-  if (!c)
+  if (!c) {
+    vb_target_close (t);
     return -1;
+  }
   m->disks = calloc (c->ndisks + 1, sizeof *m->disks);
   for (size_t i = 0; m->disks && i < c->ndisks && r == 0; i++) {
     struct vb_chain_file **files;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "backupset/chain.h"
+#include "target/target.h"
 #include "common/error.h"
 #include "common/parse.h"
 #include "view/view.h"
@@ -34,6 +35,7 @@ struct export {
 };
 
 static const char *dir, *until, *only;
+static struct vb_target *repo;   /* DIR, open while the plugin is loaded */
 static uint64_t cache_bytes;
 static struct export *exports;
 static size_t nexports;
@@ -85,7 +87,7 @@ add_export (const struct vb_chain *c, const struct vb_chain_disk *d)
   }
   exports = e;
   e = &exports[nexports];
-  e->view = vb_view_open_files (files, cache_bytes);
+  e->view = vb_view_open_files (repo, files, cache_bytes);
   e->disk = strdup (d->disk);
   free (files);
   if (!e->view || !e->disk) {
@@ -102,10 +104,10 @@ add_export (const struct vb_chain *c, const struct vb_chain_disk *d)
 static int
 vbp_get_ready (void)
 {
-  struct vb_chain *c = vb_chain_scan (dir);
+  struct vb_chain *c;
   int r = 0;
 
-  if (!c) {
+  if (!(repo = vb_target_dir_open (dir, NULL)) || !(c = vb_chain_scan (repo))) {
     nbdkit_error ("%s", vb_get_error ());
     return -1;
   }

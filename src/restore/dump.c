@@ -14,6 +14,7 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "restore/restore.h"
 
 static struct json_object *
@@ -42,10 +43,11 @@ compression_text (const struct vb_chain_file *f, char *buf, size_t len)
  * no zstd; and it copies a raw image only when told to (--raw), for a
  * raw-format disk. */
 static const char *
-peer_blocker (const struct vb_chain_file *f)
+peer_blocker (const struct vb_chain *c, const struct vb_chain_file *f)
 {
+  struct vb_rfile *rf;
   uint64_t zeros = 0;
-  int fd, r;
+  int r;
 
   if (!f->meta_ok)
     return NULL;
@@ -57,18 +59,18 @@ peer_blocker (const struct vb_chain_file *f)
     return "zstd compression";
   if (f->level != VB_LEVEL_INC && f->level != VB_LEVEL_DIFF)
     return NULL;
-  if ((fd = open (f->path, O_RDONLY | O_CLOEXEC)) < 0)
+  if (!(rf = vb_target_open_read (c->t, f->name)))
     return NULL;
-  r = vb_stream_count_zero_frames (fd, f->name, &zeros);
-  close (fd);
+  r = vb_stream_count_zero_frames (rf, f->name, &zeros);
+  vb_rfile_close (rf);
   return r == 0 && zeros ? "zeroed ranges stored as zero frames, which it "
                            "skips (write with --peer-compatible)" : NULL;
 }
 
 static struct json_object *
-file_json (const struct vb_chain_file *f)
+file_json (const struct vb_chain *c, const struct vb_chain_file *f)
 {
-  const char *blocker = peer_blocker (f);
+  const char *blocker = peer_blocker (c, f);
   struct json_object *o = json_object_new_object ();
   const struct vb_meta *m = &f->meta;
 
@@ -101,12 +103,13 @@ file_json (const struct vb_chain_file *f)
 }
 
 static struct json_object *
-files_json (struct vb_chain_file *const *files, size_t n)
+files_json (const struct vb_chain *c, struct vb_chain_file *const *files,
+            size_t n)
 {
   struct json_object *a = json_object_new_array ();
 
   for (size_t i = 0; i < n; i++)
-    json_object_array_add (a, file_json (files[i]));
+    json_object_array_add (a, file_json (c, files[i]));
   return a;
 }
 
@@ -119,8 +122,8 @@ disk_json (const struct vb_chain *c, const struct vb_chain_disk *d)
   json_object_object_add (o, "disk", json_object_new_string (d->disk));
   json_object_object_add (o, "restorable",
                           json_object_new_boolean (!d->broken && d->nfiles));
-  json_object_object_add (o, "files", files_json (d->files, d->nfiles));
-  json_object_object_add (o, "diffs", files_json (d->diffs, d->ndiffs));
+  json_object_object_add (o, "files", files_json (c, d->files, d->nfiles));
+  json_object_object_add (o, "diffs", files_json (c, d->diffs, d->ndiffs));
   for (size_t i = 0; i < c->nall; i++)
     if (c->all[i].disk && strcmp (c->all[i].disk, d->disk) == 0 &&
         !c->all[i].meta_ok)
@@ -202,7 +205,8 @@ vb_dump_json (const struct vb_chain *c)
 }
 
 static void
-text_file (FILE *fp, const struct vb_chain_file *f, int w)
+text_file (FILE *fp, const struct vb_chain *c, const struct vb_chain_file *f,
+           int w)
 {
   const struct vb_meta *m = &f->meta;
   char comp[64];
@@ -229,13 +233,13 @@ text_disk (FILE *fp, const struct vb_chain *c, const struct vb_chain_disk *d)
            "LEVEL", "CHECKPOINT", "PARENT", "DATE", "VIRTUAL SIZE",
            "DATA SIZE", "COMPRESSION");
   for (size_t i = 0; i < d->nfiles; i++)
-    text_file (fp, d->files[i], w);
+    text_file (fp, c, d->files[i], w);
   for (size_t i = 0; i < d->ndiffs; i++)
-    text_file (fp, d->diffs[i], w);
+    text_file (fp, c, d->diffs[i], w);
   for (size_t i = 0; i < d->nfiles + d->ndiffs; i++) {
     const struct vb_chain_file *f = i < d->nfiles ? d->files[i]
                                                   : d->diffs[i - d->nfiles];
-    const char *why = peer_blocker (f);
+    const char *why = peer_blocker (c, f);
     if (why)
       fprintf (fp, "  %s: virtnbdrestore cannot restore this file (%s); "
                "virtback restore can\n", f->name, why);

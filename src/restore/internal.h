@@ -49,7 +49,8 @@ int vb_write_point (struct vb_nbd_writer *w, struct vb_view *v, bool fresh,
 /* Check PATH against PATH.chksum (adler32 of every byte, decimal, as
  * virtnbdbackup 2.x writes it).  1 matched, 0 no .chksum, -1 mismatch or
  * error (NAME in the message).  Thread-safe. */
-int vb_check_chksum (const char *path, const char *name);
+struct vb_target;
+int vb_check_chksum (struct vb_target *t, const char *name);
 
 /* 0 if no domain at URI is named NAME, else -1 (with an error telling
  * the user to give another -N). */

@@ -19,6 +19,7 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "common/fsutil.h"
 #include "nbd/nbd.h"
 #include "restore/internal.h"
@@ -40,6 +41,7 @@ struct job {
 struct run {
   const struct vb_restore_opts *o;
   const char *fmt;
+  struct vb_target *t;         /* the backup directory, read once */
   struct vb_chain *c;
   struct job *jobs;
   size_t njobs;
@@ -152,6 +154,14 @@ plan_disks (struct run *rn)
 }
 
 /* vmconfig.<ident>.xml of the restore point (the last file applied). */
+static bool
+exists (const struct run *rn, const char *name)
+{
+  struct vb_target_stat st;
+
+  return vb_target_stat (rn->t, name, &st) == 0 && st.exists;
+}
+
 static int
 load_xml (struct run *rn)
 {
@@ -162,20 +172,20 @@ load_xml (struct run *rn)
   CLEANUP_FREE char *path = name ? vb_path_join (rn->o->input, name) : NULL;
   size_t len;
 
-  if (path && access (path, R_OK) == -1 && f->level == VB_LEVEL_DIFF) {
+  if (path && !exists (rn, name) && f->level == VB_LEVEL_DIFF) {
     free (name);
     free (path);
     name = vb_bset_vmconfig_name (f->meta.parent_checkpoint);
     path = name ? vb_path_join (rn->o->input, name) : NULL;
   }
-  if (!path || access (path, R_OK) == -1) {
+  if (!path || !exists (rn, name)) {
     if (!rn->o->adjust_config && !rn->o->define)
       return 0;                 /* nothing to copy; images still restore */
     vb_set_error ("%s: no VM definition of the restore point, so -c/-D "
                   "cannot adjust it", path ? path : ident);
     return -1;
   }
-  rn->xml = vb_read_file (path, &len);
+  rn->xml = vb_target_read (rn->t, name, &len);
   rn->xml_name = STEAL (name);
   return rn->xml ? 0 : -1;
 }
@@ -268,7 +278,9 @@ plan (struct run *rn)
     vb_set_error ("--to writes one disk: name it with -d DISK");
     return -1;
   }
-  rn->c = vb_chain_scan (o->input);
+  if (!(rn->t = vb_target_dir_open (o->input, NULL)))
+    return -1;
+  rn->c = vb_chain_scan (rn->t);
   if (!rn->c)
     return -1;
   if ((o->sequence ? plan_sequence (rn) : plan_disks (rn)) == -1 ||
@@ -301,7 +313,8 @@ qcow_options (const struct run *rn, const struct job *j)
 
   name = vb_bset_qcow_json_name (j->d->disk, vb_chain_file_ident (f));
   path = name ? vb_path_join (rn->o->input, name) : NULL;
-  if (!path || access (path, R_OK) == -1 || !(text = vb_read_file (path, &len)))
+  if (!path || !exists (rn, name) ||
+      !(text = vb_target_read (rn->t, name, &len)))
     return strdup ("");
   if (!(o = vb_image_info_parse (text, len, path)))
     return strdup ("");
@@ -342,6 +355,7 @@ create_image (const struct run *rn, struct job *j, uint64_t size)
 /* The .chksum covers each whole file, so the files of the point are
  * checked by a thread reading them alongside the writes. */
 struct sumcheck {
+  struct vb_target *t;
   struct vb_chain_file *const *files;
   int ret;
   char msg[1024];
@@ -353,7 +367,7 @@ sum_thread (void *opaque)
   struct sumcheck *sc = opaque;
 
   for (size_t i = 0; sc->files[i] && sc->ret != -1; i++)
-    sc->ret = vb_check_chksum (sc->files[i]->path, sc->files[i]->name);
+    sc->ret = vb_check_chksum (sc->t, sc->files[i]->name);
   if (sc->ret == -1)
     snprintf (sc->msg, sizeof sc->msg, "%s", vb_get_error ());
   return NULL;
@@ -366,8 +380,8 @@ sum_thread (void *opaque)
 static int
 write_point (const struct run *rn, struct job *j, struct vb_nbd_writer *w)
 {
-  struct vb_view *v = vb_view_open_files (j->files, RESTORE_CACHE);
-  struct sumcheck sc = { .files = j->files };
+  struct vb_view *v = vb_view_open_files (rn->t, j->files, RESTORE_CACHE);
+  struct sumcheck sc = { .t = rn->t, .files = j->files };
   pthread_t th;
   bool threaded;
   int ret;
@@ -588,6 +602,7 @@ run_free (struct run *rn)
   free (rn->xml_name);
   vb_strv_free (rn->notes);
   vb_chain_free (rn->c);
+  vb_target_close (rn->t);
 }
 
 static int

@@ -12,9 +12,31 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "common/fsutil.h"
 #include "common/test.h"
 #include "stream/stream.h"
+
+/* Directory targets for the tests, closed at exit. */
+static struct vb_target *tgts[256];
+static size_t ntgts;
+static void
+close_tgts (void)
+{
+  for (size_t i = 0; i < ntgts; i++)
+    vb_target_close (tgts[i]);
+}
+static struct vb_target *
+T (const char *dir)
+{
+  struct vb_target *t = vb_target_dir_open (dir, NULL);
+
+  if (!ntgts)
+    atexit (close_tgts);
+  if (t && ntgts < sizeof tgts / sizeof tgts[0])
+    tgts[ntgts++] = t;
+  return t;
+}
 
 static char dir[] = "/tmp/test-chain.XXXXXX";
 
@@ -93,7 +115,7 @@ test_order_and_select (void)
   put ("sda.diff.1600000000.data", "sda", "p.4", "p.3", 2 << 20);
   put ("sda.diff.1500000000.data", "sda", "p.2", "p.1", 2 << 20);
   REQUIRE (vb_write_file_atomic (dir, "sda.inc.p.4.data.partial", "x", 1, 0600) == 0);
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c);
   REQUIRE (c->nproblems == 0);
   REQUIRE (strcmp (c->domain, "vm") == 0);
@@ -135,7 +157,7 @@ test_gap_dup_reorder (void)
     CLEANUP_FREE char *p = vb_path_join (dir, "sda.inc.p.1.data");
     REQUIRE (unlink (p) == 0);
   }
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c && vb_chain_find_disk (c, "sda")->broken);
   REQUIRE (has_problem (c, "sda.inc.p.2.data (metadata at offset 40): its parent "
                       "checkpoint 'p.1' is not in the chain"));
@@ -156,7 +178,7 @@ test_gap_dup_reorder (void)
 
   chain3 ();
   put ("sda.inc.p.1b.data", "sda", "p.1b", "p.0", 1 << 20);
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c && has_problem (c, "both follow checkpoint 'p.0'"));
   {
     const struct vb_chain_disk *d = vb_chain_find_disk (c, "sda");
@@ -170,7 +192,7 @@ test_gap_dup_reorder (void)
   chain3 ();     /* contents of p.1 and p.2 swapped under each other's name */
   put ("sda.inc.p.1.data", "sda", "p.2", "p.1", 1 << 20);
   put ("sda.inc.p.2.data", "sda", "p.1", "p.0", 1 << 20);
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c && has_problem (c, "sda.inc.p.1.data (metadata at offset 40): the "
                            "file name says checkpoint 'p.1' but the metadata "
                            "says 'p.2'"));
@@ -178,14 +200,14 @@ test_gap_dup_reorder (void)
 
   chain3 ();
   REQUIRE (write_cpt ((char *[]) { "p.0", "p.2", "p.1", NULL }) == 0);
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c && has_problem (c, "sda.inc.p.1.data (metadata at offset 40): ends "
                            "at checkpoint 'p.1' but vm.cpt lists 'p.2'"));
   vb_chain_free (c);
 
   chain3 ();     /* the newest inc is gone: only the .cpt can tell */
   REQUIRE (write_cpt ((char *[]) { "p.0", "p.1", "p.2", "p.3", NULL }) == 0);
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c && has_problem (c, "missing sda.inc.p.3.data"));
   {
     const struct vb_chain_disk *d = vb_chain_find_disk (c, "sda");
@@ -210,7 +232,7 @@ test_disks_and_bad_files (void)
   put ("sdb.copy.data", "sdb", "p.0", "", 1 << 20);
   put ("sdc.full.data", "sdx", "p.0", "", 1 << 20);
   REQUIRE (vb_write_file_atomic (dir, "sdd.full.data", "meta 00", 7, 0600) == 0);
-  c = vb_chain_scan (dir);
+  c = vb_chain_scan (T (dir));
   REQUIRE (c && c->ndisks == 4);
   REQUIRE (!vb_chain_find_disk (c, "sda")->broken);
   REQUIRE (vb_chain_find_disk (c, "sdb")->broken);
@@ -219,7 +241,7 @@ test_disks_and_bad_files (void)
   REQUIRE (has_problem (c, "sdd.full.data: unreadable metadata"));
   REQUIRE (vb_chain_find_disk (c, "sdd")->broken);
   vb_chain_free (c);
-  REQUIRE (vb_chain_scan ("/nonexistent/dir") == NULL);
+  REQUIRE (vb_chain_scan (T ("/nonexistent/dir")) == NULL);
 }
 
 int

@@ -21,6 +21,7 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "common/fsutil.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
@@ -52,18 +53,19 @@ push (char ***v, size_t *n, const char *fmt, ...)
 
 /* Read one data file through the stream reader, payload included. */
 static int
-read_stream (const struct vb_chain_file *f, char *buf, uint64_t *bytes)
+read_stream (struct vb_target *t, const struct vb_chain_file *f, char *buf,
+             uint64_t *bytes)
 {
-  CLEANUP_CLOSE int fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_RFILE struct vb_rfile *rf = vb_target_open_read (t, f->name);
   struct vb_reader *r;
   struct vb_frame fr;
   int ret = -1, n;
 
-  if (fd == -1) {
-    vb_set_error_errno (errno, "%s", f->name);
+  if (!rf) {
+    vb_set_error_errno (vb_get_errno (), "%s", f->name);
     return -1;
   }
-  r = vb_reader_open (fd, f->name);
+  r = vb_reader_open (rf, f->name);
   if (!r)
     return -1;
   while ((n = vb_reader_next (r, &fr)) == 1) {
@@ -87,22 +89,24 @@ read_stream (const struct vb_chain_file *f, char *buf, uint64_t *bytes)
 /* adler32 of the whole file, as virtnbdbackup 2.x stores it in
  * <file>.chksum (decimal, no newline).  1 checked, 0 none, -1 problem. */
 int
-vb_check_chksum (const char *path, const char *name)
+vb_check_chksum (struct vb_target *t, const char *name)
 {
-  CLEANUP_FREE char *cpath = NULL, *text = NULL, *buf = NULL;
-  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_FREE char *cname = NULL, *text = NULL, *buf = NULL;
+  CLEANUP_RFILE struct vb_rfile *rf = NULL;
   uLong sum = adler32 (0, Z_NULL, 0);
   unsigned long long want;
+  struct vb_target_stat st;
   uint64_t total = 0;
   size_t len;
   ssize_t n;
   char *end;
 
-  if (!(cpath = vb_bset_chksum_name (path)))
+  if (!(cname = vb_bset_chksum_name (name)) ||
+      vb_target_stat (t, cname, &st) < 0)
     return -1;
-  if (access (cpath, F_OK) == -1)
+  if (!st.exists)
     return 0;
-  text = vb_read_file (cpath, &len);
+  text = vb_target_read (t, cname, &len);
   if (!text)
     return -1;
   errno = 0;
@@ -111,18 +115,18 @@ vb_check_chksum (const char *path, const char *name)
     vb_set_error ("%s.chksum: not a decimal checksum", name);
     return -1;
   }
-  fd = open (path, O_RDONLY | O_CLOEXEC);
+  rf = vb_target_open_read (t, name);
   buf = malloc (BUFSZ);
-  if (fd == -1 || !buf) {
-    vb_set_error_errno (errno, "%s", name);
+  if (!rf || !buf) {
+    vb_set_error_errno (rf ? ENOMEM : vb_get_errno (), "%s", name);
     return -1;
   }
-  while ((n = read (fd, buf, BUFSZ)) > 0) {
+  while ((n = vb_rfile_pread (rf, buf, BUFSZ, total)) > 0) {
     sum = adler32_z (sum, (const Bytef *) buf, n);
     total += n;
   }
   if (n < 0) {
-    vb_set_error_errno (errno, "%s: offset %" PRIu64, name, total);
+    vb_set_error_errno (vb_get_errno (), "%s: offset %" PRIu64, name, total);
     return -1;
   }
   if (sum != want) {
@@ -135,9 +139,10 @@ vb_check_chksum (const char *path, const char *name)
 }
 
 static void
-verify_file (const struct vb_chain_file *f, char *buf,
-             struct vb_verify_report *rep)
+verify_file (const struct vb_chain *c, const struct vb_chain_file *f,
+             char *buf, struct vb_verify_report *rep)
 {
+  struct vb_target *t = c->t;
   int r;
 
   rep->nfiles++;
@@ -145,9 +150,9 @@ verify_file (const struct vb_chain_file *f, char *buf,
    * raw image's size: it has no frames to read. */
   if (f->raw)
     rep->bytes += f->file_size;
-  else if (f->meta_ok && read_stream (f, buf, &rep->bytes) == -1)
+  else if (f->meta_ok && read_stream (t, f, buf, &rep->bytes) == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
-  r = vb_check_chksum (f->path, f->name);
+  r = vb_check_chksum (t, f->name);
   if (r == -1)
     push (&rep->problems, &rep->nproblems, "%s", vb_get_error ());
   else if (r == 1)
@@ -159,8 +164,8 @@ verify_file (const struct vb_chain_file *f, char *buf,
 static void
 note_partials (const struct vb_chain *c, struct vb_verify_report *rep)
 {
-  CLEANUP_FREE char *uuid = vb_bset_vmconfig_uuid (c->dir);
-  int running = uuid ? vb_bset_domain_locked (uuid) : 0;
+  CLEANUP_FREE char *uuid = vb_bset_vmconfig_uuid (c->t);
+  int running = uuid ? vb_target_locked (c->t, uuid) : 0;
   const char *name = c->domain ? c->domain : uuid;
 
   if (running == 1) {
@@ -181,11 +186,14 @@ note_partials (const struct vb_chain *c, struct vb_verify_report *rep)
 int
 vb_verify (const char *dir, struct vb_verify_report *rep)
 {
+  CLEANUP_TARGET struct vb_target *t = NULL;
   struct vb_chain *c;
   CLEANUP_FREE char *buf = NULL;
 
   memset (rep, 0, sizeof *rep);
-  c = vb_chain_scan (dir);
+  if (!(t = vb_target_dir_open (dir, NULL)))
+    return -1;
+  c = vb_chain_scan (t);
   if (!c)
     return -1;
   buf = malloc (BUFSZ);
@@ -197,7 +205,7 @@ vb_verify (const char *dir, struct vb_verify_report *rep)
   for (size_t i = 0; i < c->nproblems; i++)
     push (&rep->problems, &rep->nproblems, "%s", c->problems[i].text);
   for (size_t i = 0; i < c->nall; i++)
-    verify_file (&c->all[i], buf, rep);
+    verify_file (c, &c->all[i], buf, rep);
   note_partials (c, rep);
   if (c->nall == 0)
     push (&rep->problems, &rep->nproblems, "%s: no data files (*.data): not "
@@ -256,14 +264,14 @@ judge_gone (struct vb_domain *d, const struct vb_chain *c, const char *name,
 }
 
 static int
-judge (struct vb_domain *d, const struct vb_chain *c, const char *cptdir,
+judge (struct vb_domain *d, const struct vb_chain *c, struct vb_target *cpt,
        char **msg)
 {
   size_t n = vb_strv_len (c->cpt);
 
   for (size_t i = 0; i < n; i++) {
     const char *name = c->cpt[i];
-    CLEANUP_FREE char *saved = vb_bset_load_checkpoint (cptdir, name);
+    CLEANUP_FREE char *saved = vb_bset_load_checkpoint (cpt, name);
     bool held = vb_checkpoint_exists (d, name), newest = i + 1 == n;
     int r;
 
@@ -295,7 +303,10 @@ vb_verify_checkpoint (const char *dir, const char *uri, const char *cptdir,
 {
   CLEANUP_FREE char *cpd = cptdir ? strdup (cptdir)
                                   : vb_path_join (dir, "checkpoints");
-  struct vb_chain *c = vb_chain_scan (dir);
+  CLEANUP_TARGET struct vb_target *t = vb_target_dir_open (dir, NULL);
+  CLEANUP_TARGET struct vb_target *ct = cpd ? vb_target_dir_open (cpd, NULL)
+                                            : NULL;
+  struct vb_chain *c = t && ct ? vb_chain_scan (t) : NULL;
   struct vb_domain *d = NULL;
   int r = 0;
 
@@ -306,7 +317,7 @@ vb_verify_checkpoint (const char *dir, const char *uri, const char *cptdir,
     if (!(d = vb_domain_open (uri, c->domain, false)))
       r = say (msg, 2, "%s", vb_get_error ());
     else
-      r = judge (d, c, cpd, msg);
+      r = judge (d, c, ct, msg);
   }
   vb_domain_close (d);
   vb_chain_free (c);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "target/target.h"
 #include "stream/index.h"
 
 struct build {
@@ -97,9 +98,9 @@ trim (struct vb_index *ix)
 }
 
 struct vb_index *
-vb_index_build (int fd, const char *name)
+vb_index_build (struct vb_rfile *rf, const char *name)
 {
-  struct vb_reader *r = vb_reader_open (fd, name);
+  struct vb_reader *r = vb_reader_open (rf, name);
   struct build b = { 0 };
   struct vb_frame f;
   int n = -1;
@@ -147,37 +148,35 @@ add_raw (struct build *b, uint64_t start, uint64_t end)
 /* The next data extent [*DATA, *HOLE) at or after POS, below END; 0 when
  * none is left. */
 static int
-next_extent (int fd, const char *name, off_t pos, off_t end, off_t *data,
-             off_t *hole)
+next_extent (struct vb_rfile *rf, const char *name, uint64_t pos,
+             uint64_t end, uint64_t *data, uint64_t *hole)
 {
-  *data = lseek (fd, pos, SEEK_DATA);
-  if (*data < 0 && errno != ENXIO) {
-    vb_set_error_errno (errno, "%s: seek at offset %jd", name,
-                        (intmax_t) pos);
+  int r = vb_rfile_next_data (rf, pos, data, hole);
+
+  if (r < 0) {
+    vb_prefix_error ("%s: seek at offset %" PRIu64, name, pos);
     return -1;
   }
-  if (*data < 0 || *data >= end)
+  if (r == 0 || *data >= end)
     return 0;
-  *hole = lseek (fd, *data, SEEK_HOLE);
-  if (*hole < 0 || *hole > end)
+  if (*hole > end)
     *hole = end;
   return 1;
 }
 
 struct vb_index *
-vb_index_raw (int fd, const char *name, uint64_t size)
+vb_index_raw (struct vb_rfile *rf, const char *name, uint64_t size)
 {
   struct build b = { 0 };
-  struct stat st;
-  off_t end, pos = 0, data, hole;
+  uint64_t end, pos = 0, data, hole;
   int r = 0;
 
-  if (fstat (fd, &st) < 0 || !(b.ix = calloc (1, sizeof *b.ix))) {
-    vb_set_error_errno (errno, "%s", name);
+  if (!(b.ix = calloc (1, sizeof *b.ix))) {
+    vb_set_error_errno (ENOMEM, "%s", name);
     return NULL;
   }
-  end = (uint64_t) st.st_size < size ? st.st_size : (off_t) size;
-  while (pos < end && (r = next_extent (fd, name, pos, end, &data, &hole)) > 0
+  end = rf->size < size ? rf->size : size;
+  while (pos < end && (r = next_extent (rf, name, pos, end, &data, &hole)) > 0
          && (r = add_raw (&b, data, hole)) == 0)
     pos = hole;
   b.ix->meta.virtual_size = size;
@@ -233,25 +232,19 @@ vb_index_find_piece (const struct vb_index *ix, size_t frame, uint64_t off)
 }
 
 int
-vb_index_piece_read (const struct vb_index *ix, int fd, const char *name,
-                     size_t p, void *in, void *out)
+vb_index_piece_read (const struct vb_index *ix, struct vb_rfile *rf,
+                     const char *name, size_t p, void *in, void *out)
 {
   const struct vb_index_piece *pc = &ix->pieces[p];
-  size_t got = 0;
+  ssize_t n = vb_rfile_pread (rf, in, pc->csize, pc->file_offset);
   int r;
 
-  while (got < pc->csize) {
-    ssize_t n = pread (fd, (char *) in + got, pc->csize - got,
-                       pc->file_offset + got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      vb_set_error_errno (n < 0 ? errno : EIO, "%s: offset 0x%" PRIx64
-                          ": read of a compressed piece%s", name,
-                          pc->file_offset + got, n ? "" : " (truncated)");
-      return -1;
-    }
-    got += n;
+  if (n < 0 || (size_t) n < pc->csize) {
+    vb_set_error_errno (n < 0 ? vb_get_errno () : EIO, "%s: offset 0x%"
+                        PRIx64 ": read of a compressed piece%s", name,
+                        pc->file_offset + (n < 0 ? 0 : n),
+                        n < 0 ? "" : " (truncated)");
+    return -1;
   }
   r = ix->method == VB_COMP_ZSTD
     ? vb_zstd_decompress_frame (in, pc->csize, out, pc->length)

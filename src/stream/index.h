@@ -13,7 +13,7 @@
  * Size: 24 bytes per frame and 24 per compressed piece, so a frame of one
  * piece costs 48; arrays are trimmed to fit when the pass ends.
  *
- * Ownership: the index owns its arrays and metadata, not the fd.  It is
+ * Ownership: the index owns its arrays and metadata, not the read handle.  It is
  * read-only after the build, so any number of threads may use it.
  */
 #ifndef VB_STREAM_INDEX_H
@@ -52,13 +52,14 @@ struct vb_index {
   uint32_t max_csize;          /* largest piece, compressed */
 };
 
-/* Index the data file open on FD (NAME for messages).  NULL with an error
+/* Index the data file read through RF (NAME for messages).  NULL with an error
  * that names the file and offset when it is damaged. */
-struct vb_index *vb_index_build (int fd, const char *name);
-/* A raw image of SIZE bytes open on FD, as an index: its data extents
- * (SEEK_DATA/SEEK_HOLE; all of it where the file system cannot tell) as
+struct vb_index *vb_index_build (struct vb_rfile *rf, const char *name);
+/* A raw image of SIZE bytes read through RF, as an index: its extents
+ * (vb_rfile_next_data; all of it where the backend cannot tell) as
  * plain data frames, its holes and anything past its end as gaps. */
-struct vb_index *vb_index_raw (int fd, const char *name, uint64_t size);
+struct vb_index *vb_index_raw (struct vb_rfile *rf, const char *name,
+                               uint64_t size);
 void vb_index_free (struct vb_index *ix);
 
 /* The first frame that ends after OFF (the one holding OFF, or the next);
@@ -67,10 +68,11 @@ size_t vb_index_find (const struct vb_index *ix, uint64_t off);
 /* The piece holding disk byte OFF of compressed data frame FRAME. */
 size_t vb_index_find_piece (const struct vb_index *ix, size_t frame,
                             uint64_t off);
-/* Decompress piece P from FD into OUT (P's length bytes), with the
+/* Decompress piece P from RF into OUT (P's length bytes), with the
  * checksums and the exact length checked; IN is scratch of at least
  * max_csize bytes.  -1 naming NAME and the piece's file offset. */
-int vb_index_piece_read (const struct vb_index *ix, int fd, const char *name,
+int vb_index_piece_read (const struct vb_index *ix, struct vb_rfile *rf,
+                         const char *name,
                          size_t p, void *in, void *out);
 
 #endif

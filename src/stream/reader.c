@@ -22,6 +22,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "stream/stream.h"
 
 #define IBUF_SIZE (256 * 1024)
@@ -30,7 +31,7 @@
 #define TRAILER_MAX (16 * 1024 * 1024)
 
 struct vb_reader {
-  int fd;
+  struct vb_rfile *rf;
   char *name;
   struct vb_meta meta;
   uint64_t pos;                 /* next byte to parse */
@@ -96,22 +97,15 @@ rprefix (struct vb_reader *r, uint64_t off)
 static int
 read_at (struct vb_reader *r, uint64_t off, void *buf, size_t len)
 {
-  size_t got = 0;
+  ssize_t n = vb_rfile_pread (r->rf, buf, len, off);
 
-  while (got < len) {
-    ssize_t n = pread (r->fd, (char *) buf + got, len - got, off + got);
-
-    if (n == -1 && errno == EINTR)
-      continue;
-    if (n == -1) {
-      vb_set_error_errno (errno, "%s: offset 0x%" PRIx64 ": read",
-                          r->name, off + got);
-      return fail (r);
-    }
-    if (n == 0)
-      return rerr (r, off + got, "unexpected end of file (truncated)");
-    got += n;
+  if (n == -1) {
+    vb_set_error_errno (vb_get_errno (), "%s: offset 0x%" PRIx64 ": read",
+                        r->name, off);
+    return fail (r);
   }
+  if ((size_t) n < len)
+    return rerr (r, off + n, "unexpected end of file (truncated)");
   return 0;
 }
 
@@ -266,23 +260,19 @@ read_trailer (struct vb_reader *r, uint64_t file_size)
 }
 
 struct vb_reader *
-vb_reader_open (int fd, const char *name)
+vb_reader_open (struct vb_rfile *rf, const char *name)
 {
   struct vb_reader *r = calloc (1, sizeof *r);
-  off_t size;
+  uint64_t size;
 
   if (r == NULL || (r->name = strdup (name ? name : "(stream)")) == NULL) {
     vb_set_error_errno (errno, "calloc");
     free (r);
     return NULL;
   }
-  r->fd = fd;
+  r->rf = rf;
   vb_trailer_init (&r->trailer);
-  size = lseek (fd, 0, SEEK_END);
-  if (size == -1) {
-    vb_set_error_errno (errno, "%s: seek", r->name);
-    goto err;
-  }
+  size = rf->size;
   r->end = size;
   if (read_meta (r, size) == -1 || setup_compression (r) == -1 ||
       (r->compressed && read_trailer (r, size) == -1))
@@ -718,9 +708,10 @@ vb_reader_pass (struct vb_reader *r, vb_reader_piece_fn *fn, void *op)
 }
 
 int
-vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m)
+vb_stream_read_meta (struct vb_rfile *rf, const char *name,
+                     struct vb_meta *m)
 {
-  struct vb_reader *r = vb_reader_open (fd, name);
+  struct vb_reader *r = vb_reader_open (rf, name);
 
   if (r == NULL)
     return -1;

@@ -2,12 +2,14 @@
 /* Whole-file walks over the frame headers, for questions about a file's
  * layout that its metadata does not answer. */
 #include "common/error.h"
+#include "target/target.h"
 #include "stream/stream.h"
 
 int
-vb_stream_count_zero_frames (int fd, const char *name, uint64_t *count)
+vb_stream_count_zero_frames (struct vb_rfile *rf, const char *name,
+                             uint64_t *count)
 {
-  struct vb_reader *r = vb_reader_open (fd, name);
+  struct vb_reader *r = vb_reader_open (rf, name);
   struct vb_frame f;
   int ret;
 

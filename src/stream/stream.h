@@ -152,13 +152,14 @@ char *vb_trailer_to_json (const struct vb_trailer *t, size_t *len);
 int vb_trailer_from_json (const char *json, size_t len, struct vb_trailer *t);
 
 /* ---- reader ----
- * A pull reader over a seekable file descriptor.  It validates as it goes:
+ * A pull reader over a read handle (target/target.h).  It validates as it goes:
  * frame syntax, CR LF terminators, ascending non-overlapping offsets inside
  * virtual_size, data_size sum, trailer consistency, lz4 checksums.
  */
 struct vb_reader;
-struct vb_reader *vb_reader_open (int fd, const char *name);
-void vb_reader_close (struct vb_reader *r);     /* does not close fd */
+struct vb_rfile;
+struct vb_reader *vb_reader_open (struct vb_rfile *rf, const char *name);
+void vb_reader_close (struct vb_reader *r);     /* does not close RF */
 /* Move the metadata out into M (the caller owns it).  The reader checks
  * frames against it, so take it only once the walk is over. */
 void vb_reader_take_meta (struct vb_reader *r, struct vb_meta *m);
@@ -193,11 +194,13 @@ typedef int vb_reader_piece_fn (void *op, uint64_t file_offset,
 int vb_reader_pass (struct vb_reader *r, vb_reader_piece_fn *fn, void *op);
 
 /* Parse a whole file just for its metadata (used by dump and chain). */
-int vb_stream_read_meta_fd (int fd, const char *name, struct vb_meta *m);
+int vb_stream_read_meta (struct vb_rfile *rf, const char *name,
+                         struct vb_meta *m);
 /* Walk a whole file's frame headers (validated as the reader does, the
  * payloads passed over as vb_reader_pass does) and count its ZERO frames
  * (scan.c). */
-int vb_stream_count_zero_frames (int fd, const char *name, uint64_t *count);
+int vb_stream_count_zero_frames (struct vb_rfile *rf, const char *name,
+                                 uint64_t *count);
 
 /* Internal to the unit (meta.c, trailer.c): parse exactly LEN bytes of
  * strict JSON; WHAT names it in errors.  Caller owns the result. */

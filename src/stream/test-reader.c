@@ -23,6 +23,27 @@
 #include "stream/writer.h"
 #include "target/target.h"
 
+/* Read handles over the tests' fds, freed at exit. */
+static struct vb_rfile *rfds[64];
+static size_t nrfds;
+static void
+free_rfds (void)
+{
+  for (size_t i = 0; i < nrfds; i++)
+    vb_rfile_close (rfds[i]);
+}
+static struct vb_rfile *
+rfd (int fd)
+{
+  struct vb_rfile *rf = vb_rfile_fd (fd, "fd");
+
+  if (!nrfds)
+    atexit (free_rfds);
+  if (nrfds < sizeof rfds / sizeof rfds[0])
+    rfds[nrfds++] = rf;
+  return rf;
+}
+
 /* ---- whole streams ---- */
 
 enum method { PLAIN, LZ4, ZSTD };
@@ -157,7 +178,7 @@ build_stream (enum method m, uint64_t vsize, const struct tframe *f, size_t n,
     o.meta.data_size = data_size;
   free (o.meta.compression_method);
   o.meta.compression_method = strdup (m == ZSTD ? "zstd" : "lz4");
-  REQUIRE ((t = vb_target_dir_open (tdir)) && (tf = vb_target_create (t, "s")));
+  REQUIRE ((t = vb_target_dir_open (tdir, NULL)) && (tf = vb_target_create (t, "s")));
   REQUIRE ((w = vb_swriter_new (tf, &o)));
   writer_frames (w, f, n);
   CHECK (vb_swriter_finish (w, o.meta.data_size) == 0);
@@ -236,7 +257,7 @@ build_by_hand (enum method m, uint64_t vsize, const struct tframe *f,
 static int
 read_stream (int fd, const struct tframe *f, size_t n, size_t bufsize)
 {
-  struct vb_reader *r = vb_reader_open (fd, "sda.full.data");
+  struct vb_reader *r = vb_reader_open (rfd (fd), "sda.full.data");
   unsigned char *buf = malloc (bufsize), *want = malloc (bufsize);
   struct vb_frame fr;
   size_t i = 0;
@@ -349,14 +370,14 @@ test_roundtrip (void)
     CHECK (read_stream (fd, small_frames, NSMALL, 4 << 20) == 0);
     CHECK (read_stream (fd, small_frames, NSMALL, 1000) == 0);
     CHECK (read_stream (fd, small_frames, NSMALL, 1) == 0);
-    CHECK (vb_stream_read_meta_fd (fd, "x", &meta) == 0);
+    CHECK (vb_stream_read_meta (rfd (fd), "x", &meta) == 0);
     CHECK (meta.virtual_size == VSIZE && meta.data_size == 4096 + 200000 + 512);
     CHECK (meta.compressed == (m != PLAIN));
     vb_meta_clear (&meta);
     uint64_t zeros = 99;
-    CHECK (vb_stream_count_zero_frames (fd, "x", &zeros) == 0 && zeros == 2);
+    CHECK (vb_stream_count_zero_frames (rfd (fd), "x", &zeros) == 0 && zeros == 2);
     int cut = truncated_copy (fd, fd_size (fd) - 1);
-    CHECK (vb_stream_count_zero_frames (cut, "x", &zeros) < 0);
+    CHECK (vb_stream_count_zero_frames (rfd (cut), "x", &zeros) < 0);
     close (cut);
     close (fd);
   }
@@ -379,7 +400,7 @@ static void
 test_skip (void)
 {
   int fd = build_stream (LZ4, VSIZE, small_frames, NSMALL, UINT64_MAX);
-  struct vb_reader *r = vb_reader_open (fd, "s");
+  struct vb_reader *r = vb_reader_open (rfd (fd), "s");
   struct vb_frame f;
   unsigned char b[10];
   int n = 0;
@@ -393,7 +414,7 @@ test_skip (void)
   vb_reader_close (r);
   /* A damaged piece is caught by skip too. */
   flip (fd, fd_size (fd) - 200, 0x04);
-  r = vb_reader_open (fd, "s");
+  r = vb_reader_open (rfd (fd), "s");
   CHECK (r != NULL);
   while ((n = vb_reader_next (r, &f)) == 1)
     ;
@@ -496,7 +517,7 @@ expect_fail (int fd, uint64_t offset, const char *substr, int line)
 static uint64_t
 plain_offset (int fd, size_t idx)
 {
-  struct vb_reader *r = vb_reader_open (fd, "x");
+  struct vb_reader *r = vb_reader_open (rfd (fd), "x");
   struct vb_frame f = { 0 };
 
   for (size_t i = 0; i <= idx; i++)
@@ -725,7 +746,7 @@ read_frame_pieces (struct vb_reader *r, int fd, enum vb_comp_method m,
 static int
 read_pieces (int fd, const struct tframe *f, size_t n)
 {
-  struct vb_reader *r = vb_reader_open (fd, "sda.full.data");
+  struct vb_reader *r = vb_reader_open (rfd (fd), "sda.full.data");
   enum vb_comp_method m;
   struct vb_frame fr;
   size_t i = 0;
@@ -820,7 +841,7 @@ test_pieces_length (void)
 static struct vb_reader *
 open_at_big (int fd)
 {
-  struct vb_reader *r = vb_reader_open (fd, "p");
+  struct vb_reader *r = vb_reader_open (rfd (fd), "p");
   struct vb_frame f;
 
   for (int i = 0; r && i < 3; i++)

@@ -93,7 +93,7 @@ reserve_header (struct vb_swriter *w)
   if (w->o.guess (w->o.guess_op, &v) < 0 || !(b = meta_frame (w, v, &len)))
     return -1;
   w->hdr_room = len;
-  return w->f->t->ops->reserve (w->f, len);
+  return vb_tfile_reserve (w->f, len);
 }
 
 /* Header last: the true header into the room kept for it. */
@@ -110,10 +110,10 @@ finish_header (struct vb_swriter *w, uint64_t data)
     vb_info ("disk %s: the data size was %" PRIu64 " bytes, more digits or "
              "fewer than estimated: moving the %" PRIu64 " bytes written to "
              "fit the header", w->o.what, data, body);
-    if (w->f->t->ops->shift (w->f, w->hdr_room, len, w->o.cancel) < 0)
+    if (vb_tfile_shift (w->f, w->hdr_room, len, w->o.cancel) < 0)
       return -1;
   }
-  if (w->f->t->ops->pwrite (w->f, b, len, 0) < 0)
+  if (vb_tfile_pwrite (w->f, b, len, 0) < 0)
     return -1;
   w->adler = adler32_combine64 (adler32 (1, (const Bytef *) b, len),
                                 w->adler, body);

@@ -17,11 +17,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "backupset/backupset.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "target/target.h"
+#include "target/target_local.h"
 
 #define DIR_BUF_SIZE (2 * 1024 * 1024)
 
@@ -30,7 +30,7 @@ struct dir_file {
   int fd;
   char *path;                   /* final name */
   char *partial;                /* NAME.partial, where the bytes go */
-  char *errmsg;                 /* the first error, repeated while sticky */
+  bool append;                  /* written in place: no .partial */
   char *buf;
   size_t buflen;
   uint64_t pos;                 /* bytes handed to the kernel */
@@ -45,50 +45,13 @@ struct dir_file {
 #define KICK (32ull << 20)
 #define KEEP (128ull << 20)
 
-bool
-vb_target_valid_name (const char *name)
-{
-  CLEANUP_FREE char *copy = strdup (name);
-  char *save = NULL;
-
-  if (!copy || !*name || name[0] == '/' || strstr (name, "//") ||
-      name[strlen (name) - 1] == '/')
-    return false;
-  for (char *p = strtok_r (copy, "/", &save); p;
-       p = strtok_r (NULL, "/", &save))
-    if (!vb_bset_safe_component (p))
-      return false;
-  return true;
-}
-
-static int sticky (struct dir_file *df);
-
-/* Record the first I/O error of F and make it sticky.  A full file system
- * is called out, because that is the one the user can act on. */
+/* The error of a failed call on DF's file; target.c makes it sticky and
+ * adds the "(target full)" hint. */
 static int
 file_fail (struct dir_file *df, const char *op, int err)
 {
-  bool full = err == ENOSPC || err == EDQUOT;
-
-  if (!df->f.error) {
-    df->f.error = err;
-    vb_set_error_code (vb_err_code_of (err), err, "%s: %s: %s%s", df->partial,
-                       op, strerror (err), full ? " (target full)" : "");
-    df->errmsg = strdup (vb_get_error ());
-    return -1;
-  }
-  return sticky (df);
-}
-
-static int
-sticky (struct dir_file *df)
-{
-  int e = df->f.error;
-
-  if (df->errmsg)
-    vb_set_error_code (vb_err_code_of (e), e, "%s", df->errmsg);
-  else
-    vb_set_error_errno (e, "%s", df->partial);
+  vb_set_error_code (vb_err_code_of (err), err, "%s: %s: %s", df->partial,
+                     op, strerror (err));
   return -1;
 }
 
@@ -135,46 +98,75 @@ free_file (struct dir_file *df)
   free (df->f.name);
   free (df->path);
   free (df->partial);
-  free (df->errmsg);
   free (df->buf);
   free (df);
 }
 
-static struct vb_tfile *
-dir_create (struct vb_target *t, const char *name)
+static struct dir_file *
+new_file (struct vb_target *t, const char *name, bool append)
 {
-  struct dir_file *df;
+  struct dir_file *df = calloc (1, sizeof *df);
 
-  if (!vb_target_valid_name (name)) {
-    vb_set_error ("%s: invalid file name '%s'", t->where, name);
-    return NULL;
-  }
-  if (!(df = calloc (1, sizeof *df))) {
+  if (!df) {
     vb_set_error ("out of memory");
     return NULL;
   }
   df->fd = -1;
   df->f.t = t;
+  df->append = append;
   if (!(df->f.name = strdup (name)) || !(df->buf = malloc (DIR_BUF_SIZE)) ||
       !(df->path = vb_path_join (t->where, name)) ||
-      asprintf (&df->partial, "%s.partial", df->path) < 0) {
+      asprintf (&df->partial, append ? "%s" : "%s.partial", df->path) < 0) {
     df->partial = NULL;
     free_file (df);
     vb_set_error ("out of memory");
     return NULL;
   }
-  /* Read-write: shift() moves bytes already written. */
-  df->fd = open (df->partial, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC |
-                 O_NOFOLLOW, vb_file_mode ());
-  if (df->fd < 0 || vb_fs_chgrp_fd (df->fd, df->partial) < 0 ||
-      fchmod (df->fd, vb_file_mode ()) < 0) {
+  return df;
+}
+
+/* Open DF's file with the target's mode and group. */
+static int
+open_file (struct dir_file *df, int flags)
+{
+  const struct vb_target_policy *p = &df->f.t->policy;
+
+  df->fd = open (df->partial, flags | O_CLOEXEC | O_NOFOLLOW, p->file_mode);
+  if (df->fd < 0 || vb_fs_chgrp_fd (df->fd, p->group, df->partial) < 0 ||
+      fchmod (df->fd, p->file_mode) < 0) {
     vb_set_error_errno (errno, "create %s", df->partial);
+    return -1;
+  }
+  return 0;
+}
+
+static struct vb_tfile *
+dir_create (struct vb_target *t, const char *name)
+{
+  struct dir_file *df = vb_dir_ensure (t) < 0 ? NULL
+                        : new_file (t, name, false);
+
+  /* Read-write: shift() moves bytes already written. */
+  if (df && open_file (df, O_CREAT | O_TRUNC | O_RDWR) < 0) {
     if (df->fd >= 0)
       unlink (df->partial);
     free_file (df);
     return NULL;
   }
-  return &df->f;
+  return df ? &df->f : NULL;
+}
+
+static struct vb_tfile *
+dir_append (struct vb_target *t, const char *name)
+{
+  struct dir_file *df = vb_dir_ensure (t) < 0 ? NULL
+                        : new_file (t, name, true);
+
+  if (df && open_file (df, O_CREAT | O_WRONLY | O_APPEND) < 0) {
+    free_file (df);
+    return NULL;
+  }
+  return df ? &df->f : NULL;
 }
 
 static int
@@ -182,8 +174,6 @@ dir_write (struct vb_tfile *f, const void *buf, size_t len)
 {
   struct dir_file *df = (struct dir_file *) f;
 
-  if (f->error)
-    return sticky (df);
   if (df->buflen + len <= DIR_BUF_SIZE) {
     memcpy (df->buf + df->buflen, buf, len);
     df->buflen += len;
@@ -196,7 +186,6 @@ dir_write (struct vb_tfile *f, const void *buf, size_t len)
     writeback (df, df->buflen + len);
     df->buflen = 0;
   }
-  f->written += len;
   return 0;
 }
 
@@ -205,14 +194,10 @@ dir_pwrite (struct vb_tfile *f, const void *buf, size_t len, uint64_t off)
 {
   struct dir_file *df = (struct dir_file *) f;
 
-  if (f->error)
-    return sticky (df);
   if (flush_buf (df) < 0)
     return -1;
   if (vb_pwrite_all (df->fd, buf, len, off) < 0)
     return file_fail (df, "write", vb_get_errno ());
-  if (off + len > f->written)
-    f->written = off + len;
   return 0;
 }
 
@@ -221,8 +206,6 @@ dir_truncate (struct vb_tfile *f, uint64_t size)
 {
   struct dir_file *df = (struct dir_file *) f;
 
-  if (f->error)
-    return sticky (df);
   if (flush_buf (df) < 0)
     return -1;
   if (ftruncate (df->fd, size) < 0)
@@ -235,15 +218,13 @@ dir_reserve (struct vb_tfile *f, uint64_t len)
 {
   struct dir_file *df = (struct dir_file *) f;
 
-  if (f->error)
-    return sticky (df);
-  if (f->written || df->buflen) {
+  if (df->buflen) {
     vb_set_error ("%s: reserve after a write", df->partial);
     return -1;
   }
   if (lseek (df->fd, len, SEEK_SET) < 0)
     return file_fail (df, "seek", errno);
-  df->pos = df->kicked = df->dropped = f->written = len;
+  df->pos = df->kicked = df->dropped = len;
   return 0;
 }
 
@@ -278,12 +259,6 @@ dir_shift (struct vb_tfile *f, uint64_t from, uint64_t to,
   uint64_t end = f->written, n, newend;
   uint64_t gap = from > to ? from - to : to - from;
 
-  if (f->error)
-    return sticky (df);
-  if (from > end) {
-    vb_set_error ("%s: shift from %" PRIu64 " past the end", df->partial, from);
-    return -1;
-  }
   n = end - from;
   newend = to + n;
   if (flush_buf (df) < 0)
@@ -306,7 +281,7 @@ dir_shift (struct vb_tfile *f, uint64_t from, uint64_t to,
   if ((newend < end && ftruncate (df->fd, newend) < 0) ||
       lseek (df->fd, newend, SEEK_SET) < 0)
     return file_fail (df, "truncate", errno);
-  df->pos = f->written = newend;
+  df->pos = newend;
   df->kicked = df->kicked < newend ? df->kicked : newend;
   df->dropped = df->dropped < newend ? df->dropped : newend;
   return 0;
@@ -317,8 +292,6 @@ commit_steps (struct dir_file *df)
 {
   int fd = df->fd;
 
-  if (df->f.error)
-    return sticky (df);
   if (flush_buf (df) < 0)
     return -1;
   if (fsync (fd) < 0)
@@ -326,6 +299,8 @@ commit_steps (struct dir_file *df)
   df->fd = -1;
   if (close (fd) < 0)
     return file_fail (df, "close", errno);
+  if (df->append)
+    return 0;
   if (rename (df->partial, df->path) < 0) {
     vb_set_error_errno (errno, "rename %s", df->partial);
     return -1;
@@ -345,7 +320,7 @@ dir_commit (struct vb_tfile *f)
   struct dir_file *df = (struct dir_file *) f;
   int r = commit_steps (df);
 
-  if (r < 0)
+  if (r < 0 && !df->append)
     unlink (df->partial);
   free_file (df);
   return r;
@@ -356,26 +331,20 @@ dir_abort (struct vb_tfile *f)
 {
   struct dir_file *df = (struct dir_file *) f;
 
-  unlink (df->partial);
+  if (!df->append)
+    unlink (df->partial);
+  else
+    flush_buf (df);             /* a log keeps what it has */
   free_file (df);
 }
 
 static int
 dir_put (struct vb_target *t, const char *name, const void *buf, size_t len)
 {
-  if (!vb_target_valid_name (name)) {
-    vb_set_error ("%s: invalid file name '%s'", t->where, name);
+  if (vb_dir_ensure (t) < 0)
     return -1;
-  }
-  if (vb_write_file_atomic (t->where, name, buf, len, vb_file_mode ()) == 0)
-    return 0;
-  /* fsutil's message names the file; add the hint a full target needs. */
-  if (vb_get_error_code () == VB_ERR_NOSPC) {
-    struct vb_error e;
-    vb_error_save (&e);
-    vb_set_error_code (e.code, e.errnum, "%s (target full)", e.msg);
-  }
-  return -1;
+  return vb_write_file_atomic_as (t->where, name, buf, len,
+                                  t->policy.file_mode, t->policy.group);
 }
 
 static void
@@ -396,20 +365,33 @@ static const struct vb_target_ops dir_ops = {
   .commit = dir_commit,
   .abort = dir_abort,
   .put = dir_put,
+  .append = dir_append,
+  .list = vb_dir_list,
+  .read = vb_dir_read,
+  .open_read = vb_dir_open_read,
+  .stat = vb_dir_stat,
+  .remove = vb_dir_remove,
+  .rename = vb_dir_rename,
+  .mkdir = vb_dir_mkdir,
+  .lock = vb_local_lock,
+  .locked = vb_local_locked,
+  .unlock = vb_local_unlock,
   .close = dir_close,
 };
 
 struct vb_target *
-vb_target_dir_open (const char *dir)
+vb_target_dir_open (const char *dir, const struct vb_target_policy *policy)
 {
+  static const struct vb_target_policy def = VB_TARGET_POLICY_DEFAULT;
   struct vb_target *t;
   struct stat st;
+  int r = stat (dir, &st);
 
-  if (stat (dir, &st) < 0) {
+  if (r < 0 && errno != ENOENT) {
     vb_set_error_errno (errno, "target directory %s", dir);
     return NULL;
   }
-  if (!S_ISDIR (st.st_mode)) {
+  if (r == 0 && !S_ISDIR (st.st_mode)) {
     vb_set_error ("target %s: not a directory", dir);
     return NULL;
   }
@@ -419,5 +401,8 @@ vb_target_dir_open (const char *dir)
     return NULL;
   }
   t->ops = &dir_ops;
+  t->policy = policy ? *policy : def;
+  t->policy.file_mode &= 07777;
+  t->policy.dir_mode &= 07777;
   return t;
 }

@@ -28,6 +28,7 @@
 #include "common/error.h"
 #include "common/fsutil.h"
 #include "target/target.h"
+#include "target/target_local.h"
 
 #define ZIP_BUF_SIZE (2 * 1024 * 1024)
 /* Python's zipfile switches to zip64 fields above this (not 4 GiB), as
@@ -59,8 +60,7 @@ struct zip_target {
   struct vb_tfile *open;        /* the entry being written, if any */
   bool failed;                  /* an entry was aborted */
   bool finished;
-  int error;                    /* sticky errno of the output */
-  char *errmsg;
+  int error;                    /* errno of a failed output: it stays */
 };
 
 struct zip_file {
@@ -70,19 +70,15 @@ struct zip_file {
 
 /* ---- the output stream ---- */
 
+/* Once the output failed, every later write fails the same way (the
+ * archive cannot go on); target.c keeps each file's first error. */
 static int
 out_fail (struct zip_target *zt, const char *op, int err)
 {
-  bool full = err == ENOSPC || err == EDQUOT;
-
-  if (!zt->error) {
+  if (!zt->error)
     zt->error = err;
-    vb_set_error ("%s: %s: %s%s", zt->t.where, op, strerror (err),
-                  full ? " (target full)" : "");
-    zt->errmsg = strdup (vb_get_error ());
-  }
-  else if (zt->errmsg)
-    vb_set_error_str (zt->errmsg);
+  vb_set_error_code (vb_err_code_of (zt->error), zt->error, "%s: %s: %s",
+                     zt->t.where, op, strerror (zt->error));
   return -1;
 }
 
@@ -224,7 +220,7 @@ write_central_entry (struct zip_target *zt, const struct zip_entry *e)
   P16 (&r, 0);                          /* comment */
   P16 (&r, 0);                          /* disk */
   P16 (&r, 0);                          /* internal attributes */
-  P32 (&r, (uint32_t) vb_file_mode () << 16);  /* as zipfile: no S_IFREG */
+  P32 (&r, (uint32_t) zt->t.policy.file_mode << 16);  /* as zipfile: no S_IFREG */
   P32 (&r, bigoff ? 0xffffffff : e->offset);
   if (out_write (zt, r.b, r.n) < 0 || out_write (zt, e->name, namelen) < 0)
     return -1;
@@ -290,7 +286,7 @@ dos_now (struct zip_entry *e)
 static int
 check_can_start (struct zip_target *zt, const char *name)
 {
-  if (!vb_target_valid_name (name) || strlen (name) > 0xffff)
+  if (strlen (name) > 0xffff)
     vb_set_error ("%s: invalid file name '%s'", zt->t.where, name);
   else if (zt->failed)
     vb_set_error ("%s: zip archive is incomplete after an aborted file",
@@ -350,13 +346,10 @@ zip_write (struct vb_tfile *f, const void *buf, size_t len)
   struct zip_target *zt = (struct zip_target *) f->t;
   struct zip_file *zf = (struct zip_file *) f;
 
-  if (out_write (zt, buf, len) < 0) {
-    f->error = zt->error;
+  if (out_write (zt, buf, len) < 0)
     return -1;
-  }
   zf->e.crc = crc32_z (zf->e.crc, buf, len);
   zf->e.size += len;
-  f->written += len;
   return 0;
 }
 
@@ -469,13 +462,13 @@ zip_close (struct vb_target *t)
 {
   struct zip_target *zt = (struct zip_target *) t;
 
-  if (!zt->finished)
+  /* Nothing sent is no archive either: nothing to spoil. */
+  if (!zt->finished && zt->pos > 0)
     poison_tail (zt);
   for (size_t i = 0; i < zt->n; i++)
     free (zt->ents[i].name);
   free (zt->ents);
   free (zt->buf);
-  free (zt->errmsg);
   free (t->where);
   free (zt);
 }
@@ -489,13 +482,18 @@ static const struct vb_target_ops zip_ops = {
   .commit = zip_commit,
   .abort = zip_abort,
   .put = zip_put,
+  /* The lock is the host's, whatever the output. */
+  .lock = vb_local_lock,
+  .locked = vb_local_locked,
+  .unlock = vb_local_unlock,
   .close = zip_close,
   .finish = zip_finish,
 };
 
 struct vb_target *
-vb_target_zip_open (int fd)
+vb_target_zip_open (int fd, const struct vb_target_policy *policy)
 {
+  static const struct vb_target_policy def = VB_TARGET_POLICY_DEFAULT;
   struct zip_target *zt = calloc (1, sizeof *zt);
   int r;
 
@@ -515,6 +513,7 @@ vb_target_zip_open (int fd)
     return NULL;
   }
   zt->t.ops = &zip_ops;
+  zt->t.policy = policy ? *policy : def;
   zt->fd = fd;
   return &zt->t;
 }

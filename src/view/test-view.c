@@ -28,6 +28,29 @@
 #include "target/target.h"
 #include "view/view.h"
 
+/* A view of files given by path, all in one directory, as the tests make
+ * them; the target is closed with the view's last use at exit. */
+static struct vb_target *vt;
+static void close_vt (void) { vb_target_close (vt); }
+static struct vb_view *
+open_paths (char *const *paths, size_t n, size_t cache)
+{
+  CLEANUP_FREE char *d = strdup (paths[0]);
+  char **names = calloc (n + 1, sizeof *names);
+  struct vb_view *v;
+
+  *strrchr (d, '/') = '\0';
+  if (!vt) {
+    vt = vb_target_dir_open (d, NULL);
+    atexit (close_vt);
+  }
+  for (size_t i = 0; i < n; i++)
+    names[i] = strrchr (paths[i], '/') + 1;
+  v = vb_view_open_names (vt, names, n, cache);
+  free (names);
+  return v;
+}
+
 #define MAXSIZE (1u << 20)
 #define MAXFILES 9
 
@@ -86,7 +109,7 @@ write_file (const char *path, const struct tfile *t, bool inc)
   for (size_t i = 0; i < t->n; i++)
     o.meta.data_size += t->f[i].zero ? 0 : t->f[i].len;
   *strrchr (dir, '/') = '\0';
-  REQUIRE ((tg = vb_target_dir_open (dir)) &&
+  REQUIRE ((tg = vb_target_dir_open (dir, NULL)) &&
            (tf = vb_target_create (tg, strrchr (path, '/') + 1)));
   REQUIRE ((w = vb_swriter_new (tf, &o)));
   for (size_t i = 0; i < t->n; i++) {
@@ -206,7 +229,7 @@ one_case (const char *dir, unsigned n_files)
     write_file (paths[i], &t[i], i > 0);
     apply (ref, &size, &t[i]);
   }
-  struct vb_view *v = vb_view_open_paths (paths, n_files, rndr (1, 200000));
+  struct vb_view *v = open_paths (paths, n_files, rndr (1, 200000));
   CHECK (v != NULL);
   if (v) {
     CHECK (vb_view_size (v) == size);
@@ -236,7 +259,7 @@ test_damage (const char *dir)
   snprintf (path, sizeof path, "%s/bad.data", dir);
   write_file (path, &t, false);
   char *paths[] = { path };
-  struct vb_view *v = vb_view_open_paths (paths, 1, 0);
+  struct vb_view *v = open_paths (paths, 1, 0);
   REQUIRE (v);
   /* Flip a byte in the middle of the second frame's compressed piece. */
   fd = open (path, O_RDWR);
@@ -298,7 +321,7 @@ test_threads (const char *dir)
   memset (ref, 0, sizeof ref);
   apply (ref, &size, &t);
   char *paths[] = { path };
-  struct vb_view *v = vb_view_open_paths (paths, 1, 100000);
+  struct vb_view *v = open_paths (paths, 1, 100000);
   REQUIRE (v);
   for (int i = 0; i < 8; i++) {
     a[i] = (struct reader_arg) { v, ref, size, 0x9E3779B9ull * (i + 1), 0 };

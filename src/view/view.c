@@ -13,6 +13,7 @@
 #include "backupset/chain.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "target/target.h"
 #include "stream/index.h"
 #include "view/cache.h"
 #include "view/view.h"
@@ -26,8 +27,8 @@ struct seg {
 };
 
 struct vfile {
-  char *path;
-  int fd;
+  const char *path;            /* for messages: the handle's name */
+  struct vb_rfile *rf;
   struct vb_index *ix;
 };
 
@@ -148,30 +149,25 @@ build_map (struct vb_view *v)
 
 /* What a view is made of: a stream file, or a raw image of VSIZE. */
 struct vsrc {
-  const char *path;
+  const char *name;
   bool raw;
   uint64_t vsize;
 };
 
 static int
-open_file (struct vfile *vf, const struct vsrc *src)
+open_file (struct vb_target *t, struct vfile *vf, const struct vsrc *src)
 {
-  vf->fd = -1;
-  if (!(vf->path = strdup (src->path))) {
-    vb_set_error_errno (ENOMEM, "%s", src->path);
+  if (!(vf->rf = vb_target_open_read (t, src->name)))
     return -1;
-  }
-  if ((vf->fd = open (src->path, O_RDONLY | O_CLOEXEC)) < 0) {
-    vb_set_error_errno (errno, "%s", src->path);
-    return -1;
-  }
-  vf->ix = src->raw ? vb_index_raw (vf->fd, src->path, src->vsize)
-                    : vb_index_build (vf->fd, src->path);
+  vf->path = vf->rf->name;
+  vf->ix = src->raw ? vb_index_raw (vf->rf, vf->path, src->vsize)
+                    : vb_index_build (vf->rf, vf->path);
   return vf->ix ? 0 : -1;
 }
 
 static struct vb_view *
-view_open (const struct vsrc *src, size_t n, size_t cache_bytes)
+view_open (struct vb_target *t, const struct vsrc *src, size_t n,
+           size_t cache_bytes)
 {
   struct vb_view *v = calloc (1, sizeof *v);
 
@@ -182,7 +178,7 @@ view_open (const struct vsrc *src, size_t n, size_t cache_bytes)
   }
   for (size_t i = 0; i < n; i++) {
     v->nfiles = i + 1;
-    if (open_file (&v->files[i], &src[i]) < 0)
+    if (open_file (t, &v->files[i], &src[i]) < 0)
       goto fail;
   }
   if (!(v->cache = vb_pcache_new (cache_bytes ? cache_bytes
@@ -196,7 +192,8 @@ view_open (const struct vsrc *src, size_t n, size_t cache_bytes)
 }
 
 struct vb_view *
-vb_view_open_paths (char *const *paths, size_t n, size_t cache_bytes)
+vb_view_open_names (struct vb_target *t, char *const *names, size_t n,
+                    size_t cache_bytes)
 {
   CLEANUP_FREE struct vsrc *src = calloc (n + 1, sizeof *src);
 
@@ -205,12 +202,13 @@ vb_view_open_paths (char *const *paths, size_t n, size_t cache_bytes)
     return NULL;
   }
   for (size_t i = 0; i < n; i++)
-    src[i].path = paths[i];
-  return view_open (src, n, cache_bytes);
+    src[i].name = names[i];
+  return view_open (t, src, n, cache_bytes);
 }
 
 struct vb_view *
-vb_view_open_files (struct vb_chain_file *const *files, size_t cache_bytes)
+vb_view_open_files (struct vb_target *t, struct vb_chain_file *const *files,
+                    size_t cache_bytes)
 {
   size_t n = 0;
   CLEANUP_FREE struct vsrc *src = NULL;
@@ -222,9 +220,9 @@ vb_view_open_files (struct vb_chain_file *const *files, size_t cache_bytes)
     return NULL;
   }
   for (size_t i = 0; i < n; i++)
-    src[i] = (struct vsrc) { files[i]->path, files[i]->raw,
+    src[i] = (struct vsrc) { files[i]->name, files[i]->raw,
                              files[i]->meta.virtual_size };
-  return view_open (src, n, cache_bytes);
+  return view_open (t, src, n, cache_bytes);
 }
 
 void
@@ -233,10 +231,8 @@ vb_view_close (struct vb_view *v)
   if (!v)
     return;
   for (size_t i = 0; i < v->nfiles; i++) {
-    if (v->files[i].fd >= 0)
-      close (v->files[i].fd);
     vb_index_free (v->files[i].ix);
-    free (v->files[i].path);
+    vb_rfile_close (v->files[i].rf);
   }
   free (v->files);
   free (v->map.v);
@@ -312,24 +308,19 @@ load_piece (void *op, uint32_t file, uint64_t piece, void *out)
     vb_set_error_errno (ENOMEM, "%s: piece", vf->path);
     return -1;
   }
-  return vb_index_piece_read (vf->ix, vf->fd, vf->path, piece, in, out);
+  return vb_index_piece_read (vf->ix, vf->rf, vf->path, piece, in, out);
 }
 
 static int
 pread_all (const struct vfile *vf, void *buf, size_t len, uint64_t off)
 {
-  size_t got = 0;
+  ssize_t n = vb_rfile_pread (vf->rf, buf, len, off);
 
-  while (got < len) {
-    ssize_t n = pread (vf->fd, (char *) buf + got, len - got, off + got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      vb_set_error_errno (n ? errno : EIO, "%s: offset 0x%" PRIx64 ": read%s",
-                          vf->path, off + got, n ? "" : " (truncated)");
-      return -1;
-    }
-    got += n;
+  if (n < 0 || (size_t) n < len) {
+    vb_set_error_errno (n < 0 ? vb_get_errno () : EIO, "%s: offset 0x%"
+                        PRIx64 ": read%s", vf->path, off + (n < 0 ? 0 : n),
+                        n < 0 ? "" : " (truncated)");
+    return -1;
   }
   return 0;
 }

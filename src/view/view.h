@@ -20,7 +20,10 @@
  *
  * Threads: after vb_view_open* returns, any number of threads may call
  * vb_view_pread and vb_view_extents on one view at once.
- * Ownership: the view owns its fds, indexes and cache.  Never prints.
+ * Files are read through read handles of a target (target/target.h),
+ * opened once each.
+ * Ownership: the view owns its read handles, indexes and cache, not the
+ * target, which must outlive it.  Never prints.
  */
 #ifndef VB_VIEW_H
 #define VB_VIEW_H
@@ -33,6 +36,7 @@
 
 struct vb_view;
 struct vb_chain_file;
+struct vb_target;
 
 enum vb_view_kind { VB_VIEW_HOLE, VB_VIEW_ZERO, VB_VIEW_DATA };
 
@@ -41,13 +45,14 @@ struct vb_view_extent {
   enum vb_view_kind kind;
 };
 
-/* PATHS[0..N-1], oldest first. */
-struct vb_view *vb_view_open_paths (char *const *paths, size_t n,
-                                    size_t cache_bytes);
+/* Files NAMES[0..N-1] of T, oldest first. */
+struct vb_view *vb_view_open_names (struct vb_target *t, char *const *names,
+                                    size_t n, size_t cache_bytes);
 /* FILES as vb_chain_select or vb_chain_sequence return them; a raw image
  * among them (F->raw) reads as its data extents, its virtual size the one
  * its backup recorded. */
-struct vb_view *vb_view_open_files (struct vb_chain_file *const *files,
+struct vb_view *vb_view_open_files (struct vb_target *t,
+                                    struct vb_chain_file *const *files,
                                     size_t cache_bytes);
 void vb_view_close (struct vb_view *v);
 

@@ -12,13 +12,14 @@
 #include <unistd.h>
 
 #include "stream/stream.h"
+#include "target/target.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static void
-run (int fd)
+run (struct vb_rfile *rf)
 {
-  struct vb_reader *r = vb_reader_open (fd, "fuzz.data");
+  struct vb_reader *r = vb_reader_open (rf, "fuzz.data");
   static unsigned char buf[4096 + 13];
   struct vb_frame f;
   int n, i = 0;
@@ -55,9 +56,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       abort ();
     off += n;
   }
-  run (fd);
-  if (vb_stream_read_meta_fd (fd, "fuzz.data", &m) == 0)
+  struct vb_rfile *rf = vb_rfile_fd (fd, "fuzz.data");
+  if (!rf)
+    abort ();
+  run (rf);
+  if (vb_stream_read_meta (rf, "fuzz.data", &m) == 0)
     vb_meta_clear (&m);
+  vb_rfile_close (rf);
   close (fd);
   return 0;
 }
