@@ -23,6 +23,7 @@
 #include "restore/instant.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
+#include "target/target.h"
 #include "virt/virt.h"
 
 #define STATE "instant.json"
@@ -210,29 +211,25 @@ read_state (struct inst *in)
 
 /* vmconfig.<ident>.xml of the point (of its parent for a diff). */
 static int
-load_xml (struct inst *in, const struct vb_chain_file *f)
+load_xml (struct inst *in, struct vb_target *t, const struct vb_chain_file *f)
 {
   CLEANUP_FREE char *name = vb_bset_vmconfig_name (vb_chain_file_ident (f));
-  CLEANUP_FREE char *path = name ? vb_path_join (in->input, name) : NULL;
+  CLEANUP_FREE char *parent = f->level == VB_LEVEL_DIFF
+    ? vb_bset_vmconfig_name (f->meta.parent_checkpoint) : NULL;
 
-  if (path && access (path, R_OK) < 0 && f->level == VB_LEVEL_DIFF) {
-    free (name);
-    free (path);
-    name = vb_bset_vmconfig_name (f->meta.parent_checkpoint);
-    path = name ? vb_path_join (in->input, name) : NULL;
-  }
-  if (!path || access (path, R_OK) < 0) {
-    vb_set_error ("%s: no VM definition of the point, so no VM can run it: "
-                  "restore it with 'virtback restore' instead",
-                  path ? path : in->input);
+  if (name && !(in->xml = vb_target_read (t, name, NULL)) && parent)
+    in->xml = vb_target_read (t, parent, NULL);
+  if (!in->xml) {
+    vb_set_error ("%s: no VM definition of the point (%s), so no VM can run "
+                  "it: restore it with 'virtback restore' instead", in->input,
+                  name ? name : "vmconfig");
     return -1;
   }
-  in->xml = vb_read_file (path, NULL);
-  return in->xml ? 0 : -1;
+  return 0;
 }
 
 static int
-plan_disks (struct inst *in, struct vb_chain *c)
+plan_disks (struct inst *in, struct vb_target *t, struct vb_chain *c)
 {
   const struct vb_chain_file *last = NULL;
 
@@ -258,7 +255,7 @@ plan_disks (struct inst *in, struct vb_chain *c)
                   in->input, in->o->disk ? in->o->disk : "at all", in->input);
     return -1;
   }
-  return load_xml (in, last);
+  return load_xml (in, t, last);
 }
 
 static int
@@ -311,6 +308,7 @@ plan_paths (struct inst *in)
 static int
 plan (struct inst *in)
 {
+  struct vb_target *t;
   struct vb_chain *c;
   int r;
 
@@ -318,10 +316,15 @@ plan (struct inst *in)
     return vb_set_error_errno (errno, "%s", in->o->input), -1;
   if (in->o->until && !(in->until = strdup (in->o->until)))
     return -1;
-  if (!(c = vb_chain_scan (in->input)))
+  if (!(t = vb_target_dir_open (in->input, NULL)))
     return -1;
-  r = plan_disks (in, c);
+  if (!(c = vb_chain_scan (t))) {
+    vb_target_close (t);
+    return -1;
+  }
+  r = plan_disks (in, t, c);
   vb_chain_free (c);
+  vb_target_close (t);
   if (r < 0 || plan_name (in) < 0)
     return -1;
   return plan_paths (in);
