@@ -357,17 +357,22 @@ create_image (const struct run *rn, struct job *j, uint64_t size)
 struct sumcheck {
   struct vb_target *t;
   struct vb_chain_file *const *files;
+  const struct vb_view *v;
   int ret;
   char msg[1024];
 };
 
+/* Only files the point reads are checked: one whose data later files
+ * cover entirely is not needed, as a file past the point is not, and
+ * reading it whole would make a long chain cost the sum of its files. */
 static void *
 sum_thread (void *opaque)
 {
   struct sumcheck *sc = opaque;
 
   for (size_t i = 0; sc->files[i] && sc->ret != -1; i++)
-    sc->ret = vb_check_chksum (sc->t, sc->files[i]->name);
+    if (vb_view_file_used (sc->v, i))
+      sc->ret = vb_check_chksum (sc->t, sc->files[i]->name);
   if (sc->ret == -1)
     snprintf (sc->msg, sizeof sc->msg, "%s", vb_get_error ());
   return NULL;
@@ -381,7 +386,7 @@ static int
 write_point (const struct run *rn, struct job *j, struct vb_nbd_writer *w)
 {
   struct vb_view *v = vb_view_open_files (rn->t, j->files, RESTORE_CACHE);
-  struct sumcheck sc = { .t = rn->t, .files = j->files };
+  struct sumcheck sc = { .t = rn->t, .files = j->files, .v = v };
   pthread_t th;
   bool threaded;
   int ret;

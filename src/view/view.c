@@ -30,6 +30,7 @@ struct vfile {
   const char *path;            /* for messages: the handle's name */
   struct vb_rfile *rf;
   struct vb_index *ix;
+  uint64_t used;               /* bytes of the point read from it */
 };
 
 struct segs {
@@ -142,8 +143,10 @@ build_map (struct vb_view *v)
   v->map = cur;
   v->size = v->files[v->nfiles - 1].ix->meta.virtual_size;
   for (size_t i = 0; i < cur.n; i++)
-    if (cur.v[i].kind == VB_VIEW_DATA)
+    if (cur.v[i].kind == VB_VIEW_DATA) {
       v->data_bytes += cur.v[i].len;
+      v->files[cur.v[i].file].used += cur.v[i].len;
+    }
   return 0;
 }
 
@@ -250,6 +253,12 @@ uint64_t
 vb_view_data_bytes (const struct vb_view *v)
 {
   return v->data_bytes;
+}
+
+uint64_t
+vb_view_file_used (const struct vb_view *v, size_t i)
+{
+  return i < v->nfiles ? v->files[i].used : 0;
 }
 
 /* The segment holding OFF (OFF < size). */

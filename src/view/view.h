@@ -68,5 +68,8 @@ size_t vb_view_extents (const struct vb_view *v, uint64_t off, uint64_t len,
                         struct vb_view_extent *out, size_t max);
 /* The disk bytes of the point held in data (as restore writes them). */
 uint64_t vb_view_data_bytes (const struct vb_view *v);
+/* The bytes of the point that file I (in the order given at open) holds:
+ * 0 when later files cover all it has. */
+uint64_t vb_view_file_used (const struct vb_view *v, size_t i);
 
 #endif
