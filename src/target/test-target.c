@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -535,6 +536,102 @@ test_zip (void)
   test_zip64 ();
 }
 
+/* The repository side of the directory backend: list, read, stat,
+ * remove, rename into a subdirectory (as -l auto moves a chain aside),
+ * and read handles shared by several threads. */
+struct rarg {
+  struct vb_rfile *rf;
+  const char *want;
+  size_t len;
+  int bad;
+};
+
+static void *
+rthread (void *p)
+{
+  struct rarg *a = p;
+  char buf[64];
+
+  for (int i = 0; i < 2000; i++) {
+    size_t off = (size_t) (i * 7) % a->len, n = a->len - off < 13 ? a->len - off : 13;
+    if (vb_rfile_pread (a->rf, buf, n, off) != (ssize_t) n ||
+        memcmp (buf, a->want + off, n))
+      a->bad++;
+  }
+  return NULL;
+}
+
+static void
+test_repository (void)
+{
+  CLEANUP_FREE char *root = vb_path_join (dir, "repo");
+  struct vb_target *t = vb_target_dir_open (root, NULL);
+  struct vb_target_stat st;
+  static const char text[] = "the quick brown fox jumps over the lazy dog";
+  char **names;
+  size_t len;
+
+  assert (t);
+  /* Not there yet: listing it fails (restore -i of a missing directory
+   * must), and the first write makes it. */
+  assert (!vb_target_list (t, NULL));
+  assert (vb_target_put (t, "b.data", text, sizeof text - 1) == 0);
+  assert (vb_target_put (t, "a.cpt", "[]", 2) == 0);
+  assert (vb_target_mkdir (t, "checkpoints") == 0);
+  assert (vb_target_put (t, "checkpoints/x.0.xml", "<x/>", 4) == 0);
+  assert ((names = vb_target_list (t, NULL)));
+  assert (!strcmp (names[0], "a.cpt") && !strcmp (names[1], "b.data") &&
+          !strcmp (names[2], "checkpoints") && !names[3]);
+  vb_strv_free (names);
+  assert ((names = vb_target_list (t, "checkpoints")) &&
+          !strcmp (names[0], "x.0.xml") && !names[1]);
+  vb_strv_free (names);
+  CLEANUP_FREE char *got = vb_target_read (t, "b.data", &len);
+  assert (got && len == sizeof text - 1 && !strcmp (got, text));
+  assert (!vb_target_read (t, "missing", NULL) && vb_get_errno () == ENOENT);
+  assert (vb_target_stat (t, "b.data", &st) == 0 && st.exists && !st.is_dir &&
+          st.size == sizeof text - 1);
+  assert (vb_target_stat (t, "nope", &st) == 0 && !st.exists);
+  assert (vb_target_stat (t, "checkpoints", &st) == 0 && st.is_dir);
+
+  /* Several threads on one read handle. */
+  struct vb_rfile *rf = vb_target_open_read (t, "b.data");
+  pthread_t th[4];
+  struct rarg a[4];
+  assert (rf && rf->size == sizeof text - 1);
+  for (int i = 0; i < 4; i++) {
+    a[i] = (struct rarg) { rf, text, sizeof text - 1, 0 };
+    assert (pthread_create (&th[i], NULL, rthread, &a[i]) == 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join (th[i], NULL);
+    assert (a[i].bad == 0);
+  }
+  vb_rfile_close (rf);
+  assert (!vb_target_open_read (t, "missing"));
+
+  /* A chain set aside: into a subdirectory that does not exist yet. */
+  assert (vb_target_rename (t, "b.data", "chain.1/b.data") == 0);
+  assert (vb_target_stat (t, "b.data", &st) == 0 && !st.exists);
+  assert (vb_target_stat (t, "chain.1/b.data", &st) == 0 && st.exists);
+  assert (vb_target_remove (t, "chain.1/b.data") == 0);
+  assert (vb_target_remove (t, "chain.1") == 0);
+  assert (vb_target_remove (t, "chain.1") == 0);     /* gone: no error */
+  assert (vb_target_stat (t, "chain.1", &st) == 0 && !st.exists);
+  assert (vb_target_rename (t, "nope", "x") < 0);
+  assert (!vb_target_read (t, "../escape", NULL));
+  vb_target_close (t);
+
+  /* stdout's zip can only write. */
+  int fd = open ("/dev/null", O_WRONLY);
+  struct vb_target *z = vb_target_zip_open (fd, NULL);
+  assert (z && !vb_target_readable (z));
+  assert (!vb_target_list (z, NULL) && strstr (vb_get_error (), "zip"));
+  assert (!vb_target_open_read (z, "x"));
+  vb_target_close (z);
+  close (fd);
+}
+
 int
 main (void)
 {
@@ -543,6 +640,7 @@ main (void)
   assert (mkdtemp (dir));
   test_dir ();
   test_zip ();
+  test_repository ();
   snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
   assert (system (cmd) == 0);
   printf ("test-target: ok\n");
