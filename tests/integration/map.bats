@@ -76,6 +76,9 @@ map_clean () {
 
 uri () { echo "nbd+unix:///$1?socket=$SOCK"; }
 
+# "! cmd" does not fail a bats test unless it is the last command.
+not () { if "$@"; then echo "expected to fail: $*"; return 1; fi; return 0; }
+
 # qemu-io on an export: a read with -P checks the pattern.  qemu-io exits 0
 # on a failed request, so its output is checked too.
 qio () {
@@ -154,6 +157,29 @@ qio () {
   grep -q "^nbd://127.0.0.1:$port/sda$" "$M/out"
   qemu-img compare -U -q "$S/sda.0.qcow2" "nbd://127.0.0.1:$port/sda"
   kill -INT "$(cat "$M/pid")"
+  [ "$(vb_bg_rc "$M")" -eq 0 ]
+  map_clean
+}
+
+@test "--tls requires TLS of every client: nbds:// with the CA reads, plain NBD is refused" {
+  C=$BATS_TEST_TMPDIR/pki
+  mkdir -p "$C"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/ca-key.pem" -out "$C/ca-cert.pem" \
+    -days 2 -subj "/CN=vbtest-ca" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$C/server-key.pem" -out "$C/server.csr" \
+    -subj "/CN=localhost" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$C/ext.cnf"
+  openssl x509 -req -in "$C/server.csr" -CA "$C/ca-cert.pem" -CAkey "$C/ca-key.pem" \
+    -CAcreateserial -out "$C/server-cert.pem" -days 2 -extfile "$C/ext.cnf" 2>/dev/null
+  port=$((20000 + RANDOM % 20000))
+  map_start --listen 127.0.0.1:$port --tls --tls-dir "$C" -d sda
+  grep -q "^nbds://127.0.0.1:$port/sda$" "$M/out"
+  not grep -q "unencrypted" "$M/out"
+  [ "$(nbdinfo --size "nbds://127.0.0.1:$port/sda?tls-certificates=$C")" = 67108864 ]
+  run nbdinfo --size "nbd://127.0.0.1:$port/sda"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"requires TLS"* ]]
+  kill -TERM "$(cat "$M/pid")"
   [ "$(vb_bg_rc "$M")" -eq 0 ]
   map_clean
 }
