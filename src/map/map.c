@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* map.c: run nbdkit with virtback's plugin for one backup point. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -356,6 +357,54 @@ spawn (const struct vb_map_opts *o, struct vb_map *m, const char *addr,
   return r;
 }
 
+/* Remove what a map killed with -9 left: its nbdkit went with it
+ * (PR_SET_PDEATHSIG), its directory stays.  A directory without a pid
+ * file may be a map still starting: only one an hour old goes. */
+static void
+remove_dir_files (const char *dir)
+{
+  static const char *const names[] = { "nbdkit.pid", "nbdkit.log", NULL };
+
+  for (const char *const *n = names; *n; n++) {
+    CLEANUP_FREE char *p = vb_path_join (dir, *n);
+    if (p)
+      unlink (p);
+  }
+  rmdir (dir);
+}
+
+static bool
+map_dir_stale (const char *dir)
+{
+  CLEANUP_FREE char *pidf = vb_path_join (dir, "nbdkit.pid");
+  CLEANUP_FREE char *text = pidf ? vb_read_file (pidf, NULL) : NULL;
+  struct stat st;
+  int pid = text ? atoi (text) : 0;
+
+  if (pid > 0)
+    return kill (pid, 0) < 0 && errno == ESRCH;
+  return stat (dir, &st) == 0 && time (NULL) - st.st_mtime > 3600;
+}
+
+static void
+reap_stale (void)
+{
+  DIR *d = opendir ("/var/tmp");
+  struct dirent *e;
+
+  if (!d)
+    return;
+  while ((e = readdir (d)) != NULL) {
+    CLEANUP_FREE char *path = NULL;
+    if (strncmp (e->d_name, "virtback-map.", 13) || strlen (e->d_name) != 19 ||
+        !(path = vb_path_join ("/var/tmp", e->d_name)))
+      continue;
+    if (map_dir_stale (path))
+      remove_dir_files (path);
+  }
+  closedir (d);
+}
+
 int
 vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
 {
@@ -377,6 +426,7 @@ vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
                   o->socket);
     return -1;
   }
+  reap_stale ();
   if (!(m->rundir = strdup ("/var/tmp/virtback-map.XXXXXX")) ||
       !mkdtemp (m->rundir)) {
     vb_set_error_errno (errno, "cannot make a private directory in /var/tmp");
