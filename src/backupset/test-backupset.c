@@ -23,26 +23,7 @@
 #include "target/target.h"
 #include "common/fsutil.h"
 
-/* Directory targets for the tests, closed at exit. */
-static struct vb_target *tgts[256];
-static size_t ntgts;
-static void
-close_tgts (void)
-{
-  for (size_t i = 0; i < ntgts; i++)
-    vb_target_close (tgts[i]);
-}
-static struct vb_target *
-T (const char *dir)
-{
-  struct vb_target *t = vb_target_dir_open (dir, NULL);
-
-  if (!ntgts)
-    atexit (close_tgts);
-  if (t && ntgts < sizeof tgts / sizeof tgts[0])
-    tgts[ntgts++] = t;
-  return t;
-}
+#include "target/test-util.h"
 
 static char dir[] = "/tmp/vbtest-set.XXXXXX";
 

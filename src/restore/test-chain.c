@@ -17,26 +17,7 @@
 #include "common/test.h"
 #include "stream/stream.h"
 
-/* Directory targets for the tests, closed at exit. */
-static struct vb_target *tgts[256];
-static size_t ntgts;
-static void
-close_tgts (void)
-{
-  for (size_t i = 0; i < ntgts; i++)
-    vb_target_close (tgts[i]);
-}
-static struct vb_target *
-T (const char *dir)
-{
-  struct vb_target *t = vb_target_dir_open (dir, NULL);
-
-  if (!ntgts)
-    atexit (close_tgts);
-  if (t && ntgts < sizeof tgts / sizeof tgts[0])
-    tgts[ntgts++] = t;
-  return t;
-}
+#include "target/test-util.h"
 
 static char dir[] = "/tmp/test-chain.XXXXXX";
 

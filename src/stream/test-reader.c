@@ -24,23 +24,27 @@
 #include "target/target.h"
 
 /* Read handles over the tests' fds, freed at exit. */
-static struct vb_rfile *rfds[64];
+static struct vb_rfile **rfds;
 static size_t nrfds;
 static void
 free_rfds (void)
 {
   for (size_t i = 0; i < nrfds; i++)
     vb_rfile_close (rfds[i]);
+  free (rfds);
 }
 static struct vb_rfile *
 rfd (int fd)
 {
   struct vb_rfile *rf = vb_rfile_fd (fd, "fd");
+  struct vb_rfile **v = realloc (rfds, (nrfds + 1) * sizeof *v);
 
+  if (!v)
+    abort ();
   if (!nrfds)
     atexit (free_rfds);
-  if (nrfds < sizeof rfds / sizeof rfds[0])
-    rfds[nrfds++] = rf;
+  rfds = v;
+  rfds[nrfds++] = rf;
   return rf;
 }
 

@@ -109,7 +109,7 @@ vb_tfile_write (struct vb_tfile *f, const void *buf, size_t len)
   if (f->t->ops->write (f, buf, len) < 0)
     return fail (f);
   f->written += len;
-  f->t->written += len;
+  __atomic_add_fetch (&f->t->written, len, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -133,7 +133,7 @@ vb_tfile_pwrite (struct vb_tfile *f, const void *buf, size_t len,
     return fail (f);
   if (off + len > f->written)
     f->written = off + len;
-  f->t->written += len;
+  __atomic_add_fetch (&f->t->written, len, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -231,7 +231,7 @@ vb_target_put (struct vb_target *t, const char *name, const void *buf,
     hint_full ();
     return -1;
   }
-  t->written += len;
+  __atomic_add_fetch (&t->written, len, __ATOMIC_RELAXED);
   return 0;
 }
 

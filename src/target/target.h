@@ -102,7 +102,8 @@ struct vb_target {
   const struct vb_target_ops *ops;
   char *where;                 /* for messages: the directory, "stdout" */
   struct vb_target_policy policy;
-  uint64_t written;            /* bytes written to all its files */
+  uint64_t written;            /* bytes written to all its files (atomic:
+                                * disks are written by threads at once) */
 };
 
 struct vb_tfile {
