@@ -373,6 +373,26 @@ remove_dir_files (const char *dir)
   rmdir (dir);
 }
 
+/* Is PID a running nbdkit?  Not when it is gone, a zombie nobody reaped
+ * yet, or the pid now belongs to another program. */
+static bool
+nbdkit_alive (int pid)
+{
+  char path[64], buf[256];
+  FILE *fp;
+  char *close_paren;
+  bool alive = false;
+
+  snprintf (path, sizeof path, "/proc/%d/stat", pid);
+  if (!(fp = fopen (path, "re")))
+    return false;
+  if (fgets (buf, sizeof buf, fp) && (close_paren = strrchr (buf, ')')))
+    alive = strstr (buf, "(nbdkit)") && close_paren[1] == ' ' &&
+            close_paren[2] != 'Z';
+  fclose (fp);
+  return alive;
+}
+
 static bool
 map_dir_stale (const char *dir)
 {
@@ -382,7 +402,7 @@ map_dir_stale (const char *dir)
   int pid = text ? atoi (text) : 0;
 
   if (pid > 0)
-    return kill (pid, 0) < 0 && errno == ESRCH;
+    return !nbdkit_alive (pid);
   return stat (dir, &st) == 0 && time (NULL) - st.st_mtime > 3600;
 }
 
