@@ -65,7 +65,9 @@ rb_no_image () {
   if ls "$dir" 2>/dev/null | grep -E '\.(qcow2|raw)(\.partial)?$'; then
     echo "image left in $dir"; return 1
   fi
-  if ls -d "${TMPDIR:-/tmp}"/virtback-restore.* 2>/dev/null | grep -q .; then
+  # Only directories made since the test began are its own.
+  if find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'virtback-restore.*' \
+       -newer "${BATS_TEST_TMPDIR:-/proc/1}" 2>/dev/null | grep -q .; then
     echo "socket directory left"; return 1
   fi
 }
