@@ -13,6 +13,11 @@
 #include "target/target.h"
 #include "stream/index.h"
 
+/* The issue's budget: a frame of one piece in at most 48 bytes, so that
+ * 131,072 frames fit in 8 MiB with room for the doubling. */
+_Static_assert (sizeof (struct vb_index_frame) + sizeof (struct vb_index_piece)
+                <= 48, "index entries grew past 48 bytes a frame");
+
 struct build {
   struct vb_index *ix;
   size_t capf, capp;
