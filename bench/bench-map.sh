@@ -160,7 +160,7 @@ server_stop () {
     kill -INT "$SERVER_PID" 2>/dev/null
     # nbdkit acts on signals only once it serves: the peer still loading
     # its block map is killed.
-    for i in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$SERVER_PID" 2>/dev/null
     wait "$SERVER_PID" 2>/dev/null
   fi
