@@ -25,7 +25,7 @@ die () { echo "guestfs-appliance.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (the appliance is built from the host's packages)"
 for t in libguestfs-make-fixed-appliance supermin guestfish apt-get apt-cache dpkg-deb depmod unshare; do
-  command -v "$t" >/dev/null || die "$t is missing: scripts/packages.sh --install build run"
+  command -v "$t" >/dev/null || die "$t is missing: run scripts/packages.sh --install build run"
 done
 if [ $force = 0 ] && [ -s "$DIR/README.fixed" ] && [ -s "$DIR/kernel" ] &&
    [ -s "$DIR/root" ] && [ -e "$DIR/backend-settings" ]; then

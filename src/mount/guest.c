@@ -205,8 +205,9 @@ vb_guest_mount_all (guestfs_h *g, char **disks, vb_guest_say say, void *op)
 int
 vb_guest_expose (guestfs_h *g, const char *mountpoint)
 {
-  if (guestfs_mount_local (g, mountpoint,
-                           GUESTFS_MOUNT_LOCAL_READONLY, 1, -1) < 0) {
+  /* "ro" for the host kernel too, beside libguestfs's own refusals. */
+  if (guestfs_mount_local (g, mountpoint, GUESTFS_MOUNT_LOCAL_READONLY, 1,
+                           GUESTFS_MOUNT_LOCAL_OPTIONS, "ro", -1) < 0) {
     guest_error (g, mountpoint);
     return -1;
   }

@@ -375,9 +375,11 @@ vb_mount_start (const struct vb_mount_opts *o,
   int p[2], lockfd = -1;
   pid_t child;
 
-  if (!mp)
-    return vb_set_error_errno (errno, "%s: give an empty directory",
-                               o->mountpoint), -1;
+  if (!mp) {
+    vb_set_error_errno (errno, "%s: give an empty directory as MOUNTPOINT",
+                        o->mountpoint);
+    return -1;
+  }
   if (check_mountpoint (mp) < 0 || !(rundir = make_rundir (mp, &lockfd)))
     return -1;
   if (pipe2 (p, O_CLOEXEC) < 0 || (child = fork ()) < 0) {
