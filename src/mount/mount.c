@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ struct bg {
   const char *mp;
   const char *rundir;
   int fd;                      /* the reports to the command; -1 once OK */
+  bool ready;                  /* it said OK: the cleanup is ours */
 };
 
 static void
@@ -164,6 +166,7 @@ serve_guest (struct bg *b, struct vb_map *m)
     else {
       close (b->fd);
       b->fd = -1;
+      b->ready = true;
       r = vb_guest_serve (g);
     }
   }
@@ -219,9 +222,19 @@ write_pid (const char *rundir)
   return vb_write_file_atomic (rundir, "pid", pid, strlen (pid), 0600);
 }
 
+/* Nothing of the command's (a test harness's pipe, say) may stay open in
+ * a process that outlives it, but the report pipe and the lock. */
+static void
+close_others (int fd, int lockfd)
+{
+  for (int i = 3; i < 4096; i++)
+    if (i != fd && i != lockfd)
+      close (i);
+}
+
 static void __attribute__((noreturn))
 background (const struct vb_mount_opts *o, const char *mp,
-            const char *rundir, int fd)
+            const char *rundir, int fd, int lockfd)
 {
   struct bg b = { .o = o, .mp = mp, .rundir = rundir, .fd = fd };
   int r = -1;
@@ -229,18 +242,26 @@ background (const struct vb_mount_opts *o, const char *mp,
   setsid ();
   if (fork () != 0)
     _exit (0);                 /* the command reaps this one at once */
+  /* The command's handlers only set a flag: SIGTERM must end this one
+   * (see on_term for after the start). */
+  signal (SIGTERM, SIG_DFL);
+  signal (SIGQUIT, SIG_DFL);
   signal (SIGINT, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
   redirect_stdio (rundir);
+  close_others (fd, lockfd);
   if (write_pid (rundir) == 0)
     r = serve (&b);
   if (r < 0) {
     fprintf (stderr, "virtback mount: %s\n", vb_get_error ());
     say_fd (&b, 'E', vb_get_error ());
   }
-  if (r == 0)                  /* the command cleans up after a failure */
+  if (b.ready) {               /* else the command cleans up */
+    if (r < 0)                 /* the FUSE loop failed: a dead mount */
+      umount2 (mp, MNT_DETACH);
     remove_rundir (rundir);
+  }
   _exit (r < 0 ? 1 : 0);
 }
 
@@ -249,7 +270,7 @@ background (const struct vb_mount_opts *o, const char *mp,
 /* Relay the background process's reports until "OK" (0) or its end. */
 static int
 read_reports (int fd, const struct vb_mount_report *r,
-              volatile sig_atomic_t *cancel, const char *rundir)
+              volatile sig_atomic_t *cancel)
 {
   CLEANUP_FCLOSE FILE *fp = fdopen (fd, "r");
   CLEANUP_FREE char *line = NULL;
@@ -258,7 +279,8 @@ read_reports (int fd, const struct vb_mount_report *r,
 
   if (!fp)
     return close (fd), vb_set_error_errno (errno, "fdopen"), -1;
-  vb_set_error ("the mount's background process ended: see %s/log", rundir);
+  vb_set_error ("the mount's background process died before the mount "
+                "was ready");
   while ((n = getline (&line, &cap, fp)) >= 0 || errno == EINTR) {
     if (n < 0) {
       clearerr (fp);
@@ -390,12 +412,12 @@ vb_mount_start (const struct vb_mount_opts *o,
   }
   if (child == 0) {
     close (p[0]);
-    background (o, mp, rundir, p[1]);
+    background (o, mp, rundir, p[1], lockfd);
   }
   close (lockfd);
   close (p[1]);
   waitpid (child, NULL, 0);
-  if (read_reports (p[0], r, cancel, rundir) == 0)
+  if (read_reports (p[0], r, cancel) == 0)
     return 0;
   struct vb_error e;
   vb_error_save (&e);
@@ -406,11 +428,14 @@ vb_mount_start (const struct vb_mount_opts *o,
 
 /* ---- umount ---- */
 
+/* 0 unmounted, 1 not mounted (yet), -1 error. */
 static int
 unmount_fuse (const char *mp)
 {
-  if (umount2 (mp, 0) == 0 || errno == EINVAL || errno == ENOENT)
+  if (umount2 (mp, 0) == 0)
     return 0;
+  if (errno == EINVAL || errno == ENOENT)
+    return 1;
   if (errno == EBUSY)
     vb_set_error ("%s is busy: close the files and leave the directories "
                   "in it, then run 'virtback umount %s' again", mp, mp);
@@ -441,8 +466,14 @@ vb_mount_stop (const char *mountpoint)
     remove_rundir (rundir);
     return 0;
   }
-  if (unmount_fuse (mp) < 0)
+  switch (unmount_fuse (mp)) {
+  case -1:
     return -1;
+  case 1:                      /* still starting: SIGTERM ends that too */
+    if (pid > 0)
+      kill (pid, SIGTERM);
+    break;
+  }
   wait_gone (rundir, fd, pid);
   return 0;
 }
