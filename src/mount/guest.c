@@ -224,6 +224,27 @@ vb_guest_serve (guestfs_h *g)
   return 0;
 }
 
+/* From qemu's "-chardev socket,path=/tmp/libguestfsXXXXXX/guestfsd.sock". */
+char *
+vb_guest_sockdir (guestfs_h *g)
+{
+  static const char key[] = "path=/tmp/libguestfs";
+  char path[64];
+  CLEANUP_FREE char *cmd = NULL;
+  size_t len = 0;
+  int pid = guestfs_get_pid (g);
+
+  snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
+  if (pid <= 0 || !(cmd = vb_read_file (path, &len)))
+    return NULL;
+  for (size_t i = 0; i < len; i += strlen (cmd + i) + 1) {
+    char *p = strstr (cmd + i, key), *end;
+    if (p && (end = strchr (p + sizeof key - 1, '/')))
+      return strndup (p + 5, end - p - 5);
+  }
+  return NULL;
+}
+
 void
 vb_guest_close (guestfs_h *g)
 {

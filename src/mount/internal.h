@@ -24,6 +24,10 @@ int vb_guest_mount_all (guestfs_h *g, char **disks, vb_guest_say say,
  * unmounted. */
 int vb_guest_expose (guestfs_h *g, const char *mountpoint);
 int vb_guest_serve (guestfs_h *g);
+/* The appliance's socket directory, which libguestfs makes in /tmp when
+ * run as root whatever TMPDIR says (NULL if unknown): a killed process
+ * leaves it, and umount removes it then. */
+char *vb_guest_sockdir (guestfs_h *g);
 void vb_guest_close (guestfs_h *g);
 
 #endif

@@ -58,9 +58,17 @@ rm_entry (const char *path, const struct stat *st, int flag, struct FTW *f)
   return remove (path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* RUNDIR, and the appliance's socket directory it names if the process
+ * was killed before libguestfs removed that. */
 static void
 remove_rundir (const char *rundir)
 {
+  CLEANUP_FREE char *f = vb_path_join (rundir, "sockdir");
+  CLEANUP_FREE char *sockdir = f ? vb_read_file (f, NULL) : NULL;
+
+  if (sockdir && !strncmp (sockdir, "/tmp/libguestfs", 15) &&
+      !strchr (sockdir + 15, '/'))
+    nftw (sockdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
   nftw (rundir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
@@ -100,6 +108,36 @@ wait_unlocked (int lockfd, int timeout_ms)
   return -1;
 }
 
+/* How many processes name RUNDIR on their command line (nbdkit by its
+ * socket, the appliance's qemu by its overlays); SIG (0: none) to each. */
+static int
+leftovers (const char *rundir, int sig)
+{
+  DIR *d = opendir ("/proc");
+  struct dirent *e;
+  int n = 0;
+
+  while (d && (e = readdir (d))) {
+    char path[300];
+    size_t len = 0;
+    long pid = strtol (e->d_name, NULL, 10);
+    if (pid <= 0 || pid == getpid ())
+      continue;
+    snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
+    CLEANUP_FREE char *cmd = vb_read_file (path, &len);
+    for (size_t i = 0; cmd && i < len; i += strlen (cmd + i) + 1)
+      if (strstr (cmd + i, rundir)) {
+        n++;
+        if (sig)
+          kill (pid, sig);
+        break;
+      }
+  }
+  if (d)
+    closedir (d);
+  return n;
+}
+
 /* ---- the background process ---- */
 
 struct bg {
@@ -108,7 +146,18 @@ struct bg {
   const char *rundir;
   int fd;                      /* the reports to the command; -1 once OK */
   bool ready;                  /* it said OK: the cleanup is ours */
+  int serving;                 /* atomic: SIGTERM now means unmount */
+  int cancelled;               /* atomic: SIGTERM came before that */
 };
+
+static bool
+cancelled (struct bg *b)
+{
+  if (!__atomic_load_n (&b->cancelled, __ATOMIC_SEQ_CST))
+    return false;
+  vb_set_error_code (VB_ERR_CANCELLED, 0, "cancelled");
+  return true;
+}
 
 static void
 say_fd (void *op, char kind, const char *text)
@@ -123,20 +172,62 @@ say_fd (void *op, char kind, const char *text)
     line = NULL;
 }
 
-/* SIGTERM once the mount serves: unmount, which ends the FUSE loop and
- * so the whole process through its cleanup. */
-static void *
-on_term (void *mp)
-{
-  sigset_t set;
-  int sig;
+/* SIGTERM reaches on_term through this pipe: blocking the signal for
+ * sigwait() would block it in nbdkit and qemu too (exec keeps the mask). */
+static int term_pipe[2] = { -1, -1 };
 
-  sigemptyset (&set);
-  sigaddset (&set, SIGTERM);
-  while (sigwait (&set, &sig) == 0)
-    if (umount2 (mp, 0) < 0)
-      umount2 (mp, MNT_DETACH);
+static void
+on_sigterm (int sig)
+{
+  char c = 1;
+
+  if (write (term_pipe[1], &c, 1) < 0)
+    return;
+}
+
+/* SIGTERM while serving: unmount, which ends the FUSE loop and so the
+ * whole process through its cleanup.  Before: kill what we started (the
+ * appliance's qemu, nbdkit), so that the step under way fails at once and
+ * the cleanup runs (libguestfs removes its socket directory). */
+static void *
+on_term (void *op)
+{
+  struct bg *b = op;
+  char c;
+
+  while (read (term_pipe[0], &c, 1) == 1 || errno == EINTR) {
+    if (__atomic_load_n (&b->serving, __ATOMIC_SEQ_CST)) {
+      if (umount2 (b->mp, 0) < 0)
+        umount2 (b->mp, MNT_DETACH);
+      continue;
+    }
+    __atomic_store_n (&b->cancelled, 1, __ATOMIC_SEQ_CST);
+    leftovers (b->rundir, SIGKILL);
+  }
   return NULL;
+}
+
+static void
+catch_term (struct bg *b)
+{
+  struct sigaction sa = { .sa_handler = on_sigterm };
+  pthread_t t;
+
+  sigemptyset (&sa.sa_mask);
+  if (pipe2 (term_pipe, O_CLOEXEC) < 0 ||
+      pthread_create (&t, NULL, on_term, b) != 0)
+    return;                    /* SIGTERM then just ends us */
+  pthread_detach (t);
+  sigaction (SIGTERM, &sa, NULL);
+}
+
+static void
+note_sockdir (guestfs_h *g, const char *rundir)
+{
+  CLEANUP_FREE char *dir = vb_guest_sockdir (g);
+
+  if (dir)
+    vb_write_file_atomic (rundir, "sockdir", dir, strlen (dir), 0600);
 }
 
 static int
@@ -144,25 +235,23 @@ serve_guest (struct bg *b, struct vb_map *m)
 {
   CLEANUP_FREE char *tmp = vb_path_join (b->rundir, "tmp");
   guestfs_h *g;
-  sigset_t set;
-  pthread_t t;
   int r = -1;
 
   if (!tmp || mkdir (tmp, 0700) < 0)
     return vb_set_error_errno (errno, "%s", b->rundir), -1;
   vb_guest_env ();
-  if (!(g = vb_guest_launch (m->disks, m->socket, tmp)))
+  if (cancelled (b) || !(g = vb_guest_launch (m->disks, m->socket, tmp)))
     return -1;
-  if (vb_guest_mount_all (g, m->disks, say_fd, b) == 0 &&
-      vb_guest_expose (g, b->mp) == 0) {
-    sigemptyset (&set);
-    sigaddset (&set, SIGTERM);
-    pthread_sigmask (SIG_BLOCK, &set, NULL);
-    if (pthread_create (&t, NULL, on_term, (void *) b->mp) == 0)
-      pthread_detach (t);
-    say_fd (b, 'O', "K");
+  note_sockdir (g, b->rundir);
+  if (!cancelled (b) && vb_guest_mount_all (g, m->disks, say_fd, b) == 0 &&
+      !cancelled (b) && vb_guest_expose (g, b->mp) == 0) {
+    __atomic_store_n (&b->serving, 1, __ATOMIC_SEQ_CST);
+    if (!cancelled (b))
+      say_fd (b, 'O', "K");
     if (b->fd < 0)             /* the command is gone: nobody to serve */
       vb_set_error_code (VB_ERR_CANCELLED, 0, "the command was interrupted");
+    if (b->fd < 0 || cancelled (b))
+      umount2 (b->mp, MNT_DETACH);
     else {
       close (b->fd);
       b->fd = -1;
@@ -185,7 +274,7 @@ serve (struct bg *b)
 
   if (!sock)
     return -1;
-  if (vb_map_start (&mo, &m) < 0) {
+  if (vb_map_start (&mo, &m) < 0 || cancelled (b)) {
     vb_map_stop (&m);
     return -1;
   }
@@ -242,15 +331,15 @@ background (const struct vb_mount_opts *o, const char *mp,
   setsid ();
   if (fork () != 0)
     _exit (0);                 /* the command reaps this one at once */
-  /* The command's handlers only set a flag: SIGTERM must end this one
-   * (see on_term for after the start). */
-  signal (SIGTERM, SIG_DFL);
+  /* SIGTERM goes to on_term (catch_term); the command's handlers (a
+   * flag) are not ours. */
   signal (SIGQUIT, SIG_DFL);
   signal (SIGINT, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
   redirect_stdio (rundir);
   close_others (fd, lockfd);
+  catch_term (&b);
   if (write_pid (rundir) == 0)
     r = serve (&b);
   if (r < 0) {
@@ -363,14 +452,22 @@ read_pid (const char *rundir)
   return text ? strtol (text, NULL, 10) : 0;
 }
 
-/* Wait until the background process of RUNDIR and its children are gone
- * (LOCKFD unlocked), killing it if it takes too long; remove RUNDIR. */
+/* Wait until the background process of RUNDIR (LOCKFD unlocked) and what
+ * it ran are gone, killing what takes too long; remove RUNDIR.  The
+ * children end by themselves once it is gone (nbdkit with its parent,
+ * qemu through libguestfs's recovery process), a moment later. */
 static void
 wait_gone (const char *rundir, int lockfd, pid_t pid)
 {
   if (lockfd >= 0 && wait_unlocked (lockfd, STOP_TIMEOUT_MS) < 0 && pid > 0) {
     kill (pid, SIGKILL);
     wait_unlocked (lockfd, 10000);
+  }
+  for (int waited = 0; leftovers (rundir, 0) > 0 && waited < 20000;
+       waited += 50) {
+    if (waited == 10000)
+      leftovers (rundir, SIGKILL);
+    nap (50);
   }
   remove_rundir (rundir);
 }
@@ -461,9 +558,10 @@ vb_mount_stop (const char *mountpoint)
   pid = read_pid (rundir);
   fd = open (lock, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || flock (fd, LOCK_EX | LOCK_NB) == 0) {
-    /* Its process is gone (killed): only a dead FUSE mount may be left. */
+    /* Its process is gone (killed): a dead FUSE mount may be left, and
+     * its children for a moment. */
     umount2 (mp, MNT_DETACH);
-    remove_rundir (rundir);
+    wait_gone (rundir, -1, 0);
     return 0;
   }
   switch (unmount_fuse (mp)) {

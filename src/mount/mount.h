@@ -21,7 +21,9 @@
  *
  * Run directories: VB_MOUNT_RUNDIR/XXXXXX (mode 0700), holding the mount
  * point's path, the pid, the lock, the map's socket, libguestfs's
- * temporary files and the background process's log.
+ * temporary files, the name of the appliance's socket directory (which
+ * libguestfs makes in /tmp as root: removed with the run directory if
+ * the process was killed) and the background process's log.
  *
  * The appliance: if LIBGUESTFS_PATH is unset and VIRTBACK_APPLIANCE (or
  * /var/cache/virtback/appliance) holds a fixed appliance (made by
