@@ -5,9 +5,10 @@
 # host kernel) is backed up full, changed, backed up inc; each point's files
 # appear read-only under MOUNTPOINT/sda1, sda2, vg0-root with the contents
 # of that point (sha256); umount leaves no FUSE mount, no process, no
-# socket, no run directory; a busy mount point and a killed background
-# process are handled.  Each mount boots one appliance (12-20 s under TCG
-# here): two in all, besides the two guestfish runs of the set-up.
+# socket, no run directory; a busy mount point, a killed background
+# process and a mount interrupted while it starts are handled.  Each mount
+# boots one appliance (12-20 s under TCG here): two in all and one cut
+# short, besides the two guestfish runs of the set-up.
 
 load backup_helpers
 
@@ -194,4 +195,21 @@ sha () { sha256sum <"$1" | cut -d' ' -f1; }
   [[ "$output" == *"not a mount of virtback mount"* ]]
   vbk mount "$MNT"
   [ "$status" -eq 2 ]
+}
+
+@test "a mount interrupted while its appliance boots fails and leaves nothing" {
+  vb_bg_start "$BATS_TEST_TMPDIR/bg" "$VIRTBACK" mount -i "$B" "$MNT"
+  local i
+  for i in $(seq 600); do
+    RD=$(rundir)
+    [ -n "$RD" ] && pgrep -f "$RD/tmp" >/dev/null && break   # qemu runs
+    [ ! -s "$BATS_TEST_TMPDIR/bg/rc" ] || break
+    sleep 0.1
+  done
+  pgrep -f "$RD/tmp" >/dev/null
+  kill -INT "$(cat "$BATS_TEST_TMPDIR/bg/pid")"
+  [ "$(vb_bg_rc "$BATS_TEST_TMPDIR/bg")" -eq 1 ]
+  cat "$BATS_TEST_TMPDIR/bg/out"
+  [ "$(cat "$BATS_TEST_TMPDIR/bg/out")" = "virtback mount: cancelled" ]
+  assert_gone "$RD"
 }
