@@ -416,8 +416,8 @@ check_mountpoint (const char *mp)
 }
 
 /* The run directory, and in *LOCKFD its lock, taken: the background
- * process inherits it, so that it is held as long as that process or a
- * child of it lives. */
+ * process inherits it, so that it is held as long as that process lives
+ * (its children do not keep it: wait_gone finds them by name). */
 static char *
 make_rundir (const char *mp, int *lockfd)
 {
@@ -432,15 +432,17 @@ make_rundir (const char *mp, int *lockfd)
   }
   if (!(lock = vb_path_join (dir, "lock")) ||
       (*lockfd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
-      flock (*lockfd, LOCK_EX) < 0 ||
-      vb_write_file_atomic (dir, "mountpoint", mp, strlen (mp), 0600) < 0) {
-    if (!*vb_get_error ())
-      vb_set_error_errno (errno, "%s", dir);
-    remove_rundir (dir);
-    free (dir);
-    return NULL;
-  }
-  return dir;
+      flock (*lockfd, LOCK_EX) < 0)
+    vb_set_error_errno (errno, "%s", dir);
+  else if (vb_write_file_atomic (dir, "mountpoint", mp, strlen (mp),
+                                 0600) == 0)
+    return dir;
+  if (*lockfd >= 0)
+    close (*lockfd);
+  *lockfd = -1;
+  remove_rundir (dir);
+  free (dir);
+  return NULL;
 }
 
 static pid_t
@@ -456,7 +458,7 @@ read_pid (const char *rundir)
  * it ran are gone, killing what takes too long; remove RUNDIR.  The
  * children end by themselves once it is gone (nbdkit with its parent,
  * qemu through libguestfs's recovery process), a moment later. */
-static void
+static int
 wait_gone (const char *rundir, int lockfd, pid_t pid)
 {
   if (lockfd >= 0 && wait_unlocked (lockfd, STOP_TIMEOUT_MS) < 0 && pid > 0) {
@@ -469,7 +471,13 @@ wait_gone (const char *rundir, int lockfd, pid_t pid)
       leftovers (rundir, SIGKILL);
     nap (50);
   }
+  if (leftovers (rundir, 0) > 0) {     /* kept, for another umount */
+    vb_set_error ("processes of the mount outlive SIGKILL: see 'pgrep -af "
+                  "%s', then run virtback umount again", rundir);
+    return -1;
+  }
   remove_rundir (rundir);
+  return 0;
 }
 
 /* After a failed start: stop what may still run, then remove it all. */
@@ -482,7 +490,7 @@ abandon (const char *rundir)
 
   if (pid > 0)
     kill (pid, SIGTERM);
-  wait_gone (rundir, fd, pid);
+  wait_gone (rundir, fd, pid);  /* the start's error is the one to tell */
 }
 
 int
@@ -561,8 +569,7 @@ vb_mount_stop (const char *mountpoint)
     /* Its process is gone (killed): a dead FUSE mount may be left, and
      * its children for a moment. */
     umount2 (mp, MNT_DETACH);
-    wait_gone (rundir, -1, 0);
-    return 0;
+    return wait_gone (rundir, -1, 0);
   }
   switch (unmount_fuse (mp)) {
   case -1:
@@ -572,6 +579,5 @@ vb_mount_stop (const char *mountpoint)
       kill (pid, SIGTERM);
     break;
   }
-  wait_gone (rundir, fd, pid);
-  return 0;
+  return wait_gone (rundir, fd, pid);
 }

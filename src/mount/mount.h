@@ -11,13 +11,14 @@
  * kernel never parses them, the appliance does; the host kernel sees a
  * FUSE file system only.  It returns once MOUNTPOINT is usable; a
  * background process of its own session keeps the appliance and the map
- * alive, and holds a lock in the run directory for as long as it or a
- * child of it lives.  Each mounted filesystem goes to MOUNTED, each one
+ * alive, and holds a lock in the run directory for as long as it lives.  Each mounted filesystem goes to MOUNTED, each one
  * that could not be mounted to WARN.
  *
  * vb_mount_stop() ends it all: the FUSE mount, the appliance, the map and
  * the run directory, and returns only once that background process and
- * its children are gone.  SIGTERM to that process does the same.
+ * what it ran (nbdkit, the appliance's qemu: every process that names the
+ * run directory) are gone, killing what lingers.  SIGTERM to that process
+ * ends it the same way (before the mount serves: the start fails).
  *
  * Run directories: VB_MOUNT_RUNDIR/XXXXXX (mode 0700), holding the mount
  * point's path, the pid, the lock, the map's socket, libguestfs's
