@@ -35,7 +35,7 @@ fi
 
 mkdir -p "$(dirname "$DIR")"
 WORK=$(mktemp -d "$(dirname "$DIR")/.appliance.XXXXXX")
-trap '[ -n "${VB_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/deb" "$WORK/k" "$WORK/tmp" "$WORK/cache" "$WORK/lib/modules"
 chmod 755 "$WORK/deb"   # apt's sandbox user writes the download there
 
@@ -56,12 +56,12 @@ export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
 lib=$(readlink -f /lib)
 if [ -d /lib/modules ]; then
   libguestfs-make-fixed-appliance "$WORK/out" >"$WORK/build.log" 2>&1 ||
-    die "libguestfs-make-fixed-appliance failed: $(tail -1 "$WORK/build.log")"
+    die "libguestfs-make-fixed-appliance failed: $(grep -m1 -i error "$WORK/build.log" || tail -1 "$WORK/build.log")"
 else
   unshare -m sh -c 'mount --make-rprivate / &&
     mount -t overlay overlay -o "lowerdir=$1/lib:$2" "$2" &&
     libguestfs-make-fixed-appliance "$1/out"' sh "$WORK" "$lib" >"$WORK/build.log" 2>&1 ||
-    die "libguestfs-make-fixed-appliance failed: $(tail -1 "$WORK/build.log")"
+    die "libguestfs-make-fixed-appliance failed: $(grep -m1 -i error "$WORK/build.log" || tail -1 "$WORK/build.log")"
 fi
 
 # One launch with the new appliance under KVM: where it fails (QEMU aborts
