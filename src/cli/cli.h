@@ -14,6 +14,8 @@ int cmd_restore (int argc, char **argv);
 int cmd_dump (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 int cmd_map (int argc, char **argv);
+int cmd_mount (int argc, char **argv);
+int cmd_umount (int argc, char **argv);
 
 /* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
  * ignore SIGPIPE): the run polls it and ends through its cleanup. */

@@ -17,6 +17,8 @@ static const struct {
   { "dump",    cmd_dump,    "show the metadata and chain of a backup directory" },
   { "verify",  cmd_verify,  "check every file of a backup directory end to end" },
   { "map",     cmd_map,     "serve a backup point as NBD disks" },
+  { "mount",   cmd_mount,   "mount a backup point's guest filesystems read-only" },
+  { "umount",  cmd_umount,  "end a virtback mount" },
 };
 
 void
