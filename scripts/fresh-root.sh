@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # scripts/fresh-root.sh: run a command as a new user would on a fresh Debian
 # 12 machine: in a debootstrap minbase root, unpacked anew for each run, with
 # a copy of this checkout at /root/virtback (the working tree's files that git

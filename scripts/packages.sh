@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # scripts/packages.sh [--install] SECTION...: the Debian packages of those
 # sections of packages.txt (build, run, demo, test; "all" for every one), one
 # a line, in the file's order.  Fails, naming the line, on an unknown section

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* instant.c: instant recovery.  See instant.h.  A run is: plan (point,
  * name, paths), serve (map, overlays, instant.json), start the VM, move
  * (block pulls), finish (check, stop the map, remove what is ours). */

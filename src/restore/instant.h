@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* instant.h: instant recovery, a backup point run as a VM at once
  * (virtback restore --instant).
  *

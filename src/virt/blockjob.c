@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
 /* blockjob.c: the libvirt side of instant recovery: define and start a
  * domain, pull its disks' backing into them (virDomainBlockPull), watch
  * and end those jobs, and tell whether a disk still has a backing. */

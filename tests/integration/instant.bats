@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # virtback restore --instant: a backup point runs as a new VM at once, on
 # qcow2 overlays backed by the map; the data moves in with a block pull
 # while "guest" writes (HMP qemu-io) go on; at the end the VM runs with no

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-3.0-or-later
 # The README's first command as a new user runs it: scripts/quickstart.sh in
 # a fresh Debian 12 root (scripts/fresh-root.sh: debootstrap minbase, cached
 # under /var/cache/virtback-test, unpacked anew, its own /dev, mount and PID
