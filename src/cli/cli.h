@@ -14,6 +14,7 @@ int cmd_restore (int argc, char **argv);
 int cmd_dump (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 int cmd_map (int argc, char **argv);
+int cmd_serve (int argc, char **argv);
 
 /* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
  * ignore SIGPIPE): the run polls it and ends through its cleanup. */

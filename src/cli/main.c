@@ -17,6 +17,7 @@ static const struct {
   { "dump",    cmd_dump,    "show the metadata and chain of a backup directory" },
   { "verify",  cmd_verify,  "check every file of a backup directory end to end" },
   { "map",     cmd_map,     "serve a backup point as NBD disks" },
+  { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
 };
 
 void
