@@ -14,6 +14,7 @@ struct crq {
   size_t len;
   bool too_big;
   bool dispatched;
+  bool bad_path;
 };
 
 void
@@ -100,26 +101,28 @@ vb_control_handler (void *cls, struct MHD_Connection *c, const char *url,
     *rqp = r;
     return MHD_YES;
   }
+  /* An answer queued while a body is still coming would drop the
+   * connection: a bad path is answered once the body is read. */
   if (!r->dispatched) {
     r->dispatched = true;
-    if (strncmp (url, "/tickets/", 9) || !vb_srv_valid_id (id))
-      return vb_srv_error (c, MHD_HTTP_NOT_FOUND, "No such resource: use "
-                           "/tickets/ID", false);
-    if (!strcmp (method, "GET"))
+    r->bad_path = strncmp (url, "/tickets/", 9) || !vb_srv_valid_id (id);
+    if (!r->bad_path && !strcmp (method, "GET"))
       return get_ticket (c, s, id);
-    if (!strcmp (method, "DELETE")) {
+    if (!r->bad_path && !strcmp (method, "DELETE")) {
       vb_tickets_delete (s->tickets, id);
       return vb_srv_reply (c, MHD_HTTP_NO_CONTENT, NULL, "", 0);
     }
-    if (!body)
+    if (!r->bad_path && !body)
       return vb_srv_error (c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not "
                            "allowed: use PUT, GET, PATCH or DELETE", false);
-    return MHD_YES;
   }
   if (*upload_size) {
     take (r, upload, *upload_size);
     *upload_size = 0;
     return MHD_YES;
   }
+  if (r->bad_path)
+    return vb_srv_error (c, MHD_HTTP_NOT_FOUND, "No such resource: use "
+                         "/tickets/ID", false);
   return with_body (c, s, id, method, r);
 }
