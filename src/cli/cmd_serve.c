@@ -95,6 +95,9 @@ cmd_serve (int argc, char **argv)
     vb_cli_error ("serve");
     return VB_EXIT_FAIL;
   }
+  if (!o.cert && strncmp (vb_serve_url (s), "http://127.", 11))
+    fprintf (stderr, "virtback serve: warning: without --cert the disk data "
+             "crosses the network unencrypted\n");
   printf ("%s\n", vb_serve_url (s));
   fflush (stdout);
   vb_serve_run (s, stop);

@@ -190,6 +190,24 @@ PY
   kill "$(cat "$T/w.pid")"
 }
 
+@test "keep-alive: one connection serves several requests; PUT gets 100 Continue" {
+  start_server
+  ticket t "file://$T/d.raw" '["read","write"]'
+  curl -sv -o /dev/null -o /dev/null "$U/images/t/extents" "$U/images/t/extents" 2>"$T/v"
+  grep -q 'Re-using existing connection' "$T/v"
+  head -c $((2 << 20)) /dev/urandom > "$T/blk"
+  curl -sv -X PUT -H 'Expect: 100-continue' --data-binary @"$T/blk" "$U/images/t?flush=y" -o /dev/null 2>"$T/v"
+  grep -q '^< HTTP/1.1 100 Continue' "$T/v"
+  grep -q '^< HTTP/1.1 200 OK' "$T/v"
+  cmp -n $((2 << 20)) "$T/blk" "$T/d.raw"
+  # the closing line comes once the server sees the client gone
+  for i in $(seq 100); do
+    grep -q 'CLOSE client=127.0.0.1 \[connection 1 ops, [0-9.]* s\] \[dispatch 2 ops' "$T/serve.log" && break
+    sleep 0.05
+  done
+  grep 'CLOSE client=127.0.0.1 \[connection 1 ops, [0-9.]* s\] \[dispatch 2 ops, [0-9.]* s\] \[extents 2 ops' "$T/serve.log"
+}
+
 @test "unknown ticket 403 with connection: close; 414 for a long request line" {
   start_server
   curl -s -D "$T/h" -o "$T/b" "$U/images/nosuch"
@@ -229,6 +247,10 @@ PY
   wait "${pids[@]}"
   for i in 0 1 2 3; do [ "$(stat -c %s "$T/part$i")" = "$q" ]; done
   cat "$T"/part0 "$T"/part1 "$T"/part2 "$T"/part3 | cmp - "$T/d.raw"
+  for i in $(seq 100); do
+    [ "$(grep -c 'CLOSE client=' "$T/serve.log")" -ge 4 ] && break
+    sleep 0.05
+  done
   [ "$(grep -c 'CLOSE client=' "$T/serve.log")" -ge 4 ]
 }
 
