@@ -19,6 +19,7 @@ static const struct {
   { "map",     cmd_map,     "serve a backup point as NBD disks" },
   { "mount",   cmd_mount,   "mount a backup point's guest filesystems read-only" },
   { "umount",  cmd_umount,  "end a virtback mount" },
+  { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
 };
 
 void
