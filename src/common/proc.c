@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/fsutil.h"
 #include "common/proc.h"
 
 extern char **environ;
@@ -213,4 +214,13 @@ vb_proc_log_line (const char *file, char *buf, size_t len)
   buf[0] = '\0';
   if (fp && fgets (buf, len, fp))
     buf[strcspn (buf, "\n")] = '\0';
+}
+
+pid_t
+vb_proc_pid_file (const char *path)
+{
+  CLEANUP_FREE char *text = path ? vb_read_file (path, NULL) : NULL;
+  long pid = text ? strtol (text, NULL, 10) : 0;
+
+  return pid > 0 ? (pid_t) pid : 0;
 }

@@ -23,6 +23,9 @@ pid_t vb_proc_spawn (char *const argv[], const char *log);
 int vb_proc_exited (pid_t pid);
 /* SIGTERM, then SIGKILL after GRACE_MS; always reaps. */
 void vb_proc_stop (pid_t pid, int grace_ms);
+/* The pid a server or a background process wrote into PATH: 0 when the
+ * file is missing or holds no positive number. */
+pid_t vb_proc_pid_file (const char *path);
 /* The first line of FILE, for error messages ("" if none). */
 void vb_proc_log_line (const char *file, char *buf, size_t len);
 

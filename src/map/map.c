@@ -397,9 +397,8 @@ static bool
 map_dir_stale (const char *dir)
 {
   CLEANUP_FREE char *pidf = vb_path_join (dir, "nbdkit.pid");
-  CLEANUP_FREE char *text = pidf ? vb_read_file (pidf, NULL) : NULL;
   struct stat st;
-  int pid = text ? atoi (text) : 0;
+  pid_t pid = vb_proc_pid_file (pidf);
 
   if (pid > 0)
     return !nbdkit_alive (pid);
@@ -535,12 +534,12 @@ vb_map_attach (const char *rundir, const char *socket, struct vb_map *m)
 {
   CLEANUP_FREE char *pidf = vb_path_join (rundir, "nbdkit.pid");
   CLEANUP_FREE char *log = vb_path_join (rundir, "nbdkit.log");
-  CLEANUP_FREE char *text = pidf ? vb_read_file (pidf, NULL) : NULL;
+  pid_t pid = vb_proc_pid_file (pidf);
 
   memset (m, 0, sizeof *m);
   m->detached = true;
   m->logfd = -1;
-  m->pid = text ? strtol (text, NULL, 10) : -1;
+  m->pid = pid > 0 ? pid : -1;
   m->rundir = strdup (rundir);
   m->socket = strdup (socket);
   if (!m->rundir || !m->socket || !serving (m)) {

@@ -22,6 +22,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/proc.h"
 #include "common/fsutil.h"
 #include "map/map.h"
 #include "mount/internal.h"
@@ -449,9 +450,8 @@ static pid_t
 read_pid (const char *rundir)
 {
   CLEANUP_FREE char *pidf = vb_path_join (rundir, "pid");
-  CLEANUP_FREE char *text = pidf ? vb_read_file (pidf, NULL) : NULL;
 
-  return text ? strtol (text, NULL, 10) : 0;
+  return vb_proc_pid_file (pidf);
 }
 
 /* Wait until the background process of RUNDIR (LOCKFD unlocked) and what
