@@ -6,11 +6,13 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -338,6 +340,53 @@ test_unlock (void)
   vb_target_lock_dir (NULL);
 }
 
+/* Runs that end remove the lock file while others wait on it: whoever
+ * gets a lock on the removed file must not count as its holder.  Four
+ * processes take and drop one lock in turns; a shared count of holders
+ * must never pass one. */
+static void
+lock_turns (struct vb_target *lt, int *inside, int rounds)
+{
+  for (int i = 0; i < rounds; i++) {
+    struct vb_tlock *l = vb_target_lock (lt, "race", "vm1");
+    if (!l)
+      continue;                 /* busy for half a second: try again */
+    if (__atomic_add_fetch (inside, 1, __ATOMIC_SEQ_CST) != 1)
+      _exit (3);
+    sched_yield ();
+    __atomic_sub_fetch (inside, 1, __ATOMIC_SEQ_CST);
+    vb_target_unlock (l);
+  }
+  _exit (0);
+}
+
+static void
+test_lock_race (void)
+{
+  CLEANUP_FREE char *ldir = vb_path_join (dir, "racelocks");
+  struct vb_target *lt = T (dir);
+  int *inside = mmap (NULL, sizeof *inside, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  pid_t pids[4];
+  int status;
+
+  assert (inside != MAP_FAILED);
+  *inside = 0;
+  vb_target_lock_dir (ldir);
+  for (int i = 0; i < 4; i++) {
+    pids[i] = fork ();
+    assert (pids[i] >= 0);
+    if (pids[i] == 0)
+      lock_turns (lt, inside, 3000);
+  }
+  for (int i = 0; i < 4; i++) {
+    assert (waitpid (pids[i], &status, 0) == pids[i]);
+    assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  }
+  vb_target_lock_dir (NULL);
+  munmap (inside, sizeof *inside);
+}
+
 /* sda.full.data: meta, one 4 KiB data frame, a zero frame, stop; then
  * its check after cutting CUT bytes off the end or adding junk. */
 static int
@@ -404,6 +453,7 @@ main (void)
   test_scan ();
   test_lock ();
   test_unlock ();
+  test_lock_race ();
   test_file_check ();
   snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
   assert (system (cmd) == 0);

@@ -25,10 +25,11 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/text.h"
 
 struct ui {
   const char *outdir;
-  FILE *log;                   /* the run's log file in outdir */
+  struct vb_tfile *log;        /* the run's log file, in the repository */
   bool progress;               /* redraw per-disk lines on the terminal */
   bool quiet;                  /* --json: keep stderr for warnings only */
   size_t drawn;                /* progress lines on screen */
@@ -78,21 +79,36 @@ static const char usage_text[] =
   "      --connections N        NBD connections per disk (default 4)\n"
   "  -h, --help                 show this help\n";
 
+/* One line to the log, handed to the storage at once so that a killed
+ * run's log still says how far it got.  The thread's error is kept: a
+ * line may be logged about it.  A failed write sticks to the file and is
+ * reported when the log is ended. */
+static void
+log_line (struct vb_tfile *log, const char *level, const char *msg)
+{
+  struct vb_error saved;
+  struct timespec now;
+  char ts[32];
+  CLEANUP_FREE char *line = NULL;
+
+  vb_error_save (&saved);
+  clock_gettime (CLOCK_REALTIME, &now);
+  strftime (ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime (&now.tv_sec));
+  line = vb_xasprintf ("%s.%03ld %s %s\n", ts, now.tv_nsec / 1000000,
+                       level, msg);
+  if (line && vb_tfile_write (log, line, strlen (line)) == 0)
+    vb_tfile_flush (log);
+  vb_error_restore (&saved);
+}
+
 static void
 log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
 {
   struct ui *ui = opaque;
   static const char *names[] = { "DEBUG", "INFO", "WARNING" };
 
-  if (ui->log) {
-    struct timespec now;
-    char ts[32];
-    clock_gettime (CLOCK_REALTIME, &now);
-    strftime (ts, sizeof ts, "%Y-%m-%d %H:%M:%S", localtime (&now.tv_sec));
-    fprintf (ui->log, "%s.%03ld %s %s\n", ts, now.tv_nsec / 1000000,
-             names[lvl], msg);
-    fflush (ui->log);
-  }
+  if (ui->log)
+    log_line (ui->log, names[lvl], msg);
   if (lvl == VB_LOG_DEBUG || (ui->quiet && lvl == VB_LOG_INFO))
     return;
   if (ui->drawn) {             /* keep progress lines below the notes */
@@ -103,31 +119,32 @@ log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
            msg);
 }
 
+/* The log is a file of the run's target; it keeps the target open after
+ * the run, for the lines that come after it (the failure). */
 static int
 open_log (void *op, struct vb_target *t, enum vb_level level)
 {
   struct ui *ui = op;
   CLEANUP_FREE char *name = vb_bset_log_name (level, time (NULL));
-  CLEANUP_FREE char *path = name ? vb_path_join (ui->outdir, name) : NULL;
-  int fd;
 
-  /* The log outlives the run's target (the summary comes after it), so
-   * it is a plain file here, made with the target's policy. */
-  if (!path)
+  if (!name || !(ui->log = vb_target_append (t, name)))
     return -1;
-  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-             t->policy.file_mode);
-  if (fd >= 0 && vb_fs_chgrp_fd (fd, t->policy.group, path) < 0) {
-    close (fd);
-    return -1;
-  }
-  if (fd < 0 || !(ui->log = fdopen (fd, "a"))) {
-    vb_set_error_errno (errno, "cannot write the log file %s", path);
-    if (fd >= 0)
-      close (fd);
-    return -1;
-  }
   return 0;
+}
+
+/* Make the log durable; a log that could not be written is worth a
+ * warning, never a failed backup. */
+static void
+close_log (struct ui *ui)
+{
+  struct vb_tfile *log = ui->log;
+
+  if (!log)
+    return;
+  ui->log = NULL;
+  if (vb_tfile_commit (log) < 0)
+    fprintf (stderr, "virtback: warning: the log file is incomplete: %s\n",
+             vb_get_error ());
 }
 
 static void
@@ -506,8 +523,7 @@ cmd_backup (int argc, char **argv)
   else
     fprintf (stderr, "virtback: backup finished: %s\n", a.o.outdir);
   vb_log_set_sink (NULL, NULL);
-  if (ui.log)
-    fclose (ui.log);
+  close_log (&ui);
   vb_backup_result_free (&r);
   vb_cleanup_strv (&a.o.exclude);
   vb_cleanup_strv (&a.o.include);

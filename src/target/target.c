@@ -85,10 +85,27 @@ sticky (struct vb_tfile *f)
   return -1;
 }
 
+/* The last of the target's holders (its opener, its open files) to let
+ * go ends it: FILES counts open files and drops below zero once closed. */
+static void
+release (struct vb_target *t)
+{
+  if (__atomic_fetch_sub (&t->files, 1, __ATOMIC_ACQ_REL) == 0)
+    t->ops->close (t);
+}
+
+static struct vb_tfile *
+held (struct vb_target *t, struct vb_tfile *f)
+{
+  if (f)
+    __atomic_add_fetch (&t->files, 1, __ATOMIC_ACQ_REL);
+  return f;
+}
+
 struct vb_tfile *
 vb_target_create (struct vb_target *t, const char *name)
 {
-  return check_name (t, name) ? t->ops->create (t, name) : NULL;
+  return check_name (t, name) ? held (t, t->ops->create (t, name)) : NULL;
 }
 
 struct vb_tfile *
@@ -98,7 +115,7 @@ vb_target_append (struct vb_target *t, const char *name)
     unsupported (t, "append to a file");
     return NULL;
   }
-  return check_name (t, name) ? t->ops->append (t, name) : NULL;
+  return check_name (t, name) ? held (t, t->ops->append (t, name)) : NULL;
 }
 
 int
@@ -110,6 +127,16 @@ vb_tfile_write (struct vb_tfile *f, const void *buf, size_t len)
     return fail (f);
   f->written += len;
   __atomic_add_fetch (&f->t->written, len, __ATOMIC_RELAXED);
+  return 0;
+}
+
+int
+vb_tfile_flush (struct vb_tfile *f)
+{
+  if (f->error)
+    return sticky (f);
+  if (f->t->ops->flush && f->t->ops->flush (f) < 0)
+    return fail (f);
   return 0;
 }
 
@@ -193,32 +220,39 @@ int
 vb_tfile_commit (struct vb_tfile *f)
 {
   struct vb_error *e = f->err;
+  struct vb_target *t = f->t;
   int r;
 
   if (f->error) {
     sticky (f);
     f->err = NULL;
-    f->t->ops->abort (f);
+    t->ops->abort (f);
     if (e)
       vb_error_restore (e);
     free (e);
+    release (t);
     return -1;
   }
-  r = f->t->ops->commit (f);
+  r = t->ops->commit (f);
   if (r < 0)
     hint_full ();
   free (e);
+  release (t);
   return r;
 }
 
 void
 vb_tfile_abort (struct vb_tfile *f)
 {
+  struct vb_target *t;
+
   if (!f)
     return;
+  t = f->t;
   free (f->err);
   f->err = NULL;
-  f->t->ops->abort (f);
+  t->ops->abort (f);
+  release (t);
 }
 
 int
@@ -364,5 +398,5 @@ void
 vb_target_close (struct vb_target *t)
 {
   if (t)
-    t->ops->close (t);
+    release (t);
 }

@@ -14,6 +14,10 @@
  * "(target full)".  That and the byte counts are kept here (target.c),
  * once for every backend: backends only do I/O.
  *
+ * A file keeps its target: vb_target_close() while files are open ends
+ * the target when the last of them is ended, so a log may outlive the run
+ * that opened it.
+ *
  * Names are relative paths of safe components ("sda.full.data",
  * "checkpoints/virtback.0.xml").  Files and directories are created with
  * the policy given when the target was opened.  A backend that cannot do
@@ -61,6 +65,9 @@ struct vb_target_ops {
   /* A file written in place and kept as it is when ended (a log). */
   struct vb_tfile *(*append) (struct vb_target *t, const char *name);
   int (*write) (struct vb_tfile *f, const void *buf, size_t len);
+  /* Hand what was written to the storage now, without syncing it; may
+   * be NULL (nothing is held back). */
+  int (*flush) (struct vb_tfile *f);
   /* Random access, for raw images; may be NULL (not seekable). */
   int (*pwrite) (struct vb_tfile *f, const void *buf, size_t len,
                  uint64_t off);
@@ -104,6 +111,8 @@ struct vb_target {
   struct vb_target_policy policy;
   uint64_t written;            /* bytes written to all its files (atomic:
                                 * disks are written by threads at once) */
+  int files;                   /* open files, less one once closed (atomic;
+                                * target.c's alone) */
 };
 
 struct vb_tfile {
@@ -145,6 +154,9 @@ struct vb_tfile *vb_target_create (struct vb_target *t, const char *name);
  * and keeps it, abort closes it as it is. */
 struct vb_tfile *vb_target_append (struct vb_target *t, const char *name);
 int vb_tfile_write (struct vb_tfile *f, const void *buf, size_t len);
+/* Pass the bytes written so far on to the storage (a log line that must
+ * survive a killed process); commit still makes them durable. */
+int vb_tfile_flush (struct vb_tfile *f);
 int vb_tfile_pwrite (struct vb_tfile *f, const void *buf, size_t len,
                      uint64_t off);
 int vb_tfile_truncate (struct vb_tfile *f, uint64_t size);

@@ -190,6 +190,12 @@ dir_write (struct vb_tfile *f, const void *buf, size_t len)
 }
 
 static int
+dir_flush (struct vb_tfile *f)
+{
+  return flush_buf ((struct dir_file *) f);
+}
+
+static int
 dir_pwrite (struct vb_tfile *f, const void *buf, size_t len, uint64_t off)
 {
   struct dir_file *df = (struct dir_file *) f;
@@ -358,6 +364,7 @@ static const struct vb_target_ops dir_ops = {
   .kind = "directory",
   .create = dir_create,
   .write = dir_write,
+  .flush = dir_flush,
   .pwrite = dir_pwrite,
   .truncate = dir_truncate,
   .reserve = dir_reserve,

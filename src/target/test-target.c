@@ -275,6 +275,28 @@ test_dir_full (void)
   assert (umount (mnt) == 0);
 }
 
+/* A log outlives the run's target: the target ends with its last file,
+ * and each flushed line is in the file before that. */
+static void
+test_dir_log (void)
+{
+  struct vb_target *t = vb_target_dir_open (dir, NULL);
+  struct vb_tfile *log = t ? vb_target_append (t, "run.log") : NULL;
+  CLEANUP_FREE char *path = vb_path_join (dir, "run.log");
+  struct stat st;
+
+  assert (log);
+  assert (vb_tfile_write (log, "one\n", 4) == 0);
+  assert (stat (path, &st) == 0 && st.st_size == 0);
+  assert (vb_tfile_flush (log) == 0);
+  assert (stat (path, &st) == 0 && st.st_size == 4);
+  vb_target_close (t);
+  assert (vb_tfile_write (log, "two\n", 4) == 0);
+  assert (vb_tfile_commit (log) == 0);
+  assert (stat (path, &st) == 0 && st.st_size == 8);
+  unlink (path);
+}
+
 static void
 test_dir (void)
 {
@@ -289,6 +311,7 @@ test_dir (void)
   test_dir_reserve (t);
   test_dir_sticky (t);
   vb_target_close (t);
+  test_dir_log ();
   test_dir_full ();
 }
 

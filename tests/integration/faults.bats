@@ -92,6 +92,8 @@ vbs () { vbk backup -S "$SCRATCH" "$@"; }
   fl_wait_for mid "$B"
   kill -9 $FL_PID
   fl_reap
+  # the killed run's log got each line as it was logged
+  grep -q 'DEBUG backup job started' "$B"/backup.inc.*.log
   vbs -d "$VM" -o "$B" -l inc -n
   [ "$status" -eq 1 ]
   [[ "$(fl_error_line)" == *"-k"* ]]
