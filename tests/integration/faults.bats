@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-3.0-or-later
+# tests/run: alone (it restarts libvirtd)
 # Faults during a backup (issue 5): signals, kill -9, a full target, the VM
 # destroyed, libvirtd restarted, two runs at once.  Each case ends with no
 # job, no socket or scratch file, a DIR that verifies, and a next backup that

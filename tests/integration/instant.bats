@@ -36,8 +36,13 @@ setup () {
   R=$BATS_TEST_TMPDIR/ref
   P=$BATS_TEST_TMPDIR/p
   rm -rf "$O"
-  # A socket directory only a failed run leaves (the test then fails already).
-  rm -rf /var/tmp/virtback-instant.*
+}
+
+# The run directories this test's runs made (other files run at the same
+# time and have their own).
+own_dirs () {
+  find /var/tmp -maxdepth 1 \( -name 'virtback-instant.*' -o -name 'virtback-map.*' \) \
+    -newer "$BATS_TEST_TMPDIR" "$@" 2>/dev/null
 }
 
 teardown () {
@@ -50,7 +55,7 @@ teardown () {
   done
   rm -rf "$O"
   # A socket directory only a failed run leaves (the test then fails already).
-  rm -rf /var/tmp/virtback-instant.*
+  own_dirs -name 'virtback-instant.*' -exec rm -rf {} +
   # The original VM is untouched: the very same QEMU process still runs.
   [ "$(vsh domid $VM)" = "$ORIG_ID" ]
 }
@@ -86,7 +91,7 @@ assert_done () {
     rb_compare "$R/$d.qcow2" "$O/$d.qcow2"
   done
   [ ! -e "$O/instant.json" ]
-  ! ls -d /var/tmp/virtback-instant.* 2>/dev/null | grep -q .
+  [ -z "$(own_dirs -name 'virtback-instant.*')" ]
   ! pgrep -f "nbdkit.*dir=$B" >/dev/null
   vb_no_job "$NEW"
   [ -z "$(vsh blockjob "$NEW" sda 2>&1 | grep -v 'No current')" ]
@@ -112,7 +117,7 @@ wait_running () {
   # The move is still on: the overlays are backed by the backup.
   vsh dumpxml "$NEW" | grep -q "protocol='nbd'"
   qemu-img info -U "$O/sda.qcow2" | grep -q 'backing file: nbd+unix'
-  [ "$(stat -c '%a %G' "$(ls -d /var/tmp/virtback-instant.*)")" = "770 libvirt-qemu" ]
+  [ "$(stat -c '%a %G' "$(own_dirs -name 'virtback-instant.*')")" = "770 libvirt-qemu" ]
   both_io sda "write -P 0x55 1M 8k" "write -P 0x56 41M 64k"
   both_io sdb "write -P 0x57 9M 4k" "write -z 21M 64k"
   [ "$(vb_bg_rc "$P")" -eq 0 ] || { cat "$P/out"; false; }
@@ -171,7 +176,7 @@ wait_running () {
   [ "${#lines[@]}" -eq 1 ]
   not vsh dominfo "$NEW"
   [ -z "$(ls -A "$O" 2>/dev/null)" ]
-  ! ls -d /var/tmp/virtback-instant.* /var/tmp/virtback-map.* 2>/dev/null | grep -q .
+  [ -z "$(own_dirs)" ]
   ! pgrep -f "nbdkit.*dir=$B" >/dev/null
   vbk restore --instant --resume -o "$O" -N "$NEW"
   [ "$status" -eq 1 ]

@@ -47,6 +47,17 @@ setup () {
 
 map_dirs () { ls -d /var/tmp/virtback-map.* 2>/dev/null | sort; }
 
+# new_map_dirs: the private directories made since setup that are not a
+# live map of another backup (other files run maps at the same time).
+new_map_dirs () {
+  local d pid
+  for d in $(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(map_dirs)); do
+    pid=$(cat "$d/nbdkit.pid" 2>/dev/null) &&
+      [ -r "/proc/$pid/cmdline" ] && ! grep -qa "dir=$B" "/proc/$pid/cmdline" && continue
+    echo "$d"
+  done
+}
+
 teardown () {
   [ -s "$M/pid" ] && kill "$(cat "$M/pid")" 2>/dev/null || true
 }
@@ -75,7 +86,7 @@ map_stop () {
 map_clean () {
   [ ! -e "$SOCK" ] || { echo "socket left"; return 1; }
   local left
-  left=$(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(map_dirs))
+  left=$(new_map_dirs)
   [ -z "$left" ] || { echo "private dir left: $left"; return 1; }
   ! pgrep -f "nbdkit.*dir=$B" >/dev/null || { echo "nbdkit left"; return 1; }
 }
@@ -196,7 +207,7 @@ qio () {
   vb_bg_rc "$M" >/dev/null
   for i in $(seq 50); do pgrep -f "nbdkit.*dir=$B" >/dev/null || break; sleep 0.1; done
   not pgrep -f "nbdkit.*dir=$B"
-  [ -n "$(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(map_dirs))" ]
+  [ -n "$(new_map_dirs)" ]
   rm -f "$SOCK"
   map_start --socket "$SOCK" -d sda
   map_stop

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-3.0-or-later
+# tests/run: alone (the demo VM virtback-demo is host-wide, and a whole Debian root)
 # The README's first command as a new user runs it: scripts/quickstart.sh in
 # a fresh Debian 12 root (scripts/fresh-root.sh: debootstrap minbase, cached
 # under /var/cache/virtback-test, unpacked anew, its own /dev, mount and PID

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-3.0-or-later
+# tests/run: alone (the demo VM virtback-demo is host-wide; it builds and starts daemons)
 # The quickstart and the package list it installs from.
 # - packages.txt's build section covers every dependency() of the meson.build
 #   files: each pkg-config name is mapped to its Debian package by asking
