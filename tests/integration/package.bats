@@ -28,11 +28,13 @@ setup_file () {
     >"$VB_ROOT/tests/out/package-build.log" 2>&1 ||
     { tail -30 "$VB_ROOT/tests/out/package-build.log" >&2; return 1; }
   export DEB=$D/virtback_${VERSION}_amd64.deb
+  # From here on the package is this file's to purge.
+  touch "$D/ours"
   dpkg -i "$DEB" >"$D/dpkg-i.log" 2>&1 || { cat "$D/dpkg-i.log" >&2; return 1; }
 }
 
 teardown_file () {
-  dpkg --purge virtback >/dev/null 2>&1 || true
+  [ ! -e "$BATS_FILE_TMPDIR/ours" ] || dpkg --purge virtback >/dev/null 2>&1 || true
 }
 
 # Per test: VM xk-pkg-N, T, and a scratch directory of its own (bk_setup).
