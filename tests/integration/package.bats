@@ -62,15 +62,27 @@ installed () { dpkg-query -W -f='${Status}' virtback 2>/dev/null | grep -q ' ins
   run env VB_PACKAGES="$T/more.txt" "$VB_ROOT/debian/check-control"
   echo "$output"
   [ "$status" -eq 1 ]
-  [[ $output == *"Depends of virtback (after the substvars) differs from packages.txt: set it to: "*", kmod, xk-extra" ]]
+  [[ $output == *"Depends of virtback (after the substvars) differs from packages.txt: set it to: "*", kmod, xk-extra (or run debian/check-control --fix)" ]]
   grep -v '^libsodium-dev ' "$VB_ROOT/packages.txt" >"$T/less.txt"
   run env VB_PACKAGES="$T/less.txt" "$VB_ROOT/debian/check-control"
   echo "$output"
   [ "$status" -eq 1 ]
   [[ $output == *"Build-Depends (after debhelper-compat) differs from packages.txt"* ]]
 
-  # A changelog behind meson.build.
+  # --fix writes the lists into debian/control, and changes nothing else.
   cp -a "$D/src" "$T/tree"
+  run env VB_PACKAGES="$T/more.txt" "$T/tree/debian/check-control" --fix "$T/tree"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  VB_PACKAGES="$T/more.txt" "$T/tree/debian/check-control" "$T/tree"
+  diff "$VB_ROOT/debian/control" "$T/tree/debian/control" >"$T/diff" || true
+  cat "$T/diff"
+  [ "$(grep '^[<>]' "$T/diff")" = "<          kmod
+>          kmod,
+>          xk-extra" ]
+  cp "$VB_ROOT/debian/control" "$T/tree/debian/control"
+
+  # A changelog behind meson.build.
   sed -i "1s/($VERSION)/(0.0.1)/" "$T/tree/debian/changelog"
   run "$T/tree/debian/check-control" "$T/tree"
   echo "$output"
