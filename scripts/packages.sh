@@ -1,19 +1,25 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# scripts/packages.sh [--install] SECTION...: the Debian packages of those
+# scripts/packages.sh [--install|--deb] SECTION...: the Debian packages of those
 # sections of packages.txt (build, run, demo, test; "all" for every one), one
 # a line, in the file's order.  Fails, naming the line, on an unknown section
 # or a package named twice in the file: each package is listed once.
+# --deb prints them as one Debian dependency list ("a, b, c") instead, less
+# the build-essential packages (gcc, make ...): Debian policy takes them as
+# present and lintian rejects a Build-Depends on them.  debian/control's
+# Build-Depends and Depends are these lists (debian/check-control holds it
+# to that).
 # --install installs them instead (as root, apt-get, no recommends), running
 # apt-get update first when one is missing or apt has no package lists (the
 # tiny guest's kernel comes from "apt-get download", which needs them).
 # VB_PACKAGES=FILE reads another list (the suite's checks of this script).
 set -eu
 LIST=${VB_PACKAGES:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages.txt}
-install=0
+install=0 deb=0
 [ "${1:-}" = --install ] && { install=1; shift; }
+[ "${1:-}" = --deb ] && { deb=1; shift; }
 
-[ $# -gt 0 ] || { echo "usage: $0 [--install] SECTION... (build, run, demo, test, all)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 [--install|--deb] SECTION... (build, run, demo, test, all)" >&2; exit 2; }
 [ -r "$LIST" ] || { echo "packages.sh: cannot read $LIST" >&2; exit 1; }
 for s in "$@"; do
   case $s in
@@ -46,6 +52,13 @@ names () {
   ' "$LIST"
 }
 
+if [ $deb = 1 ]; then
+  mapfile -t pkgs < <(names "$@")
+  [ ${#pkgs[@]} -gt 0 ] || exit 1          # names said why
+  printf '%s\n' "${pkgs[@]}" | grep -vxE 'libc6-dev|libc-dev|gcc|g\+\+|make|dpkg-dev' |
+    paste -sd, | sed 's/,/, /g'
+  exit 0
+fi
 if [ $install = 0 ]; then
   names "$@"
   exit 0
