@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-3.0-or-later
+# tests/run: alone (it installs and purges the package: dpkg, /usr/bin/virtback)
 # The Debian package, built as a user would build it: dpkg-buildpackage in a
 # clean clone of the checked-out commit (so only committed files count),
 # checked with lintian and dpkg -c, installed with dpkg -i, used (a backup,
