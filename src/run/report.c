@@ -108,6 +108,8 @@ one_result (const struct vb_run_result *r)
   json_object_object_add (o, "level", str_or_null (r->level));
   json_object_object_add (o, "bytes", json_object_new_int64 (r->bytes));
   json_object_object_add (o, "seconds", json_object_new_double (r->seconds));
+  json_object_object_add (o, "startedAfter",
+                          json_object_new_double (r->started_after));
   json_object_object_add (o, "chain", str_or_null (r->chain));
   json_object_object_add (o, "checkpoint", str_or_null (r->checkpoint));
   json_object_object_add (o, "pruned", pruned);

@@ -6,7 +6,8 @@
  * "started" and "finished" (UTC, ISO 8601), "success", "failed" (the
  * domains or patterns that failed, in order) and "domains": per domain
  * "domain", "job", "status" (ok, failed, missing), "level", "bytes",
- * "seconds", "chain", "checkpoint", "pruned" and "error" (null when there
+ * "seconds", "startedAfter" (seconds after the run began), "chain",
+ * "checkpoint", "pruned" and "error" (null when there
  * is none).  vb_run_report_write() replaces the file atomically, mode
  * 0600.  vb_run_take_summary() reads what `virtback backup --json` printed
  * (level, checkpoint, output, the disks' bytesWritten).  Errors: -1/NULL

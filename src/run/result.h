@@ -21,6 +21,7 @@ struct vb_run_result {
   char *level;                 /* what the backup did: full, inc, ... */
   uint64_t bytes;              /* bytes it wrote */
   double seconds;
+  double started_after;        /* seconds after the run began */
   char *chain;                 /* the chain directory it wrote */
   char *checkpoint;            /* the checkpoint it made, or NULL */
   char *error;                 /* one line, or NULL */

@@ -322,7 +322,7 @@ drop_new_chain (struct vb_run_task *t)
 
 /* The task ended (STATUS from waitpid, or -1: it never ran). */
 static void
-finish (struct vb_run_task *t, int status)
+finish (struct vb_run_task *t, int status, double t0)
 {
   if (status != -1)
     take_exit (t, status);
@@ -333,6 +333,7 @@ finish (struct vb_run_task *t, int status)
   else if (t->plan.new_chain)
     drop_new_chain (t);
   t->res.seconds = vb_mono () - t->start;
+  t->res.started_after = t->start - t0;
   t->res.finished = time (NULL);
   if (t->out_fd >= 0)
     close (t->out_fd);
@@ -359,7 +360,7 @@ signal_child (struct vb_run_task *t, double now, bool cancel)
 
 /* Reap what ended; signal what must end.  Returns how many ended. */
 static size_t
-poll_children (struct vb_run_task *tasks, size_t n, bool cancel,
+poll_children (struct vb_run_task *tasks, size_t n, bool cancel, double t0,
                vb_run_done_fn done, void *op)
 {
   double now = vb_mono ();
@@ -374,7 +375,7 @@ poll_children (struct vb_run_task *tasks, size_t n, bool cancel,
     if (r == t->pid || (r < 0 && errno == ECHILD)) {
       if (r < 0)
         status = W_EXITCODE (127, 0);
-      finish (t, status);
+      finish (t, status, t0);
       ended++;
       if (done)
         done (t, op);
@@ -386,10 +387,11 @@ poll_children (struct vb_run_task *tasks, size_t n, bool cancel,
 }
 
 static void
-not_started (struct vb_run_task *t, vb_run_done_fn done, void *op)
+not_started (struct vb_run_task *t, double t0, vb_run_done_fn done, void *op)
 {
   t->started = true;
   t->start = vb_mono ();
+  t->res.started_after = t->start - t0;
   set_error (&t->res, "interrupted before it started");
   t->res.finished = time (NULL);
   if (done)
@@ -402,13 +404,14 @@ vb_run_tasks (struct vb_run_task *tasks, size_t n, unsigned parallel,
 {
   size_t next = 0, running = 0, ended = 0;
   const struct timespec pause = { 0, POLL_NS };
+  double t0 = vb_mono ();
 
   while (ended < n) {
     bool stop = cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED);
     while (!stop && next < n && running < parallel) {
       struct vb_run_task *t = &tasks[next++];
       if (start (t) < 0) {
-        finish (t, -1);
+        finish (t, -1, t0);
         ended++;
         if (done)
           done (t, op);
@@ -417,10 +420,10 @@ vb_run_tasks (struct vb_run_task *tasks, size_t n, unsigned parallel,
       running++;
     }
     while (stop && next < n) {
-      not_started (&tasks[next++], done, op);
+      not_started (&tasks[next++], t0, done, op);
       ended++;
     }
-    size_t e = poll_children (tasks, next, stop, done, op);
+    size_t e = poll_children (tasks, next, stop, t0, done, op);
     ended += e;
     running -= e;
     if (ended < n && !e)

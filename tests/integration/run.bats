@@ -39,11 +39,16 @@ keep-chains = 2
 [job:broken]
 domains = xu-r2
 include-disks = sdq
+
+[job:hold]
+domains = xu-r3
+level = full
 EOF
 }
 
 teardown_file () {
   local i
+  [ -z "${QPID:-}" ] || kill -CONT "$QPID" 2>/dev/null || true
   for i in 1 2 3; do vb_destroy_vm xu-r$i; done
   rm -rf "$SCR"
 }
@@ -93,6 +98,16 @@ no_leftovers () {
     restore_matches xu-r$i "$OUT/xu-r$i/$c"
   done
   [ "$(stat -c %a "$W/state/last-run.json")" = 600 ]
+  # parallel = 2: at most two backups at once, and two did run at once
+  report "
+ev = sorted([(d['startedAfter'], 1) for d in r['domains'] if d['status'] == 'ok'] +
+            [(d['startedAfter'] + d['seconds'], -1) for d in r['domains'] if d['status'] == 'ok'],
+            key=lambda e: (e[0], e[1]))
+n = top = 0
+for _, step in ev:
+    n += step; top = max(top, n)
+print(top)" > "$W/overlap"
+  [ "$(cat "$W/overlap")" -eq 2 ]
   no_leftovers
 }
 
@@ -240,4 +255,33 @@ tree_sum () { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r md5sum;
   vbk run -c "$W/bad.conf"
   [ "$status" -eq 2 ]
   [[ "$output" == "virtback run: $W/bad.conf: [global] output is missing"* ]]
+}
+
+@test "R9: SIGTERM ends the run: its backup child ends through its own cleanup, nothing is left, the report says so" {
+  before=$(chains xu-r3)
+  # QEMU stopped: the child's backup blocks in libvirt until it runs again,
+  # so the signal surely comes while the backup is under way.
+  QPID=$(cat /run/libvirt/qemu/xu-r3.pid)
+  kill -STOP "$QPID"
+  vb_bg_start "$W/bg" "$VIRTBACK" run -c "$W/virtback.conf" hold
+  for i in $(seq 100); do
+    child=$(pgrep -f "virtback backup -d xu-r3" || true)
+    [ -z "$child" ] || break
+    sleep 0.1
+  done
+  [ -n "$child" ]
+  [ "$(ls "$OUT/xu-r3" | wc -l)" -eq 2 ]           # the new chain directory
+  kill -TERM "$(cat "$W/bg/pid")"
+  sleep 1                                          # the run passes SIGTERM on (it polls every 50 ms)
+  kill -CONT "$QPID"
+  rc=$(vb_bg_rc "$W/bg")
+  cat "$W/bg/out"
+  [ "$rc" -eq 1 ]
+  grep -q "virtback run: xu-r3: failed: " "$W/bg/out"
+  [ "$(status_of xu-r3 status)" = failed ]
+  [ "$(status_of xu-r3 level)" = None ]
+  not kill -0 "$child" 2>/dev/null
+  [ "$(chains xu-r3)" = "$before" ]                # the new chain is gone again
+  no_leftovers
+  grep -q '^virtback_last_run_success{domain="xu-r3"} 0$' "$W/prom/virtback.prom"
 }
