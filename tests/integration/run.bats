@@ -43,6 +43,10 @@ include-disks = sdq
 [job:hold]
 domains = xu-r3
 level = full
+
+[job:hung]
+domains = xu-r3 xu-r1
+timeout = 5s
 EOF
 }
 
@@ -284,4 +288,28 @@ tree_sum () { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r md5sum;
   [ "$(chains xu-r3)" = "$before" ]                # the new chain is gone again
   no_leftovers
   grep -q '^virtback_last_run_success{domain="xu-r3"} 0$' "$W/prom/virtback.prom"
+}
+
+@test "R10: a hung domain is ended at the job's timeout while the others are backed up" {
+  before=$(chains xu-r3)
+  QPID=$(cat /run/libvirt/qemu/xu-r3.pid)
+  kill -STOP "$QPID"
+  vb_bg_start "$W/bg" "$VIRTBACK" run -c "$W/virtback.conf" hung
+  for i in $(seq 100); do
+    child=$(pgrep -f "virtback backup -d xu-r3" || true)
+    [ -z "$child" ] || break
+    sleep 0.1
+  done
+  [ -n "$child" ]
+  sleep 7                                          # past the 5 s timeout: the run has sent SIGTERM
+  kill -CONT "$QPID"
+  rc=$(vb_bg_rc "$W/bg")
+  cat "$W/bg/out"
+  [ "$rc" -eq 1 ]
+  [ "$(status_of xu-r3 status)" = failed ]
+  [ "$(status_of xu-r3 error)" = "timed out after 5 s (the job's timeout)" ]
+  [ "$(status_of xu-r1 status)" = ok ]
+  [ "$(status_of xu-r1 level)" = inc ]
+  [ "$(chains xu-r3)" = "$before" ]
+  no_leftovers
 }
