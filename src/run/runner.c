@@ -267,8 +267,8 @@ take_exit (struct vb_run_task *t, int status)
   CLEANUP_FREE char *line = err ? last_line (err) : NULL;
   CLEANUP_FREE char *why = NULL;
 
-  if (WIFEXITED (status) && WEXITSTATUS (status) == 0 && out &&
-      vb_run_take_summary (out, &t->res) == 0) {
+  t->child_ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+  if (t->child_ok && out && vb_run_take_summary (out, &t->res) == 0) {
     t->res.status = VB_RUN_OK;
     return;
   }
@@ -309,8 +309,10 @@ drop_new_chain (struct vb_run_task *t)
 {
   CLEANUP_FREE char *msg = NULL;
 
-  if (vb_chains_remove (t->domdir, t->plan.chain) == 0)
+  if (vb_chains_remove (t->domdir, t->plan.chain) == 0) {
+    t->res.chain = (free (t->res.chain), NULL);
     return;
+  }
   msg = vb_xasprintf ("%s; and the new chain directory could not be "
                       "removed: %s", t->res.error ? t->res.error : "failed",
                       vb_get_error ());
@@ -330,7 +332,7 @@ finish (struct vb_run_task *t, int status, double t0)
     set_error (&t->res, vb_get_error ());
   if (t->res.status == VB_RUN_OK)
     prune_after (t);
-  else if (t->plan.new_chain)
+  else if (t->plan.new_chain && !t->child_ok)
     drop_new_chain (t);
   t->res.seconds = vb_mono () - t->start;
   t->res.started_after = t->start - t0;

@@ -52,6 +52,7 @@ struct vb_run_task {
   int out_fd, err_fd, lock_fd;
   double start, term_at;
   bool timed_out;
+  bool child_ok;               /* the backup exited 0: its chain stays */
   bool started;
 };
 

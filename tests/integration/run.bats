@@ -284,6 +284,7 @@ tree_sum () { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r md5sum;
   grep -q "virtback run: xu-r3: failed: " "$W/bg/out"
   [ "$(status_of xu-r3 status)" = failed ]
   [ "$(status_of xu-r3 level)" = None ]
+  [ "$(status_of xu-r3 chain)" = None ]           # its new chain was removed
   not kill -0 "$child" 2>/dev/null
   [ "$(chains xu-r3)" = "$before" ]                # the new chain is gone again
   no_leftovers
