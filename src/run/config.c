@@ -309,7 +309,11 @@ new_job (struct parse *p, const char *section)
 static int
 enter_section (struct parse *p, const char *section)
 {
-  snprintf (p->section, sizeof p->section, "%s", section);
+  size_t n = strnlen (section, sizeof p->section - 1);
+
+  /* inih keeps section names far shorter (MAX_SECTION). */
+  memcpy (p->section, section, n);
+  p->section[n] = '\0';
   p->nseen = 0;
   p->job = NULL;
   if (!strcmp (section, "global"))

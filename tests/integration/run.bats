@@ -58,6 +58,8 @@ teardown_file () {
 }
 
 setup () { source "$BATS_TEST_DIRNAME/../lib.sh"; }
+# A test that failed with QEMU stopped must not leave it so for the next.
+teardown () { [ -z "${QPID:-}" ] || kill -CONT "$QPID" 2>/dev/null || true; }
 
 load backup_helpers
 
