@@ -148,6 +148,8 @@ vb_run_remove_rundir (struct run *x)
   }
   if (x->socket)
     unlink (x->socket);
+  free (x->socket);
+  x->socket = NULL;
   CLEANUP_FREE char *owner = vb_path_join (x->rundir, "owner");
   if (owner)
     unlink (owner);

@@ -20,6 +20,8 @@ static const struct {
   { "mount",   cmd_mount,   "mount a backup point's guest filesystems read-only" },
   { "umount",  cmd_umount,  "end a virtback mount" },
   { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
+  { "run",     cmd_run,     "back up the domains of a configuration's jobs" },
+  { "prune",   cmd_prune,   "remove the oldest chains of a domain's directory" },
 };
 
 void
