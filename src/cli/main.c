@@ -20,6 +20,7 @@ static const struct {
   { "mount",   cmd_mount,   "mount a backup point's guest filesystems read-only" },
   { "umount",  cmd_umount,  "end a virtback mount" },
   { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
+  { "job",     cmd_job,     "pull-backup jobs for other tools, read through serve" },
 };
 
 void
