@@ -113,41 +113,62 @@ next_name (char **cps, const char *prefix, size_t n)
   }
 }
 
-/* Index of checkpoint NAME in CHAIN, or -1. */
+/* Index of the point of CHAIN that is libvirt's checkpoint NAME now (its
+ * name and creation time), or -1; -2 when the chain has a point of that
+ * name that a full has replaced since. */
 static ssize_t
-chain_find (struct json_object *chain, const char *name)
+chain_find (struct vb_domain *d, struct json_object *chain, const char *name)
 {
-  for (size_t i = 0; i < json_object_array_length (chain); i++)
-    if (!strcmp (vb_jstr (json_object_array_get_idx (chain, i), "name")
-                 ?: "", name))
-      return (ssize_t) i;
+  for (size_t i = 0; i < json_object_array_length (chain); i++) {
+    struct json_object *pt = json_object_array_get_idx (chain, i);
+    if (strcmp (vb_jstr (pt, "name") ?: "", name))
+      continue;
+    return vb_checkpoint_matches (d, name, vb_jstr (pt, "xml")) == 1
+           ? (ssize_t) i : -2;
+  }
   return -1;
 }
 
-/* The parent must be libvirt's checkpoint the chain recorded, not
- * another of the same name that a full made since. */
+/* The chain's own parent must be libvirt's very checkpoint it recorded,
+ * not another of the same name a full made since; --from names any
+ * checkpoint of the prefix. */
 static int
 check_parent (struct vb_domain *d, struct json_object *chain,
-              const char *parent)
+              const char *parent, bool from)
 {
-  ssize_t i = chain_find (chain, parent);
-  int r;
-
   if (!vb_checkpoint_exists (d, parent)) {
     vb_set_error ("domain '%s' has no checkpoint %s (a full backup or job "
                   "replaced the chain): start a full job (-l full)",
                   d->name, parent);
     return -1;
   }
-  if (i < 0)
-    return 0;                  /* --from a backup's checkpoint */
-  r = vb_checkpoint_matches (d, parent, vb_jstr (
-        json_object_array_get_idx (chain, i), "xml"));
-  if (r == 0)
-    vb_prefix_error ("checkpoint %s of domain '%s' is not the one the job "
-                     "chain recorded, so an incremental from it would miss "
-                     "changes: start a full job (-l full)", parent, d->name);
-  return r == 1 ? 0 : -1;
+  if (from || chain_find (d, chain, parent) >= 0)
+    return 0;
+  vb_set_error ("checkpoint %s of domain '%s' is not the one the job chain "
+                "recorded (a full backup made it anew), so an incremental "
+                "from it would miss changes: start a full job (-l full)",
+                parent, d->name);
+  return -1;
+}
+
+/* The new point's number follows its parent's place in the chain it
+ * extends (a parent outside the job chain starts one: number 1). */
+static int
+plan_from (struct vb_domain *d, struct json_object *chain, char **cps,
+           const char *prefix, const char *parent, bool from,
+           struct vb_jplan *p)
+{
+  ssize_t at;
+
+  if (check_parent (d, chain, parent, from) < 0)
+    return -1;
+  at = chain_find (d, chain, parent);
+  if (!(p->parent = strdup (parent)) ||
+      !(p->checkpoint = next_name (cps, prefix, at >= 0 ? at + 1 : 1))) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 static int
@@ -168,10 +189,9 @@ plan_inc (struct vb_domain *d, const struct vb_job_opts *o, char **cps,
   else if (o->from && !is_ours (o->from, prefix))
     vb_set_error ("--from %s is not a checkpoint of prefix '%s'", o->from,
                   prefix);
-  else if (check_parent (d, chain, o->from ? o->from : last) == 0 &&
-           (p->parent = strdup (o->from ? o->from : last)) &&
-           (p->checkpoint = next_name (cps, prefix, n)))
-    r = 0;
+  else
+    r = plan_from (d, chain, cps, prefix, o->from ? o->from : last,
+                   o->from != NULL, p);
   json_object_put (chain);
   return r;
 }
@@ -221,7 +241,7 @@ vb_jchain_record (struct vb_domain *d, const char *prefix, const char *cp,
   struct json_object *chain = json_object_new_array ();
   CLEANUP_FREE char *xml = vb_checkpoint_xml (d, cp);
   CLEANUP_FREE char *pxml = NULL;
-  ssize_t at = old ? chain_find (old, parent) : -1;
+  ssize_t at = old ? chain_find (d, old, parent) : -1;
   int r = -1;
 
   if (!xml || (parent && !old))
