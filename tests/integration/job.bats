@@ -205,3 +205,19 @@ apply_dirty () { read_ranges "$1" "$2" "?context=dirty" '.dirty == true'; }
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 1 ]
 }
+
+@test "a full job starts a new chain for all: the backup directory's inc refuses, and so does a job chain a full backup replaced" {
+  jstart -l full >"$F/j7.json"
+  "$VIRTBACK" job finish "$(jq -r .id "$F/j7.json")"
+  [ "$(vb_checkpoints "$VM")" = virtback.0 ]
+  run "$VIRTBACK" backup -d "$VM" -l inc -o "$F/bk" -n --no-freeze
+  [ "$status" -eq 1 ]
+  [[ "${lines[-1]}" == *"checkpoint virtback.0 of domain '$VM' was made by another backup"* ]]
+  "$VIRTBACK" backup -d "$VM" -l full -o "$F/bk2" -n --no-freeze
+  run jstart -l inc
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "$output" == *"checkpoint virtback.0 of domain '$VM' is not the one the job chain recorded"*"start a full job (-l full)"* ]]
+  [ "$(vb_checkpoints "$VM")" = virtback.0 ]
+  vb_no_job "$VM"
+}
