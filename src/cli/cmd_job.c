@@ -51,6 +51,8 @@ static const char usage_text[] =
   "      --no-freeze            do not freeze the guest's filesystems\n"
   "  -h, --help                 show this help\n";
 
+static volatile sig_atomic_t *cancel;
+
 enum { OPT_FROM = 256, OPT_JSON, OPT_CONTROL, OPT_TIMEOUT, OPT_BASE,
        OPT_PREFIX, OPT_NOFREEZE };
 
@@ -167,7 +169,7 @@ print_human (const char *json)
 static int
 job_start (int argc, char **argv)
 {
-  struct vb_job_opts o = { 0 };
+  struct vb_job_opts o = { .cancel = cancel };
   bool json = false;
   char *out = NULL;
   int p = parse_start (argc, argv, &o, &json);
@@ -248,6 +250,9 @@ int
 cmd_job (int argc, char **argv)
 {
   vb_log_set_sink (sink, NULL);
+  /* A signal must not cut a start, finish or reap short between two of
+   * its steps: start gives up at the next step, the others complete. */
+  cancel = vb_cli_stop_on_signals ();
   if (argc >= 2 && !strcmp (argv[1], "start"))
     return job_start (argc - 1, argv + 1);
   if (argc >= 2 && !strcmp (argv[1], "finish"))

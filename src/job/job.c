@@ -142,6 +142,13 @@ open_domain (struct jstart *x)
   if (!(x->lt = vb_target_dir_open (VB_JOB_RUN_DIR, NULL)) ||
       !(x->lock = vb_target_lock (x->lt, x->d->uuid, x->d->name)))
     return -1;
+  /* Before the plan: a full would delete checkpoints under a running job. */
+  if (vb_job_active (x->d) != 0) {
+    vb_set_error ("domain '%s' is busy with another job: 'virtback job "
+                  "list' shows virtback's jobs, 'virtback job finish ID' "
+                  "ends one", x->d->name);
+    return -1;
+  }
   return select_disks (x);
 }
 
@@ -338,6 +345,16 @@ start_json (struct jstart *x)
 }
 
 static int
+check_cancel (struct jstart *x)
+{
+  if (!x->o->cancel || !*x->o->cancel)
+    return 0;
+  vb_set_error_code (VB_ERR_CANCELLED, 0, "interrupted: no job was started "
+                     "and nothing of it is left");
+  return -1;
+}
+
+static int
 start_steps (struct jstart *x, char **json)
 {
   struct json_object *disks;
@@ -350,12 +367,15 @@ start_steps (struct jstart *x, char **json)
            x->o->inc ? "inc" : "full", x->id, x->d->name,
            x->plan.parent ? " since " : "",
            x->plan.parent ? x->plan.parent : "", x->plan.checkpoint);
-  if (make_rundir (x) < 0 || new_record (x) < 0 || begin (x) < 0)
+  if (check_cancel (x) < 0 || make_rundir (x) < 0 || new_record (x) < 0 ||
+      check_cancel (x) < 0 || begin (x) < 0)
     return -1;
   json_object_object_get_ex (x->rec, "disks", &disks);
   for (const char **t = x->disks; *t; t++)
-    if (add_ticket (x, disks, *t) < 0)
+    if (check_cancel (x) < 0 || add_ticket (x, disks, *t) < 0)
       return -1;
+  if (check_cancel (x) < 0)
+    return -1;
   add_str (x->rec, "state", "running");
   if (vb_jrec_save (x->rec) < 0)
     return -1;
@@ -422,6 +442,7 @@ open_rec_domain (struct json_object *rec, struct vb_domain **d,
 {
   const char *uuid = vb_jstr (rec, "uuid"), *name = vb_jstr (rec, "domain");
   int e = vb_domain_exists (vb_jstr (rec, "uri"), name ? name : "");
+  CLEANUP_FREE char *path = NULL;
 
   *d = NULL;
   if (e <= 0)
@@ -436,6 +457,13 @@ open_rec_domain (struct json_object *rec, struct vb_domain **d,
   if (!(*lt = vb_target_dir_open (VB_JOB_RUN_DIR, NULL)) ||
       !(*lock = vb_target_lock (*lt, uuid, name)))
     return -1;
+  /* A finish or reap that held the lock before us may have ended it. */
+  path = vb_xasprintf ("%s/%s.json", VB_JOB_RUN_DIR, vb_jstr (rec, "id"));
+  if (!path || access (path, F_OK) < 0) {
+    vb_set_error ("job %s has just been ended by another virtback run",
+                  vb_jstr (rec, "id"));
+    return -1;
+  }
   return 0;
 }
 

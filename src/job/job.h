@@ -33,6 +33,7 @@
 #ifndef VB_JOB_H
 #define VB_JOB_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #define VB_JOB_RUN_DIR "/run/virtback/jobs"
@@ -51,6 +52,9 @@ struct vb_job_opts {
   const char *scratchdir;      /* NULL: /var/tmp */
   int timeout;                 /* seconds; 0: VB_JOB_TIMEOUT */
   bool no_freeze;
+  /* Set from a signal handler: the start gives up at its next step and
+   * cleans up as any failed start does. */
+  volatile sig_atomic_t *cancel;
 };
 
 /* Start a job; *JSON receives {id, checkpoint, parent, disks: {sda:

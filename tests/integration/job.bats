@@ -79,6 +79,14 @@ apply_dirty () { read_ranges "$1" "$2" "?context=dirty" '.dirty == true'; }
   fetch_full "$url" "$F/client.raw" 67108864
   vb_compare "$F/client.raw" "$F/s0.qcow2"
   "$VIRTBACK" job list | grep -q "^$id $VM full virtback.0 "
+  # A second job is refused before a full could touch the checkpoints.
+  cp0=$(vsh checkpoint-dumpxml "$VM" virtback.0 | grep creationTime)
+  run jstart -l full
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "$output" == *"domain '$VM' is busy with another job"* ]]
+  [ "$(vsh checkpoint-dumpxml "$VM" virtback.0 | grep creationTime)" = "$cp0" ]
+  [ "$(ls /run/virtback/jobs)" = "$id.json" ]
 }
 
 @test "job finish removes the tickets, the libvirt job and the private directory, and records the checkpoint" {
