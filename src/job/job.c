@@ -491,10 +491,18 @@ finish_rec (struct vb_domain *d, struct json_object *rec)
                   "checkpoint is dropped; start the job again", id);
     return -1;
   }
-  if (end_job (d, rec, true) < 0 ||
-      vb_jchain_record (d, vb_jstr (rec, "prefix"), cp,
-                        vb_jstr (rec, "parent")) < 0)
+  if (end_job (d, rec, true) < 0)
     return -1;
+  /* The job is over either way.  The chain keeps its earlier points: an
+   * inc job goes on from them (their changes include this job's), or
+   * refuses when this job was a full, which deleted them. */
+  if (vb_jchain_record (d, vb_jstr (rec, "prefix"), cp,
+                        vb_jstr (rec, "parent")) < 0) {
+    vb_prefix_error ("job %s ended, but its checkpoint %s was not recorded",
+                     id, cp);
+    vb_jrec_remove (id);
+    return -1;
+  }
   return vb_jrec_remove (id);
 }
 
