@@ -37,6 +37,28 @@ chomp (char *s)
     s[--n] = '\0';
 }
 
+/* The request on serve's control socket; its header list (to free). */
+static struct curl_slist *
+setup (CURL *c, const char *sock, const char *url, const char *method,
+       const char *body, struct reply *rep)
+{
+  struct curl_slist *hdr = NULL;
+
+  curl_easy_setopt (c, CURLOPT_UNIX_SOCKET_PATH, sock);
+  curl_easy_setopt (c, CURLOPT_URL, url);
+  curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt (c, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt (c, CURLOPT_WRITEDATA, rep);
+  if (body) {
+    hdr = curl_slist_append (hdr, "Content-Type: application/json");
+    curl_easy_setopt (c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt (c, CURLOPT_POSTFIELDS, body);
+  }
+  return hdr;
+}
+
 /* One request; *CODE is the HTTP status, 0 when serve was not reached. */
 static int
 request (const char *sock, const char *method, const char *id,
@@ -54,18 +76,7 @@ request (const char *sock, const char *method, const char *id,
     curl_easy_cleanup (c);
     return -1;
   }
-  curl_easy_setopt (c, CURLOPT_UNIX_SOCKET_PATH, sock);
-  curl_easy_setopt (c, CURLOPT_URL, url);
-  curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt (c, CURLOPT_TIMEOUT, 30L);
-  curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt (c, CURLOPT_WRITEDATA, &rep);
-  if (body) {
-    hdr = curl_slist_append (hdr, "Content-Type: application/json");
-    curl_easy_setopt (c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt (c, CURLOPT_POSTFIELDS, body);
-  }
+  hdr = setup (c, sock, url, method, body, &rep);
   rc = curl_easy_perform (c);
   if (rc == CURLE_OK)
     curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, code);
