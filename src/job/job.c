@@ -85,21 +85,32 @@ delete_tickets (struct json_object *rec)
   return r;
 }
 
+static bool
+own_checkpoint (struct vb_domain *d, struct json_object *rec)
+{
+  const char *cp = vb_jstr (rec, "checkpoint");
+  const char *xml = vb_jstr (rec, "checkpoint_xml");
+
+  if (!cp || !vb_checkpoint_exists (d, cp))
+    return false;
+  return !xml || vb_checkpoint_matches (d, cp, xml) == 1;
+}
+
 /* End REC's libvirt job (if D, its domain, still runs it) and delete its
- * tickets; unless KEEP, also its checkpoint.  Leaves the record. */
+ * tickets; unless KEEP, also its checkpoint.  Leaves the record.  The
+ * plan picked a checkpoint name that no checkpoint had, under the
+ * domain's lock: one of that name without its XML noted is the job's
+ * (its start died inside virDomainBackupBegin). */
 static int
 end_job (struct vb_domain *d, struct json_object *rec, bool keep)
 {
   const char *cp = vb_jstr (rec, "checkpoint");
-  struct json_object *made;
-  bool is_made = json_object_object_get_ex (rec, "checkpoint_made", &made)
-                 && json_object_get_boolean (made);
 
   if (d && job_is_ours (d, vb_jstr (rec, "socket")) && vb_backup_end (d) < 0)
     return -1;
   if (delete_tickets (rec) < 0)
     return -1;
-  if (d && !keep && is_made && cp && vb_checkpoint_exists (d, cp) &&
+  if (d && !keep && own_checkpoint (d, rec) &&
       vb_jcheckpoint_delete (d, cp) < 0)
     return -1;
   remove_rundir (rec);
@@ -198,7 +209,6 @@ new_record (struct jstart *x)
   add_str (r, "level", x->o->inc ? "inc" : "full");
   add_str (r, "checkpoint", x->plan.checkpoint);
   add_str (r, "parent", x->plan.parent);
-  json_object_object_add (r, "checkpoint_made", json_object_new_boolean (0));
   json_object_object_add (r, "created", json_object_new_int64 (now));
   json_object_object_add (r, "timeout", json_object_new_int (timeout));
   json_object_object_add (r, "expires", json_object_new_int64 (now + timeout));
@@ -210,6 +220,21 @@ new_record (struct jstart *x)
     return -1;
   x->recorded = true;
   return 0;
+}
+
+/* The checkpoint's XML (name and creation time) in the record, so that
+ * an expired job deletes its own checkpoint, never a later one of the
+ * same name (a full backup after the domain restarted). */
+static int
+note_checkpoint (struct jstart *x)
+{
+  char *xml = vb_checkpoint_xml (x->d, x->plan.checkpoint);
+
+  if (!xml)
+    return -1;
+  add_str (x->rec, "checkpoint_xml", xml);
+  free (xml);
+  return vb_jrec_save (x->rec);
 }
 
 /* Freeze, begin, thaw: the job's point in time is its start. */
@@ -236,14 +261,7 @@ begin (struct jstart *x)
     vb_fsthaw (x->d);
   if (r < 0 && vb_get_error_code () == VB_ERR_BITMAP)
     vb_prefix_error ("the chain cannot continue: start a full job (-l full)");
-  /* A failed start that kept the checkpoint: the cleanup takes it back. */
-  if (r == 0 || vb_checkpoint_exists (x->d, x->plan.checkpoint)) {
-    json_object_object_add (x->rec, "checkpoint_made",
-                            json_object_new_boolean (1));
-    if (vb_jrec_save (x->rec) < 0)
-      return -1;
-  }
-  return r;
+  return r < 0 ? -1 : note_checkpoint (x);
 }
 
 static char *

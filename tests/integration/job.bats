@@ -214,6 +214,31 @@ apply_dirty () { read_ranges "$1" "$2" "?context=dirty" '.dirty == true'; }
   [ "${#lines[@]}" -eq 1 ]
 }
 
+@test "a start killed with -9 halfway is cleaned up by the next job list" {
+  before=$(vb_checkpoints "$VM")
+  # exec: $! is virtback itself, not a subshell around it.
+  (exec "$VIRTBACK" job start -d "$VM" -l inc --no-freeze --control-socket "$CTL" \
+     >/dev/null 2>&1) &
+  pid=$!
+  for i in $(seq 1000); do
+    compgen -G "/run/virtback/jobs/*.json" >/dev/null && break
+    sleep 0.005
+  done
+  kill -9 "$pid"
+  wait "$pid" || true
+  rec=$(compgen -G "/run/virtback/jobs/*.json")
+  cp "$rec" "$F/killed.json"
+  # It died between its record and its end, the case this test is about.
+  jq -e '.state == null' "$F/killed.json"
+  id=$(jq -r .id "$F/killed.json")
+  "$VIRTBACK" job list
+  [ ! -e "$rec" ]
+  [ ! -e "/var/tmp/virtback-job.$id" ]
+  vb_no_job "$VM"
+  [ "$(vb_checkpoints "$VM")" = "$before" ]
+  for t in $(jq -r '.disks[].ticket' "$F/killed.json"); do [ "$(ctl_code "$t")" = 404 ]; done
+}
+
 @test "a full job starts a new chain for all: the backup directory's inc refuses, and so does a job chain a full backup replaced" {
   jstart -l full >"$F/j7.json"
   "$VIRTBACK" job finish "$(jq -r .id "$F/j7.json")"
