@@ -15,6 +15,10 @@
 #include "virt/virt.h"
 
 /* ---- record.c ---- */
+/* Where records and chains live; NULL resets a default.  For the unit
+ * tests. */
+void vb_job_set_dirs (const char *run, const char *chain);
+const char *vb_job_run_dir (void);
 /* The string member KEY of O, or NULL. */
 const char *vb_jstr (struct json_object *o, const char *key);
 long long vb_jint (struct json_object *o, const char *key);

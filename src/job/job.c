@@ -150,7 +150,7 @@ open_domain (struct jstart *x)
                   x->d->name);
     return -1;
   }
-  if (!(x->lt = vb_target_dir_open (VB_JOB_RUN_DIR, NULL)) ||
+  if (!(x->lt = vb_target_dir_open (vb_job_run_dir (), NULL)) ||
       !(x->lock = vb_target_lock (x->lt, x->d->uuid, x->d->name)))
     return -1;
   /* Before the plan: a full would delete checkpoints under a running job. */
@@ -472,11 +472,11 @@ open_rec_domain (struct json_object *rec, struct vb_domain **d,
     *d = NULL;
     return 0;
   }
-  if (!(*lt = vb_target_dir_open (VB_JOB_RUN_DIR, NULL)) ||
+  if (!(*lt = vb_target_dir_open (vb_job_run_dir (), NULL)) ||
       !(*lock = vb_target_lock (*lt, uuid, name)))
     return -1;
   /* A finish or reap that held the lock before us may have ended it. */
-  path = vb_xasprintf ("%s/%s.json", VB_JOB_RUN_DIR, vb_jstr (rec, "id"));
+  path = vb_xasprintf ("%s/%s.json", vb_job_run_dir (), vb_jstr (rec, "id"));
   if (!path || access (path, F_OK) < 0) {
     vb_set_error ("job %s has just been ended by another virtback run",
                   vb_jstr (rec, "id"));
@@ -552,7 +552,7 @@ dead_start (struct json_object *rec)
 
   if (state && !strcmp (state, "running"))
     return false;
-  lt = vb_target_dir_open (VB_JOB_RUN_DIR, NULL);
+  lt = vb_target_dir_open (vb_job_run_dir (), NULL);
   return lt && vb_target_locked (lt, vb_jstr (rec, "uuid")) == 0;
 }
 

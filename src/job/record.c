@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* record.c: the job records under VB_JOB_RUN_DIR and the job chains under
- * VB_JOB_CHAIN_DIR, JSON files of mode 0600 written atomically. */
+ * VB_JOB_CHAIN_DIR (other directories for the unit tests), JSON files of
+ * mode 0600 written atomically. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +16,22 @@
 #include "common/fsutil.h"
 #include "common/text.h"
 #include "job/internal.h"
+
+static const char *run_dir = VB_JOB_RUN_DIR;
+static const char *chain_dir = VB_JOB_CHAIN_DIR;
+
+void
+vb_job_set_dirs (const char *run, const char *chain)
+{
+  run_dir = run ? run : VB_JOB_RUN_DIR;
+  chain_dir = chain ? chain : VB_JOB_CHAIN_DIR;
+}
+
+const char *
+vb_job_run_dir (void)
+{
+  return run_dir;
+}
 
 const char *
 vb_jstr (struct json_object *o, const char *key)
@@ -98,7 +115,7 @@ vb_jrec_save (struct json_object *rec)
 {
   CLEANUP_FREE char *name = vb_xasprintf ("%s.json", vb_jstr (rec, "id"));
 
-  return name ? save_json (VB_JOB_RUN_DIR, name, rec) : -1;
+  return name ? save_json (run_dir, name, rec) : -1;
 }
 
 struct json_object *
@@ -107,7 +124,7 @@ vb_jrec_load (const char *id)
   CLEANUP_FREE char *path = NULL;
 
   if (!vb_job_valid_id (id) ||
-      !(path = vb_xasprintf ("%s/%s.json", VB_JOB_RUN_DIR, id)) ||
+      !(path = vb_xasprintf ("%s/%s.json", run_dir, id)) ||
       access (path, F_OK) < 0) {
     vb_set_error ("there is no job %s: 'virtback job list' shows the "
                   "running jobs", id);
@@ -119,7 +136,7 @@ vb_jrec_load (const char *id)
 int
 vb_jrec_remove (const char *id)
 {
-  CLEANUP_FREE char *path = vb_xasprintf ("%s/%s.json", VB_JOB_RUN_DIR, id);
+  CLEANUP_FREE char *path = vb_xasprintf ("%s/%s.json", run_dir, id);
 
   if (!path)
     return -1;
@@ -127,7 +144,7 @@ vb_jrec_remove (const char *id)
     vb_set_error_errno (errno, "remove %s", path);
     return -1;
   }
-  return vb_fsync_dir (VB_JOB_RUN_DIR);
+  return vb_fsync_dir (run_dir);
 }
 
 static int
@@ -149,13 +166,13 @@ push (char ***v, size_t *n, const char *s)
 char **
 vb_jrec_ids (void)
 {
-  DIR *dir = opendir (VB_JOB_RUN_DIR);
+  DIR *dir = opendir (run_dir);
   char **v = calloc (1, sizeof *v);
   struct dirent *e;
   size_t n = 0;
 
   if (!v || (!dir && errno != ENOENT)) {
-    vb_set_error_errno (errno ? errno : ENOMEM, "%s", VB_JOB_RUN_DIR);
+    vb_set_error_errno (errno ? errno : ENOMEM, "%s", run_dir);
     if (dir)
       closedir (dir);
     free (v);
@@ -190,7 +207,7 @@ struct json_object *
 vb_jchain_load (const char *uuid, const char *prefix)
 {
   CLEANUP_FREE char *name = chain_name (uuid, prefix);
-  CLEANUP_FREE char *path = name ? vb_path_join (VB_JOB_CHAIN_DIR, name)
+  CLEANUP_FREE char *path = name ? vb_path_join (chain_dir, name)
                                  : NULL;
   struct json_object *o, *pts, *r;
 
@@ -225,7 +242,7 @@ vb_jchain_save (const char *uuid, const char *prefix,
     return -1;
   }
   json_object_object_add (o, "checkpoints", json_object_get (chain));
-  r = save_json (VB_JOB_CHAIN_DIR, name, o);
+  r = save_json (chain_dir, name, o);
   json_object_put (o);
   return r;
 }
