@@ -21,6 +21,7 @@ test_ids (void)
   CHECK (strcmp (a, b) != 0);
   CHECK (vb_job_random_hex (33) == NULL);
   CHECK (!vb_job_valid_id ("../x"));
+  CHECK (!vb_job_valid_id ("../00ff"));
   CHECK (!vb_job_valid_id ("ABCD"));
   CHECK (!vb_job_valid_id (""));
   CHECK (!vb_job_valid_id (NULL));
@@ -30,7 +31,7 @@ test_ids (void)
 }
 
 static void
-test_records (const char *run)
+test_records (const char *top, const char *run)
 {
   struct json_object *rec = json_object_new_object (), *back;
   char path[4096], **ids;
@@ -52,7 +53,12 @@ test_records (const char *run)
   REQUIRE ((ids = vb_jrec_ids ()) != NULL);
   CHECK (ids[0] && !strcmp (ids[0], "00ff") && !ids[1]);
   vb_strv_free (ids);
+  /* A record outside the directory is out of reach. */
+  CHECK (vb_write_file_atomic (top, "00ff.json", "{}", 2, 0600) == 0);
   CHECK_ERR (vb_jrec_load ("../00ff") == NULL, "there is no job ../00ff");
+  snprintf (path, sizeof path, "%s/00ff.json", top);
+  unlink (path);
+  snprintf (path, sizeof path, "%s/junk.json", run);
   CHECK (vb_jrec_remove ("00ff") == 0);
   CHECK_ERR (vb_jrec_load ("00ff") == NULL, "there is no job 00ff");
   CHECK (vb_jrec_remove ("00ff") == 0);
@@ -97,7 +103,7 @@ main (void)
   snprintf (chain, sizeof chain, "%s/chain", tmpl);
   vb_job_set_dirs (run, chain);
   test_ids ();
-  test_records (run);
+  test_records (tmpl, run);
   test_chain (chain);
   rmdir (run);
   rmdir (chain);
