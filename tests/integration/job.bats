@@ -12,7 +12,8 @@ setup_file () {
   vb_daemons_up
   export F=$BATS_FILE_TMPDIR VM=xojob PORT=54341
   export CTL=$F/ctl.sock BASE=http://127.0.0.1:54341
-  vb_make_vm "$VM" 64M
+  # sda and sdb carry checkpoints; sdc is raw, which a job leaves out.
+  vb_make_vm "$VM" 64M 3 "" sdc
   export UUID=$(vsh domuuid "$VM")
   rm -f "/var/lib/virtback/jobs/$UUID.virtback.json"
   "$VIRTBACK" serve --listen 127.0.0.1:$PORT --control-socket "$CTL" \
@@ -64,10 +65,13 @@ apply_dirty () { read_ranges "$1" "$2" "?context=dirty" '.dirty == true'; }
 
 @test "job start -l full: the JSON, a private export, and curl reads the disk as it was at the start" {
   vb_guest_io "$VM" sda 'write -P 0x41 1M 2M' 'write -P 0x42 40M 512K'
+  vb_guest_io "$VM" sdb 'write -P 0x4b 7M 1M'
   vb_snapshot_disk "$VM" sda "$F/s0.qcow2"
+  vb_snapshot_disk "$VM" sdb "$F/s0b.qcow2"
   jstart -l full >"$F/j1.json"
   jq -e '.checkpoint == "virtback.0" and .parent == null and (.id | test("^[0-9a-f]{16}$"))
-         and .disks.sda.size == 67108864' "$F/j1.json"
+         and (.disks | keys) == ["sda", "sdb"] and .disks.sda.size == 67108864
+         and .disks.sda.transfer_url != .disks.sdb.transfer_url' "$F/j1.json"
   url=$(jq -r .disks.sda.transfer_url "$F/j1.json")
   [[ "$url" =~ ^$BASE/images/[0-9a-f]{32}$ ]]
   id=$(jq -r .id "$F/j1.json")
@@ -78,6 +82,8 @@ apply_dirty () { read_ranges "$1" "$2" "?context=dirty" '.dirty == true'; }
   vb_guest_io "$VM" sda 'write -P 0x55 2M 1M'
   fetch_full "$url" "$F/client.raw" 67108864
   vb_compare "$F/client.raw" "$F/s0.qcow2"
+  fetch_full "$(jq -r .disks.sdb.transfer_url "$F/j1.json")" "$F/clientb.raw" 67108864
+  vb_compare "$F/clientb.raw" "$F/s0b.qcow2"
   "$VIRTBACK" job list | grep -q "^$id $VM full virtback.0 "
   # A second job is refused before a full could touch the checkpoints.
   cp0=$(vsh checkpoint-dumpxml "$VM" virtback.0 | grep creationTime)
