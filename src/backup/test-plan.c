@@ -143,6 +143,17 @@ test_inc (void)
   CHECK_STR (p.checkpoint, "virtback.3");
   vb_plan_free (&p);
 
+  /* A name another chain of the domain holds (a job's) is skipped. */
+  {
+    char *taken[] = { "virtback.0", "virtback.1", "virtback.2", NULL };
+    in = input_chain (VB_LEVEL_INC, chain1);
+    in.checkpoints = taken;
+    CHECK (decide (&in, &p) == 0);
+    check_plan (&p, VB_LEVEL_INC, "virtback.3", "virtback.0", "virtback.3",
+                "virtback.3");
+    vb_plan_free (&p);
+  }
+
   in = input (VB_LEVEL_INC);
   CHECK_ERR (decide (&in, &p) == -1, "/bk/dom holds no backup chain of "
              "domain 'dom': run a full backup first (-l full)");

@@ -19,6 +19,7 @@ int cmd_umount (int argc, char **argv);
 int cmd_serve (int argc, char **argv);
 int cmd_run (int argc, char **argv);
 int cmd_prune (int argc, char **argv);
+int cmd_job (int argc, char **argv);
 
 /* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
  * ignore SIGPIPE): the run polls it and ends through its cleanup. */

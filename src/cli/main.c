@@ -22,6 +22,7 @@ static const struct {
   { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
   { "run",     cmd_run,     "back up the domains of a configuration's jobs" },
   { "prune",   cmd_prune,   "remove the oldest chains of a domain's directory" },
+  { "job",     cmd_job,     "pull-backup jobs for other tools, read through serve" },
 };
 
 void
