@@ -103,15 +103,14 @@ in_strv (char *const *v, const char *s)
   return false;
 }
 
-/* "<prefix>.<n>" for the smallest n from the chain's length that names no
- * checkpoint of the domain: one that does belongs to another chain of the
- * domain (a pull-backup job's, virtback job), which goes on by itself. */
+/* "<prefix>.<n>" for the smallest n from the chain's length that no pull
+ * job's checkpoint holds: that chain of the domain goes on by itself. */
 static char *
 next_name (const struct vb_plan_in *in, const char *prefix, size_t n)
 {
   for (;; n++) {
     char *name = vb_xasprintf ("%s.%zu", prefix, n);
-    if (!name || !in_strv (in->checkpoints, name))
+    if (!name || !in_strv (in->taken, name))
       return name;
     free (name);
   }
@@ -191,21 +190,43 @@ gather_dir (const struct vb_backup_opts *o, struct vb_target *t,
   in->chain = *chain;
 }
 
+/* The domain's checkpoints that pull jobs made, NULL-terminated. */
+static char **
+jobs_checkpoints (struct vb_domain *d, char **cps)
+{
+  size_t n = 0;
+  char **v = calloc (vb_strv_len (cps) + 1, sizeof *v);
+
+  if (!v) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  for (; *cps; cps++) {
+    int r = vb_checkpoint_of_job (d, *cps);
+    if (r < 0 || (r == 1 && !(v[n++] = strdup (*cps)))) {
+      vb_strv_free (v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
 int
 vb_plan_make (struct vb_domain *d, const struct vb_backup_opts *o,
               struct vb_target *t, struct vb_target *cpt, struct vb_plan *p)
 {
   CLEANUP_STRV char **cps = vb_checkpoint_list (d);
+  CLEANUP_STRV char **taken = cps ? jobs_checkpoints (d, cps) : NULL;
   CLEANUP_STRV char **chain = NULL;
   struct vb_plan_in in = {
     .level = o->level, .prefix = o->prefix, .print_only = o->print_only,
     .domain = d->name, .outdir = o->outdir, .checkpoints = cps,
-    .now = (long long) time (NULL),
+    .taken = taken, .now = (long long) time (NULL),
   };
   int r;
 
   memset (p, 0, sizeof *p);
-  if (!cps)
+  if (!cps || !taken)
     return -1;
   gather_dir (o, t, &in, &chain);
   r = vb_plan_decide (&in, p);
@@ -328,8 +349,8 @@ vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
     if (redefine_lost (d, p) < 0)
       return -1;
     if (p->checkpoint && vb_checkpoint_exists (d, p->checkpoint)) {
-      /* next_name skipped the names libvirt listed: one made since
-       * then is not in .cpt, so no backup depends on it. */
+      /* Left by a run that did not complete (next_name skipped the jobs'
+       * names): it is not in .cpt, so no backup depends on it. */
       vb_info ("removing checkpoint %s of an incomplete backup",
                p->checkpoint);
       if (delete_noting (d, p->checkpoint, &latest) < 0)

@@ -27,6 +27,10 @@ struct vb_plan_in {
   const char *domain;          /* the domain's name, for messages */
   const char *outdir;          /* the backup directory, for messages */
   char *const *checkpoints;    /* the domain's, as libvirt lists them */
+  /* Those of CHECKPOINTS a pull job's chain holds (virtback job): a new
+   * checkpoint skips their names; any other of the prefix that no chain
+   * lists is a failed run's leftover, whose name is taken again. */
+  char *const *taken;
   /* What the directory says.  has_backup: it holds data files or a .cpt.
    * only_leftovers: it holds nothing but what a run that did not complete
    * leaves (not looked at when has_backup).  chain: the .cpt list, empty

@@ -143,11 +143,28 @@ test_inc (void)
   CHECK_STR (p.checkpoint, "virtback.3");
   vb_plan_free (&p);
 
-  /* A name another chain of the domain holds (a job's) is skipped. */
+  /* A name a pull job's chain holds is skipped; a leftover's is not. */
+  {
+    char *cps[] = { "virtback.0", "virtback.1", "virtback.2", NULL };
+    char *jobs[] = { "virtback.1", "virtback.2", NULL };
+    in = input_chain (VB_LEVEL_INC, chain1);
+    in.checkpoints = cps;
+    in.taken = jobs;
+    CHECK (decide (&in, &p) == 0);
+    check_plan (&p, VB_LEVEL_INC, "virtback.3", "virtback.0", "virtback.3",
+                "virtback.3");
+    vb_plan_free (&p);
+    in.taken = NULL;
+    CHECK (decide (&in, &p) == 0);
+    check_plan (&p, VB_LEVEL_INC, "virtback.1", "virtback.0", "virtback.1",
+                "virtback.1");
+    vb_plan_free (&p);
+  }
   {
     char *taken[] = { "virtback.0", "virtback.1", "virtback.2", NULL };
     in = input_chain (VB_LEVEL_INC, chain1);
     in.checkpoints = taken;
+    in.taken = taken;
     CHECK (decide (&in, &p) == 0);
     check_plan (&p, VB_LEVEL_INC, "virtback.3", "virtback.0", "virtback.3",
                 "virtback.3");

@@ -244,7 +244,7 @@ begin (struct jstart *x)
   struct vb_backup_spec spec = {
     .socket_path = x->socket, .scratch_dir = x->rundir,
     .incremental = x->plan.parent, .new_checkpoint = x->plan.checkpoint,
-    .disks = x->disks,
+    .disks = x->disks, .description = VB_CHECKPOINT_OF_JOB,
   };
   bool frozen = false;
   int r;

@@ -133,6 +133,18 @@ vb_checkpoint_xml (struct vb_domain *d, const char *name)
 }
 
 int
+vb_checkpoint_of_job (struct vb_domain *d, const char *name)
+{
+  CLEANUP_FREE char *xml = vb_checkpoint_xml (d, name);
+  CLEANUP_FREE char *desc = NULL;
+
+  if (!xml)
+    return -1;
+  desc = vb_xml_string (xml, "string(/domaincheckpoint/description)");
+  return desc && !strcmp (desc, VB_CHECKPOINT_OF_JOB);
+}
+
+int
 vb_checkpoint_delete (struct vb_domain *d, const char *name,
                       bool metadata_only)
 {

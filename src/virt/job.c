@@ -109,6 +109,9 @@ vb_checkpoint_create_xml (const struct vb_backup_spec *s)
   if (!(doc = vb_xml_new_doc ("domaincheckpoint", &root)))
     return NULL;
   xmlNewTextChild (root, NULL, BAD_CAST "name", BAD_CAST s->new_checkpoint);
+  if (s->description)
+    xmlNewTextChild (root, NULL, BAD_CAST "description",
+                     BAD_CAST s->description);
   disks = xmlNewChild (root, NULL, BAD_CAST "disks", NULL);
   for (const char *const *t = s->disks; *t; t++) {
     if (in_list (s->nobitmap_disks, *t))

@@ -84,7 +84,15 @@ struct vb_backup_spec {
    * always copied in full (backupmode='full') and left out of the new
    * checkpoint.  NULL: none. */
   const char *const *nobitmap_disks;
+  /* The new checkpoint's <description>, NULL: none.  A pull job's carry
+   * VB_CHECKPOINT_OF_JOB, so that backups tell them from leftovers. */
+  const char *description;
 };
+#define VB_CHECKPOINT_OF_JOB "virtback job"
+/* Is checkpoint NAME of D one a pull job made (its description)?  1, 0,
+ * -1 with an error. */
+struct vb_domain;
+int vb_checkpoint_of_job (struct vb_domain *d, const char *name);
 /* Build the <domainbackup> and <domaincheckpoint> XML (for unit tests). */
 char *vb_backup_xml (const struct vb_backup_spec *s);
 char *vb_checkpoint_create_xml (const struct vb_backup_spec *s);
