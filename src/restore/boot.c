@@ -567,6 +567,23 @@ exec_status (struct boot *b, long long pid)
   return rc;
 }
 
+/* The first MAX bytes of S as one line, for an error message. */
+static char *
+one_line (const char *s, size_t max)
+{
+  char *o = strndup (s ? s : "", max);
+  size_t n;
+
+  if (!o)
+    return NULL;
+  for (char *p = o; *p; p++)
+    if ((unsigned char) *p < ' ')
+      *p = ' ';
+  for (n = strlen (o); n > 0 && o[n - 1] == ' '; n--)
+    o[n - 1] = '\0';
+  return o;
+}
+
 static int
 run_exec (struct boot *b)
 {
@@ -591,9 +608,10 @@ run_exec (struct boot *b)
   if (r < 0)
     return -1;
   if (b->r->exec_status != 0) {
-    vb_set_error ("'%s' failed in the VM %s with exit status %d%s%.200s",
+    CLEANUP_FREE char *err = one_line (b->r->exec_err, 200);
+    vb_set_error ("'%s' failed in the VM %s with exit status %d%s%s",
                   b->o->exec, b->r->domain, b->r->exec_status,
-                  *b->r->exec_err ? ": " : "", b->r->exec_err);
+                  err && *err ? ": " : "", err ? err : "");
     return 1;
   }
   return 0;
@@ -695,14 +713,17 @@ vb_boot_result_json (const struct vb_boot_result *r, const char *input,
 {
   struct json_object *o = json_object_new_object ();
   struct json_object *fs = json_object_new_array ();
+  char secs[32];
 
   jadd (o, "input", input);
   jadd (o, "point", r->point);
   jadd (o, "domain", r->domain);
   json_object_object_add (o, "booted", json_object_new_boolean (r->booted));
   json_object_object_add (o, "agent", json_object_new_boolean (r->agent));
+  snprintf (secs, sizeof secs, "%.1f", r->agent_seconds);
   json_object_object_add (o, "agent-seconds", r->agent
-                          ? json_object_new_double (r->agent_seconds) : NULL);
+                          ? json_object_new_double_s (r->agent_seconds, secs)
+                          : NULL);
   for (size_t i = 0; i < r->nfs; i++) {
     struct json_object *f = json_object_new_object ();
     jadd (f, "name", r->fs[i].name);
