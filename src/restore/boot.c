@@ -2,8 +2,10 @@
 /* boot.c: boot a backup point as an isolated VM and ask its guest agent.
  * See boot.h.  A run is: plan (point, disks, definition), prepare (private
  * directory, map, overlays, isolated XML), boot, ask the agent, clean up. */
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "common/proc.h"
 #include "map/map.h"
 #include "nbd/qemu_nbd.h"
 #include "restore/boot.h"
@@ -168,6 +171,75 @@ plan (struct boot *b)
 
 /* ---- prepare: directory, map, overlays ---- */
 
+#define BOOT_DIR_PREFIX "virtback-boot."
+/* The files a run makes in its directory: overlays (*.qcow2) and these. */
+static const char *const dir_files[] = {
+  "virtback.pid", "console.log", "VARS.fd", "map.sock", NULL,
+};
+
+/* The directory of a run killed with -9 (its VM went with its libvirt
+ * connection, its map with it): the next run removes it. */
+static void
+remove_run_dir (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+
+  while (d && (e = readdir (d)) != NULL) {
+    size_t len = strlen (e->d_name);
+    bool ours = len > 6 && !strcmp (e->d_name + len - 6, ".qcow2");
+    for (const char *const *f = dir_files; !ours && *f; f++)
+      ours = !strcmp (e->d_name, *f);
+    if (ours)
+      unlinkat (dirfd (d), e->d_name, 0);
+  }
+  if (d)
+    closedir (d);
+  rmdir (dir);
+}
+
+/* A run directory whose virtback is gone.  One without a pid file may be
+ * a run starting: only one an hour old counts. */
+static bool
+run_dir_stale (const char *dir)
+{
+  CLEANUP_FREE char *pidf = vb_path_join (dir, "virtback.pid");
+  pid_t pid = pidf ? vb_proc_pid_file (pidf) : 0;
+  struct stat st;
+
+  if (pid > 0)
+    return kill (pid, 0) < 0 && errno == ESRCH;
+  return stat (dir, &st) == 0 && time (NULL) - st.st_mtime > 3600;
+}
+
+static void
+reap_stale (void)
+{
+  DIR *d = opendir ("/var/tmp");
+  struct dirent *e;
+
+  while (d && (e = readdir (d)) != NULL) {
+    CLEANUP_FREE char *path = NULL;
+    if (strncmp (e->d_name, BOOT_DIR_PREFIX, strlen (BOOT_DIR_PREFIX)) ||
+        strlen (e->d_name) != strlen (BOOT_DIR_PREFIX) + 6 ||
+        !(path = vb_path_join ("/var/tmp", e->d_name)))
+      continue;
+    if (run_dir_stale (path))
+      remove_run_dir (path);
+  }
+  if (d)
+    closedir (d);
+}
+
+static int
+write_pid (struct boot *b)
+{
+  char text[32];
+  int n = snprintf (text, sizeof text, "%d\n", (int) getpid ());
+
+  return vb_write_file_atomic (b->dir, "virtback.pid", text, n, 0600);
+}
+
 /* QEMU (group libvirt-qemu) must reach the socket and overlays; nobody
  * else. */
 static int
@@ -175,7 +247,8 @@ make_dir (struct boot *b)
 {
   struct group *g = getgrnam ("libvirt-qemu");
 
-  if (!(b->dir = strdup ("/var/tmp/virtback-boot.XXXXXX")))
+  reap_stale ();
+  if (!(b->dir = strdup ("/var/tmp/" BOOT_DIR_PREFIX "XXXXXX")))
     return -1;
   if (!mkdtemp (b->dir)) {
     vb_set_error_errno (errno, "cannot make %s", b->dir);
@@ -188,7 +261,7 @@ make_dir (struct boot *b)
                                b->dir), -1;
   b->socket = vb_path_join (b->dir, "map.sock");
   b->console = vb_path_join (b->dir, "console.log");
-  return b->socket && b->console ? 0 : -1;
+  return b->socket && b->console ? write_pid (b) : -1;
 }
 
 static int
@@ -633,6 +706,8 @@ boot_and_ask (struct boot *b)
   if (!(b->dom = vb_domain_create_transient (b->o->uri, xml)))
     return -1;
   b->r->booted = true;
+  say (b, "the VM %s runs; waiting for its guest agent (at most %d s)",
+       b->r->domain, b->o->timeout);
   if ((r = wait_agent (b)) != 0)
     return r;
   say (b, "the guest agent answered after %.1f s", b->r->agent_seconds);
@@ -660,12 +735,8 @@ clean_up (struct boot *b)
     free (b->d[i].overlay);
     free (b->d[i].disk);
   }
-  if (b->console)
-    unlink (b->console);
-  if (b->nvram)
-    unlink (b->nvram);
   if (b->dir)
-    rmdir (b->dir);
+    remove_run_dir (b->dir);
   free (b->d);
   free (b->input);
   free (b->xml);

@@ -18,7 +18,9 @@
  * It waits for guest-ping, then reads guest-get-fsinfo, then runs EXEC (if
  * given) as "/bin/sh -c EXEC" through guest-exec and guest-exec-status,
  * all within TIMEOUT seconds of the VM's start.  Then, on every path, it
- * destroys the VM, stops the map and removes the directory.
+ * destroys the VM, stops the map and removes the directory.  After kill -9
+ * libvirtd destroys the VM and the map dies with us (map.h); the directory
+ * is left, and the next run removes it (its pid file names a dead run).
  *
  * Returns 0 when the agent answered (and EXEC exited 0); 1 when the run
  * went through but the verdict is no (the agent never answered, the VM

@@ -56,6 +56,9 @@ wait_agent () {
   return 1
 }
 
+# Checksums of every file of a backup directory.
+sums () { (cd "$1" && find . -type f | sort | xargs md5sum); }
+
 setup_file () {
   source "$BATS_TEST_DIRNAME/../lib.sh"
   source "$BATS_TEST_DIRNAME/guest_helpers.bash"
@@ -71,13 +74,15 @@ setup_file () {
   # Written after the backup: a VM booted from it must not see this.
   tg_exec $VM "echo later > /mnt/sda2/after && sync" >/dev/null
   export ORIG_ID=$(vsh domid $VM)
-  export SUMS=$(cd "$B" && md5sum ./*)
+  export SUMS=$(sums "$B")
   vb_make_vm $FW 64M 1
   "$VIRTBACK" backup -d $FW -o "$BFW" -l full -n >/dev/null 2>&1
-  export SUMSFW=$(cd "$BFW" && md5sum ./*)
+  export SUMSFW=$(sums "$BFW")
 }
 
 teardown_file () {
+  # Only a failed test leaves a transient VM of verify --boot.
+  for d in $(vsh list --name | grep -E -- "^($VM|$FW)-verify-"); do vsh destroy "$d" >/dev/null 2>&1; done
   vb_destroy_vm $VM
   vb_destroy_vm $FW
   vb_destroy_vm $VM-inst
@@ -102,8 +107,8 @@ assert_clean () {
   left=$(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(boot_dirs))
   [ -z "$left" ] || { echo "directory left: $left"; return 1; }
   ! pgrep -f "nbdkit.*dir=($B|$BFW)( |$)" >/dev/null || { echo "map left"; return 1; }
-  [ "$(cd "$B" && md5sum ./*)" = "$SUMS" ] || { echo "backup $B changed"; return 1; }
-  [ "$(cd "$BFW" && md5sum ./*)" = "$SUMSFW" ] || { echo "backup $BFW changed"; return 1; }
+  [ "$(sums "$B")" = "$SUMS" ] || { echo "backup $B changed"; return 1; }
+  [ "$(sums "$BFW")" = "$SUMSFW" ] || { echo "backup $BFW changed"; return 1; }
   [ "$(vsh domid $VM)" = "$ORIG_ID" ] || { echo "original VM restarted"; return 1; }
 }
 
@@ -149,6 +154,50 @@ assert_clean () {
   [ "$(tg_json 'j["ok"]' <<<"$output")" = False ]
   [ "$(tg_json 'j["booted"]' <<<"$output")" = True ]
   [ "$(tg_json 'j["agent"]' <<<"$output")" = False ]
+  assert_clean
+}
+
+# wait_verify_vm P: the run of vb_bg_start P has its transient VM running.
+wait_verify_vm () {
+  local i
+  for i in $(seq 600); do
+    grep -q "runs; waiting for its guest agent" "$1/out" &&
+      [ "$(vsh list --state-running --name | grep -c -- '-verify-')" = 1 ] && return 0
+    [ -s "$1/rc" ] && break
+    sleep 0.1
+  done
+  cat "$1/out"
+  return 1
+}
+
+@test "verify --boot: SIGTERM ends it, nothing left; after kill -9 libvirt destroys the VM and the next run removes the rest" {
+  P=$BATS_TEST_TMPDIR/p
+  vb_bg_start "$P" "$VIRTBACK" verify --boot -i "$BFW" --timeout 120
+  wait_verify_vm "$P"
+  kill -TERM "$(cat "$P/pid")"
+  [ "$(vb_bg_rc "$P")" -eq 1 ]
+  cat "$P/out"
+  grep -q "virtback verify: interrupted" "$P/out"
+  assert_clean
+  vb_bg_start "$P" "$VIRTBACK" verify --boot -i "$BFW" --timeout 120
+  wait_verify_vm "$P"
+  kill -9 "$(cat "$P/pid")"
+  vb_bg_rc "$P"
+  # libvirtd destroys it once it sees the connection closed (seconds
+  # under load).
+  for i in $(seq 600); do
+    vsh list --all --name | grep -q -- '-verify-' || pgrep -f "nbdkit.*dir=$BFW( |$)" >/dev/null || break
+    sleep 0.1
+  done
+  [ -z "$(vsh list --all --name | grep -- '-verify-')" ]
+  not pgrep -f "nbdkit.*dir=$BFW( |$)"
+  # Only the run's directory is left, with its overlay ...
+  left=$(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(boot_dirs) | grep virtback-boot)
+  ls "$left"/sda.qcow2
+  # ... and the next run removes it.
+  run "$VIRTBACK" verify --boot -i "$BFW" --timeout 2
+  [ "$status" -eq 1 ]
+  [ ! -e "$left" ]
   assert_clean
 }
 
