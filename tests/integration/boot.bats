@@ -98,13 +98,28 @@ setup () {
 
 boot_dirs () { ls -d /var/tmp/virtback-boot.* /var/tmp/virtback-map.* 2>/dev/null | sort; }
 
+# New directories since setup that are this file's: every verify --boot
+# run directory, and map directories whose nbdkit is gone or serves one of
+# our backups (maps of other runs on this host are theirs).
+left_dirs () {
+  local d pid
+  for d in $(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(boot_dirs)); do
+    case $d in */virtback-boot.*) echo "$d"; continue ;; esac
+    pid=$(cat "$d/nbdkit.pid" 2>/dev/null) || true
+    if [ -z "$pid" ] || [ ! -e "/proc/$pid" ] ||
+       tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "dir=($B|$BFW)( |$)"; then
+      echo "$d"
+    fi
+  done
+}
+
 # Nothing of a verify --boot run is left, and nothing it must not touch
 # changed.
 assert_clean () {
   local left
   left=$(vsh list --all --name | grep -- '-verify-' || true)
   [ -z "$left" ] || { echo "domain left: $left"; return 1; }
-  left=$(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(boot_dirs))
+  left=$(left_dirs)
   [ -z "$left" ] || { echo "directory left: $left"; return 1; }
   ! pgrep -f "nbdkit.*dir=($B|$BFW)( |$)" >/dev/null || { echo "map left"; return 1; }
   [ "$(sums "$B")" = "$SUMS" ] || { echo "backup $B changed"; return 1; }
@@ -192,7 +207,7 @@ wait_verify_vm () {
   [ -z "$(vsh list --all --name | grep -- '-verify-')" ]
   not pgrep -f "nbdkit.*dir=$BFW( |$)"
   # Only the run's directory is left, with its overlay ...
-  left=$(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(boot_dirs) | grep virtback-boot)
+  left=$(left_dirs | grep virtback-boot)
   ls "$left"/sda.qcow2
   # ... and the next run removes it.
   run "$VIRTBACK" verify --boot -i "$BFW" --timeout 2
