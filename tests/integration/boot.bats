@@ -102,12 +102,13 @@ boot_dirs () { ls -d /var/tmp/virtback-boot.* /var/tmp/virtback-map.* 2>/dev/nul
 # run directory, and map directories whose nbdkit is gone or serves one of
 # our backups (maps of other runs on this host are theirs).
 left_dirs () {
-  local d pid
+  local d pid cmd
   for d in $(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(boot_dirs)); do
     case $d in */virtback-boot.*) echo "$d"; continue ;; esac
     pid=$(cat "$d/nbdkit.pid" 2>/dev/null) || true
-    if [ -z "$pid" ] || [ ! -e "/proc/$pid" ] ||
-       tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "dir=($B|$BFW)( |$)"; then
+    # A gone nbdkit leaves no command line (a zombie keeps its /proc).
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || true
+    if [ -z "$pid" ] || [[ $cmd != nbdkit* ]] || echo "$cmd" | grep -qE "dir=($B|$BFW)( |$)"; then
       echo "$d"
     fi
   done

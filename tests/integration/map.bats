@@ -75,11 +75,12 @@ map_stop () {
 # New map directories that are this file's: its nbdkit is gone, or it
 # serves a backup of this run (maps of other runs on the host are theirs).
 our_new_dirs () {
-  local d pid
+  local d pid cmd
   for d in $(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(map_dirs)); do
     pid=$(cat "$d/nbdkit.pid" 2>/dev/null) || true
-    if [ -z "$pid" ] || [ ! -e "/proc/$pid" ] ||
-       tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "dir=$BATS_RUN_TMPDIR"; then
+    # A gone nbdkit leaves no command line (a zombie keeps its /proc).
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || true
+    if [ -z "$pid" ] || [[ $cmd != nbdkit* ]] || echo "$cmd" | grep -qF "dir=$BATS_RUN_TMPDIR"; then
       echo "$d"
     fi
   done
