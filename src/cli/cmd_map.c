@@ -12,7 +12,7 @@
 static const char usage_text[] =
   "Usage: virtback map -i DIR [--until POINT] [-d DISK]\n"
   "                    (--socket PATH | --listen ADDR:PORT) [--tls [--tls-dir DIR]]\n"
-  "                    [--writable]\n"
+  "                    [--writable [--overlay FILE.qcow2]]\n"
   "\n"
   "Serve the disks of one backup point over NBD, one export per disk named\n"
   "by its target, read straight from the backup files (any mix of plain, lz4\n"
@@ -32,10 +32,14 @@ static const char usage_text[] =
   "                             server-key.pem (default: /etc/pki/qemu)\n"
   "      --writable             accept writes into a temporary overlay,\n"
   "                             dropped at exit; the backup never changes\n"
+  "      --overlay FILE.qcow2   with --writable and one disk: keep the writes\n"
+  "                             in this new qcow2 file, whose backing is the\n"
+  "                             point served on FILE.qcow2.sock (served by\n"
+  "                             qemu-nbd over a read-only map)\n"
   "  -h, --help                 show this help\n";
 
 enum { OPT_UNTIL = 256, OPT_SOCKET, OPT_LISTEN, OPT_TLS, OPT_TLSDIR,
-       OPT_WRITABLE };
+       OPT_WRITABLE, OPT_OVERLAY };
 
 static int
 parse (int argc, char **argv, struct vb_map_opts *o)
@@ -49,6 +53,7 @@ parse (int argc, char **argv, struct vb_map_opts *o)
     { "tls", no_argument, NULL, OPT_TLS },
     { "tls-dir", required_argument, NULL, OPT_TLSDIR },
     { "writable", no_argument, NULL, OPT_WRITABLE },
+    { "overlay", required_argument, NULL, OPT_OVERLAY },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -64,6 +69,7 @@ parse (int argc, char **argv, struct vb_map_opts *o)
     case OPT_TLS: o->tls = true; break;
     case OPT_TLSDIR: o->tls_dir = optarg; break;
     case OPT_WRITABLE: o->writable = true; break;
+    case OPT_OVERLAY: o->overlay = optarg; break;
     case 'h': fputs (usage_text, stdout); return 1;
     default: return -1;
     }
@@ -105,6 +111,13 @@ cmd_map (int argc, char **argv)
   ret = vb_map_run (&m, stop, log_line, NULL);
   if (ret < 0)
     vb_cli_error ("map");
+  if (m.overlay_kept)
+    fprintf (stderr, "virtback map: kept %s: the writes, over the backing "
+             "nbd+unix:///%s?socket=%s; to read it whole, serve the point "
+             "there again: virtback map -i %s%s%s -d %s --socket %s\n",
+             m.overlay, m.disks[0], m.backsock, o.input,
+             o.until ? " --until " : "", o.until ? o.until : "", m.disks[0],
+             m.backsock);
   vb_map_stop (&m);
   return ret < 0 ? VB_EXIT_FAIL : VB_EXIT_OK;
 }

@@ -20,6 +20,7 @@
 #include "target/target.h"
 #include "common/fsutil.h"
 #include "common/proc.h"
+#include "map/internal.h"
 #include "map/map.h"
 
 #define PLUGIN_NAME "nbdkit-virtback-plugin.so"
@@ -45,7 +46,13 @@ check_point (const struct vb_map_opts *o, struct vb_map *m)
       continue;
     if (!(files = vb_chain_select (c, &c->disks[i], o->until)))
       r = -1;
-    else if (!(m->disks[n++] = strdup (c->disks[i].disk)))
+    else if (n == 0 && files[0]) {
+      size_t k = 0;
+      while (files[k + 1])
+        k++;
+      m->size = files[k]->meta.virtual_size;
+    }
+    if (r == 0 && !(m->disks[n++] = strdup (c->disks[i].disk)))
       r = -1, vb_set_error_errno (ENOMEM, "map");
     free (files);
   }
@@ -205,7 +212,7 @@ make_uris (const struct vb_map_opts *o, struct vb_map *m, const char *addr,
   for (size_t i = 0; i < n; i++) {
     int r = o->socket
       ? asprintf (&m->uris[i], "nbd+unix:///%s?socket=%s", m->disks[i],
-                  m->socket)
+                  o->socket)
       : asprintf (&m->uris[i], "%s://%s%s%s:%s/%s", o->tls ? "nbds" : "nbd",
                   v6 ? "[" : "", addr, v6 ? "]" : "", port, m->disks[i]);
     if (r < 0) {
@@ -393,6 +400,20 @@ nbdkit_alive (int pid)
   return alive;
 }
 
+/* A /proc file, NUL-terminated, without touching the error state. */
+static char *
+read_proc (const char *path, size_t *len)
+{
+  CLEANUP_FCLOSE FILE *fp = fopen (path, "re");
+  char *buf;
+
+  if (!fp || !(buf = malloc (8192)))
+    return NULL;
+  *len = fread (buf, 1, 8191, fp);
+  buf[*len] = '\0';
+  return buf;
+}
+
 static bool
 map_dir_stale (const char *dir)
 {
@@ -424,6 +445,28 @@ reap_stale (void)
   closedir (d);
 }
 
+/* nbdkit serves the point read-only on the backing socket; qemu-nbd
+ * serves the overlay over it where the user asked. */
+static int
+start_overlay (const struct vb_map_opts *o, struct vb_map *m,
+               const char *addr, const char *port)
+{
+  struct vb_map_opts bo = *o;
+
+  bo.socket = m->backsock;
+  bo.listen = NULL;
+  bo.tls = false;
+  bo.writable = false;
+  if (!(m->socket = strdup (m->backsock)))
+    return -1;
+  if (spawn (&bo, m, NULL, NULL) < 0 ||
+      vb_map_overlay_serve (o, m, addr, port) < 0)
+    return -1;
+  if (o->socket)
+    share_socket (o->socket);
+  return make_uris (o, m, addr, port);
+}
+
 int
 vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
 {
@@ -431,6 +474,7 @@ vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
 
   memset (m, 0, sizeof *m);
   m->pid = -1;
+  m->qpid = -1;
   m->logfd = -1;
   if ((!o->socket) == (!o->listen)) {
     vb_set_error ("give either --socket PATH or --listen ADDRESS:PORT");
@@ -439,6 +483,8 @@ vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
   if (o->listen && split_listen (o->listen, &addr, &port) < 0)
     return -1;
   if (check_point (o, m) < 0)
+    return -1;
+  if (o->overlay && vb_map_overlay_prepare (o, m) < 0)
     return -1;
   if (o->socket && access (o->socket, F_OK) == 0) {
     vb_set_error ("%s exists already: remove it, or give another --socket",
@@ -453,6 +499,8 @@ vb_map_start (const struct vb_map_opts *o, struct vb_map *m)
     m->rundir = NULL;
     return -1;
   }
+  if (o->overlay)
+    return start_overlay (o, m, addr, port);
   if (o->socket && !(m->socket = strdup (o->socket)))
     return -1;
   if (spawn (o, m, addr, port) < 0)
@@ -489,17 +537,16 @@ static bool
 detached_serving (const struct vb_map *m)
 {
   char path[64], want[PATH_MAX + 16];
-  CLEANUP_FREE char *stat = NULL, *cmd = NULL;
+  CLEANUP_FREE char *cmd = NULL;
   size_t len = 0;
-  const char *st;
 
-  snprintf (path, sizeof path, "/proc/%d/stat", (int) m->pid);
-  if (!(stat = vb_read_file (path, NULL)) || !(st = strrchr (stat, ')')) ||
-      st[1] != ' ' || st[2] == 'Z' || st[2] == 'X')
+  /* Neither check sets an error: a server that just ended is an answer,
+   * and the caller's error (say, why it stops the map) must survive. */
+  if (!nbdkit_alive (m->pid))
     return false;
   snprintf (path, sizeof path, "/proc/%d/cmdline", (int) m->pid);
   snprintf (want, sizeof want, "-P%s/nbdkit.pid", m->rundir);
-  if (!(cmd = vb_read_file (path, &len)))
+  if (!(cmd = read_proc (path, &len)))
     return false;
   for (size_t i = 0; i < len; i += strlen (cmd + i) + 1)
     if (strcmp (cmd + i, want) == 0)
@@ -511,6 +558,8 @@ static bool
 serving (struct vb_map *m)
 {
   if (m->pid <= 0)
+    return false;
+  if (!vb_map_overlay_serving (m))
     return false;
   if (m->detached ? detached_serving (m) : vb_proc_exited (m->pid) == 0)
     return true;
@@ -590,6 +639,7 @@ stop_detached (struct vb_map *m, int grace_ms)
 void
 vb_map_stop (struct vb_map *m)
 {
+  vb_map_overlay_stop (m);
   if (m->detached)
     stop_detached (m, 5000);
   if (m->detached && m->keeper > 0)   /* ours to reap if we started it */

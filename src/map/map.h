@@ -7,7 +7,11 @@
  * returns once it serves, with one NBD URI per disk.  Read-only unless
  * WRITABLE: then nbdkit's cow filter takes writes into a temporary
  * overlay, dropped when the server stops; the backup's files are never
- * written.  vb_map_run() relays the server's log lines and returns when
+ * written.  With OVERLAY (one disk, WRITABLE), the writes go to the qcow2
+ * file OVERLAY instead, kept at exit: its backing file is the point served
+ * read-only on OVERLAY.sock (nbd+unix:///DISK?socket=OVERLAY.sock), and
+ * qemu-nbd serves OVERLAY where the caller asked (overlay.c); a failed
+ * start removes it again.  vb_map_run() relays the server's log lines and returns when
  * CANCEL is set (0) or the server died (-1).  vb_map_stop() stops nbdkit
  * and removes what the map made (its private directory, the socket) on
  * every path.  Never prints: log lines go to the caller's callback.
@@ -28,6 +32,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct vb_map_opts {
@@ -39,6 +44,7 @@ struct vb_map_opts {
   bool tls;
   const char *tls_dir;         /* x509 directory; NULL: /etc/pki/qemu */
   bool writable;
+  const char *overlay;         /* writable: keep the writes in this qcow2 */
   const char *plugin;          /* the plugin .so; NULL: found beside us */
   bool detached;               /* outlives us (see above); paths absolute */
 };
@@ -53,6 +59,10 @@ struct vb_map {
   off_t logpos;
   bool detached;               /* pid is not our child */
   pid_t keeper;                /* detached: nbdkit's parent, if ours */
+  uint64_t size;               /* virtual size of the first disk */
+  char *overlay, *backsock;    /* --overlay: the file, nbdkit's socket */
+  pid_t qpid;                  /* --overlay: qemu-nbd serving the file */
+  bool overlay_made, overlay_kept;
 };
 
 int vb_map_start (const struct vb_map_opts *o, struct vb_map *m);

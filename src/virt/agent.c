@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* agent.c: guest filesystem freeze/thaw. */
+/* agent.c: guest filesystem freeze/thaw, and any agent command. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 #include "common/cleanup.h"
@@ -66,4 +67,24 @@ int
 vb_fsthaw (struct vb_domain *d)
 {
   return agent_call (d, false);
+}
+
+/* Any agent command (libvirt-qemu), for verify --boot.  *NOT_UP says the
+ * agent is not connected or did not answer, as opposed to a command it
+ * refused. */
+char *
+vb_agent_command (struct vb_domain *d, const char *cmd, int timeout,
+                  bool *not_up)
+{
+  char *reply;
+  const virError *e;
+
+  *not_up = false;
+  if ((reply = virDomainQemuAgentCommand (d->dom, cmd, timeout, 0)))
+    return reply;
+  e = virGetLastError ();
+  *not_up = e && (e->code == VIR_ERR_AGENT_UNRESPONSIVE ||
+                  e->code == VIR_ERR_OPERATION_TIMEOUT);
+  vb_virt_set_error ("domain '%s': guest agent", d->name);
+  return NULL;
 }

@@ -36,7 +36,7 @@ vb_domain_create (const char *uri, const char *xml)
   if (!(dom = virDomainDefineXML (conn, xml)))
     vb_virt_set_error ("define the domain");
   else if (virDomainCreate (dom) < 0) {
-    vb_virt_set_error ("start domain '%s'", virDomainGetName (dom));
+    vb_virt_set_error ("start the domain");   /* GetName would reset the error */
     virDomainUndefineFlags (dom, VIR_DOMAIN_UNDEFINE_NVRAM |
                             VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA);
   }

@@ -66,3 +66,44 @@ vb_define_domain (const char *uri, const char *xml)
   virConnectClose (conn);
   return name;
 }
+
+/* The domain lives on our connection alone (VIR_DOMAIN_START_AUTODESTROY):
+ * libvirtd destroys it when the connection closes, so even a killed
+ * virtback leaves nothing running, and nothing was ever defined. */
+struct vb_domain *
+vb_domain_create_transient (const char *uri, const char *xml)
+{
+  virConnectPtr conn = connect_uri (uri);
+  struct vb_domain *d;
+  virDomainPtr dom;
+
+  if (!conn)
+    return NULL;
+  if (!(dom = virDomainCreateXML (conn, xml, VIR_DOMAIN_START_AUTODESTROY))) {
+    vb_virt_set_error ("start the domain");
+    virConnectClose (conn);
+    return NULL;
+  }
+  if (!(d = calloc (1, sizeof *d)) ||
+      !(d->name = strdup (virDomainGetName (dom)))) {
+    free (d);
+    virDomainDestroy (dom);
+    virDomainFree (dom);
+    virConnectClose (conn);
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  d->conn = conn;
+  d->dom = dom;
+  d->running = true;
+  return d;
+}
+
+int
+vb_domain_destroy (struct vb_domain *d)
+{
+  if (virDomainIsActive (d->dom) != 1 || virDomainDestroy (d->dom) == 0)
+    return 0;
+  vb_virt_set_error ("domain '%s': destroy", d->name);
+  return -1;
+}

@@ -110,6 +110,11 @@ int vb_job_active (struct vb_domain *d);
  * an error (no agent, agent not answering): caller warns and goes on. */
 int vb_fsfreeze (struct vb_domain *d);
 int vb_fsthaw (struct vb_domain *d);
+/* Send the agent command CMD (JSON) and return its reply (malloc'd), waiting
+ * at most TIMEOUT s; NULL on error, with *NOT_UP true when the agent is not
+ * connected or did not answer in time. */
+char *vb_agent_command (struct vb_domain *d, const char *cmd, int timeout,
+                        bool *not_up);
 
 /* ---- facts checked against libvirt 9.0 / QEMU 7.2 that shaped this unit:
  * - disks left out of <domainbackup><disks> get backup='no', and disks left
@@ -203,6 +208,13 @@ int vb_checkpoint_matches (struct vb_domain *d, const char *name,
 int vb_domain_exists (const char *uri, const char *name);
 /* Define XML persistently; returns the new domain's name (malloc'd). */
 char *vb_define_domain (const char *uri, const char *xml);
+/* Start XML as a transient domain that lives only as long as the returned
+ * handle's connection (virDomainCreateXML with AUTODESTROY): nothing is
+ * ever defined, and it is destroyed when we close it or die. */
+struct vb_domain *vb_domain_create_transient (const char *uri,
+                                              const char *xml);
+/* Destroy D if it runs (0 also when it does not). */
+int vb_domain_destroy (struct vb_domain *d);
 
 /* ---- instant recovery (blockjob.c) ----
  * The disks of an instant-recovery domain are qcow2 overlays backed by

@@ -10,16 +10,29 @@
 # vbtest.debug lists modules, virtio devices and the kernel log on the console.
 #
 #   tests/guest/build-tiny-guest.sh [CACHEDIR]
+#   tests/guest/build-tiny-guest.sh --boot [CACHEDIR]
+#
+# --boot writes CACHEDIR/boot/disk.qcow2 instead: a 128 MiB disk that boots
+# by itself (the OS lives on the disk, so a backup of it holds the OS): an
+# MBR (syslinux-common's mbr.bin), partition 1 FAT16 (active) with SYSLINUX,
+# the bzImage and the initramfs, partition 2 ext4 (label tgdata) for the
+# guest's data, which the guest mounts at /mnt/sda2.  Built without loop
+# devices or mounts: mkfs.fat, syslinux and mcopy work on the partition
+# image (extlinux --install on ext4 would need it mounted), mkfs.ext4 -d
+# fills the data partition, and both are copied into place with dd.
 #
 # CACHEDIR defaults to $VB_GUEST_DIR or /var/lib/libvirt/images/vbtest/tinyguest
 # and ends up holding vmlinux and initrd.img (root-owned 0644 in a 0755
 # directory, which libvirt relabels for QEMU).  A build newer than this script
 # is reused.  The kernel .deb is downloaded once with apt-get and kept there.
-# Needs (Debian): busybox-static qemu-guest-agent e2fsprogs xz-utils cpio kmod.
+# Needs (Debian): busybox-static qemu-guest-agent e2fsprogs xz-utils cpio kmod;
+# --boot also syslinux syslinux-common mtools dosfstools fdisk qemu-utils.
 set -euo pipefail
 export LC_ALL=C
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
+BOOT=0
+[ "${1:-}" = --boot ] && { BOOT=1; shift; }
 OUT=${1:-${VB_GUEST_DIR:-/var/lib/libvirt/images/vbtest/tinyguest}}
 MODULES="virtio_pci virtio_console virtio_blk crc32c_generic ext4 button evdev
          virtio_scsi sd_mod ahci"
@@ -116,6 +129,8 @@ sleep 0.3
 for s in /sys/block/sd* /sys/block/vd*; do
   [ -e "$s" ] || continue
   d=${s##*/}
+  # A partitioned disk: its partitions are mounted below.
+  ls -d $s/$d[0-9]* >/dev/null 2>&1 && continue
   # A disk whose first MiB is all zero has never been formatted.
   if [ "$(dd if=/dev/$d bs=65536 count=16 2>/dev/null | tr -d '\000' | wc -c)" = 0 ]; then
     echo "tinyguest: formatting /dev/$d"
@@ -123,6 +138,17 @@ for s in /sys/block/sd* /sys/block/vd*; do
   fi
   mkdir -p /mnt/$d
   mount -t ext4 /dev/$d /mnt/$d && echo "tinyguest: mounted /dev/$d on /mnt/$d"
+done
+# Partitions (the bootable disk's data partition): each ext4 one is mounted.
+for s in /sys/class/block/*; do
+  [ -e "$s/partition" ] || continue
+  d=${s##*/}
+  mkdir -p /mnt/$d
+  if mount -t ext4 /dev/$d /mnt/$d 2>/dev/null; then
+    echo "tinyguest: mounted /dev/$d on /mnt/$d"
+  else
+    rmdir /mnt/$d
+  fi
 done
 if grep -qw vbtest.debug /proc/cmdline; then
   lsmod; ls -l /sys/bus/virtio/devices/ /sys/class/virtio-ports/; dmesg | tail -40
@@ -167,7 +193,7 @@ EOF
 }
 
 build_initramfs () {
-  local kroot=$1 kver=$2 root=$3 d
+  local kroot=$1 kver=$2 root=$3 out=$4 d
   for d in bin sbin usr/bin usr/sbin etc proc sys dev run tmp mnt lib/modules var/log; do
     mkdir -p "$root/$d"
   done
@@ -185,10 +211,93 @@ build_initramfs () {
   write_init_files "$root"
   mknod -m 0600 "$root/dev/console" c 5 1
   mknod -m 0666 "$root/dev/null" c 1 3
-  (cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -6) >"$OUT/initrd.img.new"
+  (cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -6) >"$out"
+}
+
+# The partitions of the bootable disk, in MiB.
+BOOT_DISK_MIB=128
+BOOT_PART_START=1
+BOOT_PART_MIB=32
+
+boot_up_to_date () {
+  [ -s "$OUT/boot/disk.qcow2" ] && [ "$OUT/boot/disk.qcow2" -nt "$SELF" ]
+}
+
+check_boot_tools () {
+  local t
+  for t in syslinux mcopy mkfs.fat sfdisk mkfs.ext4 qemu-img; do
+    command -v "$t" >/dev/null || die "$t is missing (apt-get install syslinux syslinux-common mtools dosfstools fdisk e2fsprogs qemu-utils)"
+  done
+  [ -r /usr/lib/syslinux/mbr/mbr.bin ] || die "no /usr/lib/syslinux/mbr/mbr.bin (apt-get install syslinux-common)"
+}
+
+# Partition 1: FAT16 with SYSLINUX, the kernel and the initramfs.  The
+# hidden-sectors field (-h) tells the boot sector where the partition starts.
+make_boot_part () {
+  local img=$1 bz=$2 initrd=$3 cfg=$WORK/syslinux.cfg
+  truncate -s ${BOOT_PART_MIB}M "$img"
+  mkfs.fat -F 16 -n TGBOOT -h $((BOOT_PART_START * 2048)) "$img" >/dev/null
+  syslinux --install "$img"
+  cat >"$cfg" <<'CFG'
+SERIAL 0 115200
+DEFAULT tiny
+PROMPT 0
+TIMEOUT 0
+LABEL tiny
+  LINUX /bzImage
+  INITRD /initrd.img
+  APPEND console=ttyS0 panic=-1 quiet
+CFG
+  mcopy -i "$img" "$bz" ::/bzImage
+  mcopy -i "$img" "$initrd" ::/initrd.img
+  mcopy -i "$img" "$cfg" ::/syslinux.cfg
+}
+
+# MBR, the two partitions, copied into place; then qcow2 (sparse).
+build_boot_disk () {
+  local bz=$1 initrd=$2 raw=$WORK/disk.raw data_start
+  data_start=$((BOOT_PART_START + BOOT_PART_MIB))
+  truncate -s ${BOOT_DISK_MIB}M "$raw"
+  printf 'label: dos\nstart=%dMiB, size=%dMiB, type=6, bootable\nstart=%dMiB, type=83\n' \
+    $BOOT_PART_START $BOOT_PART_MIB $data_start | sfdisk -q "$raw"
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
+  make_boot_part "$WORK/boot.fat" "$bz" "$initrd"
+  dd if="$WORK/boot.fat" of="$raw" bs=1M seek=$BOOT_PART_START conv=notrunc,sparse status=none
+  mkdir -p "$WORK/data"
+  echo "tiny guest data partition" >"$WORK/data/README"
+  truncate -s $((BOOT_DISK_MIB - data_start))M "$WORK/data.img"
+  mkfs.ext4 -q -F -L tgdata -d "$WORK/data" "$WORK/data.img"
+  dd if="$WORK/data.img" of="$raw" bs=1M seek=$data_start conv=notrunc,sparse status=none
+  mkdir -p "$OUT/boot"
+  chmod 0755 "$OUT/boot"
+  qemu-img convert -q -f raw -O qcow2 "$raw" "$OUT/boot/disk.qcow2.new"
+  chmod 0644 "$OUT/boot/disk.qcow2.new"
+  mv -f "$OUT/boot/disk.qcow2.new" "$OUT/boot/disk.qcow2"
+}
+
+main_boot () {
+  if boot_up_to_date; then
+    echo "$OUT/boot/disk.qcow2"
+    return 0
+  fi
+  check_tools
+  check_boot_tools
+  mkdir -p "$OUT"
+  chmod 0755 "$OUT"
+  local deb kver
+  WORK=$(mktemp -d /var/tmp/tinyguest.XXXXXX)
+  trap 'rm -rf "$WORK"' EXIT
+  deb=$(fetch_kernel_deb)
+  dpkg-deb -x "$deb" "$WORK/k"
+  kver=$(ls "$WORK/k/lib/modules" | head -1)
+  [ -n "$kver" ] || die "no modules in $deb"
+  build_initramfs "$WORK/k" "$kver" "$WORK/root" "$WORK/initrd.img"
+  build_boot_disk "$WORK/k/boot/vmlinuz-$kver" "$WORK/initrd.img"
+  echo "$OUT/boot/disk.qcow2"
 }
 
 main () {
+  [ $BOOT = 1 ] && { main_boot; return; }
   if up_to_date; then
     echo "$OUT"
     return 0
@@ -204,7 +313,7 @@ main () {
   kver=$(ls "$WORK/k/lib/modules" | head -1)
   [ -n "$kver" ] || die "no modules in $deb"
   extract_vmlinux "$WORK/k/boot/vmlinuz-$kver" "$OUT/vmlinux.new"
-  build_initramfs "$WORK/k" "$kver" "$WORK/root"
+  build_initramfs "$WORK/k" "$kver" "$WORK/root" "$OUT/initrd.img.new"
   chmod 0644 "$OUT/vmlinux.new" "$OUT/initrd.img.new"
   mv -f "$OUT/vmlinux.new" "$OUT/vmlinux"
   mv -f "$OUT/initrd.img.new" "$OUT/initrd.img"

@@ -47,17 +47,6 @@ setup () {
 
 map_dirs () { ls -d /var/tmp/virtback-map.* 2>/dev/null | sort; }
 
-# new_map_dirs: the private directories made since setup that are not a
-# live map of another backup (other files run maps at the same time).
-new_map_dirs () {
-  local d pid
-  for d in $(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(map_dirs)); do
-    pid=$(cat "$d/nbdkit.pid" 2>/dev/null) &&
-      [ -r "/proc/$pid/cmdline" ] && ! grep -qa "dir=$B" "/proc/$pid/cmdline" && continue
-    echo "$d"
-  done
-}
-
 teardown () {
   [ -s "$M/pid" ] && kill "$(cat "$M/pid")" 2>/dev/null || true
 }
@@ -83,10 +72,24 @@ map_stop () {
   map_clean
 }
 
+# New map directories that are this file's: its nbdkit is gone, or it
+# serves a backup of this run (maps of other runs on the host are theirs).
+our_new_dirs () {
+  local d pid cmd
+  for d in $(comm -13 "$BATS_TEST_TMPDIR/dirs.before" <(map_dirs)); do
+    pid=$(cat "$d/nbdkit.pid" 2>/dev/null) || true
+    # A gone nbdkit leaves no command line (a zombie keeps its /proc).
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || true
+    if [ -z "$pid" ] || [[ $cmd != nbdkit* ]] || echo "$cmd" | grep -qF "dir=$BATS_RUN_TMPDIR"; then
+      echo "$d"
+    fi
+  done
+}
+
 map_clean () {
   [ ! -e "$SOCK" ] || { echo "socket left"; return 1; }
   local left
-  left=$(new_map_dirs)
+  left=$(our_new_dirs)
   [ -z "$left" ] || { echo "private dir left: $left"; return 1; }
   ! pgrep -f "nbdkit.*dir=$B" >/dev/null || { echo "nbdkit left"; return 1; }
 }
@@ -207,7 +210,7 @@ qio () {
   vb_bg_rc "$M" >/dev/null
   for i in $(seq 50); do pgrep -f "nbdkit.*dir=$B" >/dev/null || break; sleep 0.1; done
   not pgrep -f "nbdkit.*dir=$B"
-  [ -n "$(new_map_dirs)" ]
+  [ -n "$(our_new_dirs)" ]
   rm -f "$SOCK"
   map_start --socket "$SOCK" -d sda
   map_stop
@@ -226,5 +229,57 @@ qio () {
   run "$VIRTBACK" map -i "$B" --socket "$SOCK" -d sdz
   [ "$status" -eq 1 ]
   [[ "$output" == *"no disk sdz"* ]]
+  map_clean
+}
+
+@test "--writable --overlay keeps a qcow2 holding the writes over the point; it opens with qemu-img" {
+  before=$(cd "$B" && md5sum *.data)
+  F=$BATS_TEST_TMPDIR/sda-ov.qcow2
+  map_start --socket "$SOCK" --until virtback.1 -d sda --writable --overlay "$F"
+  qio -c "write -P 0xee 1M 64k" -c "write -z 2M 64k" -c flush "$(uri sda)"
+  qio -r -c "read -P 0xee 1M 64k" -c "read -P 0x21 2093056 4k" "$(uri sda)"
+  map_stop
+  grep -q "kept $F: the writes" "$M/out"
+  [ ! -e "$F.sock" ]
+  [ "$(stat -c %a "$F")" = 600 ]
+  info=$(qemu-img info "$F")
+  echo "$info"
+  grep -q "file format: qcow2" <<<"$info"
+  grep -q "backing file: nbd+unix:///sda?socket=$F.sock" <<<"$info"
+  # The file alone holds the writes ...
+  out=$(qemu-io -r -c "read -P 0xee 1M 64k" -c "read -P 0 2M 64k" \
+    "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$F\"},\"backing\":null}")
+  echo "$out"
+  [[ "$out" == *"read 65536/65536 bytes at offset 2097152"* && "$out" != *rror* && "$out" != *mismatch* ]]
+  # ... and over the point, served again on its backing socket, it is the
+  # point plus the writes.
+  SOCK=$F.sock map_start --socket "$F.sock" --until virtback.1 -d sda
+  qemu-img check -q "$F"
+  qemu-img convert -O raw "$F" "$BATS_TEST_TMPDIR/got.raw"
+  qemu-img convert -U -O raw "$S/sda.1.qcow2" "$BATS_TEST_TMPDIR/want.raw"
+  qemu-io -f raw -c "write -P 0xee 1M 64k" -c "write -z 2M 64k" "$BATS_TEST_TMPDIR/want.raw" >/dev/null
+  cmp "$BATS_TEST_TMPDIR/want.raw" "$BATS_TEST_TMPDIR/got.raw"
+  kill -TERM "$(cat "$M/pid")"
+  [ "$(vb_bg_rc "$M")" -eq 0 ]
+  [ ! -e "$F.sock" ]
+  map_clean
+  [ "$(cd "$B" && md5sum *.data)" = "$before" ]
+}
+
+@test "--overlay: two disks, no --writable, an existing file: one line each, no file made" {
+  F=$BATS_TEST_TMPDIR/ov.qcow2
+  run "$VIRTBACK" map -i "$B" --socket "$SOCK" --writable --overlay "$F"
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "$output" == *"give -d DISK"* ]]
+  run "$VIRTBACK" map -i "$B" --socket "$SOCK" -d sda --overlay "$F"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"--overlay goes with --writable"* ]]
+  [ ! -e "$F" ]
+  touch "$F"
+  run "$VIRTBACK" map -i "$B" --socket "$SOCK" -d sda --writable --overlay "$F"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"exists: remove it"* ]]
+  [ ! -s "$F" ]
   map_clean
 }
