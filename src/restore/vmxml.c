@@ -3,6 +3,7 @@
  * check the name it will be defined under.  See restore.h.  libvirt is
  * reached only through virt/virt.h, and only for --define: a plain
  * restore needs no libvirtd. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "restore/internal.h"
 #include "restore/restore.h"
 #include "virt/virt.h"
@@ -155,6 +157,62 @@ adjust_disks (xmlNodePtr devices, const struct vb_xml_disk *disks, size_t n)
   }
 }
 
+/* PATH for domain NEW where it was OLD's: the old name in its file name
+ * becomes the new one, or the new name goes in front of it. */
+static char *
+renamed_path (const char *path, const char *old, const char *new)
+{
+  const char *base = strrchr (path, '/');
+  const char *at;
+
+  base = base ? base + 1 : path;
+  at = old && *old ? strstr (base, old) : NULL;
+  if (at)
+    return vb_xasprintf ("%.*s%s%s", (int) (at - path), path, new,
+                         at + strlen (old));
+  return vb_xasprintf ("%.*s%s-%s", (int) (base - path), path, new, base);
+}
+
+static void
+rename_attr (xmlNodePtr n, const char *attr, const char *old, const char *new)
+{
+  xmlChar *v = xmlGetProp (n, BAD_CAST attr);
+  char *p = v ? renamed_path ((const char *) v, old, new) : NULL;
+
+  if (p)
+    xmlSetProp (n, BAD_CAST attr, BAD_CAST p);
+  free (p);
+  xmlFree (v);
+}
+
+/* A console, serial port or channel written to a file (or logged to one)
+ * would share the original domain's file, which virtlogd refuses while
+ * that domain runs: each gets a file of the new domain's name. */
+static void
+adjust_char_files (xmlNodePtr devices, const char *old, const char *new)
+{
+  static const char *const kinds[] = { "serial", "console", "parallel",
+                                       "channel", NULL };
+
+  for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
+    xmlChar *type;
+    bool file = false;
+    bool kind = false;
+    for (const char *const *k = kinds; *k; k++)
+      kind |= n->type == XML_ELEMENT_NODE &&
+              xmlStrcmp (n->name, BAD_CAST *k) == 0;
+    if (!kind)
+      continue;
+    type = xmlGetProp (n, BAD_CAST "type");
+    file = type && xmlStrcmp (type, BAD_CAST "file") == 0;
+    xmlFree (type);
+    if (file && child (n, "source"))
+      rename_attr (child (n, "source"), "path", old, new);
+    if (child (n, "log"))
+      rename_attr (child (n, "log"), "file", old, new);
+  }
+}
+
 char *
 vb_adjust_domain_xml (const char *xml, size_t len,
                       const struct vb_xml_disk *disks, size_t ndisks,
@@ -162,7 +220,7 @@ vb_adjust_domain_xml (const char *xml, size_t len,
 {
   xmlDocPtr doc = parse (xml, len);
   xmlNodePtr root, nm;
-  xmlChar *out = NULL;
+  xmlChar *old, *out = NULL;
   int outlen = 0;
   char *ret;
 
@@ -174,8 +232,11 @@ vb_adjust_domain_xml (const char *xml, size_t len,
   nm = child (root, "name");
   if (!nm)
     nm = xmlNewChild (root, NULL, BAD_CAST "name", NULL);
+  old = xmlNodeGetContent (nm);
   xmlNodeSetContent (nm, BAD_CAST name);
   adjust_disks (child (root, "devices"), disks, ndisks);
+  adjust_char_files (child (root, "devices"), (const char *) old, name);
+  xmlFree (old);
   xmlDocDumpFormatMemory (doc, &out, &outlen, 0);
   xmlFreeDoc (doc);
   ret = out ? strndup ((char *) out, outlen) : NULL;

@@ -178,6 +178,21 @@ teardown_file () {
   [ ! -e "$OUT/sda.qcow2" ]
 }
 
+@test "-c gives consoles and channels written to files the new name's files" {
+  d=$BATS_TEST_TMPDIR/d
+  cp -a "$B" "$d"
+  # The original's log files: virtlogd refuses a second domain on them.
+  sed -i "s|</devices>|<serial type='file'><source path='/var/log/libvirt/qemu/$VM-serial.log'/><target port='0'/></serial><channel type='file'><source path='/var/log/$VM/ch.log'/><target type='virtio' name='x.0'/></channel><console type='pty'><log file='/var/log/console.log'/><target type='serial' port='0'/></console></devices>|" \
+    "$d/vmconfig.virtnbdbackup.2.xml"
+  run "$VIRTBACK" restore -i "$d" -o "$OUT" -c -N vbrst-new
+  echo "$output"
+  [ "$status" -eq 0 ]
+  x=$OUT/vmconfig.virtnbdbackup.2.xml
+  [ "$(xmllint --xpath 'string(//serial/source/@path)' "$x")" = /var/log/libvirt/qemu/vbrst-new-serial.log ]
+  [ "$(xmllint --xpath 'string(//channel/source/@path)' "$x")" = /var/log/$VM/vbrst-new-ch.log ]
+  [ "$(xmllint --xpath 'string(//console/log/@file)' "$x")" = /var/log/vbrst-new-console.log ]
+}
+
 @test "-c adjusts the VM definition: paths, name, no uuid, no other disks, no media" {
   d=$BATS_TEST_TMPDIR/d
   cp -a "$B" "$d"
