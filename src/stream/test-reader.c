@@ -170,8 +170,9 @@ build_stream (enum method m, uint64_t vsize, const struct tframe *f, size_t n,
     odd |= f[i].kind != VB_FRAME_DATA && f[i].kind != VB_FRAME_ZERO;
   if (odd)
     return build_by_hand (m, vsize, f, n, data_size);
-  if (!tdir[14] || tdir[14] == 'X')
-    REQUIRE (mkdtemp (tdir));
+  static bool made;             /* mkdtemp's name may itself hold an 'X' */
+  if (!made)
+    REQUIRE ((made = mkdtemp (tdir) != NULL));
   fill_meta (&o.meta, "sda", m != PLAIN);
   o.meta.virtual_size = vsize;
   o.meta.data_size = 0;
