@@ -366,6 +366,13 @@ worker (void *arg)
   return NULL;
 }
 
+static bool
+lost_link (int e)
+{
+  return e == ETIMEDOUT || e == ECONNRESET || e == EPIPE || e == ENOTCONN ||
+         e == EHOSTUNREACH || e == ENETUNREACH || e == ECONNABORTED;
+}
+
 /* A read error is often the domain going away under us: say so. */
 static void
 explain_stopped (struct run *x)
@@ -383,10 +390,13 @@ explain_stopped (struct run *x)
   }
   if (x->offline || x->d->running) {
     vb_error_restore (&e);
-    if (x->remote && e.code != VB_ERR_CANCELLED && e.code != VB_ERR_NOSPC)
-      vb_set_error_code (e.code, e.errnum, "host %s: %s: once the host is "
-                         "reachable, run the backup again (with -k if its "
-                         "job still runs)", x->remote->host, e.msg);
+    if (x->remote && lost_link (e.errnum))
+      vb_set_error_code (e.code, e.errnum, "host %s did not answer: %s: "
+                         "once it is reachable, run the backup again (with "
+                         "-k if its job still runs)", x->remote->host, e.msg);
+    else if (x->remote && e.code != VB_ERR_CANCELLED)
+      vb_set_error_code (e.code, e.errnum, "host %s: %s", x->remote->host,
+                         e.msg);
     return;
   }
   vb_set_error ("domain '%s' stopped during the backup (%s): start it and "

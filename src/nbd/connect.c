@@ -119,10 +119,13 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
   if (nbd_aio_is_ready (h))
     return 0;
  err:
-  vb_set_error ("NBD connect%s%.*s: %s", is_tcp (socket) ? " to " : "",
+  vb_set_error ("NBD connect%s%.*s: %s%s", is_tcp (socket) ? " to " : "",
                 is_tcp (socket) ? (int) strcspn (socket, "?") : 0, socket,
                 nbd_get_error () ? nbd_get_error ()
-                : "the server closed the connection");
+                : "the server closed the connection",
+                strncmp (socket, "nbds://", 7) ? "" :
+                " (TLS: the host must accept the client certificate of "
+                "--tls-dir, and its own must name the address)");
   return -1;
 }
 
