@@ -390,7 +390,8 @@ explain_stopped (struct run *x)
   }
   if (x->offline || x->d->running) {
     vb_error_restore (&e);
-    if (x->remote && lost_link (e.errnum))
+    if (x->remote && (lost_link (e.errnum) || !vb_domain_reachable (x->d) ||
+                      vb_domain_refresh (x->d) < 0))
       vb_set_error_code (e.code, e.errnum, "host %s did not answer: %s: "
                          "once it is reachable, run the backup again (with "
                          "-k if its job still runs)", x->remote->host, e.msg);
@@ -665,6 +666,8 @@ check_remote (struct run *x)
 {
   if (!(x->remote = x->d->remote))
     return 0;
+  if (x->o.timeout > 0)
+    x->d->remote->timeout = x->o.timeout;
   if (!x->o.nbd_ip) {
     vb_set_error ("domain '%s' is on host %s: its disks are read over NBD "
                   "on TCP: give --nbd-ip, the address there on which QEMU "
@@ -774,6 +777,23 @@ run_steps (struct run *x)
   return vb_target_finish (x->t);
 }
 
+/* The host stopped answering: what is left there is said once, and left
+ * to the next run (-k ends the job and removes the directory; the plan
+ * drops a checkpoint whose backup did not complete). */
+static void
+out_of_reach (struct run *x)
+{
+  vb_warn ("host %s is out of reach: %s%s%s%s%s stay there until the next "
+           "run with -k", x->remote->host,
+           x->job ? "the backup job" : "nothing of this run",
+           x->checkpoint_made ? ", checkpoint " : "",
+           x->checkpoint_made ? x->plan.checkpoint : "",
+           x->rundir ? ", directory " : "", x->rundir ? x->rundir : "");
+  x->frozen = x->job = x->checkpoint_made = false;
+  free (x->rundir);
+  x->rundir = NULL;
+}
+
 /* Runs whatever happened: the job ends, the checkpoint of a failed run is
  * dropped, side files of a failed run go, the private directory goes. */
 static void
@@ -782,6 +802,8 @@ cleanup (struct run *x, bool failed)
   struct vb_error err;
 
   vb_error_save (&err);
+  if (failed && x->remote && x->d && !vb_domain_reachable (x->d))
+    out_of_reach (x);
   if (x->frozen)
     vb_fsthaw (x->d);
   if (x->job && vb_backup_end (x->d) < 0)

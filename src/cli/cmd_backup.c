@@ -25,6 +25,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "remote/remote.h"
 
 struct ui {
   const char *outdir;
@@ -355,24 +356,6 @@ prefix_ok (const char *p)
                  "0123456789_-.") == n;
 }
 
-/* "P" or "P-Q". */
-static int
-parse_ports (struct args *a, const char *s)
-{
-  CLEANUP_FREE char *lo = strdup (s);
-  char *dash = lo ? strchr (lo, '-') : NULL;
-  uint64_t p, q;
-
-  if (dash)
-    *dash = '\0';
-  if (!lo || vb_parse_uint (lo, 65535, &p) < 0 || p == 0 ||
-      (dash && (vb_parse_uint (dash + 1, 65535, &q) < 0 || q < p)))
-    return bad ("invalid port or port range (P or P-Q, 1-65535)", s);
-  a->o.nbd_port_lo = p;
-  a->o.nbd_port_hi = dash ? q : p;
-  return 0;
-}
-
 static int
 parse_remote_opt (struct args *a, int c)
 {
@@ -380,7 +363,11 @@ parse_remote_opt (struct args *a, int c)
 
   switch (c) {
   case OPT_NBDIP: a->o.nbd_ip = optarg; return 0;
-  case OPT_NBDPORT: return parse_ports (a, optarg);
+  case OPT_NBDPORT:
+    if (vb_parse_port_range (optarg, &a->o.nbd_port_lo,
+                             &a->o.nbd_port_hi) < 0)
+      return bad ("invalid port or port range (P or P-Q, 1-65535)", optarg);
+    return 0;
   case OPT_TLS: a->o.tls = true; return 0;
   case OPT_TLSDIR: a->o.tls_dir = optarg; return 0;
   case OPT_TIMEOUT:

@@ -53,6 +53,9 @@ void vb_remote_clear (struct vb_remote *r);
 struct vb_remote *vb_remote_dup (const struct vb_remote *r);
 void vb_remote_free (struct vb_remote *r);
 
+/* "P" or "P-Q" (1-65535, P <= Q) into *LO and *HI; -1 otherwise. */
+int vb_parse_port_range (const char *s, int *lo, int *hi);
+
 /* ARGV joined into one command line for a POSIX shell, each word quoted
  * (exposed for unit tests). */
 char *vb_shell_join (const char *const *argv);

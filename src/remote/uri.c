@@ -216,3 +216,26 @@ vb_remote_ssh_argv (const struct vb_remote *r, const char *cmd)
     }
   return v;
 }
+
+int
+vb_parse_port_range (const char *s, int *lo, int *hi)
+{
+  char *end;
+  long p, q;
+
+  errno = 0;
+  p = strtol (s, &end, 10);
+  q = p;
+  if (end != s && *end == '-') {
+    const char *t = end + 1;
+    q = strtol (t, &end, 10);
+    if (end == t)
+      return -1;
+  }
+  if (errno || *end || end == s || p < 1 || q < p || q > 65535 ||
+      !(*s >= '0' && *s <= '9'))
+    return -1;
+  *lo = p;
+  *hi = q;
+  return 0;
+}

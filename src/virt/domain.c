@@ -389,6 +389,12 @@ vb_domain_refresh (struct vb_domain *d)
   return 0;
 }
 
+bool
+vb_domain_reachable (struct vb_domain *d)
+{
+  return d && d->conn && virConnectIsAlive (d->conn) == 1;
+}
+
 /* "+64055:+64055" (numeric) or "user:group" (names). */
 static int
 gid_from_label (const char *label, gid_t *gid)

@@ -60,6 +60,9 @@ void vb_virt_set_timeout (int seconds);
 /* Open URI; a remote one with keepalive (above).  Internal to src/virt. */
 void *vb_virt_connect (const char *uri);
 void vb_domain_close (struct vb_domain *d);
+/* Is the connection to libvirt still up?  A remote one is dropped by
+ * the keepalive once its host stopped answering. */
+bool vb_domain_reachable (struct vb_domain *d);
 /* Re-read the running state. */
 int vb_domain_refresh (struct vb_domain *d);
 /* Parse disks out of a domain XML (exposed for unit tests). */
