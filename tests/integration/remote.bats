@@ -22,6 +22,7 @@ setup_file () {
   mkdir -p "$XR/nocert" && cp "$XR/pki/ca-cert.pem" "$XR/nocert/"
   # The host's QEMU TLS set-up, libvirt's default x509 directory: QEMU reads it as its user.
   if [ ! -e /etc/pki/qemu ]; then
+    [ -e /etc/pki ] || touch "$XR/made-etc-pki"
     mkdir -p /etc/pki/qemu && touch /etc/pki/qemu/.xr-remote-bats
     cp "$XR/pki/server/"*.pem /etc/pki/qemu/
     chgrp -R libvirt-qemu /etc/pki/qemu && chmod 0750 /etc/pki/qemu && chmod 0640 /etc/pki/qemu/*.pem
@@ -34,6 +35,7 @@ teardown_file () {
   netns_sshd_stop "$XR/ssh"
   netns_down xr-backup
   [ ! -e /etc/pki/qemu/.xr-remote-bats ] || rm -rf /etc/pki/qemu
+  [ ! -e "$XR/made-etc-pki" ] || rmdir /etc/pki
 }
 
 setup () {
