@@ -107,6 +107,21 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   [ "$(vb_checkpoints "$VM" | tr '\n' ' ')" = "virtback.0 virtback.1 " ]
   restore_equals "$T/b" virtback.0 "$T/p0.qcow2"
   restore_equals "$T/b" virtback.1 "$T/p1.qcow2"
+  # the other levels take the same path
+  vb_guest_io "$VM" sda "write -P 0x22 30M 1M"
+  rbackup -o "$T/b" -l diff
+  [ "$status" -eq 0 ]
+  rbackup -o "$T/b" -l auto
+  [ "$status" -eq 0 ]
+  [ -e "$T/b/sda.inc.virtback.2.data" ]
+  rbackup -o "$T/c" -l copy
+  [ "$status" -eq 0 ]
+  remote_clean "$T/b"
+  vb_snapshot_disk "$VM" sda "$T/p2.qcow2"
+  restore_equals "$T/b" virtback.2 "$T/p2.qcow2"
+  rm -rf "$T/r"
+  "$VIRTBACK" restore -i "$T/c" -o "$T/r" >/dev/null
+  vb_compare "$T/p2.qcow2" "$T/r/sda.qcow2"
 }
 
 @test "remote full + inc with --tls (nbds://, client certificate): restores equal; refused without a client certificate" {
