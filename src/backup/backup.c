@@ -666,8 +666,6 @@ check_remote (struct run *x)
 {
   if (!(x->remote = x->d->remote))
     return 0;
-  if (x->o.timeout > 0)
-    x->d->remote->timeout = x->o.timeout;
   if (!x->o.nbd_ip) {
     vb_set_error ("domain '%s' is on host %s: its disks are read over NBD "
                   "on TCP: give --nbd-ip, the address there on which QEMU "

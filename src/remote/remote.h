@@ -41,6 +41,11 @@ struct vb_remote {
   bool no_verify;              /* ?no_verify=1 */
   bool ssh;                    /* the transport is ssh */
   int timeout;                 /* seconds without an answer: give up */
+  /* One ssh connection that every later session rides on (OpenSSH's
+   * ControlMaster): a key exchange per command would cost about a second
+   * each on a busy host.  Set by vb_remote_session_start. */
+  char *control;               /* the master's socket, or NULL */
+  pid_t master;
 };
 
 #define VB_REMOTE_TIMEOUT 60
@@ -48,8 +53,15 @@ struct vb_remote {
 /* 1 and R filled when URI names a host, 0 for a local URI (R zeroed), -1
  * when URI does not parse. */
 int vb_remote_parse (const char *uri, struct vb_remote *r);
+/* Also ends the session (vb_remote_session_end). */
 void vb_remote_clear (struct vb_remote *r);
-/* A malloc'd copy (NULL on failure, with an error). */
+/* Start opening the shared connection to R's host (a child of ours: it
+ * dies with us) without waiting for it; the first command waits.  When it
+ * cannot be opened every command connects on its own, and the first one
+ * reports why.  Always 0. */
+int vb_remote_session_start (struct vb_remote *r);
+void vb_remote_session_end (struct vb_remote *r);
+/* A malloc'd copy without the session (NULL on failure, with an error). */
 struct vb_remote *vb_remote_dup (const struct vb_remote *r);
 void vb_remote_free (struct vb_remote *r);
 
@@ -62,6 +74,8 @@ char *vb_shell_join (const char *const *argv);
 /* The ssh command line that runs CMD (one shell line) on R's host,
  * NULL-terminated, malloc'd (exposed for unit tests). */
 char **vb_remote_ssh_argv (const struct vb_remote *r, const char *cmd);
+/* The ssh command line of the shared connection's master on PATH. */
+char **vb_remote_master_argv (const struct vb_remote *r, const char *path);
 
 /* Run ARGV on R's host; its stdout (NUL-terminated, *LEN bytes) when it
  * exits 0.  R must use ssh. */

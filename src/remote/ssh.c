@@ -2,16 +2,26 @@
 /* ssh.c: one command on the remote host, and the image and file steps
  * built on it.  Each step is one ssh session: the shell there gets the
  * words quoted, so no path or name is ever parsed by it. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/proc.h"
 #include "nbd/qemu_nbd.h"
 #include "remote/remote.h"
+
+static void master_wait (const struct vb_remote *r);
 
 static int
 needs_ssh (const struct vb_remote *r)
@@ -33,6 +43,7 @@ vb_remote_output (const struct vb_remote *r, const char *const *argv,
 
   if (needs_ssh (r) < 0 || !(cmd = vb_shell_join (argv)))
     return NULL;
+  master_wait (r);
   if (!(sargv = vb_remote_ssh_argv (r, cmd))) {
     vb_set_error ("out of memory");
     return NULL;
@@ -227,4 +238,84 @@ vb_remote_put (const struct vb_remote *r, const char *path, const char *data,
     return -1;
   }
   return script_run (r, script, args);
+}
+
+/* ---- the shared connection ---- */
+
+static pid_t
+spawn_quiet (char **argv)
+{
+  pid_t parent = getpid (), pid = fork ();
+
+  if (pid == 0) {
+    int fd = open ("/dev/null", O_RDWR);
+    prctl (PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid () != parent)
+      _exit (1);
+    setpgid (0, 0);
+    if (fd >= 0)
+      dup2 (fd, 0), dup2 (fd, 1), dup2 (fd, 2);
+    execvp (argv[0], argv);
+    _exit (127);
+  }
+  return pid;
+}
+
+/* Wait until the master listens, or is gone (then ssh connects on its
+ * own: ControlMaster=no uses a master only where one listens). */
+static void
+master_wait (const struct vb_remote *r)
+{
+  struct timespec ts = { 0, 20 * 1000000 };
+  struct stat st;
+
+  for (int i = 0; r->control && i < r->timeout * 50; i++) {
+    if (stat (r->control, &st) == 0 && S_ISSOCK (st.st_mode))
+      return;
+    if (kill (r->master, 0) < 0 ||
+        waitpid (r->master, NULL, WNOHANG) != 0)
+      return;
+    nanosleep (&ts, NULL);
+  }
+}
+
+int
+vb_remote_session_start (struct vb_remote *r)
+{
+  char dir[] = "/tmp/virtback-ssh.XXXXXX";
+  CLEANUP_FREE char *path = NULL;
+  CLEANUP_STRV char **argv = NULL;
+
+  if (!r->ssh || r->control || !mkdtemp (dir))
+    return 0;
+  if (asprintf (&path, "%s/cm", dir) < 0 ||
+      !(argv = vb_remote_master_argv (r, path)) ||
+      (r->master = spawn_quiet (argv)) <= 0) {
+    r->master = 0;
+    rmdir (dir);
+    return 0;
+  }
+  r->control = STEAL (path);
+  return 0;
+}
+
+void
+vb_remote_session_end (struct vb_remote *r)
+{
+  char *slash;
+
+  /* It may be reaped already (master_wait saw it end). */
+  if (r->master > 0 && kill (r->master, SIGTERM) == 0)
+    while (waitpid (r->master, NULL, 0) < 0 && errno == EINTR)
+      ;
+  r->master = 0;
+  if (!r->control)
+    return;
+  unlink (r->control);
+  if ((slash = strrchr (r->control, '/'))) {
+    *slash = '\0';
+    rmdir (r->control);
+  }
+  free (r->control);
+  r->control = NULL;
 }

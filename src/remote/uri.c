@@ -97,6 +97,7 @@ vb_remote_parse (const char *uri, struct vb_remote *r)
 void
 vb_remote_clear (struct vb_remote *r)
 {
+  vb_remote_session_end (r);
   free (r->host);
   free (r->user);
   free (r->keyfile);
@@ -111,6 +112,8 @@ vb_remote_dup (const struct vb_remote *r)
 
   if (c) {
     *c = *r;
+    c->control = NULL;
+    c->master = 0;
     c->host = r->host ? strdup (r->host) : NULL;
     c->user = r->user ? strdup (r->user) : NULL;
     c->keyfile = r->keyfile ? strdup (r->keyfile) : NULL;
@@ -171,16 +174,36 @@ vb_shell_join (const char *const *argv)
   return s;
 }
 
-#define SSH_MAXARGS 32
+#define SSH_MAXARGS 40
 
 /* As libvirt runs it (-T -e none), so that a ?command= wrapper written for
  * libvirt works here too; batch mode, so a missing key fails at once
  * instead of asking for a password nobody can type, and ssh's own
  * keepalive ends a session whose link is gone. */
+static char **ssh_argv (const struct vb_remote *r, const char *cmd,
+                        bool master);
+
 char **
 vb_remote_ssh_argv (const struct vb_remote *r, const char *cmd)
 {
+  return ssh_argv (r, cmd, false);
+}
+
+/* The master of the shared connection (-M -N), which runs no command. */
+char **
+vb_remote_master_argv (const struct vb_remote *r, const char *path)
+{
+  struct vb_remote m = *r;
+
+  m.control = (char *) path;
+  return ssh_argv (&m, NULL, true);
+}
+
+static char **
+ssh_argv (const struct vb_remote *r, const char *cmd, bool master)
+{
   char **v = calloc (SSH_MAXARGS, sizeof *v);
+  CLEANUP_FREE char *cpath = NULL;
   char port[16], alive[48], count[48], conn[48];
   int n = 0, t = r->timeout > 0 ? r->timeout : VB_REMOTE_TIMEOUT;
   int iv = t >= 15 ? 5 : (t + 2) / 3;
@@ -207,8 +230,19 @@ vb_remote_ssh_argv (const struct vb_remote *r, const char *cmd)
   w[n++] = "-o", w[n++] = alive;
   w[n++] = "-o", w[n++] = count;
   w[n++] = "-o", w[n++] = conn;
+  if (r->control) {
+    if (asprintf (&cpath, "ControlPath=%s", r->control) < 0) {
+      free (v);
+      return NULL;
+    }
+    w[n++] = "-o", w[n++] = cpath;
+    w[n++] = "-o", w[n++] = master ? "ControlMaster=yes" : "ControlMaster=no";
+    if (master)
+      w[n++] = "-N";           /* no -M: with ControlMaster=yes it asks */
+  }
   w[n++] = r->host;
-  w[n++] = cmd;
+  if (cmd)
+    w[n++] = cmd;
   for (int i = 0; i < n; i++)
     if (!(v[i] = strdup (w[i]))) {
       vb_cleanup_strv (&v);

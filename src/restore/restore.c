@@ -704,7 +704,7 @@ open_host (struct run *rn)
                   "listen", rn->host.host);
     return -1;
   }
-  return 0;
+  return vb_remote_session_start (&rn->host);
 }
 
 int

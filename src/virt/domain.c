@@ -350,6 +350,11 @@ vb_domain_open (const char *uri, const char *name, bool include_raw)
 
   if (remote > 0 && !(d->remote = vb_remote_dup (&r)))
     remote = -1;
+  /* Its ssh handshake runs while libvirt makes its own. */
+  if (remote > 0) {
+    d->remote->timeout = vb_virt_get_timeout ();
+    vb_remote_session_start (d->remote);
+  }
   vb_remote_clear (&r);
   if (remote < 0 || lookup (d, uri ? uri : DEFAULT_URI) < 0 ||
       read_domain (d, include_raw) < 0) {

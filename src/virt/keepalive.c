@@ -24,6 +24,12 @@ vb_virt_set_timeout (int seconds)
   timeout_s = seconds > 0 ? seconds : VB_REMOTE_TIMEOUT;
 }
 
+int
+vb_virt_get_timeout (void)
+{
+  return timeout_s;
+}
+
 static void *
 event_loop (void *arg)
 {

@@ -110,9 +110,10 @@ remove_added (struct vb_domain *d, const char *const *disks, size_t n,
       stuck = disk->path;
   }
   if (stuck)
-    vb_set_error ("%s; bitmap %s is left in %s: remove it with 'qemu-img "
-                  "bitmap --remove %s %s'", why ? why : "", name, stuck,
-                  stuck, name);
+    vb_set_error ("%s; bitmap %s is left in %s%s%s: remove it with "
+                  "'qemu-img bitmap --remove %s %s'", why ? why : "", name,
+                  stuck, d->remote ? " on host " : "",
+                  d->remote ? d->remote->host : "", stuck, name);
   else
     vb_set_error_str (why);
 }

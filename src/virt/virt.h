@@ -57,6 +57,7 @@ struct vb_domain *vb_domain_open (const char *uri, const char *name,
  * is dropped (libvirt's keepalive, run on an event loop thread of ours),
  * and the timeout of the ssh steps; default 60.  Set before opening. */
 void vb_virt_set_timeout (int seconds);
+int vb_virt_get_timeout (void);
 /* Open URI; a remote one with keepalive (above).  Internal to src/virt. */
 void *vb_virt_connect (const char *uri);
 void vb_domain_close (struct vb_domain *d);

@@ -82,6 +82,8 @@ remote_clean () {
   [ -z "$(ls -A "$RS")" ] || { echo "left in $RS:"; ls -la "$RS"; return 1; }
   not pgrep -f "qemu-nbd.*$VB_IMG_DIR/$VM-" >/dev/null
   [ -z "$(ls -d /tmp/virtback-nbd.* 2>/dev/null)" ] || { echo "qemu-nbd dir left"; return 1; }
+  [ -z "$(ls -d /tmp/virtback-ssh.* 2>/dev/null)" ] || { echo "ssh master dir left"; return 1; }
+  not pgrep -f "ssh.*ControlPath=/tmp/virtback-ssh" >/dev/null
   [ -z "${1:-}" ] || ! ls "$1"/*.partial 2>/dev/null | grep -q . || { echo "partial left"; return 1; }
 }
 
