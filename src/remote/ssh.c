@@ -2,6 +2,7 @@
 /* ssh.c: one command on the remote host, and the image and file steps
  * built on it.  Each step is one ssh session: the shell there gets the
  * words quoted, so no path or name is ever parsed by it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,6 +282,59 @@ master_wait (const struct vb_remote *r)
   }
 }
 
+/* A killed run cannot remove its master's directory (the master died
+ * with it): the next run does, once the pid in its owner file is gone. */
+static void
+rmdir_session (const char *dir)
+{
+  char p[128];
+
+  snprintf (p, sizeof p, "%s/owner", dir);
+  unlink (p);
+  rmdir (dir);
+}
+
+static void
+reap_dead_masters (void)
+{
+  DIR *d = opendir ("/tmp");
+  struct dirent *e;
+
+  if (!d)
+    return;
+  while ((e = readdir (d)) != NULL) {
+    char p[128];
+    pid_t pid;
+    if (strncmp (e->d_name, "virtback-ssh.", 13) || strlen (e->d_name) != 19)
+      continue;
+    snprintf (p, sizeof p, "/tmp/%s/owner", e->d_name);
+    pid = vb_proc_pid_file (p);
+    if (pid <= 0 || kill (pid, 0) == 0 || errno != ESRCH)
+      continue;
+    unlink (p);
+    snprintf (p, sizeof p, "/tmp/%s/cm", e->d_name);
+    unlink (p);
+    snprintf (p, sizeof p, "/tmp/%s", e->d_name);
+    rmdir (p);
+  }
+  closedir (d);
+}
+
+static int
+write_owner (const char *dir)
+{
+  char p[64], pid[32];
+  int n = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+  int fd;
+
+  snprintf (p, sizeof p, "%s/owner", dir);
+  if ((fd = open (p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+    return -1;
+  n = write (fd, pid, n) == n ? 0 : -1;
+  close (fd);
+  return n;
+}
+
 int
 vb_remote_session_start (struct vb_remote *r)
 {
@@ -286,13 +342,16 @@ vb_remote_session_start (struct vb_remote *r)
   CLEANUP_FREE char *path = NULL;
   CLEANUP_STRV char **argv = NULL;
 
-  if (!r->ssh || r->control || !mkdtemp (dir))
+  if (!r->ssh || r->control)
     return 0;
-  if (asprintf (&path, "%s/cm", dir) < 0 ||
+  reap_dead_masters ();
+  if (!mkdtemp (dir))
+    return 0;
+  if (write_owner (dir) < 0 || asprintf (&path, "%s/cm", dir) < 0 ||
       !(argv = vb_remote_master_argv (r, path)) ||
       (r->master = spawn_quiet (argv)) <= 0) {
     r->master = 0;
-    rmdir (dir);
+    rmdir_session (dir);
     return 0;
   }
   r->control = STEAL (path);
@@ -314,7 +373,7 @@ vb_remote_session_end (struct vb_remote *r)
   unlink (r->control);
   if ((slash = strrchr (r->control, '/'))) {
     *slash = '\0';
-    rmdir (r->control);
+    rmdir_session (r->control);
   }
   free (r->control);
   r->control = NULL;

@@ -225,6 +225,31 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   restore_equals "$T/b" virtback.1 "$T/p1.qcow2"
 }
 
+@test "kill -9 of a shut-off remote backup: the host's qemu-nbd stops by itself, the next run cleans up and succeeds" {
+  vb_make_vm "$VM" 128M
+  vb_guest_io "$VM" sda "write -P 0x71 0 48M"
+  vsh destroy "$VM" >/dev/null
+  tc qdisc add dev xrh0 root tbf rate 16mbit burst 64kb latency 100ms
+  vb_bg_start "$T/bg" netns_run xr-backup "$VIRTBACK" backup -U "$U" -d "$VM" -S "$RS" \
+    --nbd-ip $HOST --nbd-port $PORTS -n -o "$T/b" -l full
+  for i in $(seq 300); do
+    [ "$(stat -c %s "$T/b/sda.full.data.partial" 2>/dev/null || echo 0)" -gt 1000000 ] && break
+    sleep 0.1
+  done
+  pgrep -f "qemu-nbd.*$VB_IMG_DIR/$VM-sda" >/dev/null
+  pkill -9 -f "^$VIRTBACK backup -U .* -d $VM " 
+  vb_bg_rc "$T/bg" >/dev/null || true
+  # ssh died with virtback: the script on the host read the end of its stdin
+  for i in $(seq 100); do pgrep -f "qemu-nbd.*$VB_IMG_DIR/$VM-sda" >/dev/null || break; sleep 0.1; done
+  not pgrep -f "qemu-nbd.*$VB_IMG_DIR/$VM-sda" >/dev/null
+  [ -n "$(ls -d /tmp/virtback-ssh.* 2>/dev/null)" ]   # what a killed run cannot remove
+  tc qdisc del dev xrh0 root
+  rbackup -o "$T/b2" -l full
+  [ "$status" -eq 0 ]
+  remote_clean "$T/b2"
+  restore_equals "$T/b2" virtback.0 "$(vb_disk_path "$VM" sda)"
+}
+
 @test "a remote domain needs --nbd-ip; TLS options need --nbd-ip" {
   vb_make_vm "$VM" 64M
   rvb backup -U "$U" -d "$VM" -o "$T/b" -l full -n
