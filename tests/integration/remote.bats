@@ -250,6 +250,27 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   restore_equals "$T/b2" virtback.0 "$(vb_disk_path "$VM" sda)"
 }
 
+@test "--nbd-port P-Q: a port taken on the host is skipped, for the job and for qemu-nbd" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x81 0 1M"
+  python3 -c 'import socket,time; s=socket.socket(); s.bind(("10.200.0.254", 10900)); s.listen(); time.sleep(120)' &
+  local holder=$!
+  for i in $(seq 50); do ss -ltn | grep -q '10.200.0.254:10900 ' && break; sleep 0.1; done
+  rvb backup -U "$U" -d "$VM" -S "$RS" --nbd-ip $HOST --nbd-port 10900-10901 -n -o "$T/b" -l full
+  [ "$status" -eq 0 ]
+  grep -q "port 10900 is taken" "$T/b"/backup.full.*.log
+  grep -q "the job serves on 10.200.0.254 port 10901" "$T/b"/backup.full.*.log
+  vsh destroy "$VM" >/dev/null
+  rvb backup -U "$U" -d "$VM" -S "$RS" --nbd-ip $HOST --nbd-port 10900-10901 -n -o "$T/c" -l copy
+  [ "$status" -eq 0 ]
+  grep -q "served by qemu-nbd on 10.200.0.254 port 10901" "$T/c"/backup.copy.*.log
+  rvb backup -U "$U" -d "$VM" -S "$RS" --nbd-ip $HOST --nbd-port 10900-10900 -n -o "$T/d" -l copy
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"every port of 10900-10900 is taken"* ]]
+  kill $holder
+  remote_clean "$T/d"
+}
+
 @test "a remote domain needs --nbd-ip; TLS options need --nbd-ip" {
   vb_make_vm "$VM" 64M
   rvb backup -U "$U" -d "$VM" -o "$T/b" -l full -n
