@@ -102,6 +102,10 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   remote_clean "$T/b"
   vb_snapshot_disk "$VM" sda "$T/p0.qcow2"
   vb_guest_io "$VM" sda "write -P 0x21 4M 2M" "write -z 64M 1M"
+  rbackup -o "$T/b" -l inc -p
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"sda: 2097152 bytes (2.00 MiB) of data to save"* ]]
+  remote_clean "$T/b"
   rbackup -o "$T/b" -l inc
   [ "$status" -eq 0 ]
   remote_clean "$T/b"
