@@ -199,23 +199,43 @@ vb_remote_master_argv (const struct vb_remote *r, const char *path)
   return ssh_argv (&m, NULL, true);
 }
 
+/* The words of an ssh command line as a malloc'd vector. */
+static char **
+strv_dup (const char *const *w, int n)
+{
+  char **v = calloc (n + 1, sizeof *v);
+
+  for (int i = 0; v && i < n; i++)
+    if (!(v[i] = strdup (w[i])))
+      vb_cleanup_strv (&v);
+  return v;
+}
+
+/* ssh's own keepalive, so that a silent host ends the session within the
+ * timeout; the text of the options goes into BUF. */
+static int
+timeout_opts (const struct vb_remote *r, const char **w, char buf[3][48])
+{
+  int t = r->timeout > 0 ? r->timeout : VB_REMOTE_TIMEOUT;
+  int iv = t >= 15 ? 5 : (t + 2) / 3, n = 0;
+
+  snprintf (buf[0], 48, "ServerAliveInterval=%d", iv);
+  snprintf (buf[1], 48, "ServerAliveCountMax=%d", (t + iv - 1) / iv);
+  snprintf (buf[2], 48, "ConnectTimeout=%d", t);
+  for (int i = 0; i < 3; i++)
+    w[n++] = "-o", w[n++] = buf[i];
+  return n;
+}
+
 static char **
 ssh_argv (const struct vb_remote *r, const char *cmd, bool master)
 {
-  char **v = calloc (SSH_MAXARGS, sizeof *v);
   CLEANUP_FREE char *cpath = NULL;
-  char port[16], alive[48], count[48], conn[48];
-  int n = 0, t = r->timeout > 0 ? r->timeout : VB_REMOTE_TIMEOUT;
-  int iv = t >= 15 ? 5 : (t + 2) / 3;
-
-  if (!v)
-    return NULL;
-  snprintf (port, sizeof port, "%d", r->port);
-  snprintf (alive, sizeof alive, "ServerAliveInterval=%d", iv);
-  snprintf (count, sizeof count, "ServerAliveCountMax=%d", (t + iv - 1) / iv);
-  snprintf (conn, sizeof conn, "ConnectTimeout=%d", t);
+  char port[16], tbuf[3][48];
   const char *w[SSH_MAXARGS] = { r->command ? r->command : "ssh" };
-  n = 1;
+  int n = 1;
+
+  snprintf (port, sizeof port, "%d", r->port);
   if (r->port)
     w[n++] = "-p", w[n++] = port;
   if (r->user)
@@ -227,14 +247,10 @@ ssh_argv (const struct vb_remote *r, const char *cmd, bool master)
     w[n++] = "-o", w[n++] = "StrictHostKeyChecking=no";
   w[n++] = "-o", w[n++] = "BatchMode=yes";
   w[n++] = "-o", w[n++] = "LogLevel=ERROR";
-  w[n++] = "-o", w[n++] = alive;
-  w[n++] = "-o", w[n++] = count;
-  w[n++] = "-o", w[n++] = conn;
+  n += timeout_opts (r, w + n, tbuf);
   if (r->control) {
-    if (asprintf (&cpath, "ControlPath=%s", r->control) < 0) {
-      free (v);
+    if (asprintf (&cpath, "ControlPath=%s", r->control) < 0)
       return NULL;
-    }
     w[n++] = "-o", w[n++] = cpath;
     w[n++] = "-o", w[n++] = master ? "ControlMaster=yes" : "ControlMaster=no";
     if (master)
@@ -243,12 +259,7 @@ ssh_argv (const struct vb_remote *r, const char *cmd, bool master)
   w[n++] = r->host;
   if (cmd)
     w[n++] = cmd;
-  for (int i = 0; i < n; i++)
-    if (!(v[i] = strdup (w[i]))) {
-      vb_cleanup_strv (&v);
-      return NULL;
-    }
-  return v;
+  return strv_dup (w, n);
 }
 
 int
