@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libxml/uri.h>
+
 #include "backup/run.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
@@ -24,8 +26,8 @@
 #include "target/target.h"
 #include "nbd/nbd.h"
 #include "nbd/qemu_nbd.h"
+#include "remote/remote.h"
 #include "virt/virt.h"
-
 
 /* Note a file this run stored, so a failed run can take it back: a data
  * file outside the chain must not be mistaken for a backup. */
@@ -72,7 +74,7 @@ save_side_files (struct run *x)
     /* Also of a raw disk: its image info is the record of its size. */
     if (!disk->path)
       continue;
-    if (!(info = vb_qemu_img_info (disk->path))) {
+    if (!(info = vb_host_img_info (x->remote, disk->path))) {
       vb_warn ("disk %s: no image info saved: %s", disk->target,
                vb_get_error ());
       continue;
@@ -80,6 +82,49 @@ save_side_files (struct run *x)
     if (!(name = vb_bset_qcow_json_name (disk->target, x->plan.ident)) ||
         put_side (x, name, info->json) < 0)
       return -1;
+  }
+  return 0;
+}
+
+/* "nbd://ADDR:PORT", or "nbds://...?tls-certificates=DIR" with --tls
+ * (nbd/nbd.h), for NBD_IP: an IPv6 address goes in brackets. */
+static char *
+tcp_address (struct run *x, int port)
+{
+  const char *ip = x->o.nbd_ip;
+  bool v6 = strchr (ip, ':') != NULL;
+  CLEANUP_FREE char *q = NULL;
+
+  if (x->o.tls) {
+    xmlChar *e = xmlURIEscapeStr (BAD_CAST (x->o.tls_dir ? x->o.tls_dir
+                                            : "/etc/pki/qemu"), BAD_CAST "/");
+    q = e ? vb_xasprintf ("?tls-certificates=%s", (char *) e) : NULL;
+    xmlFree (e);
+    if (!q)
+      return NULL;
+  }
+  return vb_xasprintf ("%s://%s%s%s:%d%s", x->o.tls ? "nbds" : "nbd",
+                       v6 ? "[" : "", ip, v6 ? "]" : "", port, q ? q : "");
+}
+
+/* Shut-off remote domain: a qemu-nbd on its host per disk, on TCP. */
+static int
+start_remote_servers (struct run *x)
+{
+  for (size_t i = 0; i < x->nsel; i++) {
+    struct sel *sl = &x->sel[i];
+    struct vb_rnbd_opts ro = {
+      .image = sl->disk->path, .format = sl->disk->format,
+      .export = sl->disk->target, .readonly = true, .cancel = x->o.cancel,
+      .bitmap = sl->raw ? NULL : x->plan.parent, .addr = x->o.nbd_ip,
+      .port_lo = x->o.nbd_port_lo, .port_hi = x->o.nbd_port_hi,
+      .tls_dir = x->o.tls ? "/etc/pki/qemu" : NULL,
+    };
+    if (vb_rnbd_start (x->remote, &sl->rserver, &ro) < 0 ||
+        !(sl->socket = tcp_address (x, sl->rserver.port)))
+      return -1;
+    vb_debug ("disk %s: served by qemu-nbd on %s port %d", sl->disk->target,
+              x->remote->host, sl->rserver.port);
   }
   return 0;
 }
@@ -95,6 +140,8 @@ start_offline (struct run *x, const char *const *names)
       return -1;
     x->checkpoint_made = true;
   }
+  if (x->remote)
+    return start_remote_servers (x);
   for (size_t i = 0; i < x->nsel; i++) {
     struct sel *sl = &x->sel[i];
     char sock[4096];
@@ -141,6 +188,38 @@ freeze (struct run *x)
     x->frozen = true;
 }
 
+/* Begin the job; on TCP at the first port of the range QEMU can bind. */
+static int
+begin (struct run *x, struct vb_backup_spec *spec)
+{
+  int r = -1;
+
+  if (!x->o.nbd_ip)
+    return vb_backup_begin (x->d, spec);
+  spec->tcp_addr = x->o.nbd_ip;
+  spec->tls = x->o.tls;
+  for (int p = x->o.nbd_port_lo; p <= x->o.nbd_port_hi; p++) {
+    spec->tcp_port = p;
+    if ((r = vb_backup_begin (x->d, spec)) == 0)
+      break;
+    if (!vb_backup_port_busy ())
+      return -1;
+    vb_debug ("port %d is taken on %s", p, x->o.nbd_ip);
+  }
+  if (r < 0) {
+    vb_prefix_error ("every port of %d-%d is taken on %s: give another "
+                     "--nbd-port", x->o.nbd_port_lo, x->o.nbd_port_hi,
+                     x->o.nbd_ip);
+    return -1;
+  }
+  vb_debug ("the job serves on %s port %d", x->o.nbd_ip, spec->tcp_port);
+  if ((x->nbd_addr = tcp_address (x, spec->tcp_port)))
+    return 0;
+  vb_backup_end (x->d);
+  vb_set_error ("out of memory");
+  return -1;
+}
+
 /* Freeze, begin the pull-mode job, thaw right away: the job's point in time
  * is its start. */
 static int
@@ -167,7 +246,7 @@ start_job (struct run *x)
           !vb_checkpoint_exists (x->d, spec.new_checkpoint);
   freeze (x);
   vb_debug ("starting the backup job");
-  r = vb_backup_begin (x->d, &spec);
+  r = begin (x, &spec);
   if (r < 0 && vb_get_error_code () == VB_ERR_BITMAP) {
     /* libvirt validates the bitmaps at job start: lost in an unclean QEMU
      * exit, removed by hand, or never written. */
@@ -201,7 +280,8 @@ fill_spec (struct run *x, size_t i, struct vb_disk_spec *s, char *file,
 
   memset (s, 0, sizeof *s);
   snprintf (file, filecap, "%s", fname ? fname : "");
-  s->socket = x->offline ? x->sel[i].socket : x->socket;
+  s->socket = x->offline ? x->sel[i].socket
+              : x->nbd_addr ? x->nbd_addr : x->socket;
   s->disk = disk->target;
   s->format = disk->format;
   s->file = file;
@@ -286,6 +366,13 @@ worker (void *arg)
   return NULL;
 }
 
+static bool
+lost_link (int e)
+{
+  return e == ETIMEDOUT || e == ECONNRESET || e == EPIPE || e == ENOTCONN ||
+         e == EHOSTUNREACH || e == ENETUNREACH || e == ECONNABORTED;
+}
+
 /* A read error is often the domain going away under us: say so. */
 static void
 explain_stopped (struct run *x)
@@ -303,6 +390,14 @@ explain_stopped (struct run *x)
   }
   if (x->offline || x->d->running) {
     vb_error_restore (&e);
+    if (x->remote && (lost_link (e.errnum) || !vb_domain_reachable (x->d) ||
+                      vb_domain_refresh (x->d) < 0))
+      vb_set_error_code (e.code, e.errnum, "host %s did not answer: %s: "
+                         "once it is reachable, run the backup again (with "
+                         "-k if its job still runs)", x->remote->host, e.msg);
+    else if (x->remote && e.code != VB_ERR_CANCELLED)
+      vb_set_error_code (e.code, e.errnum, "host %s: %s", x->remote->host,
+                         e.msg);
     return;
   }
   vb_set_error ("domain '%s' stopped during the backup (%s): start it and "
@@ -366,6 +461,26 @@ run_disks (struct run *x)
   return 0;
 }
 
+/* Where a job's socket is, or for a job on TCP where it would be: beside
+ * the scratch images. */
+static char *
+job_socket (const char *jx)
+{
+  CLEANUP_FREE char *sock = vb_xml_string
+    (jx, "string(/domainbackup/server/@socket)");
+  CLEANUP_FREE char *scratch = NULL;
+  char *slash;
+
+  if (sock && *sock)
+    return STEAL (sock);
+  scratch = vb_xml_string (jx, "string(/domainbackup/disks/disk"
+                           "[@backup='yes'][1]/scratch/@file)");
+  if (!scratch || !(slash = strrchr (scratch, '/')))
+    return NULL;
+  *slash = '\0';
+  return vb_xasprintf ("%s/nbd.sock", scratch);
+}
+
 /* The marks of a job a virtback run started: its NBD socket is nbd.sock
  * in a private directory virtback.XXXXXX, every scratch image lies beside
  * it as scratch-<disk>.qcow2, and an incremental starts from a checkpoint
@@ -373,8 +488,7 @@ run_disks (struct run *x)
 static bool
 job_is_ours (const char *jx, const char *prefix)
 {
-  CLEANUP_FREE char *sock = vb_xml_string
-    (jx, "string(/domainbackup/server/@socket)");
+  CLEANUP_FREE char *sock = job_socket (jx);
   CLEANUP_FREE char *inc = vb_xml_string
     (jx, "string(/domainbackup/incremental)");
   CLEANUP_FREE char *foreign = NULL, *xp = NULL;
@@ -414,8 +528,7 @@ static int
 end_stale_job (struct run *x)
 {
   CLEANUP_FREE char *jx = stale_job_xml (x);
-  CLEANUP_FREE char *sock = jx ? vb_xml_string
-    (jx, "string(/domainbackup/server/@socket)") : NULL;
+  CLEANUP_FREE char *sock = jx ? job_socket (jx) : NULL;
   struct timespec ts = { 0, 500000000 };
 
   if (!x->o.force && (!jx || !job_is_ours (jx, x->o.prefix))) {
@@ -441,7 +554,7 @@ end_stale_job (struct run *x)
     }
     nanosleep (&ts, NULL);
   }
-  vb_run_remove_stale_dir (sock);
+  vb_run_remove_stale_dir (x->remote, sock);
   return 0;
 }
 
@@ -546,11 +659,31 @@ open_targets (struct run *x)
   return x->ct ? 0 : -1;
 }
 
+/* A remote domain's disks come over TCP: say where, and whether the
+ * data goes in the clear. */
+static int
+check_remote (struct run *x)
+{
+  if (!(x->remote = x->d->remote))
+    return 0;
+  if (!x->o.nbd_ip) {
+    vb_set_error ("domain '%s' is on host %s: its disks are read over NBD "
+                  "on TCP: give --nbd-ip, the address there on which QEMU "
+                  "is to listen", x->d->name, x->remote->host);
+    return -1;
+  }
+  if (!x->o.tls && !x->o.print_only)
+    vb_warn ("the disk data of domain '%s' crosses the network from %s "
+             "unencrypted: use --tls to encrypt it", x->d->name,
+             x->o.nbd_ip);
+  return 0;
+}
+
 static int
 prepare (struct run *x)
 {
   x->d = vb_domain_open (x->o.uri, x->o.domain, x->o.include_raw);
-  if (!x->d)
+  if (!x->d || check_remote (x) < 0)
     return -1;
   if (open_targets (x) < 0 ||
       !(x->lock = vb_target_lock (x->t, x->d->uuid, x->d->name)))
@@ -595,6 +728,7 @@ stop_servers (struct run *x)
 {
   for (size_t i = 0; i < x->nsel; i++) {
     vb_qemu_nbd_stop (&x->sel[i].server);
+    vb_rnbd_stop (&x->sel[i].rserver);
     free (x->sel[i].socket);
     x->sel[i].socket = NULL;
   }
@@ -617,8 +751,10 @@ run_steps (struct run *x)
     return -1;
   if (vb_run_check_chain_disks (x) < 0)
     return -1;
-  vb_run_reap_stale (x->o.scratchdir ? x->o.scratchdir : "/var/tmp");
-  if (vb_run_make_rundir (x) < 0)
+  if (!x->remote)
+    vb_run_reap_stale (x->o.scratchdir ? x->o.scratchdir : "/var/tmp");
+  /* A shut-off remote domain has no job, hence no scratch images there. */
+  if (!(x->remote && x->offline) && vb_run_make_rundir (x) < 0)
     return -1;
   if (!x->o.print_only && save_side_files (x) < 0)
     return -1;
@@ -639,6 +775,23 @@ run_steps (struct run *x)
   return vb_target_finish (x->t);
 }
 
+/* The host stopped answering: what is left there is said once, and left
+ * to the next run (-k ends the job and removes the directory; the plan
+ * drops a checkpoint whose backup did not complete). */
+static void
+out_of_reach (struct run *x)
+{
+  vb_warn ("host %s is out of reach: %s%s%s%s%s stay there until the next "
+           "run with -k", x->remote->host,
+           x->job ? "the backup job" : "nothing of this run",
+           x->checkpoint_made ? ", checkpoint " : "",
+           x->checkpoint_made ? x->plan.checkpoint : "",
+           x->rundir ? ", directory " : "", x->rundir ? x->rundir : "");
+  x->frozen = x->job = x->checkpoint_made = false;
+  free (x->rundir);
+  x->rundir = NULL;
+}
+
 /* Runs whatever happened: the job ends, the checkpoint of a failed run is
  * dropped, side files of a failed run go, the private directory goes. */
 static void
@@ -647,6 +800,8 @@ cleanup (struct run *x, bool failed)
   struct vb_error err;
 
   vb_error_save (&err);
+  if (failed && x->remote && x->d && !vb_domain_reachable (x->d))
+    out_of_reach (x);
   if (x->frozen)
     vb_fsthaw (x->d);
   if (x->job && vb_backup_end (x->d) < 0)
@@ -669,6 +824,7 @@ cleanup (struct run *x, bool failed)
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);
   free (x->sel);
+  free (x->nbd_addr);
   free (x->cptdir_alloc);
   vb_error_restore (&err);
 }
@@ -698,6 +854,13 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
   }
   if (!x.o.prefix)
     x.o.prefix = "virtback";
+  if (!x.o.nbd_port_lo)
+    x.o.nbd_port_lo = 10809, x.o.nbd_port_hi = 10908;
+  if (x.o.nbd_port_hi < x.o.nbd_port_lo)
+    x.o.nbd_port_hi = x.o.nbd_port_lo;
+  vb_virt_set_timeout (x.o.timeout);
+  vb_nbd_set_io_timeout (x.o.timeout);
+  vb_nbd_set_connect_timeout ((x.o.timeout > 0 ? x.o.timeout : 60) * 1000);
   /* Sharing a chain with the peer means the peer must restore it. */
   if (!strcmp (x.o.prefix, "virtnbdbackup"))
     x.o.peer_compatible = true;

@@ -8,6 +8,12 @@
  * written as .partial and renamed).  The chain file (.cpt) is updated only
  * after every disk succeeded, so a checkpoint whose backup did not complete
  * never becomes the parent of the next incremental.
+ * A remote domain's images are never read through a local path: the disks
+ * come over NBD/TCP, qemu-img runs on its host over ssh (remote/remote.h),
+ * and a remote run warns once when the data crosses the network
+ * unencrypted.  A lost link fails the run within the timeout, naming the
+ * host; what could not be cleaned up there (a job the host did not
+ * answer for) is ended by the next run's -k.
  * It never prints: notes go through vb_log(), the failure through
  * vb_get_error().  Cancellation: set *opts->cancel from a signal handler.
  */
@@ -52,6 +58,16 @@ struct vb_backup_opts {
   uint32_t req_size;           /* NBD request size, 0: default */
   unsigned inflight;           /* requests in flight, 0: default */
   unsigned conns;              /* NBD connections per disk, 0: default */
+  /* A remote domain (a URI naming a host): its QEMU, or a qemu-nbd
+   * started there over ssh for a shut-off one, serves on TCP at NBD_IP,
+   * the first free port of NBD_PORT_LO..HI (0: 10809-10908); with TLS
+   * QEMU uses the host's x509 set-up and we the client certificate in
+   * TLS_DIR (NULL: /etc/pki/qemu). */
+  const char *nbd_ip;
+  int nbd_port_lo, nbd_port_hi;
+  bool tls;
+  const char *tls_dir;
+  int timeout;                 /* s without an answer: give up; 0: 60 */
   volatile sig_atomic_t *cancel;
   /* Called once the checks passed, before anything is written (the CLI
    * opens the run's log file in the target T here).  May be NULL. */

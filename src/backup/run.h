@@ -15,6 +15,7 @@
 #include "backup/chain_plan.h"
 #include "backup/disk.h"
 #include "nbd/qemu_nbd.h"
+#include "remote/remote.h"
 #include "target/target.h"
 #include "virt/virt.h"
 
@@ -22,6 +23,7 @@ struct sel {                   /* a disk selected for this run */
   struct vb_disk *disk;
   bool raw;                    /* raw-format source: copied whole, raw out */
   struct vb_qemu_nbd server;   /* shut-off domain: our own NBD server */
+  struct vb_rnbd rserver;      /* the same on a remote host */
   char *socket;                /* where this disk is served */
 };
 
@@ -39,6 +41,8 @@ struct run {
   size_t nwritten;
   struct vb_tlock *lock;
   bool offline;                /* shut off: qemu-nbd instead of a job */
+  const struct vb_remote *remote;  /* the domain's host, NULL: local */
+  char *nbd_addr;              /* the job's TCP export (nbd[s]://...) */
   bool to_stdout;              /* -o -: one zip archive on stdout */
   bool cpt_in_target;          /* checkpoint XML beside the data (no -C) */
   bool frozen, job, checkpoint_made;
@@ -63,11 +67,11 @@ int vb_run_chain_usable (struct run *x);
  * depends on is there and whole.  0, or -1 with the reason and the fix. */
 int vb_run_check_chain (struct run *x);
 
-/* rundir.c */
+/* rundir.c: for a remote domain the directory is made on its host */
 int vb_run_make_rundir (struct run *x);
 void vb_run_remove_rundir (struct run *x);
 /* Remove the private directory of a killed run, given its socket path. */
-void vb_run_remove_stale_dir (const char *sock);
+void vb_run_remove_stale_dir (const struct vb_remote *r, const char *sock);
 /* Remove private directories under BASE whose run is dead (kill -9). */
 void vb_run_reap_stale (const char *base);
 

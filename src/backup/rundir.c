@@ -115,6 +115,8 @@ vb_run_make_rundir (struct run *x)
 
   if (vb_domain_qemu_gid (x->d, &gid) < 0)
     return -1;
+  if (x->remote)
+    return (x->rundir = vb_remote_mkdtemp (x->remote, base, gid)) ? 0 : -1;
   if (asprintf (&x->rundir, "%s/virtback.XXXXXX", base) < 0 ||
       !mkdtemp (x->rundir)) {
     vb_set_error_errno (errno, "cannot create a private directory in %s "
@@ -140,6 +142,13 @@ vb_run_remove_rundir (struct run *x)
 
   if (!x->rundir)
     return;
+  if (x->remote) {
+    if (vb_remote_rmdtemp (x->remote, x->rundir) < 0)
+      vb_warn ("could not remove %s: %s", x->rundir, vb_get_error ());
+    free (x->rundir);
+    x->rundir = NULL;
+    return;
+  }
   /* Only files QEMU or we made live here: the socket and scratch images. */
   for (size_t i = 0; i < x->nsel; i++) {
     snprintf (p, sizeof p, "%s/scratch-%s.qcow2", x->rundir,
@@ -160,9 +169,10 @@ vb_run_remove_rundir (struct run *x)
 }
 
 /* The private directory of the run whose job is stale, if it is one of
- * ours: its socket and scratch files, then the directory. */
+ * ours: its socket and scratch files, then the directory; on R's host
+ * when R is set. */
 void
-vb_run_remove_stale_dir (const char *sock)
+vb_run_remove_stale_dir (const struct vb_remote *r, const char *sock)
 {
   CLEANUP_FREE char *dir = sock ? strdup (sock) : NULL;
   char *slash = dir ? strrchr (dir, '/') : NULL;
@@ -174,7 +184,7 @@ vb_run_remove_stale_dir (const char *sock)
   base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
   if (strncmp (base, "virtback.", 9) || strlen (base) != 15)
     return;
-  if (clear_dir (dir))
+  if (r ? vb_remote_rmdtemp (r, dir) == 0 : clear_dir (dir))
     vb_info ("removed %s of the stale backup", dir);
 }
 

@@ -30,10 +30,10 @@ in_list (char **list, const char *s)
 
 /* qcow2 compat "0.10" has no persistent bitmaps. */
 static int
-check_qcow2_v3 (struct vb_disk *disk)
+check_qcow2_v3 (struct run *x, struct vb_disk *disk)
 {
   CLEANUP_IMAGE_INFO struct vb_image_info *info =
-    vb_qemu_img_info (disk->path);
+    vb_host_img_info (x->remote, disk->path);
 
   if (!info)
     return 0;                  /* not a local file: let libvirt decide */
@@ -75,7 +75,7 @@ select_one (struct run *x, struct vb_disk *disk)
              "backups only", disk->target);
     return 0;
   }
-  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (disk) < 0)
+  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (x, disk) < 0)
     return -1;
   return 1;
 }

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/text.h"
+#include "remote/remote.h"
 
 struct ui {
   const char *outdir;
@@ -69,7 +70,19 @@ static const char usage_text[] =
   "                             restores it exactly (inc/diff: zeroed ranges\n"
   "                             as data); implied by --checkpoint-prefix\n"
   "                             virtnbdbackup\n"
-  "  -U, --uri URI              libvirt connection (default: qemu:///system)\n"
+  "  -U, --uri URI              libvirt connection (default: qemu:///system);\n"
+  "                             qemu+ssh://[USER@]HOST[:PORT]/system backs up\n"
+  "                             a domain on HOST, its disks over NBD on TCP\n"
+  "      --nbd-ip ADDR          address on the domain's host where QEMU (or\n"
+  "                             qemu-nbd, shut off) serves the disks\n"
+  "      --nbd-port P[-Q]       port, or the first free one of P-Q\n"
+  "                             (default: 10809-10908)\n"
+  "      --tls                  serve the disks with TLS (the host's QEMU\n"
+  "                             x509 set-up) and read them with nbds://\n"
+  "      --tls-dir DIR          ca-cert.pem, client-cert.pem, client-key.pem\n"
+  "                             (default: /etc/pki/qemu)\n"
+  "      --timeout S            give up on a host silent for S seconds\n"
+  "                             (default: 60)\n"
   "  -n, --noprogress           no progress lines\n"
   "      --no-freeze            do not freeze guest filesystems\n"
   "      --json                 print a JSON summary on stdout at the end\n"
@@ -270,7 +283,8 @@ split_list (const char *s)
 }
 
 enum { OPT_PREFIX = 256, OPT_JSON, OPT_NOFREEZE, OPT_REQ, OPT_INFLIGHT,
-       OPT_METHOD, OPT_GROUP, OPT_CONNS, OPT_PEER, OPT_FORCE };
+       OPT_METHOD, OPT_GROUP, OPT_CONNS, OPT_PEER, OPT_FORCE, OPT_NBDIP,
+       OPT_NBDPORT, OPT_TLS, OPT_TLSDIR, OPT_TIMEOUT };
 
 static const struct option longopts[] = {
   { "domain", required_argument, NULL, 'd' },
@@ -298,6 +312,11 @@ static const struct option longopts[] = {
   { "request-size", required_argument, NULL, OPT_REQ },
   { "inflight", required_argument, NULL, OPT_INFLIGHT },
   { "connections", required_argument, NULL, OPT_CONNS },
+  { "nbd-ip", required_argument, NULL, OPT_NBDIP },
+  { "nbd-port", required_argument, NULL, OPT_NBDPORT },
+  { "tls", no_argument, NULL, OPT_TLS },
+  { "tls-dir", required_argument, NULL, OPT_TLSDIR },
+  { "timeout", required_argument, NULL, OPT_TIMEOUT },
   { "help", no_argument, NULL, 'h' },
   { NULL, 0, NULL, 0 },
 };
@@ -352,6 +371,30 @@ prefix_ok (const char *p)
     return false;
   return strspn (p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                  "0123456789_-.") == n;
+}
+
+static int
+parse_remote_opt (struct args *a, int c)
+{
+  uint64_t v;
+
+  switch (c) {
+  case OPT_NBDIP: a->o.nbd_ip = optarg; return 0;
+  case OPT_NBDPORT:
+    if (vb_parse_port_range (optarg, &a->o.nbd_port_lo,
+                             &a->o.nbd_port_hi) < 0)
+      return bad ("invalid port or port range (P or P-Q, 1-65535)", optarg);
+    return 0;
+  case OPT_TLS: a->o.tls = true; return 0;
+  case OPT_TLSDIR: a->o.tls_dir = optarg; return 0;
+  case OPT_TIMEOUT:
+    if (vb_parse_uint (optarg, 86400, &v) < 0 || v < 5)
+      return bad ("invalid timeout (5 to 86400 seconds)", optarg);
+    a->o.timeout = v;
+    return 0;
+  default:
+    return -1;
+  }
 }
 
 static int
@@ -427,7 +470,7 @@ parse_opt (struct args *a, int c, int argc, char **argv)
     a->o.inflight = v;
     return 0;
   default:
-    return -1;
+    return parse_remote_opt (a, c);
   }
 }
 
@@ -460,6 +503,16 @@ parse_args (struct args *a, int argc, char **argv)
   if (a->o.raw_output && (a->o.level == VB_LEVEL_INC ||
                           a->o.level == VB_LEVEL_DIFF)) {
     vb_cli_errorf ("backup", "-t raw works with full and copy backups only");
+    return -1;
+  }
+  if ((a->o.tls || a->o.tls_dir || a->o.nbd_port_lo) && !a->o.nbd_ip) {
+    vb_cli_errorf ("backup", "--tls, --tls-dir and --nbd-port serve the "
+                   "disks on TCP: give --nbd-ip too");
+    return -1;
+  }
+  if (a->o.tls_dir && !a->o.tls) {
+    vb_cli_errorf ("backup", "--tls-dir holds the client certificate of "
+                   "--tls: give --tls too");
     return -1;
   }
   if (a->o.force && !a->o.kill_stale) {

@@ -10,6 +10,7 @@
 
 #include "backupset/backupset.h"
 #include "cli/cli.h"
+#include "remote/remote.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/parse.h"
@@ -50,7 +51,18 @@ static const char usage_text[] =
   "      --force                overwrite existing images in OUTDIR\n"
   "      --keep-partial         on failure keep the image as <image>.partial\n"
   "  -U, --uri URI              libvirt connection for -D and --instant\n"
-  "                             (default: qemu:///system)\n"
+  "                             (default: qemu:///system); with\n"
+  "                             qemu+ssh://[USER@]HOST/system the images are\n"
+  "                             written on HOST (-o is a directory there)\n"
+  "      --nbd-ip ADDR          remote: address on HOST where qemu-nbd serves\n"
+  "      --nbd-port P[-Q]       remote: port, or the first free one of P-Q\n"
+  "                             (default: 10809-10908)\n"
+  "      --tls                  remote: qemu-nbd with TLS (HOST's\n"
+  "                             /etc/pki/qemu), written through nbds://\n"
+  "      --tls-dir DIR          ca-cert.pem, client-cert.pem, client-key.pem\n"
+  "                             (default: /etc/pki/qemu)\n"
+  "      --timeout S            give up on a host silent for S seconds\n"
+  "                             (default: 60)\n"
   "      --instant              define and start the VM (name -N, default\n"
   "                             restore_<name>) on overlays backed by the\n"
   "                             backup, then move the data into them\n"
@@ -61,7 +73,8 @@ static const char usage_text[] =
   "  -h, --help                 show this help\n";
 
 enum { OPT_UNTIL = 256, OPT_SEQUENCE, OPT_FORMAT, OPT_TO, OPT_FORCE,
-       OPT_KEEP, OPT_INSTANT, OPT_RESUME, OPT_BANDWIDTH };
+       OPT_KEEP, OPT_INSTANT, OPT_RESUME, OPT_BANDWIDTH, OPT_NBDIP,
+       OPT_NBDPORT, OPT_TLS, OPT_TLSDIR, OPT_TIMEOUT };
 
 /* --instant and its options, beside the plain restore's. */
 struct instant_args {
@@ -125,6 +138,11 @@ parse (int argc, char **argv, struct vb_restore_opts *o,
     { "instant", no_argument, NULL, OPT_INSTANT },
     { "resume", no_argument, NULL, OPT_RESUME },
     { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+    { "nbd-ip", required_argument, NULL, OPT_NBDIP },
+    { "nbd-port", required_argument, NULL, OPT_NBDPORT },
+    { "tls", no_argument, NULL, OPT_TLS },
+    { "tls-dir", required_argument, NULL, OPT_TLSDIR },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -151,6 +169,20 @@ parse (int argc, char **argv, struct vb_restore_opts *o,
     case OPT_INSTANT: ia->instant = true; break;
     case OPT_RESUME: ia->resume = true; break;
     case OPT_BANDWIDTH: ia->bandwidth = optarg; break;
+    case OPT_NBDIP: o->nbd_ip = optarg; break;
+    case OPT_NBDPORT:
+      if (vb_parse_port_range (optarg, &o->nbd_port_lo, &o->nbd_port_hi) < 0)
+        return -1;
+      break;
+    case OPT_TLS: o->tls = true; break;
+    case OPT_TLSDIR: o->tls_dir = optarg; break;
+    case OPT_TIMEOUT: {
+      uint64_t v;
+      if (vb_parse_uint (optarg, 86400, &v) < 0 || v < 5)
+        return -1;
+      o->timeout = v;
+      break;
+    }
     case 'h': fputs (usage_text, stdout); return 1;
     default: return -1;
     }
@@ -211,6 +243,25 @@ run_instant (const struct vb_restore_opts *o, const struct instant_args *ia)
   return VB_EXIT_OK;
 }
 
+/* Remote and without --tls: the images cross the network in the clear. */
+static int
+warn_plain (const struct vb_restore_opts *o)
+{
+  struct vb_remote r;
+  int remote = vb_remote_parse (o->uri, &r);
+
+  if (remote < 0) {
+    vb_cli_error ("restore");
+    return -1;
+  }
+  if (remote && !o->tls)
+    fprintf (stderr, "virtback restore: warning: the disk data crosses the "
+             "network to %s unencrypted: use --tls to encrypt it\n",
+             o->nbd_ip ? o->nbd_ip : r.host);
+  vb_remote_clear (&r);
+  return 0;
+}
+
 int
 cmd_restore (int argc, char **argv)
 {
@@ -237,6 +288,11 @@ cmd_restore (int argc, char **argv)
   else if (o.until && o.sequence)
     vb_cli_errorf ("restore", "--until and --sequence exclude each other: "
                    "give one");
+  else if ((o.tls || o.tls_dir || o.nbd_port_lo) && !o.nbd_ip)
+    vb_cli_errorf ("restore", "--tls, --tls-dir and --nbd-port go with "
+                   "--nbd-ip (a restore onto the host of a qemu+ssh:// -U)");
+  else if (warn_plain (&o) < 0)
+    ret = VB_EXIT_USAGE;
   else if (vb_restore (&o, &r) == -1) {
     vb_cli_error ("restore");
     ret = VB_EXIT_FAIL;

@@ -1,24 +1,92 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Connections: one export on a unix socket, with the contexts a map needs
+/* Connections: one export on a unix socket or on TCP (a remote host's
+ * QEMU or qemu-nbd, with TLS for nbds://), with the contexts a map needs
  * or for plain reads only, more read connections beside it, and a connect
  * that a stop request or a silent server cannot hold forever. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libnbd.h>
+#include <libxml/uri.h>
 
+#include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "nbd/nbd.h"
 
 static int connect_timeout_ms = 60000;
+static int io_timeout_s = 60;
 
 void
 vb_nbd_set_connect_timeout (int ms)
 {
   connect_timeout_ms = ms;
+}
+
+void
+vb_nbd_set_io_timeout (int s)
+{
+  io_timeout_s = s > 0 ? s : 60;
+}
+
+static bool
+is_tcp (const char *addr)
+{
+  return !strncmp (addr, "nbd://", 6) || !strncmp (addr, "nbds://", 7);
+}
+
+/* A cut link must fail the copy within the timeout, not after the
+ * kernel's retries (many minutes): the connection is dropped once data
+ * sent stays unacknowledged for the timeout (TCP_USER_TIMEOUT), and an
+ * idle one is probed (keepalive) so that a reply that never comes counts
+ * as well. */
+static void
+tcp_timeouts (struct nbd_handle *h)
+{
+  int fd = nbd_aio_get_fd (h), on = 1;
+  int idle = io_timeout_s >= 8 ? io_timeout_s / 4 : 2;
+  int cnt = 3;
+  unsigned ms = io_timeout_s * 1000u;
+
+  if (fd < 0)
+    return;
+  setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof idle);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
+/* ADDR is "nbd[s]://HOST:PORT[?QUERY]"; libnbd takes the export from the
+ * URI's path, so the handle's export goes in there, escaped. */
+static int
+connect_tcp (struct nbd_handle *h, const char *addr)
+{
+  CLEANUP_FREE char *exp = nbd_get_export_name (h);
+  CLEANUP_FREE char *uri = NULL;
+  xmlChar *esc = exp ? xmlURIEscapeStr (BAD_CAST exp, BAD_CAST "") : NULL;
+  size_t base = strcspn (addr, "?");
+  int r;
+
+  if (!esc || asprintf (&uri, "%.*s/%s%s", (int) base, addr, (char *) esc,
+                        addr + base) < 0) {
+    xmlFree (esc);
+    return -1;
+  }
+  xmlFree (esc);
+  /* tls-certificates= names a local directory: libnbd wants consent. */
+  if (nbd_set_uri_allow_local_file (h, true) < 0)
+    return -1;
+  r = nbd_aio_connect_uri (h, uri);
+  if (r == 0)
+    tcp_timeouts (h);
+  return r;
 }
 
 /* A server that accepts but never greets (qemu-nbd past its client limit
@@ -30,7 +98,8 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
 {
   double t0 = vb_mono ();
 
-  if (nbd_aio_connect_unix (h, socket) < 0)
+  if ((is_tcp (socket) ? connect_tcp (h, socket)
+       : nbd_aio_connect_unix (h, socket)) < 0)
     goto err;
   while (nbd_aio_is_connecting (h)) {
     if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
@@ -39,8 +108,9 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
       return -1;
     }
     if ((vb_mono () - t0) * 1000 > connect_timeout_ms) {
-      vb_set_error ("NBD connect: the server at %s did not answer in %d ms",
-                    socket, connect_timeout_ms);
+      vb_set_error ("NBD connect: the server at %.*s did not answer in "
+                    "%d ms", (int) strcspn (socket, "?"), socket,
+                    connect_timeout_ms);
       return -1;
     }
     if (nbd_poll (h, 100) < 0)
@@ -49,8 +119,13 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
   if (nbd_aio_is_ready (h))
     return 0;
  err:
-  vb_set_error ("NBD connect: %s", nbd_get_error () ? nbd_get_error ()
-                : "the server closed the connection");
+  vb_set_error ("NBD connect%s%.*s: %s%s", is_tcp (socket) ? " to " : "",
+                is_tcp (socket) ? (int) strcspn (socket, "?") : 0, socket,
+                nbd_get_error () ? nbd_get_error ()
+                : "the server closed the connection",
+                strncmp (socket, "nbds://", 7) ? "" :
+                " (TLS: the host must accept the client certificate of "
+                "--tls-dir, and its own must name the address)");
   return -1;
 }
 

@@ -2,7 +2,8 @@
 /* nbd.h: the NBD read side of the data path (libnbd).
  *
  * Contract:
- * - vb_nbd_connect() opens one export on a unix socket, asking for
+ * - vb_nbd_connect() opens one export on a unix socket or over TCP
+ *   (nbd://, nbds:// with a client certificate), asking for
  *   base:allocation and, for incremental work, a dirty-bitmap context.
  * - Extents are fetched in windows (vb_extiter) and merged on the fly, so
  *   memory does not grow with disk size or fragmentation.  Each range is
@@ -59,6 +60,10 @@ struct vb_nbd *vb_nbd_connect (const char *socket, const char *export,
 int vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
                          volatile sig_atomic_t *cancel);
 void vb_nbd_set_connect_timeout (int ms);
+/* SOCKET may also be "nbd://HOST:PORT" or, with TLS,
+ * "nbds://HOST:PORT?tls-certificates=DIR": a TCP connection, dropped when
+ * it stalls for S seconds (default 60; see vb_nbd_set_io_timeout). */
+void vb_nbd_set_io_timeout (int s);
 /* A connection that only reads: no extents can be asked on it. */
 struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export,
                                      volatile sig_atomic_t *cancel);

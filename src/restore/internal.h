@@ -17,6 +17,7 @@
 #include "backupset/chain.h"
 #include "nbd/qemu_nbd.h"
 #include "nbd/writer.h"
+#include "remote/remote.h"
 #include "stream/stream.h"
 
 /* A qemu-nbd serving one image on a unix socket in a private mkdtemp
@@ -25,12 +26,21 @@
 struct vb_server {
   struct vb_qemu_nbd q;
   char *dir;
+  struct vb_rnbd rq;           /* or on a remote host */
+  char *addr;                  /* its nbd[s]:// address */
 };
 /* Start the server and connect a writer to it; CANCEL (may be NULL) set
  * asynchronously makes waits give up. */
 struct vb_nbd_writer *vb_server_start (struct vb_server *s,
                                        const char *image, const char *format,
                                        volatile sig_atomic_t *cancel);
+/* The same on R's host: qemu-nbd there serving IMAGE on TCP (RO says
+ * where), the writer connected with TLS_DIR's certificate when RO has a
+ * tls_dir.  vb_server_stop stops it. */
+struct vb_nbd_writer *vb_server_start_remote (struct vb_server *s,
+                                              const struct vb_remote *r,
+                                              const struct vb_rnbd_opts *ro,
+                                              const char *tls_dir);
 void vb_server_stop (struct vb_server *s);
 
 /* Bytes written by vb_write_point (added to). */

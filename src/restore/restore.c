@@ -23,6 +23,7 @@
 #include "common/fsutil.h"
 #include "nbd/nbd.h"
 #include "restore/internal.h"
+#include "remote/remote.h"
 #include "view/view.h"
 #include "restore/restore.h"
 #include "virt/virt.h"
@@ -49,7 +50,29 @@ struct run {
   char *xml, *xml_name;          /* VM definition to write, and its name */
   char **notes;
   size_t nnotes;
+  struct vb_remote host;         /* the URI's host */
+  const struct vb_remote *rem;   /* &host for a remote restore, else NULL */
 };
+
+/* Does PATH exist, on the host that gets the images? */
+static int
+path_exists (const struct run *rn, const char *path)
+{
+  struct stat st;
+
+  if (rn->rem)
+    return vb_remote_exists (rn->rem, path);
+  return lstat (path, &st) == 0;
+}
+
+static void
+remove_path (const struct run *rn, const char *path)
+{
+  if (rn->rem)
+    vb_remote_unlink (rn->rem, path);
+  else
+    unlink (path);
+}
 
 /* Problems of D that FILES do not need: the restore goes on, and they
  * become notes of the result. */
@@ -198,6 +221,11 @@ plan_targets (struct run *rn)
     struct job *j = &rn->jobs[i];
     struct stat st;
 
+    if (rn->o->to && rn->rem) {
+      vb_set_error ("--to writes into a local file or device: a remote "
+                    "restore (-U %s) writes new images into -o", rn->o->uri);
+      return -1;
+    }
     if (rn->o->to) {
       j->final = realpath (rn->o->to, NULL);
       if (!j->final || stat (j->final, &st) == -1) {
@@ -213,9 +241,10 @@ plan_targets (struct run *rn)
       vb_set_error_errno (ENOMEM, "restore");
       return -1;
     }
-    if (!rn->o->force && lstat (j->final, &st) == 0) {
-      vb_set_error ("%s exists: remove it, choose another -o, or give "
-                    "--force to overwrite it", j->final);
+    if (!rn->o->force && path_exists (rn, j->final) != 0) {
+      vb_set_error ("%s exists%s%s: remove it, choose another -o, or give "
+                    "--force to overwrite it", j->final,
+                    rn->rem ? " on host " : "", rn->rem ? rn->rem->host : "");
       return -1;
     }
   }
@@ -227,13 +256,12 @@ static int
 check_xml_target (struct run *rn)
 {
   CLEANUP_FREE char *path = NULL;
-  struct stat st;
 
   if (!rn->xml || rn->o->force)
     return 0;
   if (!(path = vb_path_join (rn->outdir, rn->xml_name)))
     return -1;
-  if (lstat (path, &st) == 0) {
+  if (path_exists (rn, path) != 0) {
     vb_set_error ("%s exists: remove it, choose another -o, or give "
                   "--force to overwrite it", path);
     return -1;
@@ -288,10 +316,13 @@ plan (struct run *rn)
     return -1;
   /* 0755: a VM defined on the images must reach them as QEMU's user
    * (libvirt relabels the image files themselves, which are 0600). */
-  if (vb_mkdir_p (o->outdir, 0755) == -1)
+  if (rn->rem) {
+    if (!(rn->outdir = vb_remote_mkdir_realpath (rn->rem, o->outdir)))
+      return -1;
+  }
+  else if (vb_mkdir_p (o->outdir, 0755) == -1)
     return -1;
-  rn->outdir = realpath (o->outdir, NULL);
-  if (!rn->outdir) {
+  else if (!(rn->outdir = realpath (o->outdir, NULL))) {
     vb_set_error_errno (errno, "%s", o->outdir);
     return -1;
   }
@@ -342,10 +373,12 @@ create_image (const struct run *rn, struct job *j, uint64_t size)
 
   if (strcmp (rn->fmt, "qcow2") == 0 && !(opts = qcow_options (rn, j)))
     return -1;
-  unlink (j->partial);
+  remove_path (rn, j->partial);
   j->created = true;
-  if (vb_qemu_img_create (j->partial, rn->fmt, opts, size) == -1 ||
-      chmod (j->partial, 0600) == -1) {
+  if (vb_host_img_create (rn->rem, j->partial, rn->fmt, opts, size) == -1 ||
+      (rn->rem ? vb_remote_run (rn->rem, (const char *const[]) {
+                   "chmod", "0600", "--", j->partial, NULL })
+               : chmod (j->partial, 0600)) == -1) {
     vb_prefix_error ("create %s", j->partial);
     return -1;
   }
@@ -472,6 +505,26 @@ target_format (const char *path)
   return probed_format (path, info);
 }
 
+static struct vb_nbd_writer *
+start_server (const struct run *rn, struct vb_server *srv, const char *image,
+              const char *fmt)
+{
+  const struct vb_restore_opts *o = rn->o;
+  struct vb_rnbd_opts ro = {
+    .image = image, .format = fmt, .addr = o->nbd_ip,
+    .port_lo = o->nbd_port_lo ? o->nbd_port_lo : 10809,
+    .port_hi = o->nbd_port_lo ? o->nbd_port_hi : 10908,
+    .tls_dir = o->tls ? "/etc/pki/qemu" : NULL, .cancel = o->cancel,
+  };
+
+  if (!rn->rem)
+    return vb_server_start (srv, image, fmt, o->cancel);
+  if (ro.port_hi < ro.port_lo)
+    ro.port_hi = ro.port_lo;
+  return vb_server_start_remote (srv, rn->rem, &ro,
+                                 o->tls_dir ? o->tls_dir : "/etc/pki/qemu");
+}
+
 static int
 run_job (const struct run *rn, struct job *j)
 {
@@ -485,8 +538,7 @@ run_job (const struct run *rn, struct job *j)
   j->fmt = j->partial || rn->o->format ? rn->fmt : target_format (j->final);
   if (!j->fmt)
     return -1;
-  w = vb_server_start (&srv, j->partial ? j->partial : j->final, j->fmt,
-                       rn->o->cancel);
+  w = start_server (rn, &srv, j->partial ? j->partial : j->final, j->fmt);
   if (!w) {
     vb_prefix_error ("disk %s", j->d->disk);
     return -1;
@@ -535,13 +587,16 @@ commit_images (struct run *rn)
   for (size_t i = 0; i < rn->njobs; i++) {
     struct job *j = &rn->jobs[i];
 
-    if (j->partial && rename (j->partial, j->final) == -1) {
+    if (j->partial && rn->rem &&
+        vb_remote_rename (rn->rem, j->partial, j->final) == -1)
+      return -1;
+    if (j->partial && !rn->rem && rename (j->partial, j->final) == -1) {
       vb_set_error_errno (errno, "rename %s to %s", j->partial, j->final);
       return -1;
     }
     j->created = false;
   }
-  return vb_fsync_dir (rn->outdir);
+  return rn->rem ? 0 : vb_fsync_dir (rn->outdir);
 }
 
 static void
@@ -579,10 +634,13 @@ finish (struct run *rn, struct vb_restore_result *r)
     return -1;
   fill_result (rn, r);
   if (rn->xml) {
-    if (vb_write_file_atomic (rn->outdir, rn->xml_name, rn->xml,
-                              strlen (rn->xml), 0600) == -1)
-      return -1;
     r->vmconfig = vb_path_join (rn->outdir, rn->xml_name);
+    if (!r->vmconfig ||
+        (rn->rem ? vb_remote_put (rn->rem, r->vmconfig, rn->xml,
+                                  strlen (rn->xml))
+                 : vb_write_file_atomic (rn->outdir, rn->xml_name, rn->xml,
+                                         strlen (rn->xml), 0600)) == -1)
+      return -1;
   }
   if (o->define && !(r->defined = vb_define_domain (o->uri, rn->xml)))
     return -1;
@@ -596,7 +654,7 @@ run_free (struct run *rn)
     struct job *j = &rn->jobs[i];
 
     if (j->created && !rn->o->keep_partial)
-      unlink (j->partial);
+      remove_path (rn, j->partial);
     free (j->files);
     free (j->final);
     free (j->partial);
@@ -608,6 +666,7 @@ run_free (struct run *rn)
   vb_strv_free (rn->notes);
   vb_chain_free (rn->c);
   vb_target_close (rn->t);
+  vb_remote_clear (&rn->host);
 }
 
 static int
@@ -626,6 +685,28 @@ check_opts (const struct vb_restore_opts *o, const char **fmt)
   return 0;
 }
 
+/* The URI decides where the images go: a host it names gets them. */
+static int
+open_host (struct run *rn)
+{
+  int remote = vb_remote_parse (rn->o->uri, &rn->host);
+
+  if (remote <= 0)
+    return remote;
+  rn->rem = &rn->host;
+  if (rn->o->timeout > 0)
+    rn->host.timeout = rn->o->timeout;
+  vb_virt_set_timeout (rn->o->timeout);
+  vb_nbd_set_io_timeout (rn->o->timeout);
+  if (!rn->o->nbd_ip) {
+    vb_set_error ("a restore onto host %s writes over NBD on TCP: give "
+                  "--nbd-ip, the address there on which qemu-nbd is to "
+                  "listen", rn->host.host);
+    return -1;
+  }
+  return vb_remote_session_start (&rn->host);
+}
+
 int
 vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
 {
@@ -633,7 +714,7 @@ vb_restore (const struct vb_restore_opts *o, struct vb_restore_result *r)
   int ret = -1;
 
   memset (r, 0, sizeof *r);
-  if (check_opts (o, &rn.fmt) == -1)
+  if (check_opts (o, &rn.fmt) == -1 || open_host (&rn) == -1)
     return -1;
   if (plan (&rn) == -1)
     goto out;

@@ -18,7 +18,9 @@
  * removed on failure (kept with the .partial name under keep_partial).
  * The NBD server (qemu-nbd) is started on a unix socket in a private
  * mkdtemp directory and is always stopped, also on error and when SIGINT
- * or SIGTERM arrives during the restore.
+ * or SIGTERM arrives during the restore.  With a URI that names a host,
+ * every step on the images (create, write, rename, the VM XML) happens on
+ * that host (remote/remote.h), never through a local path.
  */
 #ifndef VB_RESTORE_H
 #define VB_RESTORE_H
@@ -45,7 +47,17 @@ struct vb_restore_opts {
   bool force;                  /* overwrite existing images */
   bool keep_partial;
   const char *name;            /* -N: name of the adjusted VM */
-  const char *uri;             /* libvirt URI for -D */
+  const char *uri;             /* libvirt URI for -D; one naming a host
+                                * (qemu+ssh://) writes the images there */
+  /* A remote restore writes through a qemu-nbd started on the host over
+   * ssh, serving on TCP at NBD_IP, the first free port of NBD_PORT_LO..HI
+   * (0: 10809-10908), with TLS (the host's /etc/pki/qemu; our client
+   * certificate in TLS_DIR, NULL: /etc/pki/qemu) when TLS. */
+  const char *nbd_ip;
+  int nbd_port_lo, nbd_port_hi;
+  bool tls;
+  const char *tls_dir;
+  int timeout;                 /* s without an answer: give up; 0: 60 */
   /* Set asynchronously (by the CLI's signal handlers) to stop the restore
    * through its cleanup; may be NULL. */
   volatile sig_atomic_t *cancel;

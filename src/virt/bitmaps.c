@@ -185,7 +185,7 @@ vb_disk_bitmap_state (struct vb_domain *d, const struct vb_disk *disk,
   int st;
 
   if (!d->running)
-    return vb_image_bitmap_state (disk->path, name);
+    return vb_image_bitmap_state (d, disk->path, name);
   if (!(node = disk_node (d, disk)))
     return -1;
   nodes = query_nodes (d);

@@ -24,10 +24,9 @@ connect_uri (const char *uri)
   virConnectPtr conn;
 
   virSetErrorFunc (NULL, quiet);
-  conn = virConnectOpen (uri ? uri : "qemu:///system");
+  conn = vb_virt_connect (uri ? uri : "qemu:///system");
   if (!conn)
-    vb_set_error ("connect to libvirt at %s: %s (is libvirtd running?)",
-                  uri ? uri : "qemu:///system", virGetLastErrorMessage ());
+    vb_prefix_error ("connect to libvirt (is libvirtd running?)");
   return conn;
 }
 

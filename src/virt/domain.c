@@ -16,6 +16,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "remote/remote.h"
 #include "virt/virt.h"
 #include "virt/xml.h"
 
@@ -294,11 +295,9 @@ lookup (struct vb_domain *d, const char *uri)
   const virError *e;
 
   virSetErrorFunc (NULL, quiet_error);
-  d->conn = virConnectOpen (uri);
-  if (d->conn == NULL) {
-    vb_virt_set_error ("cannot connect to %s", uri);
+  d->conn = vb_virt_connect (uri);
+  if (d->conn == NULL)
     return -1;
-  }
   d->dom = virDomainLookupByName (d->conn, d->name);
   if (d->dom)
     return 0;
@@ -346,7 +345,18 @@ vb_domain_open (const char *uri, const char *name, bool include_raw)
     free (d);
     return NULL;
   }
-  if (lookup (d, uri ? uri : DEFAULT_URI) < 0 ||
+  struct vb_remote r;
+  int remote = vb_remote_parse (uri, &r);
+
+  if (remote > 0 && !(d->remote = vb_remote_dup (&r)))
+    remote = -1;
+  /* Its ssh handshake runs while libvirt makes its own. */
+  if (remote > 0) {
+    d->remote->timeout = vb_virt_get_timeout ();
+    vb_remote_session_start (d->remote);
+  }
+  vb_remote_clear (&r);
+  if (remote < 0 || lookup (d, uri ? uri : DEFAULT_URI) < 0 ||
       read_domain (d, include_raw) < 0) {
     vb_domain_close (d);
     return NULL;
@@ -364,6 +374,7 @@ vb_domain_close (struct vb_domain *d)
   if (d->conn)
     virConnectClose (d->conn);
   vb_disks_free (d->disks, d->ndisks);
+  vb_remote_free (d->remote);
   free (d->name);
   free (d->uuid);
   free (d->xml);
@@ -381,6 +392,12 @@ vb_domain_refresh (struct vb_domain *d)
   }
   d->running = r == 1;
   return 0;
+}
+
+bool
+vb_domain_reachable (struct vb_domain *d)
+{
+  return d && d->conn && virConnectIsAlive (d->conn) == 1;
 }
 
 /* "+64055:+64055" (numeric) or "user:group" (names). */

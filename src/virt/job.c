@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* job.c: pull-mode backup jobs: their XML, start, end and state. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,8 +33,8 @@ check_spec (const struct vb_backup_spec *s, bool for_backup)
   }
   if (!for_backup)
     return 0;
-  if (s->socket_path == NULL) {
-    vb_set_error ("backup: no NBD socket path");
+  if (s->socket_path == NULL && (s->tcp_addr == NULL || s->tcp_port <= 0)) {
+    vb_set_error ("backup: no NBD socket path or TCP address");
     return -1;
   }
   /* libvirt 9.0 is meant to pick a scratch file itself but fails with
@@ -82,8 +83,19 @@ vb_backup_xml (const struct vb_backup_spec *s)
   if (s->incremental)
     xmlNewTextChild (root, NULL, BAD_CAST "incremental", BAD_CAST s->incremental);
   server = xmlNewChild (root, NULL, BAD_CAST "server", NULL);
-  xmlNewProp (server, BAD_CAST "transport", BAD_CAST "unix");
-  xmlNewProp (server, BAD_CAST "socket", BAD_CAST s->socket_path);
+  if (s->tcp_addr) {
+    char port[16];
+    snprintf (port, sizeof port, "%d", s->tcp_port);
+    xmlNewProp (server, BAD_CAST "transport", BAD_CAST "tcp");
+    xmlNewProp (server, BAD_CAST "name", BAD_CAST s->tcp_addr);
+    xmlNewProp (server, BAD_CAST "port", BAD_CAST port);
+    if (s->tls)
+      xmlNewProp (server, BAD_CAST "tls", BAD_CAST "yes");
+  }
+  else {
+    xmlNewProp (server, BAD_CAST "transport", BAD_CAST "unix");
+    xmlNewProp (server, BAD_CAST "socket", BAD_CAST s->socket_path);
+  }
   disks = xmlNewChild (root, NULL, BAD_CAST "disks", NULL);
   for (const char *const *t = s->disks; *t; t++)
     if (add_backup_disk (disks, s, *t) < 0) {
@@ -183,16 +195,28 @@ start_code (virErrorPtr e, const struct vb_backup_spec *s)
          ? VB_ERR_BITMAP : VB_ERR_GENERIC;
 }
 
-/* A job on our socket after a start that reported failure is the one
- * that start began: it must not outlive the error. */
+/* A job on our socket (or TCP port) after a start that reported failure
+ * is the one that start began: it must not outlive the error. */
 static bool
-job_is_ours (struct vb_domain *d, const char *socket_path)
+job_is_ours (struct vb_domain *d, const struct vb_backup_spec *s)
 {
   CLEANUP_FREE char *jx = virDomainBackupGetXMLDesc (d->dom, 0);
   CLEANUP_FREE char *sock = jx ? vb_xml_string
     (jx, "string(/domainbackup/server/@socket)") : NULL;
+  CLEANUP_FREE char *port = jx ? vb_xml_string
+    (jx, "string(/domainbackup/server/@port)") : NULL;
 
-  return sock && strcmp (sock, socket_path) == 0;
+  if (s->tcp_addr)
+    return port && atoi (port) == s->tcp_port;
+  return sock && strcmp (sock, s->socket_path) == 0;
+}
+
+static __thread bool port_busy;
+
+bool
+vb_backup_port_busy (void)
+{
+  return port_busy;
 }
 
 /* Checked before starting because libvirt would otherwise wait 30 s for
@@ -213,11 +237,15 @@ vb_backup_begin (struct vb_domain *d, const struct vb_backup_spec *s)
     return -1;
   if (kind > 0)
     return job_busy_error (d, kind);
+  port_busy = false;
   if (virDomainBackupBegin (d->dom, bxml, cxml, 0) == 0)
     return 0;
   saved = virSaveLastError ();
+  /* QEMU's bind error reaches us only as text: read here, once. */
+  port_busy = s->tcp_addr && saved && saved->message &&
+              strstr (saved->message, "Address already in use");
   kind = job_kind (d);
-  if (kind == 1 && job_is_ours (d, s->socket_path)) {
+  if (kind == 1 && job_is_ours (d, s)) {
     vb_backup_end (d);
     return saved_error (saved, d, "start backup", start_code (saved, s));
   }

@@ -4,7 +4,8 @@
  * libvirt would do when the domain runs: the persistent bitmaps in the
  * qcow2 images with qemu-img, and the checkpoint metadata by redefinition.
  * When the domain starts, QEMU loads these bitmaps and libvirt uses them
- * like its own. */
+ * like its own.  On a remote host (d->remote) the same qemu-img runs
+ * there over ssh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "nbd/qemu_nbd.h"
+#include "remote/remote.h"
 #include "virt/virt.h"
 #include "virt/xml.h"
 
@@ -24,9 +26,11 @@ is_qcow2 (const struct vb_disk *disk)
 }
 
 int
-vb_image_bitmap_state (const char *path, const char *name)
+vb_image_bitmap_state (struct vb_domain *d, const char *path,
+                       const char *name)
 {
-  CLEANUP_IMAGE_INFO struct vb_image_info *info = vb_qemu_img_info (path);
+  CLEANUP_IMAGE_INFO struct vb_image_info *info =
+    vb_host_img_info (d->remote, path);
   const struct vb_image_bitmap *b;
 
   if (!info)
@@ -102,13 +106,14 @@ remove_added (struct vb_domain *d, const char *const *disks, size_t n,
 
   while (n-- > 0) {
     const struct vb_disk *disk = vb_domain_find_disk (d, disks[n]);
-    if (vb_qemu_img_bitmap ("--remove", disk->path, name) < 0)
+    if (vb_host_img_bitmap (d->remote, "--remove", disk->path, name) < 0)
       stuck = disk->path;
   }
   if (stuck)
-    vb_set_error ("%s; bitmap %s is left in %s: remove it with 'qemu-img "
-                  "bitmap --remove %s %s'", why ? why : "", name, stuck,
-                  stuck, name);
+    vb_set_error ("%s; bitmap %s is left in %s%s%s: remove it with "
+                  "'qemu-img bitmap --remove %s %s'", why ? why : "", name,
+                  stuck, d->remote ? " on host " : "",
+                  d->remote ? d->remote->host : "", stuck, name);
   else
     vb_set_error_str (why);
 }
@@ -139,8 +144,8 @@ vb_offline_checkpoint_create (struct vb_domain *d, const char *name,
   if (check_disks (d, disks) < 0)
     return -1;
   for (; disks[n]; n++)
-    if (vb_qemu_img_bitmap ("--add", vb_domain_find_disk (d, disks[n])->path,
-                         name) < 0)
+    if (vb_host_img_bitmap (d->remote, "--add",
+                            vb_domain_find_disk (d, disks[n])->path, name) < 0)
       break;
   if (disks[n] == NULL &&
       (xml = vb_offline_checkpoint_xml (d, name, parent, disks)) != NULL &&
@@ -158,9 +163,10 @@ vb_offline_checkpoint_delete (struct vb_domain *d, const char *name)
     int st;
     if (!is_qcow2 (disk))
       continue;
-    if ((st = vb_image_bitmap_state (disk->path, name)) < 0)
+    if ((st = vb_image_bitmap_state (d, disk->path, name)) < 0)
       return -1;
-    if (st > 0 && vb_qemu_img_bitmap ("--remove", disk->path, name) < 0)
+    if (st > 0 &&
+        vb_host_img_bitmap (d->remote, "--remove", disk->path, name) < 0)
       return -1;
   }
   if (vb_checkpoint_exists (d, name))

@@ -148,6 +148,28 @@ xp (const char *xml, const char *xpath)
 
 static const char *const two_disks[] = { "sda", "vdb", NULL };
 
+/* A remote domain's job serves on TCP, with TLS when asked. */
+static void
+test_backup_xml_tcp (void)
+{
+  struct vb_backup_spec s = {
+    .tcp_addr = "10.0.0.2", .tcp_port = 10900, .tls = true,
+    .scratch_dir = "/var/tmp/virtback.x", .disks = two_disks,
+  };
+  CLEANUP_FREE char *x = vb_backup_xml (&s);
+  CLEANUP_FREE char *y = NULL;
+
+  REQUIRE (x != NULL);
+  CHECK_XP (x, "/domainbackup/server/@transport", "tcp");
+  CHECK_XP (x, "/domainbackup/server/@name", "10.0.0.2");
+  CHECK_XP (x, "/domainbackup/server/@port", "10900");
+  CHECK_XP (x, "/domainbackup/server/@tls", "yes");
+  CHECK_XP (x, "count(/domainbackup/server/@socket)", "0");
+  s.tls = false;
+  REQUIRE ((y = vb_backup_xml (&s)) != NULL);
+  CHECK_XP (y, "count(/domainbackup/server/@tls)", "0");
+}
+
 static void
 test_backup_xml_full (void)
 {
@@ -325,6 +347,7 @@ main (void)
   test_parse_sample ();
   test_parse_bad_targets ();
   test_backup_xml_full ();
+  test_backup_xml_tcp ();
   test_backup_xml_incremental ();
   test_spec_errors ();
   test_xml_string ();

@@ -43,6 +43,9 @@ struct vb_domain {
   size_t ndisks;
   void *conn;                  /* virConnectPtr */
   void *dom;                   /* virDomainPtr */
+  /* The host of a URI that names one (remote/remote.h), else NULL: its
+   * images are reached over ssh, never by a local path. */
+  struct vb_remote *remote;
 };
 
 /* Connect to URI (NULL: "qemu:///system") and look up NAME.  Parses the disks
@@ -50,7 +53,17 @@ struct vb_domain {
  * Unknown domain: error "domain 'x' does not exist". */
 struct vb_domain *vb_domain_open (const char *uri, const char *name,
                                   bool include_raw);
+/* Seconds without an answer from a remote libvirt before its connection
+ * is dropped (libvirt's keepalive, run on an event loop thread of ours),
+ * and the timeout of the ssh steps; default 60.  Set before opening. */
+void vb_virt_set_timeout (int seconds);
+int vb_virt_get_timeout (void);
+/* Open URI; a remote one with keepalive (above).  Internal to src/virt. */
+void *vb_virt_connect (const char *uri);
 void vb_domain_close (struct vb_domain *d);
+/* Is the connection to libvirt still up?  A remote one is dropped by
+ * the keepalive once its host stopped answering. */
+bool vb_domain_reachable (struct vb_domain *d);
 /* Re-read the running state. */
 int vb_domain_refresh (struct vb_domain *d);
 /* Parse disks out of a domain XML (exposed for unit tests). */
@@ -76,6 +89,11 @@ bool vb_checkpoint_exists (struct vb_domain *d, const char *name);
 /* ---- backup job ---- */
 struct vb_backup_spec {
   const char *socket_path;     /* unix socket QEMU binds (dir is 0770) */
+  /* Or, when set, TCP: QEMU listens on TCP_ADDR:TCP_PORT, with x509 (the
+   * host's QEMU TLS set-up, libvirt's tls='yes') when TLS. */
+  const char *tcp_addr;
+  int tcp_port;
+  bool tls;
   const char *scratch_dir;     /* scratch qcow2 files go here (required) */
   const char *incremental;     /* checkpoint to start from, NULL: full */
   const char *new_checkpoint;  /* checkpoint to create, NULL: none */
@@ -99,6 +117,8 @@ char *vb_checkpoint_create_xml (const struct vb_backup_spec *s);
 /* virDomainBackupBegin in pull mode.  If a job is active, the error says so
  * and mentions -k. */
 int vb_backup_begin (struct vb_domain *d, const struct vb_backup_spec *s);
+/* After a failed vb_backup_begin: was it QEMU finding the TCP port taken? */
+bool vb_backup_port_busy (void);
 /* End the job (virDomainAbortJob); safe to call when none is running.
  * Returns 0 also when there was no job. */
 int vb_backup_end (struct vb_domain *d);
@@ -158,7 +178,8 @@ void vb_virt_set_error (const char *fmt, ...)
  * QEMU did not close it cleanly), -1 error. */
 #define VB_BITMAP_OK 1
 #define VB_BITMAP_INCONSISTENT 2
-int vb_image_bitmap_state (const char *path, const char *name);
+int vb_image_bitmap_state (struct vb_domain *d, const char *path,
+                           const char *name);
 /* Create checkpoint NAME (child of PARENT, may be NULL) of a shut-off
  * domain: an enabled persistent bitmap in each of DISKS (qcow2), and the
  * checkpoint metadata redefined in libvirt.  All or nothing: on failure

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* rnbd.c: a qemu-nbd on the remote host, serving one image on TCP.
+ *
+ * Why TCP on --nbd-ip and not a tunnel through ssh: it is the very data
+ * path of a running domain's backup job (QEMU serving on TCP), so one
+ * connect, one TLS set-up (the host's /etc/pki/qemu, --tls) and one set
+ * of timeouts serve both; and ssh's single encrypted stream would cap the
+ * copy at one core's cipher speed, where NBD's connections run side by
+ * side.
+ *
+ * The remote side is a small bash script (its words fixed, the image and
+ * options passed as arguments): qemu-nbd --fork returns once it listens,
+ * the script prints "ready", then reads keepalive lines from ssh; "stop",
+ * the end of its stdin (ssh or virtback gone) or no line for the timeout
+ * (the link cut) all end qemu-nbd and remove its pid file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "remote/remote.h"
+
+static const char script[] =
+  "t=$1; shift; "
+  "d=$(mktemp -d /tmp/virtback-nbd.XXXXXX) || exit 1; "
+  "trap 'rm -rf \"$d\"' EXIT; "
+  "if ! qemu-nbd --fork --pid-file=\"$d/pid\" \"$@\" </dev/null >/dev/null "
+  "2>\"$d/log\"; then echo \"qemu-nbd: $(head -n 1 \"$d/log\")\"; exit 1; fi; "
+  "p=$(cat \"$d/pid\"); echo ready; "
+  "while read -r -t \"$t\" l && [ \"$l\" != stop ]; do :; done; "
+  "kill \"$p\" 2>/dev/null; "
+  "while kill -0 \"$p\" 2>/dev/null; do sleep 0.1; done";
+
+#define MAXARGS 40
+
+/* The remote command: bash -c SCRIPT bash TIMEOUT qemu-nbd-options... */
+static char *
+remote_cmd (const struct vb_rnbd_opts *o, int port, int timeout)
+{
+  char t[16], p[16];
+  CLEANUP_FREE char *fmt = NULL, *exp = NULL, *bm = NULL, *tls = NULL;
+  const char *v[MAXARGS] = { "bash", "-c", script, "bash", t };
+  size_t n = 5;
+
+  snprintf (t, sizeof t, "%d", timeout);
+  snprintf (p, sizeof p, "%d", port);
+  if (asprintf (&fmt, "--format=%s", o->format) < 0 ||
+      asprintf (&exp, "--export-name=%s", o->export) < 0 ||
+      (o->bitmap && asprintf (&bm, "--bitmap=%s", o->bitmap) < 0) ||
+      (o->tls_dir && asprintf (&tls, "tls-creds-x509,id=vbtls0,dir=%s,"
+                               "endpoint=server,verify-peer=on",
+                               o->tls_dir) < 0))
+    return NULL;
+  v[n++] = "--bind", v[n++] = o->addr, v[n++] = "--port", v[n++] = p;
+  v[n++] = fmt, v[n++] = exp, v[n++] = "--persistent", v[n++] = "--shared=10";
+  if (o->readonly)
+    v[n++] = "--read-only";
+  if (bm)
+    v[n++] = bm;
+  if (tls)
+    v[n++] = "--object", v[n++] = tls, v[n++] = "--tls-creds=vbtls0";
+  for (const char *const *e = o->extra; e && *e && n < MAXARGS - 3; e++)
+    v[n++] = *e;
+  v[n++] = "--";
+  v[n++] = o->image;
+  v[n] = NULL;
+  return vb_shell_join (v);
+}
+
+static pid_t
+spawn (char **argv, int *in, int *out)
+{
+  int pi[2], po[2];
+  pid_t parent = getpid (), pid;
+
+  if (pipe2 (pi, O_CLOEXEC) < 0)
+    return -1;
+  if (pipe2 (po, O_CLOEXEC) < 0) {
+    close (pi[0]), close (pi[1]);
+    return -1;
+  }
+  if ((pid = fork ()) == 0) {
+    prctl (PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid () != parent)
+      _exit (1);
+    setpgid (0, 0);            /* the terminal's ^C is ours to handle */
+    dup2 (pi[0], 0), dup2 (po[1], 1), dup2 (po[1], 2);
+    execvp (argv[0], argv);
+    _exit (127);
+  }
+  close (pi[0]), close (po[1]);
+  if (pid < 0) {
+    close (pi[1]), close (po[0]);
+    return -1;
+  }
+  *in = pi[1];
+  *out = po[0];
+  return pid;
+}
+
+/* Read lines until "ready" (1), the end (0: *LAST holds the last line
+ * it printed) or the timeout or a stop request (-1). */
+static int
+wait_ready (int fd, int timeout, volatile sig_atomic_t *cancel, char *last,
+            size_t cap)
+{
+  char buf[4096];
+  size_t len = 0;
+  double t0 = vb_mono ();
+
+  last[0] = '\0';
+  for (;;) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    char *nl;
+    ssize_t r;
+    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED))
+      return -1;
+    if (vb_mono () - t0 > timeout)
+      return -1;
+    if (poll (&p, 1, 100) <= 0)
+      continue;
+    if ((r = read (fd, buf + len, sizeof buf - 1 - len)) <= 0)
+      return 0;
+    len += r;
+    buf[len] = '\0';
+    while ((nl = strchr (buf, '\n'))) {
+      *nl = '\0';
+      if (!strcmp (buf, "ready"))
+        return 1;
+      if (buf[0])
+        snprintf (last, cap, "%.*s", (int) (cap - 1), buf);
+      memmove (buf, nl + 1, len - (nl + 1 - buf) + 1);
+      len -= nl + 1 - buf;
+    }
+    if (len == sizeof buf - 1)
+      len = 0;
+  }
+}
+
+static void *
+ping (void *arg)
+{
+  struct vb_rnbd *q = arg;
+  int every = q->timeout > 6 ? q->timeout / 3 : 2;
+
+  pthread_mutex_lock (&q->mu);
+  while (!q->stopping) {
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_sec += every;
+    pthread_cond_timedwait (&q->cv, &q->mu, &ts);
+    if (!q->stopping && write (q->in, "\n", 1) < 0)
+      break;
+  }
+  pthread_mutex_unlock (&q->mu);
+  return NULL;
+}
+
+static void
+reap_ssh (struct vb_rnbd *q, int grace_ms)
+{
+  int st;
+  struct timespec ts = { 0, 20 * 1000000 };
+
+  for (int w = 0; w < grace_ms; w += 20) {
+    if (waitpid (q->pid, &st, WNOHANG) == q->pid) {
+      q->pid = 0;
+      return;
+    }
+    nanosleep (&ts, NULL);
+  }
+  kill (q->pid, SIGTERM);
+  while (waitpid (q->pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  q->pid = 0;
+}
+
+/* One port: 1 serving, 0 the port is taken, -1 failed. */
+static int
+try_port (const struct vb_remote *r, struct vb_rnbd *q,
+          const struct vb_rnbd_opts *o, int port)
+{
+  CLEANUP_FREE char *cmd = remote_cmd (o, port, q->timeout);
+  CLEANUP_STRV char **argv = cmd ? vb_remote_ssh_argv (r, cmd) : NULL;
+  char last[512];
+  int out = -1, ready;
+
+  if (!argv) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  if ((q->pid = spawn (argv, &q->in, &out)) < 0) {
+    vb_set_error_errno (errno, "host %s: run %s", r->host, argv[0]);
+    q->pid = 0;
+    return -1;
+  }
+  ready = wait_ready (out, q->timeout, o->cancel, last, sizeof last);
+  close (out);
+  if (ready == 1) {
+    q->port = port;
+    return 1;
+  }
+  close (q->in);
+  q->in = -1;
+  reap_ssh (q, ready == 0 ? 5000 : 0);
+  if (ready == 0 && strstr (last, "Address already in use"))
+    return 0;
+  if (ready < 0)
+    vb_set_error ("host %s: qemu-nbd for %s did not start within %d s: "
+                  "check the link and ssh to the host", r->host, o->image,
+                  q->timeout);
+  else
+    vb_set_error ("host %s: qemu-nbd for %s: %s", r->host, o->image,
+                  last[0] ? last : "ssh ended without a message");
+  return -1;
+}
+
+int
+vb_rnbd_start (const struct vb_remote *r, struct vb_rnbd *q,
+               const struct vb_rnbd_opts *o)
+{
+  int ret = 0;
+
+  memset (q, 0, sizeof *q);
+  q->in = -1;
+  q->timeout = r->timeout > 0 ? r->timeout : VB_REMOTE_TIMEOUT;
+  pthread_mutex_init (&q->mu, NULL);
+  pthread_cond_init (&q->cv, NULL);
+  if (vb_remote_run (r, (const char *const[]) { "true", NULL }) < 0)
+    return -1;
+  for (int p = o->port_lo; p <= o->port_hi && ret == 0; p++)
+    ret = try_port (r, q, o, p);
+  if (ret == 0)
+    vb_set_error ("host %s: every port of %d-%d is taken on %s: give "
+                  "another --nbd-port", r->host, o->port_lo, o->port_hi,
+                  o->addr);
+  if (ret <= 0)
+    return -1;
+  q->pinging = pthread_create (&q->ping, NULL, ping, q) == 0;
+  return 0;
+}
+
+void
+vb_rnbd_stop (struct vb_rnbd *q)
+{
+  if (q->pid <= 0)
+    return;
+  pthread_mutex_lock (&q->mu);
+  q->stopping = true;
+  pthread_cond_signal (&q->cv);
+  pthread_mutex_unlock (&q->mu);
+  if (q->pinging)
+    pthread_join (q->ping, NULL);
+  q->pinging = false;
+  if (write (q->in, "stop\n", 5) < 0) {
+    /* ssh is gone already: its end stopped the server */
+  }
+  close (q->in);
+  q->in = -1;
+  reap_ssh (q, (q->timeout + 5) * 1000);
+  pthread_mutex_destroy (&q->mu);
+  pthread_cond_destroy (&q->cv);
+}
