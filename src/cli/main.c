@@ -20,6 +20,8 @@ static const struct {
   { "mount",   cmd_mount,   "mount a backup point's guest filesystems read-only" },
   { "umount",  cmd_umount,  "end a virtback mount" },
   { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
+  { "download", cmd_download, "download an image from an imageio server" },
+  { "upload",  cmd_upload,  "upload an image to an imageio server" },
 };
 
 void
