@@ -181,6 +181,7 @@ notify_connection (void *cls, struct MHD_Connection *c, void **ctx,
   if (!sc)
     return;
   log_close (sc);
+  vb_sconn_release (sc);
   if (sc->b) {
     vb_ticket_connection (sc->t, -1);
     vb_backend_unref (sc->b);
@@ -385,7 +386,8 @@ start_all (struct vb_serve *s, const struct vb_serve_opts *o)
   bool tls = o->cert != NULL;
   int fd;
 
-  if (load_tls (s, o) < 0 || !(s->tickets = vb_tickets_new ()))
+  if (load_tls (s, o) < 0 || !(s->tickets = vb_tickets_new ())
+      || vb_tickets_allow_dirs (s->tickets, o->file_dirs) < 0)
     return -1;
   if ((fd = unix_listen (o->control_socket ? o->control_socket
                          : VB_SERVE_CONTROL, &s->control_path)) < 0

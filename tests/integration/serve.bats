@@ -18,6 +18,7 @@ setup () {
   qemu-nbd -f qcow2 -k "$T/nbd.sock" --pid-file "$T/nbd.pid" -t "$T/d.qcow2" 3>&- &
   for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
   SIZE=$((64 << 20))
+  printf '[file]\nallow = %s\n' "$T" >"$T/serve.ini"
 }
 
 teardown () {
@@ -29,7 +30,8 @@ teardown () {
 
 # start_server [OPTIONS...]: serve on a free port; U is the data URL.
 start_server () {
-  "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" "$@" \
+  "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" \
+    --config "$T/serve.ini" "$@" \
     >"$T/url" 2>"$T/serve.log" 3>&- &
   SRV_PID=$!
   for i in $(seq 100); do [ -s "$T/url" ] && break; sleep 0.05; done
