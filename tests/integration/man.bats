@@ -23,6 +23,8 @@ check_cmd () {
 @test "man page of mount matches --help" { check_cmd mount; }
 @test "man page of umount matches --help" { check_cmd umount; }
 @test "man page of serve matches --help" { check_cmd serve; }
+@test "man page of download matches --help" { check_cmd download; }
+@test "man page of upload matches --help" { check_cmd upload; }
 @test "man pages render without warnings" {
   for p in "$MAN"/*.1; do
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$p" 2>&1 >/dev/null)
