@@ -35,7 +35,6 @@ while getopts r:g: o; do
 done
 command -v nbdcopy >/dev/null || bench_die "nbdcopy is missing (package libnbd-bin)"
 [ -x "$VIRTBACK" ] || bench_die "build virtback first: meson setup build && ninja -C build"
-bench_lock
 
 W=$BENCH_WORK/serve
 rm -rf "$W"
@@ -48,6 +47,7 @@ cleanup () {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   rm -rf "$W/out" "$W/dst.qcow2"
+  rm -f "$BENCH_WORK/.running"         # lib-bench.sh's lock
 }
 trap cleanup EXIT
 

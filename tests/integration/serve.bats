@@ -354,7 +354,8 @@ PY
   # the 403 says what to do
   out=$(ctl -X PUT --data "{\"uuid\":\"x\",\"size\":$SIZE,\"url\":\"file://$T/ok/link.raw\",\"timeout\":300,\"ops\":[\"read\"]}" \
         http://localhost/tickets/x)
-  [ "$(status "$out")" = 403 ] && [[ "$out" == *"[file] allow"* ]]
+  [ "$(status "$out")" = 403 ]
+  [[ "$out" == *"[file] allow"* ]]
   kill "$SRV_PID"; wait "$SRV_PID" || true; SRV_PID=
   # without an allowlist no file:// ticket at all
   "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" >"$T/url" 2>"$T/serve.log" 3>&- &
@@ -367,7 +368,9 @@ PY
   # a typo in the file is an error naming its line, before anything listens
   printf '[serve]\nlisten = 127.0.0.1:0\nlistne = x\n' >"$T/bad.ini"
   run "$VIRTBACK" serve --control-socket "$T/c2.sock" --config "$T/bad.ini"
-  [ "$status" = 2 ] && [ "${#lines[@]}" = 1 ] && [[ "$output" == *"line 3"*listne* ]]
+  [ "$status" = 2 ]
+  [ "${#lines[@]}" = 1 ]
+  [[ "$output" == *"line 3"*listne* ]]
   [ ! -e "$T/c2.sock" ]
 }
 
