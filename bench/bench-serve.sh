@@ -146,7 +146,7 @@ run_case () {
   esac
 }
 
-echo "bench-serve: $(bench_code_version), ${GIB} GiB disk with $((GIB * 3 / 8)) GiB of data, $ROUNDS rounds"
+echo "bench-serve: $(bench_code_version), ${GIB} GiB disk with $((GIB * 3 * 128)) MiB of data, $ROUNDS rounds"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 make_source
 cat "$W/src.qcow2" >/dev/null
