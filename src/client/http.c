@@ -228,10 +228,15 @@ perform (struct vb_http *h, const char *what, long want)
     vb_set_error_code (VB_ERR_CANCELLED, 0, "%s: interrupted", h->url);
     return -1;
   }
-  if (code >= 400 || (rc == CURLE_OK && code != want)) {
+  if (code >= 400) {
     body_line (h, line, sizeof line);
     vb_set_error ("%s: %s: HTTP %ld%s%s", h->url, what, code,
                   line[0] ? ": " : "", line);
+    return -1;
+  }
+  if (code && code != want) {
+    vb_set_error ("%s: %s: HTTP %ld instead of %ld: is this an imageio "
+                  "server?", h->url, what, code, want);
     return -1;
   }
   if (rc != CURLE_OK) {

@@ -326,7 +326,8 @@ out_create (struct out *w, const struct vb_download_opts *o, uint64_t size)
   CLEANUP_FREE char *opts = NULL, *bf = NULL, *bfmt = NULL;
 
   if (o->format && !strcmp (o->format, "raw")) {
-    w->fd = open (w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    w->fd = open (w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
     if (w->fd < 0 || ftruncate (w->fd, (off_t) size) < 0)
       return vb_set_error_errno (errno, "%s", w->tmp), -1;
     return 0;
@@ -337,6 +338,13 @@ out_create (struct out *w, const struct vb_download_opts *o, uint64_t size)
                                       : "qcow2"))
           || asprintf (&opts, "backing_file=%s,backing_fmt=%s", bf, bfmt) < 0))
     return vb_set_error_errno (ENOMEM, "options"), -1;
+  /* Made here first, so that qemu-img writes a new file of ours (mode
+   * 0600), never one a link planted under the temporary name leads to. */
+  if ((w->fd = open (w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+                     | O_CLOEXEC, 0600)) < 0)
+    return vb_set_error_errno (errno, "%s", w->tmp), -1;
+  close (w->fd);
+  w->fd = -1;
   if (vb_qemu_img_create (w->tmp, "qcow2", opts, size) < 0)
     return -1;
   w->nbd_on = true;
