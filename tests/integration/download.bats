@@ -265,3 +265,14 @@ PY
   ls -a "$T" | grep -c part | grep -qx 0
   [ -z "$(ls -d /tmp/virtback-client.* 2>/dev/null)" ]
 }
+
+@test "progress on a terminal as seed 002 prints it; none with -n or without a terminal" {
+  ticket pr "nbd:unix:$D/img.sock" '["read"]'
+  script -qec "$VIRTBACK download $U/images/pr $T/p1.raw --format raw" /dev/null >"$T/tty.out"
+  grep -aEq '\[ 100\.00% \] 64\.00 MiB, [0-9]+\.[0-9]{2} seconds, [0-9]+\.[0-9]{2} (KiB|MiB|GiB)/s' "$T/tty.out"
+  script -qec "$VIRTBACK download $U/images/pr $T/p2.raw --format raw -n" /dev/null >"$T/quiet.out"
+  [ ! -s "$T/quiet.out" ]
+  "$VIRTBACK" download "$U/images/pr" "$T/p3.raw" --format raw 2>"$T/pipe.err"
+  [ ! -s "$T/pipe.err" ]
+  cmp "$T/p1.raw" "$T/p3.raw"
+}
