@@ -26,6 +26,7 @@ struct vb_http {
   char err[CURL_ERROR_SIZE];
   char *body;                  /* JSON answers and error texts */
   size_t fill, cap, max;
+  long code;                   /* the answer's status, once known */
   char *dst;                   /* a ranged GET's bytes go here */
   size_t dlen, dfill;
   const char *src;             /* a PUT's body */
@@ -106,7 +107,7 @@ on_write (char *p, size_t size, size_t nmemb, void *op)
   struct vb_http *h = op;
   size_t n = size * nmemb;
 
-  if (h->dst && status_now (h) == 206) {
+  if (h->dst && (h->code == 206 || (!h->code && (h->code = status_now (h)) == 206))) {
     if (n > h->dlen - h->dfill)
       return 0;                /* more than asked for: abort */
     memcpy (h->dst + h->dfill, p, n);
@@ -163,6 +164,7 @@ setup (struct vb_http *h, const char *url, size_t max)
   h->hdrs = NULL;
   h->fill = 0, h->max = max;
   h->dst = NULL, h->dlen = h->dfill = 0;
+  h->code = 0;
   h->err[0] = '\0';
   if (curl_easy_setopt (c, CURLOPT_URL, url) != CURLE_OK
       || curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK) {
@@ -180,7 +182,7 @@ setup (struct vb_http *h, const char *url, size_t max)
   /* A server that stops sending without closing fails the request. */
   curl_easy_setopt (c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt (c, CURLOPT_LOW_SPEED_TIME, 60L);
-  curl_easy_setopt (c, CURLOPT_BUFFERSIZE, 512L << 10);
+  curl_easy_setopt (c, CURLOPT_BUFFERSIZE, 2L << 20);
   curl_easy_setopt (c, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
   if (h->o->cafile)
     curl_easy_setopt (c, CURLOPT_CAINFO, h->o->cafile);

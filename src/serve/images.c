@@ -19,7 +19,7 @@
 #include "serve/internal.h"
 
 #define PUT_BUF (4u << 20)
-#define READ_BLOCK (1u << 20)
+#define READ_BLOCK (4u << 20)   /* per streaming answer, read ahead */
 #define DEFAULT_BLOCK (4u << 20)
 
 enum rq_kind { RQ_NONE, RQ_PUT, RQ_PATCH };
