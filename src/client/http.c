@@ -15,6 +15,7 @@
 #include "client/http.h"
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/fsutil.h"
 
 #define BODY_MAX (256u << 20)  /* an extents list of a huge, fragmented disk */
 #define ERR_BODY_MAX 4096
@@ -28,6 +29,9 @@ struct vb_http {
   size_t fill, cap, max;
   long code;                   /* the answer's status, once known */
   char *dst;                   /* a ranged GET's bytes go here */
+  int dfd;                     /* or straight into this file, at doff */
+  uint64_t doff;
+  bool write_failed;           /* the error is the file's, already set */
   size_t dlen, dfill;
   const char *src;             /* a PUT's body */
   size_t slen, spos;
@@ -92,6 +96,18 @@ vb_http_close (struct vb_http *h)
 
 /* ---- callbacks ---- */
 
+/* In pieces of 256 KiB: one large write into the page cache waits out
+ * writeback throttling in one long stall. */
+static int
+write_file (int fd, const char *buf, size_t len, uint64_t off)
+{
+  for (size_t k; len; len -= k, off += k, buf += k)
+    if (vb_pwrite_all (fd, buf, k = len < (256u << 10) ? len : 256u << 10,
+                       off) < 0)
+      return -1;
+  return 0;
+}
+
 static long
 status_now (struct vb_http *h)
 {
@@ -107,10 +123,16 @@ on_write (char *p, size_t size, size_t nmemb, void *op)
   struct vb_http *h = op;
   size_t n = size * nmemb;
 
-  if (h->dst && (h->code == 206 || (!h->code && (h->code = status_now (h)) == 206))) {
+  if ((h->dst || h->dfd >= 0)
+      && (h->code == 206 || (!h->code && (h->code = status_now (h)) == 206))) {
     if (n > h->dlen - h->dfill)
       return 0;                /* more than asked for: abort */
-    memcpy (h->dst + h->dfill, p, n);
+    if (h->dst)
+      memcpy (h->dst + h->dfill, p, n);
+    else if (write_file (h->dfd, p, n, h->doff + h->dfill) < 0) {
+      h->write_failed = true;
+      return 0;
+    }
     h->dfill += n;
     return n;
   }
@@ -164,6 +186,7 @@ setup (struct vb_http *h, const char *url, size_t max)
   h->hdrs = NULL;
   h->fill = 0, h->max = max;
   h->dst = NULL, h->dlen = h->dfill = 0;
+  h->dfd = -1, h->write_failed = false;
   h->code = 0;
   h->err[0] = '\0';
   if (curl_easy_setopt (c, CURLOPT_URL, url) != CURLE_OK
@@ -226,6 +249,8 @@ perform (struct vb_http *h, const char *what, long want)
   long code = status_now (h);
   char line[256];
 
+  if (h->write_failed)
+    return -1;
   if (rc == CURLE_ABORTED_BY_CALLBACK) {
     vb_set_error_code (VB_ERR_CANCELLED, 0, "%s: interrupted", h->url);
     return -1;
@@ -404,8 +429,8 @@ vb_http_extents (struct vb_http *h, bool dirty, size_t *n)
   return v;
 }
 
-int
-vb_http_get (struct vb_http *h, void *buf, size_t len, uint64_t off)
+static int
+get_range (struct vb_http *h, void *buf, int fd, size_t len, uint64_t off)
 {
   char range[80];
 
@@ -415,7 +440,7 @@ vb_http_get (struct vb_http *h, void *buf, size_t len, uint64_t off)
             off + len - 1);
   if (add_header (h, range) < 0)
     return -1;
-  h->dst = buf, h->dlen = len;
+  h->dst = buf, h->dfd = fd, h->doff = off, h->dlen = len;
   if (perform (h, "GET", 206) < 0)
     return -1;
   if (h->dfill != len) {
@@ -424,6 +449,18 @@ vb_http_get (struct vb_http *h, void *buf, size_t len, uint64_t off)
     return -1;
   }
   return 0;
+}
+
+int
+vb_http_get (struct vb_http *h, void *buf, size_t len, uint64_t off)
+{
+  return get_range (h, buf, -1, len, off);
+}
+
+int
+vb_http_get_fd (struct vb_http *h, int fd, size_t len, uint64_t off)
+{
+  return get_range (h, NULL, fd, len, off);
 }
 
 int

@@ -33,6 +33,9 @@ int vb_http_options (struct vb_http *h, struct vb_caps *caps);
 struct vb_rext *vb_http_extents (struct vb_http *h, bool dirty, size_t *n);
 /* Exactly LEN bytes at OFF into BUF (a 206 answer). */
 int vb_http_get (struct vb_http *h, void *buf, size_t len, uint64_t off);
+/* The same, written to FD at OFF as the bytes arrive (a write that
+ * fails is the error). */
+int vb_http_get_fd (struct vb_http *h, int fd, size_t len, uint64_t off);
 /* LEN bytes of BUF at OFF, flush=n. */
 int vb_http_put (struct vb_http *h, const void *buf, size_t len, uint64_t off);
 int vb_http_zero (struct vb_http *h, uint64_t off, uint64_t len);

@@ -101,10 +101,12 @@ do_piece (struct job *j, struct vb_http *h, struct vb_nbd *n, char *buf,
   if (p->kind == P_ZERO)
     return nbd_zero (n->h, p->len, p->off, 0) < 0
       ? nbd_fail ("zero", p->off) : 0;
+  /* Into a file the bytes go as they arrive, so the network and the disk
+   * overlap. */
+  if (j->fd >= 0)
+    return vb_http_get_fd (h, j->fd, len, p->off);
   if (vb_http_get (h, buf, len, p->off) < 0)
     return -1;
-  if (j->fd >= 0)
-    return vb_pwrite_all (j->fd, buf, len, p->off);
   return nbd_pwrite (n->h, buf, len, p->off, 0) < 0
     ? nbd_fail ("write", p->off) : 0;
 }
