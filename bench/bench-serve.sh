@@ -46,7 +46,8 @@ PIDS=()
 cleanup () {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
-  rm -rf "$W/out" "$W/dst.qcow2"
+  # The source is made anew each run: only the results and logs stay.
+  rm -rf "$W/out" "$W/dst.qcow2" "$W/src.qcow2"
   rm -f "$BENCH_WORK/.running"         # lib-bench.sh's lock
 }
 trap cleanup EXIT

@@ -13,8 +13,10 @@
  *   a response still streaming holds a reference on it.  The view of a
  *   virtback: ticket is opened once, by the ticket, and shared (views are
  *   thread-safe).
- * - images.c: the data API; control.c: the control API; checksum.c: the
- *   block hash; server.c: the daemons, sockets, TLS and connection stats.
+ * - images.c: the data API, and the max_readers/max_writers slots a
+ *   connection holds (struct vb_sconn); control.c: the control API;
+ *   checksum.c: the block hash; server.c: the daemons, sockets, TLS and
+ *   connection stats; config.c: the --config file (serve.h).
  */
 #ifndef VB_SERVE_INTERNAL_H
 #define VB_SERVE_INTERNAL_H
