@@ -420,5 +420,6 @@ PY
   curl -s -X OPTIONS "$U/images/t" | jq -e --arg p "$T/local.sock" '.unix_socket == $p' >/dev/null
   [ "$(curl -s --unix-socket "$T/local.sock" http://localhost/images/t | sha256sum)" = "$(sha256sum <"$T/d.raw")" ]
   kill "$SRV_PID"; wait "$SRV_PID"; SRV_PID=
-  [ ! -e "$CTL" ] && [ ! -e "$T/local.sock" ]
+  [ ! -e "$CTL" ]
+  [ ! -e "$T/local.sock" ]
 }
