@@ -20,6 +20,13 @@ int cmd_serve (int argc, char **argv);
 int cmd_run (int argc, char **argv);
 int cmd_prune (int argc, char **argv);
 int cmd_job (int argc, char **argv);
+int cmd_download (int argc, char **argv);
+int cmd_upload (int argc, char **argv);
+
+/* The clients' progress line on stderr (a vb_progress_cb), and --workers. */
+#include <stdint.h>
+void vb_cli_progress (void *op, uint64_t done, uint64_t total, double secs);
+int vb_cli_parse_workers (const char *s, unsigned *out);
 
 /* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
  * ignore SIGPIPE): the run polls it and ends through its cleanup. */

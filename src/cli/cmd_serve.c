@@ -12,14 +12,15 @@
 
 static const char usage_text[] =
   "Usage: virtback serve [--listen ADDR:PORT] [--cert FILE --key FILE [--ca FILE]]\n"
-  "                      [--control-socket PATH] [--local-socket PATH]\n"
+  "                      [--control-socket PATH] [--local-socket PATH] [--config FILE]\n"
   "\n"
   "Serve disk images over HTTP with ovirt-imageio's API, so that imageio's\n"
   "clients download, upload and checksum them unchanged.  Tickets, added on\n"
   "the control socket, name the image: nbd:unix:PATH[:exportname=NAME],\n"
   "file:///PATH or virtback:DIR?disk=DISK[&until=CHECKPOINT] (a backup point,\n"
-  "read-only).  The data API's URL is printed once the server is ready; it\n"
-  "serves until SIGINT or SIGTERM.\n"
+  "read-only).  file:// tickets need their directory allowed in --config.\n"
+  "The data API's URL is printed once the server is ready; it serves until\n"
+  "SIGINT or SIGTERM.\n"
   "\n"
   "Options:\n"
   "      --listen ADDR:PORT     the data API's address (default: "
@@ -31,12 +32,16 @@ static const char usage_text[] =
   "                             (default: " VB_SERVE_CONTROL ")\n"
   "      --local-socket PATH    serve the data API on this unix socket too;\n"
   "                             OPTIONS advertises it to local clients\n"
+  "      --config FILE          settings from an INI file: [serve] listen, cert,\n"
+  "                             key, ca, control_socket, local_socket (the options\n"
+  "                             win); [file] allow = DIR, once per directory\n"
   "  -h, --help                 show this help\n";
 
-enum { OPT_LISTEN = 256, OPT_CERT, OPT_KEY, OPT_CA, OPT_CONTROL, OPT_LOCAL };
+enum { OPT_LISTEN = 256, OPT_CERT, OPT_KEY, OPT_CA, OPT_CONTROL, OPT_LOCAL,
+       OPT_CONFIG };
 
 static int
-parse (int argc, char **argv, struct vb_serve_opts *o)
+parse (int argc, char **argv, struct vb_serve_opts *o, const char **config)
 {
   static const struct option longopts[] = {
     { "listen", required_argument, NULL, OPT_LISTEN },
@@ -45,6 +50,7 @@ parse (int argc, char **argv, struct vb_serve_opts *o)
     { "ca", required_argument, NULL, OPT_CA },
     { "control-socket", required_argument, NULL, OPT_CONTROL },
     { "local-socket", required_argument, NULL, OPT_LOCAL },
+    { "config", required_argument, NULL, OPT_CONFIG },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -58,12 +64,26 @@ parse (int argc, char **argv, struct vb_serve_opts *o)
     case OPT_CA: o->ca = optarg; break;
     case OPT_CONTROL: o->control_socket = optarg; break;
     case OPT_LOCAL: o->local_socket = optarg; break;
+    case OPT_CONFIG: *config = optarg; break;
     case 'h': fputs (usage_text, stdout); return 1;
     default: return -1;
     }
-  if (optind != argc || !o->cert != !o->key || (o->ca && !o->cert))
-    return -1;
-  return 0;
+  return optind == argc ? 0 : -1;
+}
+
+/* The options win over the file's settings. */
+static void
+merge (struct vb_serve_opts *o, const struct vb_serve_config *c)
+{
+  if (!o->listen) o->listen = c->listen;
+  if (!o->cert && !o->key) {
+    o->cert = c->cert;
+    o->key = c->key;
+  }
+  if (!o->ca) o->ca = c->ca;
+  if (!o->control_socket) o->control_socket = c->control_socket;
+  if (!o->local_socket) o->local_socket = c->local_socket;
+  o->file_dirs = c->file_dirs;
 }
 
 static void
@@ -74,28 +94,18 @@ sink (enum vb_log_level lvl, const char *msg, void *op)
              lvl == VB_LOG_WARN ? "warning: " : "", msg);
 }
 
-int
-cmd_serve (int argc, char **argv)
+static int
+run (struct vb_serve_opts *o)
 {
-  struct vb_serve_opts o = { 0 };
-  volatile sig_atomic_t *stop;
+  volatile sig_atomic_t *stop = vb_cli_stop_on_signals ();
   struct vb_serve *s;
-  int p = parse (argc, argv, &o);
 
-  if (p != 0) {
-    if (p < 0)
-      vb_cli_errorf ("serve", "give --cert and --key together (--ca only "
-                     "with them) and no other arguments: see 'virtback "
-                     "serve --help'");
-    return p < 0 ? VB_EXIT_USAGE : VB_EXIT_OK;
-  }
-  stop = vb_cli_stop_on_signals ();
   vb_log_set_sink (sink, NULL);
-  if (!(s = vb_serve_start (&o))) {
+  if (!(s = vb_serve_start (o))) {
     vb_cli_error ("serve");
     return VB_EXIT_FAIL;
   }
-  if (!o.cert && strncmp (vb_serve_url (s), "http://127.", 11))
+  if (!o->cert && strncmp (vb_serve_url (s), "http://127.", 11))
     fprintf (stderr, "virtback serve: warning: without --cert the disk data "
              "crosses the network unencrypted\n");
   printf ("%s\n", vb_serve_url (s));
@@ -103,4 +113,33 @@ cmd_serve (int argc, char **argv)
   vb_serve_run (s, stop);
   vb_serve_stop (s);
   return VB_EXIT_OK;
+}
+
+int
+cmd_serve (int argc, char **argv)
+{
+  struct vb_serve_opts o = { 0 };
+  struct vb_serve_config cfg = { 0 };
+  const char *config = NULL;
+  int p = parse (argc, argv, &o, &config), r;
+
+  if (p == 0 && config && vb_serve_config_load (config, &cfg) < 0) {
+    vb_cli_error ("serve");
+    vb_serve_config_free (&cfg);
+    return VB_EXIT_USAGE;
+  }
+  merge (&o, &cfg);
+  if (p == 0 && (!o.cert != !o.key || (o.ca && !o.cert)))
+    p = -1;
+  if (p != 0) {
+    if (p < 0)
+      vb_cli_errorf ("serve", "give --cert and --key together (--ca only "
+                     "with them) and no other arguments: see 'virtback "
+                     "serve --help'");
+    vb_serve_config_free (&cfg);
+    return p < 0 ? VB_EXIT_USAGE : VB_EXIT_OK;
+  }
+  r = run (&o);
+  vb_serve_config_free (&cfg);
+  return r;
 }

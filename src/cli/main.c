@@ -23,6 +23,8 @@ static const struct {
   { "run",     cmd_run,     "back up the domains of a configuration's jobs" },
   { "prune",   cmd_prune,   "remove the oldest chains of a domain's directory" },
   { "job",     cmd_job,     "pull-backup jobs for other tools, read through serve" },
+  { "download", cmd_download, "download an image from an imageio server" },
+  { "upload",  cmd_upload,  "upload an image to an imageio server" },
 };
 
 void

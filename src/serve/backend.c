@@ -135,6 +135,56 @@ parse_virtback (struct vb_ticket *t, const char *rest)
 
 static int open_view (struct vb_ticket *t);
 
+static bool
+under (const char *path, const char *dir)
+{
+  size_t n = strlen (dir);
+
+  if (n == 1)                  /* "/" */
+    return true;
+  return !strncmp (path, dir, n) && path[n] == '/';
+}
+
+int
+vb_backend_allow_file (struct vb_ticket *t, char *const *dirs)
+{
+  char *real = realpath (t->path, NULL);
+
+  if (!real) {
+    vb_set_error_errno (errno, "Invalid ticket: %s", t->path);
+    return -1;
+  }
+  for (char *const *d = dirs; d && *d; d++)
+    if (under (real, *d)) {
+      free (t->path);
+      t->path = real;
+      return 0;
+    }
+  vb_set_error ("Ticket path %s is outside the directories file:// tickets "
+                "may use: add it to [file] allow in --config", real);
+  free (real);
+  return -1;
+}
+
+/* The file FD is the very path the ticket resolved to at PUT: a link
+ * swapped in since then would lead elsewhere. */
+static int
+same_file (int fd, const char *path)
+{
+  char link[64], target[PATH_MAX];
+  ssize_t n;
+
+  snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+  if ((n = readlink (link, target, sizeof target - 1)) < 0)
+    return vb_set_error_errno (errno, "%s", link), -1;
+  target[n] = '\0';
+  if (strcmp (target, path)) {
+    vb_set_error ("%s now leads to %s: add the ticket again", path, target);
+    return -1;
+  }
+  return 0;
+}
+
 int
 vb_backend_parse_url (struct vb_ticket *t)
 {
@@ -281,6 +331,10 @@ file_open (struct vb_ticket *t)
 
   if (fd < 0)
     return vb_set_error_errno (errno, "%s", t->path), NULL;
+  if (same_file (fd, t->path) < 0) {
+    close (fd);
+    return NULL;
+  }
   if (fstat (fd, &st) < 0 || (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
       || (size = lseek (fd, 0, SEEK_END)) < 0) {
     close (fd);

@@ -5,6 +5,7 @@
  * (hole, where the server offers it) and, for a dirty ticket, the one
  * qemu:dirty-bitmap:* context the export offers. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +14,14 @@
 #include "common/error.h"
 #include "serve/internal.h"
 
-/* Reads and writes go in pieces below QEMU's 32 MiB maximum block size;
- * zero and block status ask at most this much at a time. */
-#define NBD_IO_MAX (8u << 20)
+/* Zero and block status ask at most this much at a time. */
 #define NBD_CHUNK (1u << 30)
+
+/* A read or write goes as requests of NBD_PIECE, NBD_INFLIGHT of them in
+ * flight at once: one at a time, each would wait out the server's
+ * latency alone (a third of the throughput, measured). */
+#define NBD_INFLIGHT 16
+#define NBD_PIECE (256u << 10)
 
 struct nbdb {
   struct nbd_handle *h;
@@ -34,28 +39,64 @@ nerr (const char *what)
   return -1;
 }
 
+/* Wait for the N requests of COOKIES; -1 if one failed (all are waited
+ * for, since their buffers are the caller's). */
 static int
-n_pread (struct vb_backend *b, void *buf, size_t len, uint64_t off)
+n_wait (struct nbdb *n, const int64_t *cookies, size_t nq, const char *what)
 {
-  struct nbdb *n = b->priv;
+  int r = 0;
 
-  for (size_t k; len; len -= k, off += k, buf = (char *) buf + k)
-    if (nbd_pread (n->h, buf, k = len < NBD_IO_MAX ? len : NBD_IO_MAX,
-                   off, 0) < 0)
-      return nerr ("read");
+  for (size_t i = 0; i < nq; i++) {
+    int done;
+
+    while ((done = nbd_aio_command_completed (n->h, (uint64_t) cookies[i])) == 0)
+      if (nbd_poll (n->h, -1) < 0)
+        return nerr (what);
+    if (done < 0 && r == 0)
+      r = nerr (what);
+  }
+  return r;
+}
+
+/* LEN bytes at OFF, read into BUF or written from it, NBD_INFLIGHT
+ * pieces at a time. */
+static int
+n_io (struct nbdb *n, bool write, char *buf, size_t len, uint64_t off)
+{
+  const char *what = write ? "write" : "read";
+  int64_t cookies[NBD_INFLIGHT];
+
+  while (len) {
+    size_t nq = 0, k;
+    int r = 0;
+
+    for (; nq < NBD_INFLIGHT && len; nq++, len -= k, off += k, buf += k) {
+      k = len < NBD_PIECE ? len : NBD_PIECE;
+      cookies[nq] = write
+        ? nbd_aio_pwrite (n->h, buf, k, off, NBD_NULL_COMPLETION, 0)
+        : nbd_aio_pread (n->h, buf, k, off, NBD_NULL_COMPLETION, 0);
+      if (cookies[nq] < 0) {
+        r = nerr (what);
+        break;
+      }
+    }
+    if (n_wait (n, cookies, nq, what) < 0 || r < 0)
+      return -1;
+  }
   return 0;
 }
 
 static int
+n_pread (struct vb_backend *b, void *buf, size_t len, uint64_t off)
+{
+  return n_io (b->priv, false, buf, len, off);
+}
+
+/* libnbd only reads a write's buffer, whatever its prototype says. */
+static int
 n_pwrite (struct vb_backend *b, const void *buf, size_t len, uint64_t off)
 {
-  struct nbdb *n = b->priv;
-
-  for (size_t k; len; len -= k, off += k, buf = (const char *) buf + k)
-    if (nbd_pwrite (n->h, buf, k = len < NBD_IO_MAX ? len : NBD_IO_MAX,
-                    off, 0) < 0)
-      return nerr ("write");
-  return 0;
+  return n_io (b->priv, true, (char *) (uintptr_t) buf, len, off);
 }
 
 static int

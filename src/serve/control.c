@@ -40,8 +40,9 @@ with_body (struct MHD_Connection *c, struct vb_serve *s, const char *id,
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, "Invalid ticket: the body "
                          "is too large", false);
   if (!strcmp (m, "PUT")) {
-    if (vb_tickets_put (s->tickets, id, r->body, r->len) < 0)
-      return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, vb_get_error (), false);
+    if ((ret = vb_tickets_put (s->tickets, id, r->body, r->len)) < 0)
+      return vb_srv_error (c, ret == -2 ? MHD_HTTP_FORBIDDEN
+                           : MHD_HTTP_BAD_REQUEST, vb_get_error (), false);
     return vb_srv_reply (c, MHD_HTTP_OK, NULL, "", 0);
   }
   if ((ret = vb_tickets_extend (s->tickets, id, r->body, r->len)) < 0)

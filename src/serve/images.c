@@ -19,7 +19,7 @@
 #include "serve/internal.h"
 
 #define PUT_BUF (4u << 20)
-#define READ_BLOCK (1u << 20)
+#define READ_BLOCK (4u << 20)   /* per streaming answer, read ahead */
 #define DEFAULT_BLOCK (4u << 20)
 
 enum rq_kind { RQ_NONE, RQ_PUT, RQ_PATCH };
@@ -101,6 +101,7 @@ backend (struct vb_sconn *sc, struct vb_ticket *t)
   if (sc->b && sc->t == t)
     return sc->b;
   if (sc->b) {
+    vb_sconn_release (sc);
     vb_ticket_connection (sc->t, -1);
     vb_backend_unref (sc->b);
     vb_ticket_unref (NULL, sc->t);
@@ -112,6 +113,62 @@ backend (struct vb_sconn *sc, struct vb_ticket *t)
   sc->t = t;
   vb_ticket_connection (t, 1);
   return sc->b;
+}
+
+void
+vb_sconn_release (struct vb_sconn *sc)
+{
+  if (!sc->t || (!sc->reader && !sc->writer))
+    return;
+  pthread_mutex_lock (&sc->t->lock);
+  sc->t->readers -= sc->reader;
+  sc->t->writers -= sc->writer;
+  pthread_mutex_unlock (&sc->t->lock);
+  sc->reader = sc->writer = false;
+}
+
+/* A reader's or writer's slot on T for the connection (its backend is
+ * open for T), up to what OPTIONS advertises; -1 past it. */
+static int
+claim (struct vb_sconn *sc, struct vb_ticket *t, bool write)
+{
+  int max = write ? vb_backend_max_writers (t->kind) : VB_SERVE_MAX_READERS;
+  bool *held = write ? &sc->writer : &sc->reader;
+  int *count = write ? &t->writers : &t->readers;
+  bool ok;
+
+  if (*held)
+    return 0;
+  pthread_mutex_lock (&t->lock);
+  if ((ok = *count < max))
+    (*count)++;
+  pthread_mutex_unlock (&t->lock);
+  *held = ok;
+  return ok ? 0 : -1;
+}
+
+/* The backend of T with a reader's or writer's slot, or a queued error
+ * (*RET) and NULL. */
+static struct vb_backend *
+backend_slot (struct MHD_Connection *c, struct vb_sconn *sc,
+              struct vb_ticket *t, bool write, enum MHD_Result *ret)
+{
+  struct vb_backend *b = backend (sc, t);
+  char msg[256];
+
+  if (!b) {
+    *ret = vb_srv_error (c, MHD_HTTP_INTERNAL_SERVER_ERROR, vb_get_error (),
+                         false);
+    return NULL;
+  }
+  if (claim (sc, t, write) == 0)
+    return b;
+  snprintf (msg, sizeof msg, "Ticket %s has %d %s connections already, as "
+            "many as OPTIONS allows: use fewer", t->uuid,
+            write ? vb_backend_max_writers (t->kind) : VB_SERVE_MAX_READERS,
+            write ? "writing" : "reading");
+  *ret = vb_srv_error (c, MHD_HTTP_SERVICE_UNAVAILABLE, msg, true);
+  return NULL;
 }
 
 static enum MHD_Result
@@ -276,6 +333,7 @@ do_checksum (struct MHD_Connection *c, struct vb_ticket *t)
   uint64_t block = DEFAULT_BLOCK;
   struct json_object *o;
   struct vb_backend *b;
+  enum MHD_Result ret;
   double t0 = vb_now ();
   char hex[65];
 
@@ -284,7 +342,9 @@ do_checksum (struct MHD_Connection *c, struct vb_ticket *t)
                          "Unsupported algorithm: use algorithm=blake2b", false);
   if (bs && vb_srv_parse_block_size (bs, &block) < 0)
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, vb_get_error (), false);
-  if (!(b = backend (sc, t)) || vb_srv_checksum (b, t->size, block, hex) < 0)
+  if (!(b = backend_slot (c, sc, t, false, &ret)))
+    return ret;
+  if (vb_srv_checksum (b, t->size, block, hex) < 0)
     return backend_error (c);
   vb_sconn_stat (sc, VB_ST_CHECKSUM, t0, t->size);
   o = json_object_new_object ();
@@ -357,8 +417,8 @@ do_get (struct MHD_Connection *c, struct vb_ticket *t)
       return unsatisfiable (c, t->size, "Requested range not satisfiable");
     }
   }
-  if (!(b = backend (sc, t)))
-    return backend_error (c);
+  if (!(b = backend_slot (c, sc, t, false, &ret)))
+    return ret;
   if (!(rd = calloc (1, sizeof *rd)))
     return MHD_NO;
   *rd = (struct reader) { .b = b, .t = t, .sc = sc, .off = off, .len = len };
@@ -418,6 +478,7 @@ put_start (struct MHD_Connection *c, struct rq *r)
 {
   const char *cl = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
   const char *crh = header (c, MHD_HTTP_HEADER_CONTENT_RANGE);
+  enum MHD_Result ret;
   uint64_t len;
 
   if (!cl || vb_parse_content_length (cl, &len) < 0)
@@ -430,8 +491,8 @@ put_start (struct MHD_Connection *c, struct rq *r)
   if (r->off > r->t->size || len > r->t->size - r->off)
     return unsatisfiable (c, r->t->size, "Requested range past the end of "
                           "the image");
-  if (!backend (r->sc, r->t))
-    return backend_error (c);
+  if (!backend_slot (c, r->sc, r->t, true, &ret))
+    return ret;
   r->cap = len < PUT_BUF ? (size_t) len : PUT_BUF;
   if (r->cap && !(r->buf = malloc (r->cap)))
     return MHD_NO;
@@ -483,6 +544,7 @@ static enum MHD_Result
 patch_start (struct MHD_Connection *c, struct rq *r)
 {
   const char *cl = header (c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  enum MHD_Result ret;
   uint64_t len;
 
   if (!cl || vb_parse_content_length (cl, &len) < 0)
@@ -491,6 +553,8 @@ patch_start (struct MHD_Connection *c, struct rq *r)
   if (len > VB_SERVE_JSON_MAX)
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, "Invalid PATCH request: "
                          "the body is too large", true);
+  if (!backend_slot (c, r->sc, r->t, true, &ret))
+    return ret;
   if (!(r->buf = malloc (len + 1)))
     return MHD_NO;
   r->cap = (size_t) len;

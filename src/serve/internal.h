@@ -13,8 +13,10 @@
  *   a response still streaming holds a reference on it.  The view of a
  *   virtback: ticket is opened once, by the ticket, and shared (views are
  *   thread-safe).
- * - images.c: the data API; control.c: the control API; checksum.c: the
- *   block hash; server.c: the daemons, sockets, TLS and connection stats.
+ * - images.c: the data API, and the max_readers/max_writers slots a
+ *   connection holds (struct vb_sconn); control.c: the control API;
+ *   checksum.c: the block hash; server.c: the daemons, sockets, TLS and
+ *   connection stats; config.c: the --config file (serve.h).
  */
 #ifndef VB_SERVE_INTERNAL_H
 #define VB_SERVE_INTERNAL_H
@@ -84,6 +86,7 @@ struct vb_ticket {
   double last_active;
   int active;                  /* requests in progress */
   int connections;
+  int readers, writers;        /* connections holding a slot */
   uint64_t transferred;
   bool deleted;
 };
@@ -91,7 +94,10 @@ struct vb_ticket {
 struct vb_tickets;
 struct vb_tickets *vb_tickets_new (void);
 void vb_tickets_free (struct vb_tickets *tt);
-/* Add or replace ID from a JSON body; 0, or -1 with an error (a 400). */
+/* The file:// allowlist (realpath'd here); NULL or empty: none. */
+int vb_tickets_allow_dirs (struct vb_tickets *tt, char *const *dirs);
+/* Add or replace ID from a JSON body; 0, -1 with an error (a 400), or -2
+ * for a file:// path outside the allowlist (a 403). */
 int vb_tickets_put (struct vb_tickets *tt, const char *id,
                     const char *body, size_t len);
 /* A reference to ID, or NULL if there is none. */
@@ -144,6 +150,9 @@ struct vb_backend *vb_backend_new (const struct vb_backend_ops *ops,
 struct vb_backend *vb_backend_nbd_open (struct vb_ticket *t);
 /* Parse and check a ticket's URL into T (kind, path, export, until). */
 int vb_backend_parse_url (struct vb_ticket *t);
+/* A file:// ticket's path resolved (realpath) into T->path, which must
+ * lie under one of DIRS (resolved, NULL-terminated); -1 with an error. */
+int vb_backend_allow_file (struct vb_ticket *t, char *const *dirs);
 /* Open T's backend for one connection; NULL with an error. */
 struct vb_backend *vb_backend_open (struct vb_ticket *t);
 void vb_backend_ref (struct vb_backend *b);
@@ -170,6 +179,7 @@ struct vb_sconn {
   double start;
   struct vb_ticket *t;         /* ticket the backend is open for */
   struct vb_backend *b;
+  bool reader, writer;         /* slots held on T */
   struct vb_stat st[VB_ST_N];
 };
 
@@ -214,5 +224,7 @@ enum MHD_Result vb_srv_json (struct MHD_Connection *c, unsigned status,
                              struct json_object *o, const char *allow);
 void vb_sconn_stat (struct vb_sconn *sc, int which, double t0,
                     uint64_t bytes);
+/* Give back the reader and writer slots SC holds on its ticket. */
+void vb_sconn_release (struct vb_sconn *sc);
 
 #endif

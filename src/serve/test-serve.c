@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-serve: the request parsers of virtback serve and the ticket table. */
 #include <string.h>
+#include <unistd.h>
 
 #include "common/test.h"
 #include "serve/internal.h"
@@ -86,16 +87,37 @@ test_misc (void)
   CHECK (vb_parse_content_length ("1 2", &v) < 0);
 }
 
+/* A ticket JSON for file://PATH (PATH is a test directory's). */
+static char *
+file_ticket (const char *path)
+{
+  char *s;
+
+  REQUIRE (asprintf (&s, "{\"uuid\":\"t1\",\"size\":1048576,\"url\":"
+                     "\"file://%s\",\"timeout\":300,\"ops\":[\"read\"]}",
+                     path) > 0);
+  return s;
+}
+
 static void
 test_tickets (void)
 {
   struct vb_tickets *tt = vb_tickets_new ();
-  const char *ok = "{\"uuid\":\"t1\",\"size\":1048576,\"url\":\"file:///tmp/x\","
-                   "\"timeout\":300,\"ops\":[\"read\"]}";
+  char dir[] = "/tmp/test-serve.XXXXXX", *allow[] = { dir, NULL };
+  char *ok, *out, *link_out, *path, *lpath;
   struct vb_ticket *t;
 
-  REQUIRE (tt);
+  REQUIRE (tt && mkdtemp (dir));
+  REQUIRE (asprintf (&path, "%s/x", dir) > 0 && asprintf (&lpath, "%s/l", dir) > 0);
+  REQUIRE (fclose (fopen (path, "w")) == 0 && symlink ("/etc/hostname", lpath) == 0);
+  ok = file_ticket (path);
+  out = file_ticket ("/etc/hostname");
+  link_out = file_ticket (lpath);
+  CHECK (vb_tickets_put (tt, "t1", ok, strlen (ok)) == -2);   /* no allowlist */
+  REQUIRE (vb_tickets_allow_dirs (tt, allow) == 0);
   CHECK (vb_tickets_put (tt, "t1", ok, strlen (ok)) == 0);
+  CHECK (vb_tickets_put (tt, "t1", out, strlen (out)) == -2);
+  CHECK (vb_tickets_put (tt, "t1", link_out, strlen (link_out)) == -2);
   CHECK (vb_tickets_put (tt, "t2", ok, strlen (ok)) < 0);   /* uuid != ID */
   CHECK (vb_tickets_put (tt, "t1", "{}", 2) < 0);
   REQUIRE ((t = vb_tickets_get (tt, "t1")));
@@ -117,6 +139,10 @@ test_tickets (void)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     CHECK (vb_tickets_put (tt, "t1", bad[i], strlen (bad[i])) < 0);
   vb_tickets_free (tt);
+  unlink (path);
+  unlink (lpath);
+  rmdir (dir);
+  free (ok), free (out), free (link_out), free (path), free (lpath);
 }
 
 int

@@ -19,6 +19,7 @@ struct vb_tickets {
   pthread_mutex_t lock;
   struct vb_ticket **v;
   size_t n;
+  char **dirs;                 /* file:// allowlist, resolved; NULL-ended */
 };
 
 double
@@ -67,8 +68,28 @@ vb_tickets_free (struct vb_tickets *tt)
   for (size_t i = 0; i < tt->n; i++)
     vb_ticket_unref (NULL, tt->v[i]);
   free (tt->v);
+  for (char **d = tt->dirs; d && *d; d++)
+    free (*d);
+  free (tt->dirs);
   pthread_mutex_destroy (&tt->lock);
   free (tt);
+}
+
+int
+vb_tickets_allow_dirs (struct vb_tickets *tt, char *const *dirs)
+{
+  size_t n = 0;
+
+  while (dirs && dirs[n])
+    n++;
+  if (!(tt->dirs = calloc (n + 1, sizeof *tt->dirs)))
+    return vb_set_error_errno (ENOMEM, "allowlist"), -1;
+  for (size_t i = 0; i < n; i++)
+    if (!(tt->dirs[i] = realpath (dirs[i], NULL))) {
+      vb_set_error_errno (errno, "[file] allow = %s", dirs[i]);
+      return -1;
+    }
+  return 0;
 }
 
 static ssize_t
@@ -313,6 +334,11 @@ vb_tickets_put (struct vb_tickets *tt, const char *id, const char *body,
   t->refs = 1;
   r = ticket_fields (o, id, t);
   json_object_put (o);
+  if (r == 0 && t->kind == VB_URL_FILE
+      && vb_backend_allow_file (t, tt->dirs) < 0) {
+    ticket_free (t);
+    return -2;
+  }
   t->last_active = vb_now ();
   t->expires = t->last_active + (double) t->timeout;
   if (r < 0 || insert (tt, t) < 0) {

@@ -26,6 +26,8 @@ check_cmd () {
 @test "man page of run matches --help" { check_cmd run; }
 @test "man page of prune matches --help" { check_cmd prune; }
 @test "man page of job matches --help" { check_cmd job; }
+@test "man page of download matches --help" { check_cmd download; }
+@test "man page of upload matches --help" { check_cmd upload; }
 @test "man pages render without warnings" {
   for p in "$MAN"/*.1; do
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$p" 2>&1 >/dev/null)

@@ -18,6 +18,7 @@ setup () {
   qemu-nbd -f qcow2 -k "$T/nbd.sock" --pid-file "$T/nbd.pid" -t "$T/d.qcow2" 3>&- &
   for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
   SIZE=$((64 << 20))
+  printf '[file]\nallow = %s\n' "$T" >"$T/serve.ini"
 }
 
 teardown () {
@@ -29,7 +30,8 @@ teardown () {
 
 # start_server [OPTIONS...]: serve on a free port; U is the data URL.
 start_server () {
-  "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" "$@" \
+  "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" \
+    --config "$T/serve.ini" "$@" \
     >"$T/url" 2>"$T/serve.log" 3>&- &
   SRV_PID=$!
   for i in $(seq 100); do [ -s "$T/url" ] && break; sleep 0.05; done
@@ -330,11 +332,94 @@ PY
   [ "$(status "$out")" = 400 ]
 }
 
+@test "--config: file:// only under allowed directories, resolved (no symlink or .. escape)" {
+  mkdir -p "$T/ok" "$T/no"
+  truncate -s 1M "$T/ok/a.raw" "$T/no/b.raw"
+  ln -s "$T/no/b.raw" "$T/ok/link.raw"
+  ln -s "$T/no" "$T/ok/dir"
+  printf '[serve]\nlocal_socket = %s\n[file]\nallow = %s\n' "$T/l.sock" "$T/ok" >"$T/ok.ini"
+  "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" --config "$T/ok.ini" \
+    >"$T/url" 2>"$T/serve.log" 3>&- &
+  SRV_PID=$!
+  for i in $(seq 100); do [ -s "$T/url" ] && break; sleep 0.05; done
+  [ -S "$T/l.sock" ]                   # a [serve] key took effect
+  SIZE=$((1 << 20))
+  ticket a "file://$T/ok/a.raw" '["read"]'
+  [ "$(code "$(cat "$T/url")/images/a")" = 200 ]
+  for bad in "$T/no/b.raw" "$T/ok/link.raw" "$T/ok/dir/b.raw" "$T/ok/../no/b.raw" /etc/shadow; do
+    out=$(ctl -X PUT --data "{\"uuid\":\"x\",\"size\":$SIZE,\"url\":\"file://$bad\",\"timeout\":300,\"ops\":[\"read\"]}" \
+          http://localhost/tickets/x)
+    [[ "$(status "$out")" == 40[03] ]] || { echo "$bad: $out"; false; }
+  done
+  # the 403 says what to do
+  out=$(ctl -X PUT --data "{\"uuid\":\"x\",\"size\":$SIZE,\"url\":\"file://$T/ok/link.raw\",\"timeout\":300,\"ops\":[\"read\"]}" \
+        http://localhost/tickets/x)
+  [ "$(status "$out")" = 403 ]
+  [[ "$out" == *"[file] allow"* ]]
+  kill "$SRV_PID"; wait "$SRV_PID" || true; SRV_PID=
+  # without an allowlist no file:// ticket at all
+  "$VIRTBACK" serve --listen 127.0.0.1:0 --control-socket "$CTL" >"$T/url" 2>"$T/serve.log" 3>&- &
+  SRV_PID=$!
+  for i in $(seq 100); do [ -s "$T/url" ] && [ -S "$CTL" ] && break; sleep 0.05; done
+  out=$(ctl -X PUT --data "{\"uuid\":\"a\",\"size\":$SIZE,\"url\":\"file://$T/ok/a.raw\",\"timeout\":300,\"ops\":[\"read\"]}" \
+        http://localhost/tickets/a)
+  [ "$(status "$out")" = 403 ]
+  kill "$SRV_PID"; wait "$SRV_PID" || true; SRV_PID=
+  # a typo in the file is an error naming its line, before anything listens
+  printf '[serve]\nlisten = 127.0.0.1:0\nlistne = x\n' >"$T/bad.ini"
+  run "$VIRTBACK" serve --control-socket "$T/c2.sock" --config "$T/bad.ini"
+  [ "$status" = 2 ]
+  [ "${#lines[@]}" = 1 ]
+  [[ "$output" == *"line 3"*listne* ]]
+  [ ! -e "$T/c2.sock" ]
+}
+
+@test "max_readers and max_writers are enforced: 503 past them, a slot frees on close" {
+  start_server
+  # files: this test's qemu-nbd takes one client at a time
+  ticket r "file://$T/d.raw" '["read"]'
+  ticket w "file://$T/d.raw" '["read","write"]'
+  curl -s -X OPTIONS "$U/images/r" | jq -e '.max_readers == 8' >/dev/null
+  curl -s -X OPTIONS "$U/images/w" | jq -e '.max_writers == 1' >/dev/null
+  python3 - "${U##*:}" <<'PY'
+import http.client, sys, time
+port = int(sys.argv[1])
+def conn():
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get(c):
+    c.request("GET", "/images/r", headers={"Range": "bytes=0-4095"})
+    r = c.getresponse(); r.read(); return r.status
+held = [conn() for _ in range(8)]
+assert [get(c) for c in held] == [206] * 8
+extra = conn()
+assert get(extra) == 503, "a ninth reader"
+extra.close()
+# extents and OPTIONS take no slot
+o = conn(); o.request("GET", "/images/r/extents"); r = o.getresponse(); r.read()
+assert r.status == 200
+held[0].close()
+for _ in range(50):
+    c = conn()
+    s = get(c)
+    if s == 206:
+        break
+    c.close(); time.sleep(0.1)
+assert s == 206, "the slot of a closed connection"
+def put(c):
+    c.request("PUT", "/images/w", body=b"x" * 10, headers={"Content-Range": "bytes 0-9/*"})
+    r = c.getresponse(); r.read(); return r.status
+w1, w2 = conn(), conn()
+assert put(w1) == 200
+assert put(w2) == 503, "a second writer to a file"
+PY
+}
+
 @test "the server stops on SIGTERM and removes its sockets" {
   start_server --local-socket "$T/local.sock"
   ticket t "nbd:unix:$T/nbd.sock" '["read"]'
   curl -s -X OPTIONS "$U/images/t" | jq -e --arg p "$T/local.sock" '.unix_socket == $p' >/dev/null
   [ "$(curl -s --unix-socket "$T/local.sock" http://localhost/images/t | sha256sum)" = "$(sha256sum <"$T/d.raw")" ]
   kill "$SRV_PID"; wait "$SRV_PID"; SRV_PID=
-  [ ! -e "$CTL" ] && [ ! -e "$T/local.sock" ]
+  [ ! -e "$CTL" ]
+  [ ! -e "$T/local.sock" ]
 }
