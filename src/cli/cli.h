@@ -17,6 +17,9 @@ int cmd_map (int argc, char **argv);
 int cmd_mount (int argc, char **argv);
 int cmd_umount (int argc, char **argv);
 int cmd_serve (int argc, char **argv);
+int cmd_replicate (int argc, char **argv);
+int cmd_replica (int argc, char **argv);
+int cmd_failover (int argc, char **argv);
 
 /* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
  * ignore SIGPIPE): the run polls it and ends through its cleanup. */

@@ -20,6 +20,9 @@ static const struct {
   { "mount",   cmd_mount,   "mount a backup point's guest filesystems read-only" },
   { "umount",  cmd_umount,  "end a virtback mount" },
   { "serve",   cmd_serve,   "serve images over HTTP with ovirt-imageio's API" },
+  { "replicate", cmd_replicate, "keep a standby copy of a domain current on another host" },
+  { "replica", cmd_replica, "on the standby host: status of a standby directory" },
+  { "failover", cmd_failover, "on the standby host: start the standby domain" },
 };
 
 void
