@@ -4,9 +4,11 @@
  * images it hands to the new domain, and marks DIR failed-over, which
  * every later receive refuses.  See replica.h. */
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,6 +156,24 @@ adjusted_xml (const char *dir, struct json_object *j, const char *name)
   return vb_adjust_domain_xml (xml, len, xd, n, name);
 }
 
+/* QEMU opens the images by path: it must be able to pass DIR (group
+ * libvirt-qemu, 0710), libvirt gives it the images themselves. */
+static int
+let_qemu_in (const char *dir)
+{
+  struct group *g = getgrnam ("libvirt-qemu");
+
+  if (!g) {
+    vb_set_error ("no group libvirt-qemu: is libvirt's QEMU driver installed?");
+    return -1;
+  }
+  if (chown (dir, -1, g->gr_gid) < 0 || chmod (dir, 0710) < 0) {
+    vb_set_error_errno (errno, "%s", dir);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 start (const struct vb_failover_opts *o, struct json_object *j,
        const char *name, char **made)
@@ -165,7 +185,7 @@ start (const struct vb_failover_opts *o, struct json_object *j,
   if (exists == 1)
     vb_set_error ("a domain named '%s' exists already in libvirt: give "
                   "another name with -N NAME", name);
-  if (exists != 0 ||
+  if (exists != 0 || let_qemu_in (o->dir) < 0 ||
       !(xml = adjusted_xml (o->dir, j, name)) ||
       !(*made = vb_domain_create (o->uri, xml)))
     return -1;

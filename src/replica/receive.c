@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +116,17 @@ begin (struct recv *x, struct json_object *h)
   return vb_journal_write (x->dir, x->j);
 }
 
+/* qemu-img makes images 0644: the guest's data is root's alone. */
+static int
+private (const char *path)
+{
+  if (chmod (path, 0600) < 0) {
+    vb_set_error_errno (errno, "chmod %s", path);
+    return -1;
+  }
+  return 0;
+}
+
 /* An incremental goes into an overlay of the image of the same size. */
 static int
 make_image (struct recv *x, const char *target, uint64_t size,
@@ -125,7 +137,8 @@ make_image (struct recv *x, const char *target, uint64_t size,
   CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
 
   if (x->fresh)
-    return vb_qemu_img_create (path, "qcow2", NULL, size);
+    return vb_qemu_img_create (path, "qcow2", NULL, size) < 0 ||
+           private (path) < 0 ? -1 : 0;
   if (!base || !(info = vb_qemu_img_info (base))) {
     vb_prefix_error ("disk %s has no image in %s to sync into", target,
                      x->dir);
@@ -139,7 +152,8 @@ make_image (struct recv *x, const char *target, uint64_t size,
   }
   if (!(opts = vb_xasprintf ("backing_file=%s,backing_fmt=qcow2", base)))
     return -1;
-  return vb_qemu_img_create (path, "qcow2", opts, size);
+  return vb_qemu_img_create (path, "qcow2", opts, size) < 0 ||
+         private (path) < 0 ? -1 : 0;
 }
 
 static void
