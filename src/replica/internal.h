@@ -51,7 +51,8 @@ struct json_object *vb_journal_read (const char *dir);
 int vb_journal_write (const char *dir, struct json_object *j);
 /* "idle", "receiving", "applying", "failed-over". */
 const char *vb_journal_state (struct json_object *j);
-/* Take DIR/lock, waiting up to WAIT_S seconds for its holder; the fd. */
+/* Take DIR/lock, waiting up to WAIT_S seconds for its holder; the fd,
+ * which children inherit (a commit keeps DIR locked until it ends). */
 int vb_journal_lock (const char *dir, int wait_s);
 /* 1 if a process holds DIR/lock, 0 if not, -1 error. */
 int vb_journal_locked (const char *dir);

@@ -72,10 +72,12 @@ vb_journal_state (struct json_object *j)
   return s ? s : "idle";
 }
 
+/* Without O_CLOEXEC: the helpers a holder runs inherit the lock, so a
+ * qemu-img commit that outlives a killed receiver still holds DIR. */
 static int
 try_lock (const char *path, int how)
 {
-  int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = open (path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
 
   if (fd < 0) {
     vb_set_error_errno (errno, "open %s", path);
