@@ -52,18 +52,17 @@ CONF
 # xp_hosts_down DIR: sshd (and its sessions), the namespace and the veth.
 xp_hosts_down () {
   local d=$1 pid
-  pid=$(cat "$d/sshd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
+  pid=$(cat "$d/sshd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null || true
   # the sessions of that sshd run in the namespace: end them with it
-  for pid in $(ip netns pids $XP_NS 2>/dev/null); do kill "$pid" 2>/dev/null; done
-  ip netns del $XP_NS 2>/dev/null
-  ip link del xp-root 2>/dev/null
+  for pid in $(ip netns pids $XP_NS 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  ip netns del $XP_NS 2>/dev/null || true
+  ip link del xp-root 2>/dev/null || true
   rm -f "$d/sshd.pid"
-  true
 }
 
 # xp_rate RATE: limit what the source sends to the standby (tbf), "" to lift it.
 xp_rate () {
-  tc qdisc del dev xp-root root 2>/dev/null
+  tc qdisc del dev xp-root root 2>/dev/null || true
   [ -z "$1" ] || tc qdisc add dev xp-root root tbf rate "$1" burst 32kb latency 400ms
 }
 
