@@ -23,6 +23,9 @@ check_cmd () {
 @test "man page of mount matches --help" { check_cmd mount; }
 @test "man page of umount matches --help" { check_cmd umount; }
 @test "man page of serve matches --help" { check_cmd serve; }
+@test "man page of replicate matches --help" { check_cmd replicate; }
+@test "man page of replica matches --help" { check_cmd replica; }
+@test "man page of failover matches --help" { check_cmd failover; }
 @test "man pages render without warnings" {
   for p in "$MAN"/*.1; do
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$p" 2>&1 >/dev/null)
