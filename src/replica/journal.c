@@ -250,7 +250,11 @@ vb_journal_apply (const char *dir, struct json_object *j)
     const char *t = vb_json_str (json_object_array_get_idx (disks, i),
                                  "target");
     if (!t || apply_disk (dir, t, fresh) < 0) {
-      vb_prefix_error ("apply the sync to %s", dir);
+      struct vb_error e;
+      vb_error_save (&e);
+      vb_set_error_code (e.code, e.errnum, "apply the sync to %s: %s; once "
+                         "that is fixed, the next sync or 'virtback replica "
+                         "apply %s' finishes it", dir, e.msg, dir);
       return -1;
     }
   }
