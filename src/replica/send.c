@@ -440,6 +440,9 @@ open_wire (struct sync *x)
     return -1;
   x->wire = true;
   x->w.cancel = x->o->cancel;
+  /* ssh's keep-alives watch the link; this bounds a standby that hangs
+   * (the answer after the last disk waits for the apply: no bound). */
+  x->w.timeout_ms = 120000;
   return 0;
 }
 
@@ -471,6 +474,7 @@ exchange (struct sync *x)
   if (send_line (x, end) < 0)
     return -1;
   x->end_sent = true;
+  x->w.timeout_ms = 0;
   if (!(done = expect (x, "done")))
     return -1;
   json_object_put (done);

@@ -47,7 +47,9 @@ test_argv (void)
                                        "ssh://me@h:22/x");
   const char *want[] = { "ssh", "-i", "/k ey", "-o", "A=b", "-o",
                          "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-                         "-o", "BatchMode=yes", "-T", "-p", "22", "-l", "me",
+                         "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o",
+                         "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+                         "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", "-T", "-p", "22", "-l", "me",
                          "--", "h", "/opt/vb replica receive /x", NULL };
   size_t i;
 

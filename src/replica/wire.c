@@ -13,6 +13,7 @@
 #include "replica/internal.h"
 
 #define WIRE_BUF (256u << 10)
+#define WIRE_PIPE (1 << 20)
 /* A line holds at most a domain XML: more is not a peer of ours. */
 #define LINE_MAX_LEN (16u << 20)
 
@@ -28,6 +29,10 @@ vb_wire_init (struct vb_wire *w, int in, int out, const char *peer)
     vb_set_error ("out of memory");
     return -1;
   }
+  /* A pipe holds 64 KiB by default: each data piece would take many
+   * wake-ups of both ends.  Not a pipe, or no room: as it is. */
+  (void) fcntl (in, F_SETPIPE_SZ, WIRE_PIPE);
+  (void) fcntl (out, F_SETPIPE_SZ, WIRE_PIPE);
   if (fcntl (in, F_SETFL, fcntl (in, F_GETFL) | O_NONBLOCK) < 0 ||
       fcntl (out, F_SETFL, fcntl (out, F_GETFL) | O_NONBLOCK) < 0) {
     vb_set_error_errno (errno, "wire to %s", peer);
