@@ -312,3 +312,26 @@ wait_receiving () {
   [ "$status" -eq 0 ]
   [ "$(vsh domstate "$VM-fo")" = running ]
 }
+
+@test "SIGHUP ends a sync through its cleanup: no job, checkpoint, private directory or ssh left" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0xa1 0 1M"
+  rep
+  [ "$status" -eq 0 ]
+  vb_snapshot_disk "$VM" sda "$T/before.qcow2"
+  vb_guest_io "$VM" sda "write -P 0xa2 8M 24M"
+  xp_rate 40mbit
+  vb_bg_start "$T/bg" $(rep_cmd) -e "$XP_RSH"
+  wait_receiving
+  kill -HUP "$(cat "$T/bg/pid")"
+  rc=$(vb_bg_rc "$T/bg")
+  cat "$T/bg/out"
+  [ "$rc" -eq 1 ]
+  [ "$(cat "$T/bg/out")" = "virtback replicate: interrupted by a signal" ]
+  vb_no_job "$VM"
+  [ -z "$(ls -A "$SCRATCH")" ]
+  [ "$(vb_checkpoints "$VM")" = virtback-replica.0 ]
+  receiver_gone
+  rep_clean
+  vb_compare "$T/before.qcow2" "$SB/sda.qcow2"
+}
