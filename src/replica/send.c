@@ -558,6 +558,10 @@ vb_replicate (const struct vb_replicate_opts *o, struct vb_replicate_result *r)
 
   memset (r, 0, sizeof *r);
   ret = steps (&x);
+  /* Whichever layer noticed the signal first, the user hears one thing. */
+  if (ret < 0 && o->cancel && __atomic_load_n (o->cancel, __ATOMIC_RELAXED))
+    vb_set_error_code (VB_ERR_CANCELLED, 0, "interrupted by a signal: the "
+                       "standby keeps its last completed point");
   cleanup (&x, ret < 0);
   r->point = x.point;
   r->parent = x.parent;
