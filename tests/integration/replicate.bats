@@ -336,3 +336,24 @@ wait_receiving () {
   rep_clean
   vb_compare "$T/before.qcow2" "$SB/sda.qcow2"
 }
+
+@test "the guest agent freezes the real guest's filesystems for the sync's job start" {
+  source "$BATS_TEST_DIRNAME/guest_helpers.bash"
+  tg_build
+  tg_make_vm "$VM"
+  tg_exec "$VM" 'echo synced > /mnt/sda/file && sync && : > /run/qga.log'
+  run $(rep_cmd | sed 's/ --no-freeze//') -e "$XP_RSH"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" != *"did not freeze"* ]]
+  tg_exec "$VM" 'cat /run/qga.log' >"$T/qga.log"
+  [ "$(grep -c '"execute":"guest-fsfreeze-freeze"' "$T/qga.log")" = 1 ]
+  [ "$(tg_fsfreeze_status "$VM")" = thawed ]
+  # taken while frozen: the standby's ext4 needs no journal recovery and holds the file
+  qemu-img convert -O raw "$SB/sda.qcow2" "$T/sda.raw"
+  f=" $(dumpe2fs -h "$T/sda.raw" 2>/dev/null | sed -n 's/^Filesystem features: *//p') "
+  echo "features: $f"
+  [[ $f == *" has_journal "* && $f != *" needs_recovery "* ]]
+  [ "$(debugfs -R "cat /file" "$T/sda.raw" 2>/dev/null)" = synced ]
+  rm -f "$VB_IMG_DIR/$VM.console.log"
+}
