@@ -37,7 +37,8 @@ refuse_foreign (char *const *cps, const char *prefix, const char *domain)
   size_t n = 0;
 
   for (char *const *c = cps; *c; c++) {
-    if (is_ours (*c, prefix))
+    /* virtback replicate's chain lives beside every backup chain. */
+    if (is_ours (*c, prefix) || is_ours (*c, "virtback-replica"))
       continue;
     if (n++ < 8) {
       strncat (list, n > 1 ? ", " : "", sizeof list - strlen (list) - 1);

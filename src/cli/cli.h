@@ -27,6 +27,9 @@ int cmd_upload (int argc, char **argv);
 #include <stdint.h>
 void vb_cli_progress (void *op, uint64_t done, uint64_t total, double secs);
 int vb_cli_parse_workers (const char *s, unsigned *out);
+int cmd_replicate (int argc, char **argv);
+int cmd_replica (int argc, char **argv);
+int cmd_failover (int argc, char **argv);
 
 /* Make SIGINT, SIGTERM, SIGHUP and SIGQUIT set the returned flag (and
  * ignore SIGPIPE): the run polls it and ends through its cleanup. */

@@ -25,6 +25,9 @@ static const struct {
   { "job",     cmd_job,     "pull-backup jobs for other tools, read through serve" },
   { "download", cmd_download, "download an image from an imageio server" },
   { "upload",  cmd_upload,  "upload an image to an imageio server" },
+  { "replicate", cmd_replicate, "keep a standby copy of a domain current on another host" },
+  { "replica", cmd_replica, "on the standby host: status of a standby directory" },
+  { "failover", cmd_failover, "on the standby host: start the standby domain" },
 };
 
 void

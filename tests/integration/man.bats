@@ -28,6 +28,9 @@ check_cmd () {
 @test "man page of job matches --help" { check_cmd job; }
 @test "man page of download matches --help" { check_cmd download; }
 @test "man page of upload matches --help" { check_cmd upload; }
+@test "man page of replicate matches --help" { check_cmd replicate; }
+@test "man page of replica matches --help" { check_cmd replica; }
+@test "man page of failover matches --help" { check_cmd failover; }
 @test "man pages render without warnings" {
   for p in "$MAN"/*.1; do
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$p" 2>&1 >/dev/null)

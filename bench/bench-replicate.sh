@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# bench/bench-replicate.sh: virtback replicate across a veth to a standby host (the network
+# namespace xp-standby of tests/integration/replica_hosts.bash, with its own sshd), on a VM
+# xpbench with a 4 GiB disk holding 1.5 GiB of data, in one run, ROUNDS times interleaved:
+#   nbdcopy      the disk's allocated data (a copy of the disk served by qemu-nbd -r) into a
+#                fresh qcow2 served by qemu-nbd in the standby namespace over plain TCP
+#   first sync   virtback replicate into an empty standby directory
+#   whole disk   the seed's method: every byte of the disk copied again over NBD (nbdcopy
+#                without extents), as its dd over NBD does at each refresh
+#   incremental  virtback replicate after the guest changed 5 % of the disk (52 writes of
+#                4 MiB spread over it, through qemu-io over HMP)
+# Each standby image is compared once with the VM's disk.  Prints medians and the ratios the
+# issue sets targets for: first sync / nbdcopy (<= 1.3), and incremental / full resync
+# (<= 0.15), where the full resync is the first sync (a full one of the same disk, before the
+# change: the stricter divisor, as the change adds data).
+#
+# Usage: bench/bench-replicate.sh [-r ROUNDS]   (default 3; needs root, sshd, nbdcopy)
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/integration/replica_hosts.bash"
+
+ROUNDS=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    -r) ROUNDS=$2; shift ;;
+    -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+VM=xpbench
+WORK=${BENCH_WORK:-/var/tmp/xpbench}
+SBD=$VB_IMG_DIR/xpbench-standby
+LOG=$WORK/bench-replicate.log
+PORT=11000
+die () { echo "bench: $*" >&2; exit 1; }
+cleanup () {
+  [ -z "${NBDPID:-}" ] || kill "$NBDPID" 2>/dev/null
+  vb_destroy_vm "$VM"
+  xp_hosts_down "$WORK/hosts"
+  rm -rf "$SBD" "$WORK/src.sock" "$WORK/target.qcow2" "$WORK/src.qcow2" "$WORK/now.qcow2"
+}
+trap cleanup EXIT
+mkdir -p "$WORK" && : >"$LOG"
+vb_daemons_up || die "libvirtd does not come up"
+xp_hosts_up "$WORK/hosts" >>"$LOG" 2>&1 || die "the standby namespace does not come up (see $LOG)"
+
+# 1.5 GiB: 24 regions of 64 MiB of patterned bytes (nothing on the way compresses).
+vb_make_vm "$VM" 4G || die "cannot make $VM"
+for i in $(seq 0 23); do
+  vb_guest_io "$VM" sda "write -P $((i + 1)) $((i * 160))M 64M" || die "write"
+done
+
+ms () { date +%s%N | cut -c1-13; }
+declare -A T
+add () { T[$1]="${T[$1]:-} $2"; }
+median () { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Each timed step leaves its milliseconds in MS.
+sync_into () {   # DIR: one sync
+  local t0=$(ms)
+  "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$1" -e "$XP_RSH" \
+    --remote-virtback "$VIRTBACK" -n --no-freeze >>"$LOG" 2>&1 || die "replicate failed (see $LOG)"
+  MS=$(( $(ms) - t0 ))
+}
+
+nbd_to_standby () {   # NBDCOPY-OPTIONS...: the copy of the disk into a fresh qcow2 on the standby
+  local t0 rc
+  rm -f "$WORK/target.qcow2" "$WORK/src.sock"
+  qemu-img create -q -f qcow2 "$WORK/target.qcow2" 4G
+  ip netns exec $XP_NS qemu-nbd -f qcow2 -b $XP_IP -p $PORT -x disk --cache=writeback \
+    --pid-file "$WORK/tnbd.pid" --fork "$WORK/target.qcow2" || die "qemu-nbd target"
+  qemu-nbd -r -f qcow2 -k "$WORK/src.sock" --pid-file "$WORK/snbd.pid" --fork \
+    "$WORK/src.qcow2" || die "qemu-nbd source"
+  t0=$(ms)
+  nbdcopy "$@" "nbd+unix:///?socket=$WORK/src.sock" "nbd://$XP_IP:$PORT/disk" >>"$LOG" 2>&1
+  rc=$?
+  MS=$(( $(ms) - t0 ))
+  kill "$(cat "$WORK/snbd.pid")" "$(cat "$WORK/tnbd.pid")"
+  while kill -0 "$(cat "$WORK/tnbd.pid")" 2>/dev/null; do sleep 0.1; done
+  [ $rc = 0 ] || die "nbdcopy failed (see $LOG)"
+}
+
+for r in $(seq "$ROUNDS"); do
+  vb_snapshot_disk "$VM" sda "$WORK/src.qcow2" || die "copy of the disk"
+  nbd_to_standby --destination-is-zero; add nbdcopy $MS
+  rm -rf "$SBD"
+  sync_into "$SBD"; add first $MS
+  [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "first sync differs"; }
+  nbd_to_standby --no-extents; add whole $MS
+  # 52 x 4 MiB = 208 MiB, 5 % of the disk
+  for i in $(seq 0 51); do
+    vb_guest_io "$VM" sda "write -P $((100 + r)) $((i * 78 + 2))M 4M" || die "write"
+  done
+  sync_into "$SBD"; add inc $MS
+  [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "incremental sync differs"; }
+done
+
+printf '%-38s %10s   %s\n' case "median ms" "all rounds (ms)"
+for k in nbdcopy first whole inc; do
+  case $k in
+    nbdcopy) name="nbdcopy of the data over the link" ;;
+    first) name="virtback first sync" ;;
+    whole) name="whole disk over NBD (seed's method)" ;;
+    inc) name="virtback incremental sync, 5 %" ;;
+  esac
+  printf '%-38s %10s  %s\n' "$name" "$(median "${T[$k]}")" "${T[$k]}"
+done
+awk -v f="$(median "${T[first]}")" -v n="$(median "${T[nbdcopy]}")" \
+    -v i="$(median "${T[inc]}")" -v w="$(median "${T[whole]}")" \
+    'BEGIN { printf "first sync / nbdcopy:          %.2f (target <= 1.3)\n", f / n;
+             printf "incremental / full resync:     %.3f (target <= 0.15)\n", i / f;
+             printf "incremental / whole disk copy: %.3f\n", i / w }'

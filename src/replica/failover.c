@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* failover.c: `virtback replica status` and `virtback failover` on the
+ * standby host.  Failover takes DIR's lock, so no sync can start on the
+ * images it hands to the new domain, and marks DIR failed-over, which
+ * every later receive refuses.  See replica.h. */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/fsutil.h"
+#include "common/text.h"
+#include "replica/internal.h"
+#include "replica/replica.h"
+#include "restore/restore.h"
+#include "virt/virt.h"
+
+struct json_object *
+vb_replica_status (const char *dir)
+{
+  struct json_object *j;
+  int busy;
+
+  if (access (dir, F_OK) < 0) {
+    vb_set_error_errno (errno, "%s", dir);
+    return NULL;
+  }
+  if (!(j = vb_journal_read (dir)) || (busy = vb_journal_locked (dir)) < 0) {
+    json_object_put (j);
+    return NULL;
+  }
+  json_object_object_add (j, "busy", json_object_new_boolean (busy));
+  return j;
+}
+
+static void
+utc (char *buf, size_t len, int64_t t)
+{
+  time_t tt = (time_t) t;
+  struct tm tm;
+
+  gmtime_r (&tt, &tm);
+  strftime (buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static const char *
+what (struct json_object *st, bool busy, char *buf, size_t len)
+{
+  const char *s = vb_journal_state (st);
+  const char *next = vb_json_str (json_object_object_get (st, "pending"),
+                                  "point");
+
+  if (!strcmp (s, "failed-over"))
+    snprintf (buf, len, "failed over to domain '%s'",
+              vb_json_str (st, "failover") ? vb_json_str (st, "failover") : "?");
+  else if (!strcmp (s, "idle"))
+    snprintf (buf, len, busy ? "idle (a run holds the lock)" : "idle");
+  else if (busy)
+    snprintf (buf, len, "sync of %s in progress (%s)", next ? next : "?", s);
+  else if (!strcmp (s, "receiving"))
+    snprintf (buf, len, "interrupted while receiving %s: the next sync "
+              "discards it", next ? next : "?");
+  else
+    snprintf (buf, len, "interrupted while applying %s: the next sync or "
+              "'virtback replica apply' finishes it", next ? next : "?");
+  return buf;
+}
+
+char *
+vb_replica_status_text (struct json_object *st, const char *dir)
+{
+  struct json_object *disks = json_object_object_get (st, "disks");
+  bool busy = json_object_get_boolean (json_object_object_get (st, "busy"));
+  char taken[64] = "", done[64] = "", state[512];
+  CLEANUP_FREE char *dl = strdup ("");
+  const char *point = vb_json_str (st, "point");
+
+  utc (taken, sizeof taken, vb_json_int (st, "time", 0));
+  utc (done, sizeof done, vb_json_int (st, "completed", 0));
+  for (size_t i = 0; dl && disks && i < json_object_array_length (disks); i++) {
+    struct json_object *d = json_object_array_get_idx (disks, i);
+    char *n = vb_xasprintf ("%s%s%s (%lld bytes)", dl, *dl ? ", " : "",
+                            vb_json_str (d, "target"),
+                            (long long) vb_json_int (d, "size", 0));
+    free (dl);
+    dl = n;
+  }
+  return vb_xasprintf ("directory: %s\ndomain:    %s (uuid %s)\n"
+                       "point:     %s%s%s%s%s\nstate:     %s\ndisks:     %s\n",
+                       dir, vb_json_str (st, "domain") ? vb_json_str (st, "domain")
+                       : "none yet", vb_json_str (st, "uuid")
+                       ? vb_json_str (st, "uuid") : "-",
+                       point ? point : "none completed yet",
+                       point ? ", taken " : "", point ? taken : "",
+                       point ? ", completed " : "", point ? done : "",
+                       what (st, busy, state, sizeof state),
+                       dl && *dl ? dl : "none");
+}
+
+/* ---- failover ---- */
+
+static int
+ready (const char *dir, struct json_object *j)
+{
+  const char *s = vb_journal_state (j);
+
+  if (!strcmp (s, "applying")) {
+    vb_set_error ("a sync into %s stopped while it was being applied, so "
+                  "its images are not at one point: run 'virtback replica "
+                  "apply %s' to finish it, then failover again", dir, dir);
+    return -1;
+  }
+  if (!strcmp (s, "failed-over")) {
+    vb_set_error ("%s was failed over already, to domain '%s'", dir,
+                  vb_json_str (j, "failover") ? vb_json_str (j, "failover")
+                                              : "?");
+    return -1;
+  }
+  /* An interrupted receive never touched the images. */
+  if (vb_journal_recover (dir, j) < 0)
+    return -1;
+  if (!vb_json_str (j, "point")) {
+    vb_set_error ("%s holds no completed sync yet: run virtback replicate "
+                  "first", dir);
+    return -1;
+  }
+  return 0;
+}
+
+static char *
+adjusted_xml (const char *dir, struct json_object *j, const char *name)
+{
+  CLEANUP_FREE char *path = vb_path_join (dir, "domain.xml");
+  CLEANUP_FREE char *xml = NULL;
+  struct json_object *disks = json_object_object_get (j, "disks");
+  size_t n = disks ? json_object_array_length (disks) : 0, len;
+  CLEANUP_FREE struct vb_xml_disk *xd = calloc (n + 1, sizeof *xd);
+  CLEANUP_STRV char **paths = calloc (n + 1, sizeof *paths);
+
+  if (!path || !xd || !paths || !(xml = vb_read_file (path, &len)))
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    xd[i].target = vb_json_str (json_object_array_get_idx (disks, i), "target");
+    if (!xd[i].target ||
+        !(paths[i] = vb_replica_image (dir, xd[i].target, "")))
+      return NULL;
+    xd[i].path = paths[i];
+    xd[i].format = "qcow2";
+  }
+  return vb_adjust_domain_xml (xml, len, xd, n, name);
+}
+
+/* QEMU opens the images by path: it must be able to pass DIR (group
+ * libvirt-qemu, 0710), libvirt gives it the images themselves. */
+static int
+let_qemu_in (const char *dir)
+{
+  struct group *g = getgrnam ("libvirt-qemu");
+
+  if (!g) {
+    vb_set_error ("no group libvirt-qemu: is libvirt's QEMU driver installed?");
+    return -1;
+  }
+  if (chown (dir, -1, g->gr_gid) < 0 || chmod (dir, 0710) < 0) {
+    vb_set_error_errno (errno, "%s", dir);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+start (const struct vb_failover_opts *o, struct json_object *j,
+       const char *name, char **made)
+{
+  CLEANUP_FREE char *xml = NULL;
+
+  int exists = vb_domain_exists (o->uri, name);
+
+  if (exists == 1)
+    vb_set_error ("a domain named '%s' exists already in libvirt: give "
+                  "another name with -N NAME", name);
+  if (exists != 0 || let_qemu_in (o->dir) < 0 ||
+      !(xml = adjusted_xml (o->dir, j, name)) ||
+      !(*made = vb_domain_create (o->uri, xml)))
+    return -1;
+  json_object_object_add (j, "state", json_object_new_string ("failed-over"));
+  json_object_object_add (j, "failover", json_object_new_string (*made));
+  return vb_journal_write (o->dir, j);
+}
+
+char *
+vb_failover (const struct vb_failover_opts *o)
+{
+  CLEANUP_CLOSE int fd = -1;
+  struct json_object *j = NULL;
+  char *made = NULL;
+  const char *name;
+
+  if (access (o->dir, F_OK) < 0) {
+    vb_set_error_errno (errno, "%s", o->dir);
+    return NULL;
+  }
+  if ((fd = vb_journal_lock (o->dir, 0)) < 0) {
+    struct json_object *st = vb_journal_read (o->dir);
+    vb_set_error ("a sync into %s is running (%s): wait for it to end, or "
+                  "stop virtback replicate on the source, then failover "
+                  "again", o->dir, st ? vb_journal_state (st) : "?");
+    json_object_put (st);
+    return NULL;
+  }
+  if (!(j = vb_journal_read (o->dir)) || ready (o->dir, j) < 0)
+    goto out;
+  name = o->name ? o->name : vb_json_str (j, "domain");
+  if (!name) {
+    vb_set_error ("%s does not name its domain: give -N NAME", o->dir);
+    goto out;
+  }
+  if (start (o, j, name, &made) < 0) {
+    free (made);
+    made = NULL;
+  }
+ out:
+  json_object_put (j);
+  return made;
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Unit tests for replica/: --to parsing, the ssh command line, the wire
+ * over a real pipe, and the journal's apply with the real qemu-img (redone
+ * after an interruption, it gives the same image). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/proc.h"
+#include "common/test.h"
+#include "nbd/qemu_nbd.h"
+#include "replica/internal.h"
+#include "replica/replica.h"
+#include "replica/ssh.h"
+
+static void
+test_parse_to (void)
+{
+  char *u, *h, *p, *d;
+
+  CHECK (vb_replica_parse_to ("ssh://root@10.0.0.2:2202/var/standby/vm1",
+                              &u, &h, &p, &d) == 0);
+  CHECK_STR (u, "root");
+  CHECK_STR (h, "10.0.0.2");
+  CHECK_STR (p, "2202");
+  CHECK_STR (d, "/var/standby/vm1");
+  free (u); free (h); free (p); free (d);
+  CHECK (vb_replica_parse_to ("ssh://host/d", &u, &h, &p, &d) == 0);
+  CHECK (u == NULL && p == NULL);
+  CHECK_STR (d, "/d");
+  free (h); free (d);
+  CHECK_ERR (vb_replica_parse_to ("http://host/d", &u, &h, &p, &d) < 0,
+             "ssh://");
+  CHECK_ERR (vb_replica_parse_to ("ssh://host/d;rm", &u, &h, &p, &d) < 0,
+             "letters");
+  CHECK_ERR (vb_replica_parse_to ("ssh://host/a/../b", &u, &h, &p, &d) < 0,
+             "..");
+}
+
+static void
+test_argv (void)
+{
+  CLEANUP_STRV char **v = vb_ssh_argv ("ssh -i '/k ey' -o A=b", "/opt/vb",
+                                       "ssh://me@h:22/x");
+  const char *want[] = { "ssh", "-i", "/k ey", "-o", "A=b", "-o",
+                         "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+                         "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o",
+                         "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+                         "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", "-T", "-p", "22", "-l", "me",
+                         "--", "h", "/opt/vb replica receive /x", NULL };
+  size_t i;
+
+  REQUIRE (v);
+  for (i = 0; want[i] && v[i]; i++)
+    CHECK_STR (v[i], want[i]);
+  CHECK (!want[i] && !v[i]);
+  CHECK_ERR (vb_ssh_argv ("ssh $(id)", "virtback", "ssh://h/x") == NULL,
+             "--rsh");
+}
+
+static void
+test_wire (void)
+{
+  int a[2], b[2];
+  struct vb_wire s, r;
+  char buf[5000];
+  enum vb_frame_kind k;
+  uint64_t st, len;
+
+  REQUIRE (pipe (a) == 0 && pipe (b) == 0);
+  REQUIRE (vb_wire_init (&s, b[0], a[1], "the receiver") == 0);
+  REQUIRE (vb_wire_init (&r, a[0], b[1], "the sender") == 0);
+  struct json_object *o = json_object_new_object ();
+  json_object_object_add (o, "xml", json_object_new_string ("<a>\n</a>"));
+  CHECK (vb_wire_send_json (&s, o) == 0);
+  json_object_put (o);
+  memset (buf, 'x', sizeof buf);
+  CHECK (vb_wire_send_frame (&s, VB_FRAME_DATA, 4096, sizeof buf) == 0);
+  CHECK (vb_wire_write (&s, buf, sizeof buf) == 0);
+  o = json_object_new_object ();
+  json_object_object_add (o, "error", json_object_new_string ("disk full"));
+  CHECK (vb_wire_send_json (&s, o) == 0);
+  json_object_put (o);
+
+  o = vb_wire_recv_json (&r);
+  CHECK_STR (vb_json_str (o, "xml"), "<a>\n</a>");
+  json_object_put (o);
+  CHECK (vb_wire_recv_frame (&r, &k, &st, &len) == 0);
+  CHECK (k == VB_FRAME_DATA && st == 4096 && len == sizeof buf);
+  memset (buf, 0, sizeof buf);
+  CHECK (vb_wire_read (&r, buf, sizeof buf) == 0 && buf[4999] == 'x');
+  CHECK_ERR (vb_wire_recv_json (&r) == NULL, "the sender: disk full");
+  close (a[1]);
+  CHECK_ERR (vb_wire_recv_json (&r) == NULL, "closed the connection");
+  r.timeout_ms = 200;
+  close (a[0]);
+  vb_wire_free (&s);
+  vb_wire_free (&r);
+  close (b[0]);
+  close (b[1]);
+}
+
+/* BASE (if not NULL) of 1 MiB, and the overlay OV over it. */
+static int
+images (const char *base, const char *ov, const char *opts)
+{
+  if (base && vb_qemu_img_create (base, "qcow2", NULL, 1u << 20) < 0)
+    return -1;
+  return vb_qemu_img_create (ov, "qcow2", opts, 1u << 20);
+}
+
+static int
+qemu_io (const char *img, const char *cmd)
+{
+  char *const argv[] = { "qemu-io", "-f", "qcow2", "-c", (char *) cmd,
+                         (char *) img, NULL };
+  return vb_proc_run (argv);
+}
+
+/* A sync in an overlay, applied, interrupted after the commit (the
+ * overlay still there), applied again: the base holds the overlay's data
+ * once, and the journal says idle at the new point. */
+static void
+test_apply (void)
+{
+  char dir[] = "/tmp/test-replica.XXXXXX";
+  REQUIRE (mkdtemp (dir));
+  CLEANUP_FREE char *base = vb_replica_image (dir, "sda", "");
+  CLEANUP_FREE char *ov = vb_replica_image (dir, "sda", "sync");
+  CLEANUP_FREE char *opts = NULL;
+  REQUIRE (asprintf (&opts, "backing_file=%s,backing_fmt=qcow2", base) > 0);
+  REQUIRE (images (base, ov, opts) == 0);
+  CHECK (qemu_io (base, "write -P 0x11 0 1M") == 0);
+  CHECK (qemu_io (ov, "write -P 0x22 512K 64K") == 0);
+  struct json_object *j = json_tokener_parse
+    ("{\"state\":\"applying\",\"point\":\"virtback-replica.0\","
+     "\"pending\":{\"point\":\"virtback-replica.1\",\"time\":7,"
+     "\"mode\":\"commit\",\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}}");
+  REQUIRE (j);
+  CHECK (vb_journal_write (dir, j) == 0);
+  json_object_put (j);
+  /* interrupted after the commit: the overlay is still there */
+  char *const commit[] = { "qemu-img", "commit", "-q", "-d", "-f", "qcow2",
+                           ov, NULL };
+  CHECK (vb_proc_run (commit) == 0);
+  CHECK (vb_replica_apply (dir) == 0);
+  CHECK (access (ov, F_OK) < 0);
+  CHECK (qemu_io (base, "read -P 0x22 512K 64K") == 0);
+  CHECK (qemu_io (base, "read -P 0x11 0 512K") == 0);
+  CHECK (qemu_io (base, "read -P 0x11 576K 448K") == 0);
+  j = vb_journal_read (dir);
+  CHECK_STR (vb_journal_state (j), "idle");
+  CHECK_STR (vb_json_str (j, "point"), "virtback-replica.1");
+  CHECK (vb_json_int (j, "time", 0) == 7);
+  json_object_put (j);
+  /* an interrupted receive is dropped, the image untouched */
+  CHECK (images (NULL, ov, opts) == 0);
+  j = json_tokener_parse
+    ("{\"state\":\"receiving\",\"point\":\"virtback-replica.1\","
+     "\"pending\":{\"point\":\"virtback-replica.2\",\"mode\":\"commit\","
+     "\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}}");
+  CHECK (vb_journal_write (dir, j) == 0);
+  json_object_put (j);
+  CHECK (vb_replica_apply (dir) == 0);
+  CHECK (access (ov, F_OK) < 0);
+  j = vb_journal_read (dir);
+  CHECK_STR (vb_journal_state (j), "idle");
+  CHECK_STR (vb_json_str (j, "point"), "virtback-replica.1");
+  json_object_put (j);
+  char *const rm[] = { "rm", "-rf", dir, NULL };
+  vb_proc_run (rm);
+}
+
+int
+main (void)
+{
+  test_parse_to ();
+  test_argv ();
+  test_wire ();
+  test_apply ();
+  return vb_test_end ("test-replica");
+}
