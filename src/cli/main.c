@@ -53,7 +53,7 @@ usage (FILE *fp)
 {
   fprintf (fp, "Usage: virtback COMMAND [OPTIONS]\n\nCommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf (fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf (fp, "  %-9s %s\n", commands[i].name, commands[i].summary);
   fprintf (fp, "\nRun 'virtback COMMAND --help' for a command's options.\n");
 }
 
