@@ -106,8 +106,10 @@ plan_incremental (const struct vb_plan_in *in, struct vb_plan *p)
     return -1;
   }
   p->parent = strdup (p->chain[n - 1]);
-  /* A pull job's checkpoint keeps its name: that chain goes on by itself. */
-  p->meta_checkpoint = vb_bset_checkpoint_name (p->prefix, n, in->taken);
+  /* Neither a name of this chain (pull jobs' points may sit between
+   * its own) nor a pull job's: that chain goes on by itself. */
+  p->meta_checkpoint = vb_bset_checkpoint_name (p->prefix, n, in->taken,
+                                                p->chain);
   if (!p->parent || !p->meta_checkpoint)
     return -1;
   if (p->level == VB_LEVEL_INC) {

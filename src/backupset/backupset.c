@@ -157,11 +157,12 @@ vb_strv_has (char *const *v, const char *s)
 }
 
 char *
-vb_bset_checkpoint_name (const char *prefix, size_t n, char *const *taken)
+vb_bset_checkpoint_name (const char *prefix, size_t n, char *const *taken,
+                         char *const *also)
 {
   for (;; n++) {
     char *name = vb_xasprintf ("%s.%zu", prefix, n);
-    if (!name || !vb_strv_has (taken, name))
+    if (!name || (!vb_strv_has (taken, name) && !vb_strv_has (also, name)))
       return name;
     free (name);
   }

@@ -145,7 +145,7 @@ plan_from (struct vb_domain *d, struct json_object *chain, char **cps,
   at = chain_find (d, chain, parent);
   if (!(p->parent = strdup (parent)) ||
       !(p->checkpoint = vb_bset_checkpoint_name (prefix, at >= 0 ? at + 1 : 1,
-                                                  cps))) {
+                                                  cps, NULL))) {
     vb_set_error ("out of memory");
     return -1;
   }
