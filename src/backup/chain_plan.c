@@ -95,28 +95,6 @@ resolve_level (const struct vb_plan_in *in, struct vb_plan *p)
   return 0;
 }
 
-static bool
-in_strv (char *const *v, const char *s)
-{
-  for (; v && *v; v++)
-    if (!strcmp (*v, s))
-      return true;
-  return false;
-}
-
-/* "<prefix>.<n>" for the smallest n from the chain's length that no pull
- * job's checkpoint holds: that chain of the domain goes on by itself. */
-static char *
-next_name (const struct vb_plan_in *in, const char *prefix, size_t n)
-{
-  for (;; n++) {
-    char *name = vb_xasprintf ("%s.%zu", prefix, n);
-    if (!name || !in_strv (in->taken, name))
-      return name;
-    free (name);
-  }
-}
-
 static int
 plan_incremental (const struct vb_plan_in *in, struct vb_plan *p)
 {
@@ -128,7 +106,10 @@ plan_incremental (const struct vb_plan_in *in, struct vb_plan *p)
     return -1;
   }
   p->parent = strdup (p->chain[n - 1]);
-  p->meta_checkpoint = next_name (in, p->prefix, n);
+  /* Neither a name of this chain (pull jobs' points may sit between
+   * its own) nor a pull job's: that chain goes on by itself. */
+  p->meta_checkpoint = vb_bset_checkpoint_name (p->prefix, n, in->taken,
+                                                p->chain);
   if (!p->parent || !p->meta_checkpoint)
     return -1;
   if (p->level == VB_LEVEL_INC) {
@@ -350,8 +331,8 @@ vb_plan_apply (struct vb_domain *d, struct vb_plan *p)
     if (redefine_lost (d, p) < 0)
       return -1;
     if (p->checkpoint && vb_checkpoint_exists (d, p->checkpoint)) {
-      /* Left by a run that did not complete (next_name skipped the jobs'
-       * names): it is not in .cpt, so no backup depends on it. */
+      /* Left by a run that did not complete (the jobs' names were
+       * skipped): it is not in .cpt, so no backup depends on it. */
       vb_info ("removing checkpoint %s of an incomplete backup",
                p->checkpoint);
       if (delete_noting (d, p->checkpoint, &latest) < 0)

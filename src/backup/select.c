@@ -19,15 +19,6 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
-static bool
-in_list (char **list, const char *s)
-{
-  for (; list && *list; list++)
-    if (!strcmp (*list, s))
-      return true;
-  return false;
-}
-
 /* qcow2 compat "0.10" has no persistent bitmaps. */
 static int
 check_qcow2_v3 (struct run *x, struct vb_disk *disk)
@@ -67,8 +58,8 @@ select_one (struct run *x, struct vb_disk *disk)
     vb_info ("skipping disk %s: %s", disk->target, why);
     return 0;
   }
-  if (in_list (x->o.exclude, disk->target) ||
-      (x->o.include && !in_list (x->o.include, disk->target)))
+  if (vb_strv_has (x->o.exclude, disk->target) ||
+      (x->o.include && !vb_strv_has (x->o.include, disk->target)))
     return 0;
   if (raw && (x->plan.level == VB_LEVEL_INC || x->plan.level == VB_LEVEL_DIFF)) {
     vb_info ("skipping raw disk %s: raw disks are saved in full and copy "
@@ -324,8 +315,8 @@ auto_candidate (struct run *x, const struct vb_disk *disk)
 {
   return disk->skip == VB_DISK_BACKUP &&
     !(disk->format && !strcmp (disk->format, "raw")) &&
-    !in_list (x->o.exclude, disk->target) &&
-    (!x->o.include || in_list (x->o.include, disk->target));
+    !vb_strv_has (x->o.exclude, disk->target) &&
+    (!x->o.include || vb_strv_has (x->o.include, disk->target));
 }
 
 int

@@ -160,6 +160,20 @@ test_inc (void)
                 "virtback.1");
     vb_plan_free (&p);
   }
+  /* A job's point between the chain's own: the chain's newest name is
+   * its parent, never the new one. */
+  {
+    char *cps[] = { "virtback.0", "virtback.1", "virtback.2", NULL };
+    char *own[] = { "virtback.0", "virtback.2", NULL };
+    char *jobs[] = { "virtback.1", NULL };
+    in = input_chain (VB_LEVEL_INC, own);
+    in.checkpoints = cps;
+    in.taken = jobs;
+    CHECK (decide (&in, &p) == 0);
+    check_plan (&p, VB_LEVEL_INC, "virtback.3", "virtback.2", "virtback.3",
+                "virtback.3");
+    vb_plan_free (&p);
+  }
   {
     char *taken[] = { "virtback.0", "virtback.1", "virtback.2", NULL };
     in = input_chain (VB_LEVEL_INC, chain1);

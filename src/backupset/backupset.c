@@ -147,6 +147,27 @@ vb_bset_chksum_name (const char *data_file)
 
 /* ---- the chain file ---- */
 
+bool
+vb_strv_has (char *const *v, const char *s)
+{
+  for (; v && *v; v++)
+    if (!strcmp (*v, s))
+      return true;
+  return false;
+}
+
+char *
+vb_bset_checkpoint_name (const char *prefix, size_t n, char *const *taken,
+                         char *const *also)
+{
+  for (;; n++) {
+    char *name = vb_xasprintf ("%s.%zu", prefix, n);
+    if (!name || (!vb_strv_has (taken, name) && !vb_strv_has (also, name)))
+      return name;
+    free (name);
+  }
+}
+
 size_t
 vb_strv_len (char *const *v)
 {

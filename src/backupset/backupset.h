@@ -49,6 +49,12 @@ char *vb_bset_chksum_name (const char *data_file);
  * A missing file is an empty chain (returns a vector with no entries). */
 char **vb_cpt_read (struct vb_target *t, const char *domain);
 size_t vb_strv_len (char *const *v);
+/* Is S one of V's strings (V may be NULL)? */
+bool vb_strv_has (char *const *v, const char *s);
+/* A new checkpoint's name: "<prefix>.<n>" for the smallest n from N that
+ * neither TAKEN nor ALSO (either may be NULL) holds.  NULL with an error. */
+char *vb_bset_checkpoint_name (const char *prefix, size_t n,
+                               char *const *taken, char *const *also);
 /* The chain file's exact bytes, as Python's json.dumps(list) writes them
  * (["a", "b"], non-ASCII as \uXXXX).  Malloc'd; NULL on bad UTF-8. */
 char *vb_cpt_format (char *const *names);

@@ -29,15 +29,6 @@ is_ours (const char *name, const char *prefix)
   return true;
 }
 
-static bool
-in_strv (char *const *v, const char *s)
-{
-  for (; v && *v; v++)
-    if (!strcmp (*v, s))
-      return true;
-  return false;
-}
-
 static int
 refuse_foreign (struct vb_domain *d, char *const *cps, const char *prefix)
 {
@@ -102,17 +93,6 @@ delete_ours (struct vb_domain *d, char **cps, const char *prefix)
   return 0;
 }
 
-static char *
-next_name (char **cps, const char *prefix, size_t n)
-{
-  for (;; n++) {
-    char *name = vb_xasprintf ("%s.%zu", prefix, n);
-    if (!name || !in_strv (cps, name))
-      return name;
-    free (name);
-  }
-}
-
 /* Index of the point of CHAIN that is libvirt's checkpoint NAME now (its
  * name and creation time), or -1; -2 when the chain has a point of that
  * name that a full has replaced since. */
@@ -164,7 +144,8 @@ plan_from (struct vb_domain *d, struct json_object *chain, char **cps,
     return -1;
   at = chain_find (d, chain, parent);
   if (!(p->parent = strdup (parent)) ||
-      !(p->checkpoint = next_name (cps, prefix, at >= 0 ? at + 1 : 1))) {
+      !(p->checkpoint = vb_bset_checkpoint_name (prefix, at >= 0 ? at + 1 : 1,
+                                                  cps, NULL))) {
     vb_set_error ("out of memory");
     return -1;
   }
