@@ -23,10 +23,32 @@ int cmd_job (int argc, char **argv);
 int cmd_download (int argc, char **argv);
 int cmd_upload (int argc, char **argv);
 
-/* The clients' progress line on stderr (a vb_progress_cb), and --workers. */
-#include <stdint.h>
-void vb_cli_progress (void *op, uint64_t done, uint64_t total, double secs);
-int vb_cli_parse_workers (const char *s, unsigned *out);
+/* The options download and upload share (cmd_download.c): --workers,
+ * --cafile, --insecure and -n, as getopt_long entries and codes. */
+#include <stdbool.h>
+enum { VB_CLI_OPT_WORKERS = 0x1000, VB_CLI_OPT_CAFILE, VB_CLI_OPT_INSECURE };
+#define VB_CLI_CLIENT_LONGOPTS \
+  { "workers", required_argument, NULL, VB_CLI_OPT_WORKERS }, \
+  { "cafile", required_argument, NULL, VB_CLI_OPT_CAFILE }, \
+  { "insecure", no_argument, NULL, VB_CLI_OPT_INSECURE }, \
+  { "noprogress", no_argument, NULL, 'n' }
+struct vb_client_opts;
+/* C (a getopt_long result, ARG its optarg) into O or *QUIET: 1 it was one
+ * of those, 0 it was not, -1 a --workers out of 1-VB_CLIENT_MAX_WORKERS. */
+int vb_cli_client_opt (int c, const char *arg, struct vb_client_opts *o,
+                       bool *quiet);
+/* The exit code of a parse that returned P, 1 (--help shown) or -1 (after
+ * a one-line usage error naming ARGS, the operands of CMD). */
+int vb_cli_client_usage (const char *cmd, const char *args, int p);
+/* After getopt_long: -1 unless two operands follow the options of ARGC
+ * arguments and not both --cafile and --insecure are given; else 0, O
+ * armed for the transfer: signals stop it, and unless QUIET a progress
+ * line goes to stderr (a terminal only). */
+int vb_cli_client_ready (int argc, struct vb_client_opts *o, bool quiet);
+/* The exit code of CMD's transfer that returned R (0 or -1), after its
+ * error on a line of its own. */
+int vb_cli_client_end (const char *cmd, const struct vb_client_opts *o,
+                       int r);
 int cmd_replicate (int argc, char **argv);
 int cmd_replica (int argc, char **argv);
 int cmd_failover (int argc, char **argv);

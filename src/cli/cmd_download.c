@@ -36,11 +36,10 @@ static const char usage_text[] =
   "  -n, --noprogress          no progress line\n"
   "  -h, --help                show this help\n";
 
-enum { OPT_FORMAT = 256, OPT_INC, OPT_BF, OPT_BFMT, OPT_WORKERS, OPT_CA,
-       OPT_INSECURE };
+enum { OPT_FORMAT = 256, OPT_INC, OPT_BF, OPT_BFMT };
 
-void
-vb_cli_progress (void *op, uint64_t done, uint64_t total, double secs)
+static void
+progress (void *op, uint64_t done, uint64_t total, double secs)
 {
   char line[160];
 
@@ -49,8 +48,8 @@ vb_cli_progress (void *op, uint64_t done, uint64_t total, double secs)
   fflush (stderr);
 }
 
-int
-vb_cli_parse_workers (const char *s, unsigned *out)
+static int
+parse_workers (const char *s, unsigned *out)
 {
   char *end;
   long n = strtol (s, &end, 10);
@@ -61,66 +60,92 @@ vb_cli_parse_workers (const char *s, unsigned *out)
   return 0;
 }
 
+int
+vb_cli_client_opt (int c, const char *arg, struct vb_client_opts *o,
+                   bool *quiet)
+{
+  switch (c) {
+  case VB_CLI_OPT_WORKERS: return parse_workers (arg, &o->workers) < 0 ? -1 : 1;
+  case VB_CLI_OPT_CAFILE: o->cafile = arg; return 1;
+  case VB_CLI_OPT_INSECURE: o->insecure = true; return 1;
+  case 'n': *quiet = true; return 1;
+  default: return 0;
+  }
+}
+
+int
+vb_cli_client_usage (const char *cmd, const char *args, int p)
+{
+  if (p > 0)
+    return VB_EXIT_OK;
+  vb_cli_errorf (cmd, "give %s, --workers 1-%d, and --cafile or --insecure, "
+                 "not both: see 'virtback %s --help'", args,
+                 VB_CLIENT_MAX_WORKERS, cmd);
+  return VB_EXIT_USAGE;
+}
+
+int
+vb_cli_client_ready (int argc, struct vb_client_opts *o, bool quiet)
+{
+  if (optind + 2 != argc || (o->cafile && o->insecure))
+    return -1;
+  o->stop = vb_cli_stop_on_signals ();
+  if (!quiet && isatty (STDERR_FILENO))
+    o->progress = progress;
+  return 0;
+}
+
+int
+vb_cli_client_end (const char *cmd, const struct vb_client_opts *o, int r)
+{
+  if (r == 0)
+    return VB_EXIT_OK;
+  if (o->progress)
+    fputc ('\n', stderr);
+  vb_cli_error (cmd);
+  return VB_EXIT_FAIL;
+}
+
 static int
-parse (int argc, char **argv, struct vb_download_opts *o, bool *quiet)
+parse (int argc, char **argv, struct vb_download_opts *o)
 {
   static const struct option longopts[] = {
     { "format", required_argument, NULL, OPT_FORMAT },
     { "incremental", no_argument, NULL, OPT_INC },
     { "backing-file", required_argument, NULL, OPT_BF },
     { "backing-format", required_argument, NULL, OPT_BFMT },
-    { "workers", required_argument, NULL, OPT_WORKERS },
-    { "cafile", required_argument, NULL, OPT_CA },
-    { "insecure", no_argument, NULL, OPT_INSECURE },
-    { "noprogress", no_argument, NULL, 'n' },
+    VB_CLI_CLIENT_LONGOPTS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  int c;
+  bool quiet = false;
+  int c, k;
 
-  while ((c = getopt_long (argc, argv, "nh", longopts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "nh", longopts, NULL)) != -1) {
+    if ((k = vb_cli_client_opt (c, optarg, &o->c, &quiet)) < 0)
+      return -1;
+    if (k > 0)
+      continue;
     switch (c) {
     case OPT_FORMAT: o->format = optarg; break;
     case OPT_INC: o->incremental = true; break;
     case OPT_BF: o->backing_file = optarg; break;
     case OPT_BFMT: o->backing_format = optarg; break;
-    case OPT_WORKERS:
-      if (vb_cli_parse_workers (optarg, &o->c.workers) < 0)
-        return -1;
-      break;
-    case OPT_CA: o->c.cafile = optarg; break;
-    case OPT_INSECURE: o->c.insecure = true; break;
-    case 'n': *quiet = true; break;
     case 'h': fputs (usage_text, stdout); return 1;
     default: return -1;
     }
-  if (optind + 2 != argc || (o->c.cafile && o->c.insecure))
-    return -1;
-  return 0;
+  }
+  return vb_cli_client_ready (argc, &o->c, quiet);
 }
 
 int
 cmd_download (int argc, char **argv)
 {
   struct vb_download_opts o = { 0 };
-  bool quiet = false;
-  int p = parse (argc, argv, &o, &quiet);
+  int p = parse (argc, argv, &o);
 
-  if (p != 0) {
-    if (p < 0)
-      vb_cli_errorf ("download", "give URL and OUT, --workers 1-%d, and "
-                     "--cafile or --insecure, not both: see 'virtback "
-                     "download --help'", VB_CLIENT_MAX_WORKERS);
-    return p < 0 ? VB_EXIT_USAGE : VB_EXIT_OK;
-  }
-  o.c.stop = vb_cli_stop_on_signals ();
-  if (!quiet && isatty (STDERR_FILENO))
-    o.c.progress = vb_cli_progress;
-  if (vb_download (argv[optind], argv[optind + 1], &o) < 0) {
-    if (o.c.progress)
-      fputc ('\n', stderr);
-    vb_cli_error ("download");
-    return VB_EXIT_FAIL;
-  }
-  return VB_EXIT_OK;
+  if (p != 0)
+    return vb_cli_client_usage ("download", "URL and OUT", p);
+  return vb_cli_client_end ("download", &o.c,
+                            vb_download (argv[optind], argv[optind + 1], &o));
 }

@@ -26,60 +26,34 @@ static const char usage_text[] =
   "  -n, --noprogress          no progress line\n"
   "  -h, --help                show this help\n";
 
-enum { OPT_WORKERS = 256, OPT_CA, OPT_INSECURE };
-
 static int
-parse (int argc, char **argv, struct vb_client_opts *o, bool *quiet)
+parse (int argc, char **argv, struct vb_client_opts *o)
 {
   static const struct option longopts[] = {
-    { "workers", required_argument, NULL, OPT_WORKERS },
-    { "cafile", required_argument, NULL, OPT_CA },
-    { "insecure", no_argument, NULL, OPT_INSECURE },
-    { "noprogress", no_argument, NULL, 'n' },
+    VB_CLI_CLIENT_LONGOPTS,
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
+  bool quiet = false;
   int c;
 
-  while ((c = getopt_long (argc, argv, "nh", longopts, NULL)) != -1)
-    switch (c) {
-    case OPT_WORKERS:
-      if (vb_cli_parse_workers (optarg, &o->workers) < 0)
-        return -1;
-      break;
-    case OPT_CA: o->cafile = optarg; break;
-    case OPT_INSECURE: o->insecure = true; break;
-    case 'n': *quiet = true; break;
-    case 'h': fputs (usage_text, stdout); return 1;
-    default: return -1;
-    }
-  if (optind + 2 != argc || (o->cafile && o->insecure))
-    return -1;
-  return 0;
+  while ((c = getopt_long (argc, argv, "nh", longopts, NULL)) != -1) {
+    if (c == 'h')
+      return fputs (usage_text, stdout), 1;
+    if (vb_cli_client_opt (c, optarg, o, &quiet) <= 0)
+      return -1;
+  }
+  return vb_cli_client_ready (argc, o, quiet);
 }
 
 int
 cmd_upload (int argc, char **argv)
 {
   struct vb_client_opts o = { 0 };
-  bool quiet = false;
-  int p = parse (argc, argv, &o, &quiet);
+  int p = parse (argc, argv, &o);
 
-  if (p != 0) {
-    if (p < 0)
-      vb_cli_errorf ("upload", "give FILE and URL, --workers 1-%d, and "
-                     "--cafile or --insecure, not both: see 'virtback "
-                     "upload --help'", VB_CLIENT_MAX_WORKERS);
-    return p < 0 ? VB_EXIT_USAGE : VB_EXIT_OK;
-  }
-  o.stop = vb_cli_stop_on_signals ();
-  if (!quiet && isatty (STDERR_FILENO))
-    o.progress = vb_cli_progress;
-  if (vb_upload (argv[optind], argv[optind + 1], &o) < 0) {
-    if (o.progress)
-      fputc ('\n', stderr);
-    vb_cli_error ("upload");
-    return VB_EXIT_FAIL;
-  }
-  return VB_EXIT_OK;
+  if (p != 0)
+    return vb_cli_client_usage ("upload", "FILE and URL", p);
+  return vb_cli_client_end ("upload", &o,
+                            vb_upload (argv[optind], argv[optind + 1], &o));
 }

@@ -4,7 +4,6 @@
  * directory, map, overlays, isolated XML), boot, ask the agent, clean up. */
 #include <dirent.h>
 #include <errno.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include "map/map.h"
 #include "nbd/qemu_nbd.h"
 #include "restore/boot.h"
+#include "restore/internal.h"
 #include "restore/restore.h"
 #include "target/target.h"
 #include "virt/virt.h"
@@ -54,29 +54,7 @@ struct boot {
   double t0;
 };
 
-static void
-say (const struct boot *b, const char *fmt, ...)
-  __attribute__((format (printf, 2, 3)));
-
-static void
-say (const struct boot *b, const char *fmt, ...)
-{
-  CLEANUP_FREE char *s = NULL;
-  va_list ap;
-
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  if (s && b->o->progress)
-    b->o->progress (b->o->op, s);
-}
-
-static bool
-cancelled (const struct boot *b)
-{
-  return b->o->cancel && __atomic_load_n (b->o->cancel, __ATOMIC_RELAXED);
-}
+#define say(b, ...) vb_pvm_say ((b)->o->progress, (b)->o->op, __VA_ARGS__)
 
 static double
 left (const struct boot *b)
@@ -106,13 +84,9 @@ add_disk (struct boot *b, const char *disk, uint64_t size)
 static int
 load_xml (struct boot *b, struct vb_target *t, const struct vb_chain_file *f)
 {
-  CLEANUP_FREE char *name = vb_bset_vmconfig_name (vb_chain_file_ident (f));
-  CLEANUP_FREE char *parent = f->level == VB_LEVEL_DIFF
-    ? vb_bset_vmconfig_name (f->meta.parent_checkpoint) : NULL;
+  CLEANUP_FREE char *name = NULL;
 
-  if (name && !(b->xml = vb_target_read (t, name, NULL)) && parent)
-    b->xml = vb_target_read (t, parent, NULL);
-  if (!b->xml) {
+  if (!(b->xml = vb_pvm_read_xml (t, f, &name))) {
     vb_set_error ("%s: no VM definition of the point (%s), so it cannot be "
                   "booted: check its files with 'virtback verify -i %s'",
                   b->input, name ? name : "vmconfig", b->input);
@@ -127,16 +101,8 @@ plan_disks (struct boot *b, struct vb_target *t, struct vb_chain *c)
   const struct vb_chain_file *last = NULL;
 
   for (size_t i = 0; i < c->ndisks; i++) {
-    struct vb_chain_file **files = vb_chain_select (c, &c->disks[i],
-                                                    b->o->until);
-    size_t k = 0;
-
-    if (!files)
+    if (!(last = vb_pvm_last_file (c, i, b->o->until)))
       return -1;
-    while (files[k + 1])
-      k++;
-    last = files[k];
-    free (files);
     if (add_disk (b, c->disks[i].disk, last->meta.virtual_size) < 0)
       return -1;
   }
@@ -245,8 +211,6 @@ write_pid (struct boot *b)
 static int
 make_dir (struct boot *b)
 {
-  struct group *g = getgrnam ("libvirt-qemu");
-
   reap_stale ();
   if (!(b->dir = strdup ("/var/tmp/" BOOT_DIR_PREFIX "XXXXXX")))
     return -1;
@@ -256,9 +220,8 @@ make_dir (struct boot *b)
     b->dir = NULL;
     return -1;
   }
-  if ((g && chown (b->dir, -1, g->gr_gid) < 0) || chmod (b->dir, 0770) < 0)
-    return vb_set_error_errno (errno, "%s: give QEMU's group access",
-                               b->dir), -1;
+  if (vb_pvm_share_dir (b->dir) < 0)
+    return -1;
   b->socket = vb_path_join (b->dir, "map.sock");
   b->console = vb_path_join (b->dir, "console.log");
   return b->socket && b->console ? write_pid (b) : -1;
@@ -271,55 +234,21 @@ start_map (struct boot *b)
     .input = b->input, .until = b->o->until, .socket = b->socket,
   };
 
-  if (vb_map_start (&mo, &b->map) < 0) {
-    vb_map_stop (&b->map);
-    return -1;
-  }
-  b->map_up = true;
-  return 0;
+  return vb_pvm_map_start (&mo, &b->map, &b->map_up);
 }
 
 static int
 create_overlay (struct boot *b, struct bdisk *d)
 {
-  CLEANUP_FREE char *opts = NULL, *name = NULL;
+  CLEANUP_FREE char *name = NULL;
 
-  /* mkdtemp's name under /var/tmp holds no comma, which -o would take for
-   * the next option. */
   if (asprintf (&name, "%s.qcow2", d->disk) < 0 ||
-      !(d->overlay = vb_path_join (b->dir, name)) ||
-      asprintf (&opts, "backing_file=nbd+unix:///%s?socket=%s,"
-                "backing_fmt=raw", d->disk, b->socket) < 0)
+      !(d->overlay = vb_path_join (b->dir, name)))
     return vb_set_error_errno (ENOMEM, "overlay"), -1;
-  if (vb_qemu_img_create (d->overlay, "qcow2", opts, d->size) < 0 ||
-      chmod (d->overlay, 0600) < 0) {
-    vb_prefix_error ("create %s", d->overlay);
-    return -1;
-  }
-  return 0;
+  return vb_pvm_overlay (d->overlay, d->disk, b->socket, d->size);
 }
 
 /* ---- the isolated definition ---- */
-
-static xmlNodePtr
-child (xmlNodePtr parent, const char *name)
-{
-  for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
-    if (n->type == XML_ELEMENT_NODE && !xmlStrcmp (n->name, BAD_CAST name))
-      return n;
-  return NULL;
-}
-
-static void
-remove_children (xmlNodePtr parent, const char *name)
-{
-  xmlNodePtr n;
-
-  while ((n = child (parent, name)) != NULL) {
-    xmlUnlinkNode (n);
-    xmlFreeNode (n);
-  }
-}
 
 /* Nothing that reaches the host or the original VM's files stays; the
  * console and the agent channel are ours. */
@@ -334,7 +263,7 @@ isolate_devices (struct boot *b, xmlNodePtr devices)
   xmlNodePtr n;
 
   for (const char *const *g = gone; *g; g++)
-    remove_children (devices, *g);
+    vb_xml_remove_children (devices, *g);
   n = xmlNewChild (devices, NULL, BAD_CAST "serial", NULL);
   xmlSetProp (n, BAD_CAST "type", BAD_CAST "file");
   xmlSetProp (xmlNewChild (n, NULL, BAD_CAST "source", NULL),
@@ -353,7 +282,7 @@ isolate_devices (struct boot *b, xmlNodePtr devices)
 static int
 isolate_nvram (struct boot *b, xmlNodePtr os)
 {
-  xmlNodePtr nv = child (os, "nvram");
+  xmlNodePtr nv = vb_xml_child (os, "nvram");
 
   if (!nv)
     return 0;
@@ -374,13 +303,13 @@ isolate (struct boot *b, const char *xml)
   int len = 0;
   char *ret = NULL;
 
-  if (!root || !(dev = child (root, "devices"))) {
+  if (!root || !(dev = vb_xml_child (root, "devices"))) {
     vb_set_error ("the point's VM definition has no <devices>");
     xmlFreeDoc (doc);
     return NULL;
   }
   isolate_devices (b, dev);
-  if (isolate_nvram (b, child (root, "os")) == 0) {
+  if (isolate_nvram (b, vb_xml_child (root, "os")) == 0) {
     xmlDocDumpFormatMemory (doc, &out, &len, 1);
     ret = out ? strndup ((char *) out, len) : NULL;
     if (!ret)
@@ -491,7 +420,7 @@ wait_agent (struct boot *b)
   int r;
 
   for (;;) {
-    if (cancelled (b))
+    if (vb_pvm_cancelled (b->o->cancel))
       return vb_set_error ("interrupted"), -1;
     if ((r = still_up (b)) != 0)
       return r;
@@ -668,7 +597,7 @@ run_exec (struct boot *b)
   if (start_exec (b, &pid) < 0)
     return -1;
   while ((r = exec_status (b, pid)) == 1) {
-    if (cancelled (b))
+    if (vb_pvm_cancelled (b->o->cancel))
       return vb_set_error ("interrupted"), -1;
     if (left (b) <= 0) {
       vb_set_error ("'%s' was still running in the VM %s after %d s: give "

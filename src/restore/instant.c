@@ -3,7 +3,6 @@
  * name, paths), serve (map, overlays, instant.json), start the VM, move
  * (block pulls), finish (check, stop the map, remove what is ours). */
 #include <errno.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -50,34 +49,15 @@ struct inst {
   struct vb_domain *dom;
 };
 
-static void
-say (const struct inst *in, const char *fmt, ...)
-  __attribute__((format (printf, 2, 3)));
-
-static void
-say (const struct inst *in, const char *fmt, ...)
-{
-  CLEANUP_FREE char *s = NULL;
-  va_list ap;
-
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    s = NULL;
-  va_end (ap);
-  if (s && in->o->progress)
-    in->o->progress (in->o->op, s);
-}
+#define say(in, ...) \
+  vb_pvm_say ((in)->o->progress, (in)->o->op, __VA_ARGS__)
 
 static void
 map_line (void *op, const char *text)
 {
-  say (op, "map: %s", text);
-}
+  const struct inst *in = op;
 
-static bool
-cancelled (const struct inst *in)
-{
-  return in->o->cancel && __atomic_load_n (in->o->cancel, __ATOMIC_RELAXED);
+  say (in, "map: %s", text);
 }
 
 static struct idisk *
@@ -214,13 +194,9 @@ read_state (struct inst *in)
 static int
 load_xml (struct inst *in, struct vb_target *t, const struct vb_chain_file *f)
 {
-  CLEANUP_FREE char *name = vb_bset_vmconfig_name (vb_chain_file_ident (f));
-  CLEANUP_FREE char *parent = f->level == VB_LEVEL_DIFF
-    ? vb_bset_vmconfig_name (f->meta.parent_checkpoint) : NULL;
+  CLEANUP_FREE char *name = NULL;
 
-  if (name && !(in->xml = vb_target_read (t, name, NULL)) && parent)
-    in->xml = vb_target_read (t, parent, NULL);
-  if (!in->xml) {
+  if (!(in->xml = vb_pvm_read_xml (t, f, &name))) {
     vb_set_error ("%s: no VM definition of the point (%s), so no VM can run "
                   "it: restore it with 'virtback restore' instead", in->input,
                   name ? name : "vmconfig");
@@ -235,17 +211,10 @@ plan_disks (struct inst *in, struct vb_target *t, struct vb_chain *c)
   const struct vb_chain_file *last = NULL;
 
   for (size_t i = 0; i < c->ndisks; i++) {
-    struct vb_chain_file **files;
-    size_t k = 0;
-
     if (in->o->disk && strcmp (in->o->disk, c->disks[i].disk))
       continue;
-    if (!(files = vb_chain_select (c, &c->disks[i], in->until)))
+    if (!(last = vb_pvm_last_file (c, i, in->until)))
       return -1;
-    while (files[k + 1])
-      k++;
-    last = files[k];
-    free (files);
     if (!add_disk (in, c->disks[i].disk, last->meta.virtual_size)) {
       vb_set_error_errno (ENOMEM, "instant recovery");
       return -1;
@@ -337,8 +306,6 @@ plan (struct inst *in)
 static int
 make_sockdir (struct inst *in)
 {
-  struct group *g = getgrnam ("libvirt-qemu");
-
   if (!in->sockdir) {
     /* A new run; a resumed one makes its recorded directory again. */
     if (!(in->sockdir = strdup ("/var/tmp/virtback-instant.XXXXXX")))
@@ -348,11 +315,8 @@ make_sockdir (struct inst *in)
   }
   else if (mkdir (in->sockdir, 0700) < 0 && errno != EEXIST)
     return vb_set_error_errno (errno, "cannot make %s", in->sockdir), -1;
-  if ((g && chown (in->sockdir, -1, g->gr_gid) < 0) ||
-      chmod (in->sockdir, 0770) < 0) {
-    vb_set_error_errno (errno, "%s: give QEMU's group access", in->sockdir);
+  if (vb_pvm_share_dir (in->sockdir) < 0)
     return -1;
-  }
   if (!in->socket)
     in->socket = vb_path_join (in->sockdir, "map.sock");
   return in->socket ? 0 : -1;
@@ -368,31 +332,14 @@ start_map (struct inst *in)
 
   if (in->n == 1)
     mo.disk = in->d[0].disk;
-  if (vb_map_start (&mo, &in->map) < 0) {
-    vb_map_stop (&in->map);
-    return -1;
-  }
-  in->map_up = true;
-  return 0;
+  return vb_pvm_map_start (&mo, &in->map, &in->map_up);
 }
 
 static int
 create_overlay (struct inst *in, struct idisk *d)
 {
-  CLEANUP_FREE char *opts = NULL;
-
-  /* The socket path holds no comma (mkdtemp's name under /var/tmp), which
-   * -o would take for the next option. */
-  if (asprintf (&opts, "backing_file=nbd+unix:///%s?socket=%s,"
-                "backing_fmt=raw", d->disk, in->socket) < 0)
-    return -1;
   d->created = true;
-  if (vb_qemu_img_create (d->overlay, "qcow2", opts, d->size) < 0 ||
-      chmod (d->overlay, 0600) < 0) {
-    vb_prefix_error ("create %s", d->overlay);
-    return -1;
-  }
-  return 0;
+  return vb_pvm_overlay (d->overlay, d->disk, in->socket, d->size);
 }
 
 static int
@@ -425,7 +372,7 @@ serve (struct inst *in)
   for (size_t i = 0; i < in->n; i++)
     if (create_overlay (in, &in->d[i]) < 0)
       return -1;
-  if (cancelled (in)) {
+  if (vb_pvm_cancelled (in->o->cancel)) {
     vb_set_error ("interrupted");
     return -1;
   }
@@ -555,7 +502,7 @@ move (struct inst *in)
     /* The pulls go on in QEMU: ending them would gain nothing (the VM
      * needs the map all the same), and QEMU 7.2 was seen to crash on a
      * pull started again after one was cancelled. */
-    if (cancelled (in)) {
+    if (vb_pvm_cancelled (in->o->cancel)) {
       vb_set_error ("interrupted; the block pulls go on in QEMU");
       return -1;
     }

@@ -35,8 +35,8 @@ parse (const char *xml, size_t len)
   return doc;
 }
 
-static xmlNodePtr
-child (xmlNodePtr parent, const char *name)
+xmlNodePtr
+vb_xml_child (xmlNodePtr parent, const char *name)
 {
   for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
     if (n->type == XML_ELEMENT_NODE && xmlStrcmp (n->name, BAD_CAST name) == 0)
@@ -58,12 +58,12 @@ drop (xmlNodePtr n)
   xmlFreeNode (n);
 }
 
-static void
-remove_children (xmlNodePtr parent, const char *name)
+void
+vb_xml_remove_children (xmlNodePtr parent, const char *name)
 {
   xmlNodePtr n;
 
-  while ((n = child (parent, name)) != NULL)
+  while ((n = vb_xml_child (parent, name)) != NULL)
     drop (n);
 }
 
@@ -77,7 +77,7 @@ vb_domain_xml_name (const char *xml, size_t len)
 
   if (!doc)
     return NULL;
-  n = child (xmlDocGetRootElement (doc), "name");
+  n = vb_xml_child (xmlDocGetRootElement (doc), "name");
   if (n && (s = xmlNodeGetContent (n))) {
     ret = strdup ((char *) s);
     xmlFree (s);
@@ -91,7 +91,7 @@ vb_domain_xml_name (const char *xml, size_t len)
 static const struct vb_xml_disk *
 find_disk (xmlNodePtr disk, const struct vb_xml_disk *disks, size_t n)
 {
-  xmlNodePtr t = child (disk, "target");
+  xmlNodePtr t = vb_xml_child (disk, "target");
   xmlChar *dev = t ? xmlGetProp (t, BAD_CAST "dev") : NULL;
   const struct vb_xml_disk *ret = NULL;
 
@@ -106,9 +106,9 @@ find_disk (xmlNodePtr disk, const struct vb_xml_disk *disks, size_t n)
 static void
 retarget (xmlNodePtr disk, const struct vb_xml_disk *d)
 {
-  xmlNodePtr src = child (disk, "source"), drv = child (disk, "driver");
+  xmlNodePtr src = vb_xml_child (disk, "source"), drv = vb_xml_child (disk, "driver");
 
-  remove_children (disk, "backingStore");
+  vb_xml_remove_children (disk, "backingStore");
   xmlSetProp (disk, BAD_CAST "type", BAD_CAST (d->block ? "block" : "file"));
   if (src) {
     /* Replace it in place, dropping attributes of the old host's source
@@ -147,7 +147,7 @@ adjust_disks (xmlNodePtr devices, const struct vb_xml_disk *disks, size_t n)
     xmlFree (dev);
     if (media) {
       /* The old host's ISO paths mean nothing here. */
-      remove_children (dn, "source");
+      vb_xml_remove_children (dn, "source");
       continue;
     }
     if ((d = find_disk (dn, disks, n)) != NULL)
@@ -206,10 +206,10 @@ adjust_char_files (xmlNodePtr devices, const char *old, const char *new)
     type = xmlGetProp (n, BAD_CAST "type");
     file = type && xmlStrcmp (type, BAD_CAST "file") == 0;
     xmlFree (type);
-    if (file && child (n, "source"))
-      rename_attr (child (n, "source"), "path", old, new);
-    if (child (n, "log"))
-      rename_attr (child (n, "log"), "file", old, new);
+    if (file && vb_xml_child (n, "source"))
+      rename_attr (vb_xml_child (n, "source"), "path", old, new);
+    if (vb_xml_child (n, "log"))
+      rename_attr (vb_xml_child (n, "log"), "file", old, new);
   }
 }
 
@@ -227,15 +227,15 @@ vb_adjust_domain_xml (const char *xml, size_t len,
   if (!doc)
     return NULL;
   root = xmlDocGetRootElement (doc);
-  remove_children (root, "uuid");
+  vb_xml_remove_children (root, "uuid");
   xmlUnsetProp (root, BAD_CAST "id");     /* saved from a running domain */
-  nm = child (root, "name");
+  nm = vb_xml_child (root, "name");
   if (!nm)
     nm = xmlNewChild (root, NULL, BAD_CAST "name", NULL);
   old = xmlNodeGetContent (nm);
   xmlNodeSetContent (nm, BAD_CAST name);
-  adjust_disks (child (root, "devices"), disks, ndisks);
-  adjust_char_files (child (root, "devices"), (const char *) old, name);
+  adjust_disks (vb_xml_child (root, "devices"), disks, ndisks);
+  adjust_char_files (vb_xml_child (root, "devices"), (const char *) old, name);
   xmlFree (old);
   xmlDocDumpFormatMemory (doc, &out, &outlen, 0);
   xmlFreeDoc (doc);
