@@ -39,8 +39,8 @@ teardown () { bk_teardown; }
     rm -rf "$T/b" "$T/r"
     vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n $z
     [ "$status" -eq 0 ]
-    virtnbdrestore -i "$T/b" -o "$T/r" >/dev/null 2>&1
-    vb_compare "$T/snap.qcow2" "$T/r/$VM-sda.qcow2"
+    virtnbdrestore -i "$T/b" -o "$T/r" >"$T/peer.log" 2>&1 || { tail -20 "$T/peer.log"; false; }
+    vb_compare "$T/snap.qcow2" "$T/r/$VM-sda.qcow2" || { tail -20 "$T/peer.log"; false; }
   done
   # the 40 MiB extent spans two 32 MiB lz4 pieces
   tail -c 200 "$T/b/sda.full.data" | grep -a -q ', {"'
