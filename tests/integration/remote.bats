@@ -258,9 +258,11 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
 @test "--nbd-port P-Q: a port taken on the host is skipped, for the job and for qemu-nbd" {
   vb_make_vm "$VM" 64M
   vb_guest_io "$VM" sda "write -P 0x81 0 1M"
-  python3 -c 'import socket,time; s=socket.socket(); s.bind(("10.200.0.254", 10900)); s.listen(); time.sleep(120)' &
+  # SO_REUSEADDR: the earlier tests' connections to 10900 may be in TIME_WAIT
+  python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("10.200.0.254", 10900)); s.listen(); time.sleep(120)' &
   local holder=$!
   for i in $(seq 50); do ss -ltn | grep -q '10.200.0.254:10900 ' && break; sleep 0.1; done
+  ss -ltn | grep -q '10.200.0.254:10900 '
   rvb backup -U "$U" -d "$VM" -S "$RS" --nbd-ip $HOST --nbd-port 10900-10901 -n -o "$T/b" -l full
   [ "$status" -eq 0 ]
   grep -q "port 10900 is taken" "$T/b"/backup.full.*.log
