@@ -79,8 +79,8 @@ installed () { dpkg-query -W -f='${Status}' virtback 2>/dev/null | grep -q ' ins
   VB_PACKAGES="$T/more.txt" "$T/tree/debian/check-control" "$T/tree"
   diff "$VB_ROOT/debian/control" "$T/tree/debian/control" >"$T/diff" || true
   cat "$T/diff"
-  [ "$(grep '^[<>]' "$T/diff")" = "<          kmod
->          kmod,
+  [ "$(grep '^[<>]' "$T/diff")" = "<          $last
+>          $last,
 >          xk-extra" ]
   cp "$VB_ROOT/debian/control" "$T/tree/debian/control"
 
