@@ -81,6 +81,20 @@ vb_snapshot_disk () {
   qemu-img convert -U -O qcow2 "$(vb_disk_path "$1" "$2")" "$3"
 }
 
+# The peer's restore ends its qemu-nbd with SIGTERM and returns at once,
+# while qemu-nbd may still be writing the image's last metadata: wait until
+# the qemu-nbd of the output directory (-o) has exited before anyone reads it.
+virtnbdrestore () {
+  local rc a prev="" out="" i
+  for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done
+  command virtnbdrestore "$@"
+  rc=$?
+  if [ -n "$out" ]; then
+    for i in $(seq 300); do pgrep -f "qemu-nbd.* $out/" >/dev/null || break; sleep 0.1; done
+  fi
+  return $rc
+}
+
 # vb_compare A B: identical content and identical virtual size.  (Not -s: strict mode also
 # compares allocation, and a restore that zeroes a range leaves zero clusters where a
 # qemu-img convert copy leaves the range unallocated.)
