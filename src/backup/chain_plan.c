@@ -17,19 +17,6 @@
 #include "target/target.h"
 
 /* Is NAME "<prefix>.<digits>"? */
-static bool
-is_ours (const char *name, const char *prefix)
-{
-  size_t pl = strlen (prefix);
-
-  if (strncmp (name, prefix, pl) || name[pl] != '.' || !name[pl + 1])
-    return false;
-  for (const char *s = name + pl + 1; *s; s++)
-    if (!isdigit ((unsigned char) *s))
-      return false;
-  return true;
-}
-
 static int
 refuse_foreign (char *const *cps, const char *prefix, const char *domain)
 {
@@ -38,7 +25,7 @@ refuse_foreign (char *const *cps, const char *prefix, const char *domain)
 
   for (char *const *c = cps; *c; c++) {
     /* virtback replicate's chain lives beside every backup chain. */
-    if (is_ours (*c, prefix) || is_ours (*c, "virtback-replica"))
+    if (vb_bset_is_checkpoint_of (*c, prefix) || vb_bset_is_checkpoint_of (*c, "virtback-replica"))
       continue;
     if (n++ < 8) {
       strncat (list, n > 1 ? ", " : "", sizeof list - strlen (list) - 1);
@@ -268,7 +255,7 @@ delete_ours (struct vb_domain *d, const char *prefix, long long *latest)
   if (!cps)
     return -1;
   while (n-- > 0) {
-    if (!is_ours (cps[n], prefix))
+    if (!vb_bset_is_checkpoint_of (cps[n], prefix))
       continue;
     vb_info ("removing checkpoint %s", cps[n]);
     if (delete_noting (d, cps[n], latest) < 0)
@@ -311,7 +298,7 @@ static bool
 is_stray (const char *name, void *opaque)
 {
   struct stray_ctx *c = opaque;
-  return is_ours (name, c->prefix) && !vb_checkpoint_exists (c->d, name);
+  return vb_bset_is_checkpoint_of (name, c->prefix) && !vb_checkpoint_exists (c->d, name);
 }
 
 int

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* backupset.c: names, the chain file and saved checkpoints of a
  * virtnbdbackup-style backup directory.  See backupset.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -146,6 +147,19 @@ vb_bset_chksum_name (const char *data_file)
 }
 
 /* ---- the chain file ---- */
+
+bool
+vb_bset_is_checkpoint_of (const char *name, const char *prefix)
+{
+  size_t pl = strlen (prefix);
+
+  if (strncmp (name, prefix, pl) || name[pl] != '.' || !name[pl + 1])
+    return false;
+  for (const char *s = name + pl + 1; *s; s++)
+    if (!isdigit ((unsigned char) *s))
+      return false;
+  return true;
+}
 
 bool
 vb_strv_has (char *const *v, const char *s)

@@ -49,6 +49,8 @@ char *vb_bset_chksum_name (const char *data_file);
  * A missing file is an empty chain (returns a vector with no entries). */
 char **vb_cpt_read (struct vb_target *t, const char *domain);
 size_t vb_strv_len (char *const *v);
+/* Is NAME a checkpoint name "<prefix>.<digits>" of PREFIX? */
+bool vb_bset_is_checkpoint_of (const char *name, const char *prefix);
 /* Is S one of V's strings (V may be NULL)? */
 bool vb_strv_has (char *const *v, const char *s);
 /* A new checkpoint's name: "<prefix>.<n>" for the smallest n from N that

@@ -16,24 +16,11 @@
 #include "common/text.h"
 #include "job/internal.h"
 
-static bool
-is_ours (const char *name, const char *prefix)
-{
-  size_t pl = strlen (prefix);
-
-  if (strncmp (name, prefix, pl) || name[pl] != '.' || !name[pl + 1])
-    return false;
-  for (const char *s = name + pl + 1; *s; s++)
-    if (!isdigit ((unsigned char) *s))
-      return false;
-  return true;
-}
-
 static int
 refuse_foreign (struct vb_domain *d, char *const *cps, const char *prefix)
 {
   for (char *const *c = cps; *c; c++)
-    if (!is_ours (*c, prefix)) {
+    if (!vb_bset_is_checkpoint_of (*c, prefix)) {
       vb_set_error ("domain '%s' has checkpoint %s not made with prefix "
                     "'%s': use --checkpoint-prefix to continue that chain, "
                     "or remove it with 'virsh checkpoint-delete'", d->name,
@@ -62,7 +49,7 @@ static bool
 is_stray (const char *name, void *opaque)
 {
   struct stray_ctx *c = opaque;
-  return is_ours (name, c->prefix) && !vb_checkpoint_exists (c->d, name);
+  return vb_bset_is_checkpoint_of (name, c->prefix) && !vb_checkpoint_exists (c->d, name);
 }
 
 /* A checkpoint is known by its name and creation second, and a full
@@ -167,7 +154,7 @@ plan_inc (struct vb_domain *d, const struct vb_job_opts *o, char **cps,
   if (!o->from && !last)
     vb_set_error ("domain '%s' has no job chain of prefix '%s': start a full "
                   "job (-l full), or give --from CHECKPOINT", d->name, prefix);
-  else if (o->from && !is_ours (o->from, prefix))
+  else if (o->from && !vb_bset_is_checkpoint_of (o->from, prefix))
     vb_set_error ("--from %s is not a checkpoint of prefix '%s'", o->from,
                   prefix);
   else
