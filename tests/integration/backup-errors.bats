@@ -75,7 +75,7 @@ one_line () { [ "$(printf '%s\n' "$output" | grep -c 'virtback backup:')" -eq 1 
 
 @test "an active job is refused pointing at -k; -k --force ends another's job and backs up" {
   vb_make_vm "$VM" 64M
-  d=$(mktemp -d /var/tmp/vbjob.XXXXXX); chgrp libvirt-qemu "$d"; chmod 770 "$d"
+  bk_job_dir; d=$BK_JOBDIR
   cat > "$T/job.xml" <<XML
 <domainbackup mode='pull'><server transport='unix' socket='$d/s'/>
 <disks><disk name='sda' backup='yes' type='file'><scratch file='$d/scratch.qcow2'/></disk></disks></domainbackup>
@@ -87,7 +87,6 @@ XML
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n -k --force
   [ "$status" -eq 0 ]
   assert_clean "$VM" "$T/b"
-  rm -rf "$d"
 }
 
 @test "checkpoints of another prefix are refused and never deleted" {

@@ -25,7 +25,14 @@ bk_setup () {
 
 bk_teardown () {
   vb_destroy_vm "$VM"
-  rm -rf "$SCRATCH"
+  rm -rf "$SCRATCH" ${BK_JOBDIR:+"$BK_JOBDIR"}
+}
+
+# A directory for a backup job the test starts itself (QEMU must reach it); teardown
+# removes it even when the test failed half-way.
+bk_job_dir () {
+  BK_JOBDIR=$(mktemp -d /var/tmp/vbjob.XXXXXX) && chgrp libvirt-qemu "$BK_JOBDIR" &&
+    chmod 770 "$BK_JOBDIR"
 }
 
 # Nothing of a run may be left behind: no job, no private dir, no partial file.

@@ -68,7 +68,7 @@ zeroed_chain () {
 
 # A backup job somebody else started: its own socket and scratch file.
 foreign_job () {
-  JD=$(mktemp -d /var/tmp/vbjob.XXXXXX); chgrp libvirt-qemu "$JD"; chmod 770 "$JD"
+  bk_job_dir; JD=$BK_JOBDIR
   cat > "$T/job.xml" <<XML
 <domainbackup mode='pull'><server transport='unix' socket='$JD/s'/>
 <disks><disk name='sda' backup='yes' type='file'><scratch file='$JD/scratch.qcow2'/></disk></disks></domainbackup>
@@ -90,7 +90,6 @@ XML
   vbk backup $VB_SCRATCH_OPT -d "$VM" -o "$T/b" -l full -n -k --force
   [ "$status" -eq 0 ]
   assert_clean "$VM" "$T/b"
-  rm -rf "$JD"
 }
 
 @test "sizes take suffixes: --request-size 1M works, 1X is refused in one line" {
