@@ -160,19 +160,6 @@ close_log (struct ui *ui)
              vb_get_error ());
 }
 
-static void
-human (char *buf, size_t len, double bytes)
-{
-  const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-  int i = 0;
-
-  while (bytes >= 1024 && i < 4) {
-    bytes /= 1024;
-    i++;
-  }
-  snprintf (buf, len, "%.2f %s", bytes, u[i]);
-}
-
 
 static void
 progress_line (const struct vb_disk_result *d, double elapsed)
@@ -184,8 +171,8 @@ progress_line (const struct vb_disk_result *d, double elapsed)
   double pct = total ? 100.0 * done / total : 100.0;
   char a[32], b[32];
 
-  human (a, sizeof a, done);
-  human (b, sizeof b, total);
+  vb_human_size (a, sizeof a, done);
+  vb_human_size (b, sizeof b, total);
   fprintf (stderr, "%-6s [ %6.2f%% ] %s of %s, %.2f seconds, %.2f MiB/s\n",
            d->disk, pct, a, b, secs,
            secs > 0 ? done / secs / 1048576.0 : 0.0);
@@ -215,13 +202,13 @@ print_estimate (const struct vb_backup_result *r)
   char a[32], b[32];
 
   for (size_t i = 0; i < r->ndisks; i++) {
-    human (a, sizeof a, r->disks[i].total);
-    human (b, sizeof b, r->disks[i].virtual_size);
+    vb_human_size (a, sizeof a, r->disks[i].total);
+    vb_human_size (b, sizeof b, r->disks[i].virtual_size);
     printf ("%s: %" PRIu64 " bytes (%s) of data to save, virtual size %s\n",
             r->disks[i].disk, r->disks[i].total, a, b);
     total += r->disks[i].total;
   }
-  human (a, sizeof a, total);
+  vb_human_size (a, sizeof a, total);
   printf ("total: %" PRIu64 " bytes (%s)\n", total, a);
 }
 

@@ -45,19 +45,6 @@ struct run {
   bool dry_run, json;
 };
 
-static void
-human (char *buf, size_t len, double bytes)
-{
-  const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-  int i = 0;
-
-  while (bytes >= 1024 && i < 4) {
-    bytes /= 1024;
-    i++;
-  }
-  snprintf (buf, len, "%.2f %s", bytes, u[i]);
-}
-
 static bool
 have_task (const struct run *r, const char *domain)
 {
@@ -227,7 +214,7 @@ done_line (const struct vb_run_task *t, void *op)
   char size[32];
 
   (void) op;
-  human (size, sizeof size, res->bytes);
+  vb_human_size (size, sizeof size, res->bytes);
   if (res->status == VB_RUN_OK)
     fprintf (stderr, "virtback run: %s: ok, %s, %s in %.1f s, chain %s%s\n",
              res->domain, res->level, size, res->seconds, res->chain,
@@ -243,7 +230,7 @@ table_row (const struct vb_run_result *res)
   char size[32];
   const char *chain = res->chain ? strrchr (res->chain, '/') : NULL;
 
-  human (size, sizeof size, res->bytes);
+  vb_human_size (size, sizeof size, res->bytes);
   printf ("%-20s %-12s %-8s %-5s %12s %8.1f  %s\n", res->domain,
           res->job ? res->job : "-", vb_run_status_name (res->status),
           res->level ? res->level : "-", size, res->seconds,

@@ -112,6 +112,14 @@ test_text (void)
   assert (strcmp (buf, "\"a\\\"b\\\\c\\n\\u007f\\u0001 \\u00e9 "
                   "\\ud83d\\ude00\\b\\f\\r\\t\"\"\"\"\"\"") == 0);
   free (buf);
+
+  char h[32];
+  vb_human_size (h, sizeof h, 1023);
+  assert (strcmp (h, "1023.00 B") == 0);
+  vb_human_size (h, sizeof h, 3.0 * 1024 * 1024 * 1024);
+  assert (strcmp (h, "3.00 GiB") == 0);
+  vb_human_size (h, sizeof h, 5000.0 * 1024 * 1024 * 1024 * 1024);
+  assert (strcmp (h, "5000.00 TiB") == 0);
 }
 
 static void

@@ -96,3 +96,16 @@ vb_put_py_json_string (FILE *out, const char *s)
   fputc ('"', out);
   return 0;
 }
+
+void
+vb_human_size (char *buf, size_t len, double bytes)
+{
+  static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  int i = 0;
+
+  while (bytes >= 1024 && i < 4) {
+    bytes /= 1024;
+    i++;
+  }
+  snprintf (buf, len, "%.2f %s", bytes, unit[i]);
+}

@@ -5,6 +5,8 @@
  * ("out of memory") like every other; vb_put_py_json_string writes a JSON
  * string literal byte for byte as Python's json.dumps (ensure_ascii=True)
  * does, which is how virtnbdbackup writes the metadata and the .cpt file.
+ * vb_human_size writes BYTES in binary units with two decimals ("3.00 GiB"),
+ * as the progress and summary lines show sizes.
  * Errors: NULL / -1 with vb_set_error(). */
 #ifndef VB_TEXT_H
 #define VB_TEXT_H
@@ -20,5 +22,7 @@ char *vb_xasprintf (const char *fmt, ...)
  * overlongs, surrogates or values past U+10FFFF); OUT then holds part of
  * it. */
 int vb_put_py_json_string (FILE *out, const char *s);
+
+void vb_human_size (char *buf, size_t len, double bytes);
 
 #endif
