@@ -275,22 +275,29 @@ build_boot_disk () {
   mv -f "$OUT/boot/disk.qcow2.new" "$OUT/boot/disk.qcow2"
 }
 
+# The kernel package unpacked into a work dir of its own (WORK, removed at exit);
+# KVER is its version.
+unpack_kernel () {
+  check_tools
+  mkdir -p "$OUT"
+  chmod 0755 "$OUT"
+  local deb
+  WORK=$(mktemp -d /var/tmp/tinyguest.XXXXXX)
+  trap 'rm -rf "$WORK"' EXIT
+  deb=$(fetch_kernel_deb)
+  dpkg-deb -x "$deb" "$WORK/k"
+  KVER=$(ls "$WORK/k/lib/modules" | head -1)
+  [ -n "$KVER" ] || die "no modules in $deb"
+}
+
 main_boot () {
   if boot_up_to_date; then
     echo "$OUT/boot/disk.qcow2"
     return 0
   fi
-  check_tools
   check_boot_tools
-  mkdir -p "$OUT"
-  chmod 0755 "$OUT"
-  local deb kver
-  WORK=$(mktemp -d /var/tmp/tinyguest.XXXXXX)
-  trap 'rm -rf "$WORK"' EXIT
-  deb=$(fetch_kernel_deb)
-  dpkg-deb -x "$deb" "$WORK/k"
-  kver=$(ls "$WORK/k/lib/modules" | head -1)
-  [ -n "$kver" ] || die "no modules in $deb"
+  unpack_kernel
+  local kver=$KVER
   build_initramfs "$WORK/k" "$kver" "$WORK/root" "$WORK/initrd.img"
   build_boot_disk "$WORK/k/boot/vmlinuz-$kver" "$WORK/initrd.img"
   echo "$OUT/boot/disk.qcow2"
@@ -302,16 +309,8 @@ main () {
     echo "$OUT"
     return 0
   fi
-  check_tools
-  mkdir -p "$OUT"
-  chmod 0755 "$OUT"
-  local deb kver
-  WORK=$(mktemp -d /var/tmp/tinyguest.XXXXXX)
-  trap 'rm -rf "$WORK"' EXIT
-  deb=$(fetch_kernel_deb)
-  dpkg-deb -x "$deb" "$WORK/k"
-  kver=$(ls "$WORK/k/lib/modules" | head -1)
-  [ -n "$kver" ] || die "no modules in $deb"
+  unpack_kernel
+  local kver=$KVER
   extract_vmlinux "$WORK/k/boot/vmlinuz-$kver" "$OUT/vmlinux.new"
   build_initramfs "$WORK/k" "$kver" "$WORK/root" "$OUT/initrd.img.new"
   chmod 0644 "$OUT/vmlinux.new" "$OUT/initrd.img.new"
