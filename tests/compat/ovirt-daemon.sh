@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Part 2 of tests/compat/ovirt-imageio.sh (sourced, uses its helpers and $W):
+# virtback download/upload and curl against the real ovirt-imageio daemon,
+# tickets added on the daemon's own control socket.
+
+echo "== virtback's clients against the ovirt-imageio daemon"
+mkdir -p "$W/io/conf.d" "$W/io/run"
+cat >"$W/io/conf.d/50-compat.conf" <<EOF
+[daemon]
+drop_privileges = false
+run_dir = $W/io/run
+[tls]
+enable = true
+key_file = $W/key.pem
+cert_file = $W/cert.pem
+ca_file = $W/ca.pem
+[remote]
+host = 127.0.0.1
+port = $PORT_IO
+[local]
+enable = false
+[control]
+transport = unix
+socket = $W/io/ctl.sock
+[handlers]
+keys = stderr
+[logger_root]
+handlers = stderr
+level = DEBUG
+EOF
+python3 "$HERE/ovirt_daemon.py" "$W/io" \
+  2>"$W/io/daemon.log" 3>&- &
+PIDS+=($!)
+wait_sock "$W/io/ctl.sock" || fail "ovirt-imageio daemon did not start: $(tail -5 "$W/io/daemon.log")"
+IO=https://127.0.0.1:$PORT_IO/images
+ICTL=$W/io/ctl.sock
+c () { curl -s --cacert "$W/ca.pem" "$@"; }
+
+# The daemon's data API as the notes say, seen by curl.
+ctl "$ICTL" cro "nbd:unix:$W/src.sock" '["read"]'
+c -D "$W/h" -o /dev/null -X OPTIONS "$IO/cro"
+grep -qi '^server: imageio/' "$W/h" || fail "daemon: no server: imageio header"
+ok "curl OPTIONS on the daemon: $(c -X OPTIONS "$IO/cro")"
+[ "$(c -o /dev/null -w '%{http_code}' -H 'Range: bytes=0-99' "$IO/cro")" = 206 ] || fail "daemon: ranged GET is not 206"
+[ "$(c -o /dev/null -w '%{http_code}' -H "Range: bytes=$SIZE-$((SIZE + 9))" "$IO/cro")" = 416 ] || fail "daemon: GET past the end is not 416"
+[ "$(c -o /dev/null -w '%{http_code}' "$IO/nosuch")" = 403 ] || fail "daemon: unknown ticket is not 403"
+ok "curl GET range 206, past the end 416, unknown ticket 403 (daemon)"
+[ "$(c "$IO/cro" | sha256sum)" = "$(sha256sum <"$W/src.raw")" ] || fail "daemon: GET body differs"
+ok "curl GET whole image == source (daemon)"
+
+# virtback download from the daemon: nbd and file backends.
+ctl "$ICTL" dlf "file://$W/src.raw" '["read"]'
+for t in cro dlf; do
+  for fmt in raw qcow2; do
+    run "$VIRTBACK" download "$IO/$t" "$W/vdl-$t.$fmt" --format "$fmt" --cafile "$W/ca.pem" >/dev/null
+    same "$W/vdl-$t.$fmt" "$W/src.qcow2" "virtback download daemon $t -> $fmt"
+  done
+done
+
+# virtback upload to the daemon: into an nbd export and into a raw file.
+qemu-img create -q -f qcow2 "$W/vup.qcow2" 64M
+qemu-io -f qcow2 -c 'write -P 0x55 0 64M' "$W/vup.qcow2" >/dev/null
+nbd vup "$W/vup.qcow2" qcow2
+ctl "$ICTL" vup "nbd:unix:$W/vup.sock" '["read","write"]'
+run "$VIRTBACK" upload "$W/src.qcow2" "$IO/vup" --cafile "$W/ca.pem" >/dev/null
+same "$W/vup.qcow2" "$W/src.qcow2" "virtback upload qcow2 -> daemon nbd ticket"
+truncate -s 64M "$W/vup.raw"
+qemu-io -f raw -c 'write -P 0x55 0 64M' "$W/vup.raw" >/dev/null
+ctl "$ICTL" vupf "file://$W/vup.raw" '["read","write"]'
+run "$VIRTBACK" upload "$W/src.qcow2" "$IO/vupf" --cafile "$W/ca.pem" >/dev/null
+same "$W/vup.raw" "$W/src.qcow2" "virtback upload qcow2 -> daemon file ticket"
+
+# The daemon's checksum equals virtback serve's for the same image.
+a=$(c "$IO/cro/checksum" | jq -r .checksum)
+b=$(curl -s --cacert "$W/ca.pem" "$VB/src/checksum" | jq -r .checksum)
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "checksum: daemon $a, virtback serve $b"
+ok "GET /checksum: daemon == virtback serve ($a)"
+
+# Dirty extents: a qemu-nbd export with a bitmap, a dirty ticket.
+qemu-img create -q -f qcow2 "$W/dirty.qcow2" 64M
+qemu-io -f qcow2 -c 'write -P 0x11 0 8M' "$W/dirty.qcow2" >/dev/null
+qemu-img bitmap --add "$W/dirty.qcow2" b0
+qemu-io -f qcow2 -c 'write -P 0x22 16M 1M' -c 'write -P 0x23 60M 64K' "$W/dirty.qcow2" >/dev/null
+nbd dty "$W/dirty.qcow2" qcow2 -r -B b0
+ctl "$ICTL" dty "nbd:unix:$W/dty.sock" '["read"]' '"dirty":true'
+c "$IO/dty/extents?context=dirty" >"$W/dirty-io.json"
+jq -e 'map(select(.dirty)) | map(.length) | add == (1048576 + 65536)' "$W/dirty-io.json" >/dev/null ||
+  fail "daemon dirty extents: $(cat "$W/dirty-io.json")"
+ok "daemon dirty extents: $(jq -c 'map(select(.dirty))' "$W/dirty-io.json")"
+ctl "$CTL" dty "nbd:unix:$W/dty.sock" '["read"]' '"dirty":true'
+curl -s --cacert "$W/ca.pem" "$VB/dty/extents?context=dirty" >"$W/dirty-vb.json"
+jq -e --slurpfile io "$W/dirty-io.json" '. == $io[0]' "$W/dirty-vb.json" >/dev/null ||
+  fail "dirty extents differ: virtback serve $(cat "$W/dirty-vb.json")"
+ok "dirty extents: virtback serve == daemon"
+qemu-img create -q -f qcow2 -b "$W/src.qcow2" -F qcow2 "$W/vinc-base.qcow2"
+qemu-img convert -O qcow2 "$W/dirty.qcow2" "$W/vinc-full.qcow2"   # what a full backup had, plus the writes
+qemu-img create -q -f qcow2 "$W/pre.qcow2" 64M
+qemu-io -f qcow2 -c 'write -P 0x11 0 8M' "$W/pre.qcow2" >/dev/null
+run "$VIRTBACK" download "$IO/dty" "$W/vinc.qcow2" --incremental --backing-file "$W/pre.qcow2" \
+  --cafile "$W/ca.pem" >/dev/null
+same "$W/vinc.qcow2" "$W/dirty.qcow2" "virtback download --incremental from the daemon: chain == disk"
