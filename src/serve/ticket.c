@@ -56,6 +56,7 @@ ticket_free (struct vb_ticket *t)
   free (t->until);
   vb_view_close (t->view);
   vb_target_close (t->repo);
+  free (t->spans);
   pthread_mutex_destroy (&t->lock);
   free (t);
 }
@@ -398,13 +399,67 @@ vb_ticket_begin (struct vb_ticket *t)
 }
 
 void
-vb_ticket_end (struct vb_ticket *t, uint64_t bytes)
+vb_ticket_end (struct vb_ticket *t, uint64_t end, uint64_t bytes)
 {
   pthread_mutex_lock (&t->lock);
   t->active--;
-  t->transferred += bytes;
+  if (bytes)
+    vb_ticket_add_range (t, end - bytes, bytes);
   t->last_active = vb_now ();
   pthread_mutex_unlock (&t->lock);
+}
+
+/* A client may move scattered ranges without end; past this many spans a
+ * new one is merged with its nearest neighbour (the gap then counts). */
+#define MAX_SPANS 1024
+
+/* Merge spans [i, j) with [off, end) into one at i. */
+static void
+merge_spans (struct vb_ticket *t, size_t i, size_t j, uint64_t off,
+             uint64_t end)
+{
+  if (j > i) {
+    off = off < t->spans[i].off ? off : t->spans[i].off;
+    end = end > t->spans[j - 1].end ? end : t->spans[j - 1].end;
+    memmove (&t->spans[i + 1], &t->spans[j],
+             (t->nspans - j) * sizeof *t->spans);
+    t->nspans -= j - i - 1;
+  }
+  else {
+    memmove (&t->spans[i + 1], &t->spans[i],
+             (t->nspans - i) * sizeof *t->spans);
+    t->nspans++;
+  }
+  t->spans[i].off = off;
+  t->spans[i].end = end;
+}
+
+void
+vb_ticket_add_range (struct vb_ticket *t, uint64_t off, uint64_t len)
+{
+  uint64_t end = off + len;
+  size_t i = 0, j, k;
+
+  if (len == 0)
+    return;
+  if (!t->spans && !(t->spans = calloc (MAX_SPANS, sizeof *t->spans)))
+    return;                    /* only the statistic is lost */
+  while (i < t->nspans && t->spans[i].end < off)
+    i++;
+  j = i;
+  while (j < t->nspans && t->spans[j].off <= end)
+    j++;
+  if (j == i && t->nspans == MAX_SPANS) {
+    /* no overlap and no room: swallow the gap to the nearer neighbour */
+    if (i == t->nspans || (i > 0 && off - t->spans[i - 1].end
+                           < t->spans[i].off - end))
+      i--;
+    j = i + 1;
+  }
+  merge_spans (t, i, j, off, end);
+  t->transferred = 0;
+  for (k = 0; k < t->nspans; k++)
+    t->transferred += t->spans[k].end - t->spans[k].off;
 }
 
 void
