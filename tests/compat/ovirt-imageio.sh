@@ -4,16 +4,19 @@
 #   1. oVirt's client library (ovirt_imageio.client) against virtback serve;
 #   2. virtback download/upload and curl against the real ovirt-imageio
 #      daemon (skipped, and said so, when SRC_DIR has no daemon).
-# Usage: tests/compat/ovirt-imageio.sh SRC_DIR
+# Usage: tests/compat/ovirt-imageio.sh SRC_DIR [--vm]
 #   SRC_DIR: an ovirt-imageio source tree (its ovirt_imageio/_internal/ioutil
 #   extension built) or a site-packages dir holding ovirt_imageio.
+#   --vm: also back up a throwaway firmware-only VM (xi-compat, on libvirtd,
+#   with tests/lib.sh) and download its backup point with oVirt's client.
 # Not part of the suite: it needs oVirt's code, which this project does not
 # ship.  Needs qemu-img, qemu-nbd, qemu-io, openssl, curl, jq; run as root
 # from a built tree (VIRTBACK overrides the binary).  Exits non-zero on the
 # first mismatch.
 set -euo pipefail
 
-SRC=${1:?usage: $0 OVIRT_IMAGEIO_SRC_DIR}
+SRC=${1:?usage: $0 OVIRT_IMAGEIO_SRC_DIR [--vm]}
+WITH_VM=${2:-}
 SRC=$(cd "$SRC" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VIRTBACK=${VIRTBACK:-$ROOT/build/virtback}
@@ -33,6 +36,7 @@ cleanup () {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   for p in "$W"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+  [ -z "$WITH_VM" ] || vb_destroy_vm xi-compat
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -119,11 +123,18 @@ ctl "$CTL" upf2 "file://$W/up-file.raw" '["read","write"]'
 run ovirt upload "$W/src.qcow2" "$VB/upf2" "$W/ca.pem"
 same "$W/up-file.raw" "$W/src.qcow2" "ovirt upload qcow2 -> file ticket"
 
-if [ -n "${BACKUP_DIR:-}" ]; then
-  ctl "$CTL" bk "virtback:$BACKUP_DIR?disk=${BACKUP_DISK:-sda}" '["read"]'
+if [ "$WITH_VM" = --vm ]; then
+  source "$ROOT/tests/lib.sh"
+  vb_daemons_up
+  vb_make_vm xi-compat 64M
+  vb_guest_io xi-compat sda 'write -P 0x61 2M 1M' 'write -P 0x62 50M 512K'
+  run "$VIRTBACK" backup -d xi-compat -o "$W/bk" -l full -n >/dev/null
+  ctl "$CTL" bk "virtback:$W/bk?disk=sda" '["read"]'
   run ovirt download "$VB/bk" "$W/dl-bk.qcow2" qcow2 "$W/ca.pem"
-  run "$VIRTBACK" restore -i "$BACKUP_DIR" -o "$W/restore" -n >/dev/null
-  same "$W/dl-bk.qcow2" "$(ls "$W"/restore/"${BACKUP_DISK:-sda}"*)" "ovirt download virtback: backup point == restore"
+  run "$VIRTBACK" restore -i "$W/bk" -o "$W/restore" >/dev/null 2>&1
+  same "$W/dl-bk.qcow2" "$(ls "$W"/restore/sda.*)" "ovirt download of a virtback: backup point == its restore"
+  run ovirt checksum "$VB/bk" "$W/dl-bk.qcow2" "$W/ca.pem" >/dev/null
+  ok "ovirt checksum of the backup point == local"
 fi
 
 # --- 2. virtback's clients and curl against the real ovirt-imageio daemon ---
