@@ -109,6 +109,8 @@ struct vb_ticket *vb_tickets_get (struct vb_tickets *tt, const char *id);
 void vb_ticket_unref (struct vb_tickets *tt, struct vb_ticket *t);
 /* 0 if gone or removed (idempotent). */
 void vb_tickets_delete (struct vb_tickets *tt, const char *id);
+/* DELETE /tickets/: remove them all, as imageio does. */
+void vb_tickets_clear (struct vb_tickets *tt);
 /* PATCH {"timeout":N}: 0, -1 with an error (400), 1 if no such ticket. */
 int vb_tickets_extend (struct vb_tickets *tt, const char *id,
                        const char *body, size_t len);

@@ -144,6 +144,24 @@ vb_tickets_delete (struct vb_tickets *tt, const char *id)
   }
 }
 
+void
+vb_tickets_clear (struct vb_tickets *tt)
+{
+  struct vb_ticket *t;
+
+  for (;;) {
+    pthread_mutex_lock (&tt->lock);
+    t = tt->n ? tt->v[--tt->n] : NULL;
+    pthread_mutex_unlock (&tt->lock);
+    if (!t)
+      return;
+    pthread_mutex_lock (&t->lock);
+    t->deleted = true;
+    pthread_mutex_unlock (&t->lock);
+    vb_ticket_unref (tt, t);
+  }
+}
+
 /* ---- PUT ---- */
 
 static struct json_object *

@@ -167,3 +167,24 @@ URL/nosuch/checksum
 EOF
 ok "the same $n requests get the same status codes from the daemon and virtback serve"
 c -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT_IO/info/" | grep -qx 200 || fail "daemon /info/"
+
+# The control APIs, the same way.
+cparity () {
+  local a b
+  a=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$ICTL" "$@")
+  b=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$CTL" "$@")
+  [ "$a" = "$b" ] || fail "control status differs for $*: daemon $a, virtback serve $b"
+}
+cparity http://l/tickets/cro
+cparity http://l/tickets/nosuch
+cparity -X PATCH --data '{"timeout":60}' http://l/tickets/cro
+cparity -X PATCH --data '{"timeout":"x"}' http://l/tickets/cro
+cparity -X PATCH --data '{"timeout":60}' http://l/tickets/nosuch
+cparity -X PUT --data '{"uuid":"x","size":1,"url":"file:///x","timeout":1}' http://l/tickets/x
+cparity -X PUT --data '{"uuid":"x","size":"1","url":"file:///x","timeout":1,"ops":["read"]}' http://l/tickets/x
+cparity -X PUT --data '{' http://l/tickets/x
+cparity -X DELETE http://l/tickets/nosuch
+cparity http://l/tickets/
+cparity -X DELETE http://l/tickets/
+cparity http://l/tickets/cro
+ok "the control APIs answer 12 requests with the same status codes (DELETE /tickets/ removes all)"

@@ -148,6 +148,18 @@ PY
   [ "$(code "$U/images/t/checksum?block_size=1048576")" = 200 ]
 }
 
+@test "imageio parity: DELETE /tickets/ removes every ticket; /tickets/ otherwise 400" {
+  start_server
+  ticket a "nbd:unix:$T/nbd.sock" '["read"]'
+  ticket b "file://$T/d.raw" '["read"]'
+  [ "$(code -X OPTIONS "$U/images/a")" = 200 ]
+  [ "$(status "$(ctl http://localhost/tickets/)")" = 400 ]
+  [ "$(status "$(ctl -X DELETE http://localhost/tickets/)")" = 204 ]
+  [ "$(status "$(ctl http://localhost/tickets/a)")" = 404 ]
+  [ "$(status "$(ctl http://localhost/tickets/b)")" = 404 ]
+  [ "$(code -X OPTIONS "$U/images/b")" = 403 ]
+}
+
 @test "imageio parity: transferred is the union of the ranges read, never past size" {
   start_server
   ticket t "nbd:unix:$T/nbd.sock" '["read"]'
