@@ -98,6 +98,25 @@ run "$VIRTBACK" download "$IO/dty" "$W/vinc.qcow2" --incremental --backing-file 
   --cafile "$W/ca.pem" >/dev/null
 same "$W/vinc.qcow2" "$W/dirty.qcow2" "virtback download --incremental from the daemon: chain == disk"
 
+# Zero extents of an overlay exported with its allocation depth (holes)
+# and without: the same JSON from both servers.
+qemu-img create -q -f qcow2 "$W/base.qcow2" 64M
+qemu-io -f qcow2 -c 'write -P 0x41 0 8M' "$W/base.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b "$W/base.qcow2" -F qcow2 "$W/top.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x42 4M 1M' -c 'write -z 6M 1M' "$W/top.qcow2" >/dev/null
+nbd topa "$W/top.qcow2" qcow2 -r -A
+nbd top "$W/top.qcow2" qcow2 -r
+for t in topa top; do
+  ctl "$ICTL" "$t" "nbd:unix:$W/$t.sock" '["read"]'
+  ctl "$CTL" "$t" "nbd:unix:$W/$t.sock" '["read"]'
+  a=$(c "$IO/$t/extents" | jq -c .)
+  b=$(c "$VB/$t/extents" | jq -c .)
+  [ "$a" = "$b" ] || fail "extents of $t differ: daemon $a, virtback serve $b"
+done
+ok "zero extents with and without holes: virtback serve == daemon ($a)"
+run "$VIRTBACK" download "$IO/topa" "$W/vtop.qcow2" --cafile "$W/ca.pem" >/dev/null
+same "$W/vtop.qcow2" "$W/top.qcow2" "virtback download of an overlay with holes from the daemon"
+
 # The same requests to both servers: the status codes must agree.  Known
 # and kept differences: a PATCH body that is JSON but no object (the daemon
 # fails with 500, serve answers 400) and checksum algorithms other than
