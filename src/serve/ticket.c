@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* ticket.c: the ticket table of virtback serve (internal.h), in imageio's
- * shapes: PUT takes {"uuid","size","url","timeout","ops"} and optional
- * sparse, dirty, inactivity_timeout, transfer_id and filename. */
+ * shapes: PUT takes {"uuid","size","url","timeout","ops"} (the legacy
+ * "name" for a missing "uuid") and optional sparse, dirty,
+ * inactivity_timeout, transfer_id and filename. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,8 +286,15 @@ ticket_fields (struct json_object *o, const char *id, struct vb_ticket *t)
 {
   int64_t size;
 
-  if (get_str (o, "uuid", true, VB_SERVE_ID_MAX, &t->uuid) < 0)
+  /* imageio still takes the legacy "name" when "uuid" is absent */
+  if (get_str (o, "uuid", false, VB_SERVE_ID_MAX, &t->uuid) < 0
+      || (!t->uuid && get_str (o, "name", false, VB_SERVE_ID_MAX,
+                               &t->uuid) < 0))
     return -1;
+  if (!t->uuid) {
+    vb_set_error ("Invalid ticket: \"uuid\" is required");
+    return -1;
+  }
   if (strcmp (t->uuid, id)) {
     vb_set_error ("Invalid ticket: \"uuid\" is not the ID in the path");
     return -1;

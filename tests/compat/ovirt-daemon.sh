@@ -202,8 +202,10 @@ cparity -X PATCH --data '{"timeout":60}' http://l/tickets/nosuch
 cparity -X PUT --data '{"uuid":"x","size":1,"url":"file:///x","timeout":1}' http://l/tickets/x
 cparity -X PUT --data '{"uuid":"x","size":"1","url":"file:///x","timeout":1,"ops":["read"]}' http://l/tickets/x
 cparity -X PUT --data '{' http://l/tickets/x
+cparity -X PUT --data "{\"name\":\"nm\",\"size\":1,\"url\":\"nbd:unix:$W/src.sock\",\"timeout\":60,\"ops\":[\"read\"]}" http://l/tickets/nm
+cparity http://l/tickets/nm
 cparity -X DELETE http://l/tickets/nosuch
 cparity http://l/tickets/
 cparity -X DELETE http://l/tickets/
 cparity http://l/tickets/cro
-ok "the control APIs answer 12 requests with the same status codes (DELETE /tickets/ removes all)"
+ok "the control APIs answer 14 requests with the same status codes (DELETE /tickets/ removes all)"

@@ -148,7 +148,7 @@ PY
   [ "$(code "$U/images/t/checksum?block_size=1048576")" = 200 ]
 }
 
-@test "imageio parity: DELETE /tickets/ removes every ticket; /tickets/ otherwise 400" {
+@test "imageio parity: DELETE /tickets/ removes every ticket; /tickets/ otherwise 400; legacy name" {
   start_server
   ticket a "nbd:unix:$T/nbd.sock" '["read"]'
   ticket b "file://$T/d.raw" '["read"]'
@@ -158,6 +158,9 @@ PY
   [ "$(status "$(ctl http://localhost/tickets/a)")" = 404 ]
   [ "$(status "$(ctl http://localhost/tickets/b)")" = 404 ]
   [ "$(code -X OPTIONS "$U/images/b")" = 403 ]
+  out=$(ctl -X PUT --data "{\"name\":\"n1\",\"size\":$SIZE,\"url\":\"nbd:unix:$T/nbd.sock\",\"timeout\":300,\"ops\":[\"read\"]}" http://localhost/tickets/n1)
+  [ "$(status "$out")" = 200 ] || { echo "legacy name: $out"; false; }
+  ctl http://localhost/tickets/n1 | head -n1 | jq -e '.uuid == "n1"' >/dev/null
 }
 
 @test "imageio parity: transferred is the union of the ranges read, never past size" {
