@@ -209,3 +209,22 @@ cparity http://l/tickets/
 cparity -X DELETE http://l/tickets/
 cparity http://l/tickets/cro
 ok "the control APIs answer 14 requests with the same status codes (DELETE /tickets/ removes all)"
+
+# Plain HTTP: a second daemon with TLS off (oVirt's client is HTTPS only,
+# virtback's clients and curl are not).
+mkdir -p "$W/ioh/conf.d" "$W/ioh/run"
+sed -e "s|^enable = true|enable = false|" -e "s|^port = $PORT_IO|port = $PORT_IO_HTTP|" \
+    -e "s|$W/io/|$W/ioh/|" "$W/io/conf.d/50-compat.conf" >"$W/ioh/conf.d/50-compat.conf"
+python3 "$HERE/ovirt_daemon.py" "$W/ioh" 2>"$W/ioh/daemon.log" 3>&- &
+PIDS+=($!)
+wait_sock "$W/ioh/ctl.sock" || fail "plain-HTTP daemon did not start: $(tail -5 "$W/ioh/daemon.log")"
+IOH=http://127.0.0.1:$PORT_IO_HTTP/images
+ctl "$W/ioh/ctl.sock" hro "nbd:unix:$W/src.sock" '["read"]'
+[ "$(curl -s "$IOH/hro" | sha256sum)" = "$(sha256sum <"$W/src.raw")" ] || fail "plain-HTTP daemon: GET body differs"
+run "$VIRTBACK" download "$IOH/hro" "$W/hdl.raw" --format raw >/dev/null
+same "$W/hdl.raw" "$W/src.qcow2" "virtback download over plain HTTP from the daemon"
+qemu-img create -q -f qcow2 "$W/hup.qcow2" 64M
+nbd hup "$W/hup.qcow2" qcow2
+ctl "$W/ioh/ctl.sock" hup "nbd:unix:$W/hup.sock" '["read","write"]'
+run "$VIRTBACK" upload "$W/src.qcow2" "$IOH/hup" >/dev/null
+same "$W/hup.qcow2" "$W/src.qcow2" "virtback upload over plain HTTP to the daemon"

@@ -23,7 +23,7 @@ VIRTBACK=${VIRTBACK:-$ROOT/build/virtback}
 HERE=$ROOT/tests/compat
 PORT_VB=${PORT_VB:-18510}
 PORT_IO=${PORT_IO:-18520}
-PORT_IO_REMOTE=${PORT_IO_REMOTE:-18521}
+PORT_IO_HTTP=${PORT_IO_HTTP:-18521}
 export PYTHONPATH=$SRC${PYTHONPATH:+:$PYTHONPATH}
 
 python3 -c 'import ovirt_imageio.client' ||
