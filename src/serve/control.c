@@ -2,7 +2,8 @@
 /* control.c: the control API of virtback serve, /tickets/ID on the
  * control socket (root only): PUT adds or replaces a ticket, GET shows it
  * with its state, PATCH {"timeout":N} extends it (also after expiry),
- * DELETE removes it (204, also when it is already gone). */
+ * DELETE removes it (204, also when it is already gone); DELETE /tickets/
+ * removes them all. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,19 @@ take (struct crq *r, const char *data, size_t n)
   b[r->len] = '\0';
 }
 
+/* /tickets/ without an ID: DELETE removes every ticket (imageio's
+ * "remove all"), anything else is a 400 as imageio answers. */
+static enum MHD_Result
+no_id (struct MHD_Connection *c, struct vb_serve *s, const char *method)
+{
+  if (!strcmp (method, "DELETE")) {
+    vb_tickets_clear (s->tickets);
+    return vb_srv_reply (c, MHD_HTTP_NO_CONTENT, NULL, "", 0);
+  }
+  return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, "Ticket id is required: use "
+                       "/tickets/ID", true);
+}
+
 enum MHD_Result
 vb_control_handler (void *cls, struct MHD_Connection *c, const char *url,
                     const char *method, const char *version,
@@ -106,6 +120,8 @@ vb_control_handler (void *cls, struct MHD_Connection *c, const char *url,
    * connection: a bad path is answered once the body is read. */
   if (!r->dispatched) {
     r->dispatched = true;
+    if (!strcmp (url, "/tickets/"))
+      return no_id (c, s, method);
     r->bad_path = strncmp (url, "/tickets/", 9) || !vb_srv_valid_id (id);
     if (!r->bad_path && !strcmp (method, "GET"))
       return get_ticket (c, s, id);

@@ -57,7 +57,7 @@ rq_free (struct rq *r)
   if (!r)
     return;
   if (r->begun)
-    vb_ticket_end (r->t, r->bytes);
+    vb_ticket_end (r->t, r->off, r->bytes);
   if (r->t)
     vb_ticket_unref (NULL, r->t);
   free (r->buf);
@@ -388,7 +388,7 @@ read_free (void *cls)
   struct reader *rd = cls;
 
   pthread_mutex_lock (&rd->t->lock);
-  rd->t->transferred += rd->sent;
+  vb_ticket_add_range (rd->t, rd->off, rd->sent);
   pthread_mutex_unlock (&rd->t->lock);
   vb_backend_unref (rd->b);
   vb_ticket_unref (NULL, rd->t);
@@ -410,9 +410,6 @@ do_get (struct MHD_Connection *c, struct vb_ticket *t)
   if (range) {
     switch (vb_srv_parse_range (range, t->size, &off, &len)) {
     case VB_RANGE_OK: break;
-    case VB_RANGE_BAD:
-      return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, "Invalid Range header: "
-                           "give bytes=START-END", false);
     case VB_RANGE_UNSATISFIABLE:
       return unsatisfiable (c, t->size, "Requested range not satisfiable");
     }
@@ -690,7 +687,7 @@ first_call (struct MHD_Connection *c, struct rq *r, const char *url,
   if (r->urilen > VB_SERVE_URI_MAX)
     return vb_srv_error (c, MHD_HTTP_URI_TOO_LONG, "Request URI too long",
                          true);
-  if (!strcmp (url, "/info/") || !strcmp (url, "/info")) {
+  if (!strcmp (url, "/info/")) {
     struct json_object *o = json_object_new_object ();
 
     if (strcmp (m, "GET"))
@@ -700,6 +697,9 @@ first_call (struct MHD_Connection *c, struct rq *r, const char *url,
   }
   if (!strcmp (url, "/images/*") && !strcmp (m, "OPTIONS"))
     return do_options (c, NULL);
+  if (!strcmp (url, "/images/"))
+    return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, "Ticket id is required: "
+                         "use /images/TICKET", false);
   if (strncmp (url, "/images/", 8) || parse_image_path (url, id, &res) < 0)
     return vb_srv_error (c, MHD_HTTP_NOT_FOUND, "No such resource", false);
   if (!(r->t = vb_tickets_get (r->sc->srv->tickets, id)))

@@ -36,10 +36,11 @@
 
 /* ---- parse.c ---- */
 bool vb_srv_valid_id (const char *id);
-enum vb_range_result { VB_RANGE_OK, VB_RANGE_BAD, VB_RANGE_UNSATISFIABLE };
-/* "bytes=A-B" or "bytes=A-" against SIZE: *OFF and *LEN.  Reversed,
- * suffix and multiple ranges and ranges past SIZE are UNSATISFIABLE (416);
- * a header that is no byte range at all is BAD (400). */
+enum vb_range_result { VB_RANGE_OK, VB_RANGE_UNSATISFIABLE };
+/* "bytes=A-B" or "bytes=A-" against SIZE: *OFF and *LEN.  Anything else
+ * is UNSATISFIABLE (416), as imageio answers: reversed, suffix and multiple
+ * ranges, a B past SIZE (never clipped: imageio's client counts on the
+ * length it asked for) and a header that is no byte range at all. */
 enum vb_range_result vb_srv_parse_range (const char *h, uint64_t size,
                                          uint64_t *off, uint64_t *len);
 /* "bytes A-B/SIZE" or "bytes A-B/(star)" (and "bytes A-(star)"):
@@ -87,9 +88,12 @@ struct vb_ticket {
   int active;                  /* requests in progress */
   int connections;
   int readers, writers;        /* connections holding a slot */
-  uint64_t transferred;
+  struct vb_span *spans;       /* the ranges moved, merged and sorted */
+  size_t nspans;
+  uint64_t transferred;        /* their total: each byte counted once */
   bool deleted;
 };
+struct vb_span { uint64_t off, end; };
 
 struct vb_tickets;
 struct vb_tickets *vb_tickets_new (void);
@@ -105,6 +109,8 @@ struct vb_ticket *vb_tickets_get (struct vb_tickets *tt, const char *id);
 void vb_ticket_unref (struct vb_tickets *tt, struct vb_ticket *t);
 /* 0 if gone or removed (idempotent). */
 void vb_tickets_delete (struct vb_tickets *tt, const char *id);
+/* DELETE /tickets/: remove them all, as imageio does. */
+void vb_tickets_clear (struct vb_tickets *tt);
 /* PATCH {"timeout":N}: 0, -1 with an error (400), 1 if no such ticket. */
 int vb_tickets_extend (struct vb_tickets *tt, const char *id,
                        const char *body, size_t len);
@@ -113,7 +119,12 @@ char *vb_ticket_info (struct vb_ticket *t);
 /* Is the ticket still valid at NOW (not past timeout or idle)? */
 bool vb_ticket_valid (struct vb_ticket *t, double now);
 void vb_ticket_begin (struct vb_ticket *t);
-void vb_ticket_end (struct vb_ticket *t, uint64_t bytes);
+/* End a request that moved BYTES ending at END (its range: END - BYTES
+ * to END). */
+void vb_ticket_end (struct vb_ticket *t, uint64_t end, uint64_t bytes);
+/* Count OFF..OFF+LEN as transferred, as imageio does: the union of the
+ * ranges moved, so a range read twice counts once.  T->lock held. */
+void vb_ticket_add_range (struct vb_ticket *t, uint64_t off, uint64_t len);
 void vb_ticket_connection (struct vb_ticket *t, int delta);
 double vb_now (void);
 

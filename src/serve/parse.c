@@ -53,24 +53,16 @@ vb_srv_parse_range (const char *h, uint64_t size, uint64_t *off,
   uint64_t a, b;
 
   if (strncmp (p, "bytes=", 6))
-    return VB_RANGE_BAD;
-  p += 6;
-  if (*p == '-')               /* a suffix range */
     return VB_RANGE_UNSATISFIABLE;
+  p += 6;
   if (digits (&p, &a) < 0 || *p++ != '-')
-    return VB_RANGE_BAD;
+    return VB_RANGE_UNSATISFIABLE;
   if (*p == '\0')
     b = size ? size - 1 : 0;
-  else if (digits (&p, &b) < 0)
-    return VB_RANGE_BAD;
-  if (*p == ',')
+  else if (digits (&p, &b) < 0 || *p != '\0')
     return VB_RANGE_UNSATISFIABLE;
-  if (*p != '\0')
-    return VB_RANGE_BAD;
-  if (b < a || a >= size)
+  if (b < a || b >= size)
     return VB_RANGE_UNSATISFIABLE;
-  if (b >= size)
-    b = size - 1;
   *off = a;
   *len = b - a + 1;
   return VB_RANGE_OK;
@@ -225,8 +217,9 @@ vb_srv_parse_block_size (const char *v, uint64_t *out)
   const char *p = v;
   uint64_t n;
 
-  if (digits (&p, &n) < 0 || *p || n < 4096 || n > (16u << 20) || n % 4096) {
-    vb_set_error ("Invalid block_size \"%.32s\": give 4096 to 16777216, a "
+  if (digits (&p, &n) < 0 || *p || n < (1u << 20) || n > (16u << 20)
+      || n % 4096) {
+    vb_set_error ("Invalid block_size \"%.32s\": give 1048576 to 16777216, a "
                   "multiple of 4096", v);
     return -1;
   }

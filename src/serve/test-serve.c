@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* test-serve: the request parsers of virtback serve and the ticket table. */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,8 +16,10 @@ test_range (void)
          && off == 0 && len == 100);
   CHECK (vb_srv_parse_range ("bytes=990-", 1000, &off, &len) == VB_RANGE_OK
          && off == 990 && len == 10);
-  CHECK (vb_srv_parse_range ("bytes=10-5000", 1000, &off, &len) == VB_RANGE_OK
+  CHECK (vb_srv_parse_range ("bytes=10-999", 1000, &off, &len) == VB_RANGE_OK
          && len == 990);
+  CHECK (vb_srv_parse_range ("bytes=10-1000", 1000, &off, &len)
+         == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=1000-1001", 1000, &off, &len)
          == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=5-4", 1000, &off, &len)
@@ -25,10 +28,12 @@ test_range (void)
          == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=0-1,5-6", 1000, &off, &len)
          == VB_RANGE_UNSATISFIABLE);
-  CHECK (vb_srv_parse_range ("items=0-1", 1000, &off, &len) == VB_RANGE_BAD);
+  CHECK (vb_srv_parse_range ("items=0-1", 1000, &off, &len)
+         == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=99999999999999999999-", 1000, &off, &len)
-         == VB_RANGE_BAD);
-  CHECK (vb_srv_parse_range ("bytes=x-1", 1000, &off, &len) == VB_RANGE_BAD);
+         == VB_RANGE_UNSATISFIABLE);
+  CHECK (vb_srv_parse_range ("bytes=x-1", 1000, &off, &len)
+         == VB_RANGE_UNSATISFIABLE);
 }
 
 static void
@@ -79,6 +84,8 @@ test_misc (void)
   CHECK (!vb_srv_valid_id ("a/b"));
   CHECK (vb_srv_parse_block_size ("4194304", &v) == 0 && v == 4194304);
   CHECK (vb_srv_parse_block_size ("4095", &v) < 0);
+  CHECK (vb_srv_parse_block_size ("1048576", &v) == 0 && v == 1048576);
+  CHECK (vb_srv_parse_block_size ("1044480", &v) < 0);
   CHECK (vb_srv_parse_block_size ("33554432", &v) < 0);
   CHECK (vb_srv_parse_flush ("n", true, &f) == 0 && !f);
   CHECK (vb_srv_parse_flush (NULL, true, &f) == 0 && f);
@@ -145,6 +152,31 @@ test_tickets (void)
   free (ok), free (out), free (link_out), free (path), free (lpath);
 }
 
+/* transferred: the union of the ranges, bounded in spans. */
+static void
+test_spans (void)
+{
+  struct vb_ticket t;
+  uint64_t i;
+
+  memset (&t, 0, sizeof t);
+  vb_ticket_add_range (&t, 100, 100);
+  vb_ticket_add_range (&t, 100, 100);
+  CHECK (t.transferred == 100 && t.nspans == 1);
+  vb_ticket_add_range (&t, 0, 50);
+  vb_ticket_add_range (&t, 300, 10);
+  CHECK (t.transferred == 160 && t.nspans == 3);
+  vb_ticket_add_range (&t, 40, 270);   /* covers all three */
+  CHECK (t.transferred == 310 && t.nspans == 1);
+  vb_ticket_add_range (&t, 310, 5);    /* adjacent: merged */
+  CHECK (t.transferred == 315 && t.nspans == 1);
+  for (i = 0; i < 3000; i++)
+    vb_ticket_add_range (&t, 1000 + i * 10, 1);
+  CHECK (t.nspans <= 1024);
+  CHECK (t.transferred >= 315 + 3000);
+  free (t.spans);
+}
+
 int
 main (void)
 {
@@ -153,5 +185,6 @@ main (void)
   test_patch ();
   test_misc ();
   test_tickets ();
+  test_spans ();
   return vb_test_end ("test-serve");
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* ticket.c: the ticket table of virtback serve (internal.h), in imageio's
- * shapes: PUT takes {"uuid","size","url","timeout","ops"} and optional
- * sparse, dirty, inactivity_timeout, transfer_id and filename. */
+ * shapes: PUT takes {"uuid","size","url","timeout","ops"} (the legacy
+ * "name" for a missing "uuid") and optional sparse, dirty,
+ * inactivity_timeout, transfer_id and filename. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ ticket_free (struct vb_ticket *t)
   free (t->until);
   vb_view_close (t->view);
   vb_target_close (t->repo);
+  free (t->spans);
   pthread_mutex_destroy (&t->lock);
   free (t);
 }
@@ -136,6 +138,24 @@ vb_tickets_delete (struct vb_tickets *tt, const char *id)
   }
   pthread_mutex_unlock (&tt->lock);
   if (t) {
+    pthread_mutex_lock (&t->lock);
+    t->deleted = true;
+    pthread_mutex_unlock (&t->lock);
+    vb_ticket_unref (tt, t);
+  }
+}
+
+void
+vb_tickets_clear (struct vb_tickets *tt)
+{
+  struct vb_ticket *t;
+
+  for (;;) {
+    pthread_mutex_lock (&tt->lock);
+    t = tt->n ? tt->v[--tt->n] : NULL;
+    pthread_mutex_unlock (&tt->lock);
+    if (!t)
+      return;
     pthread_mutex_lock (&t->lock);
     t->deleted = true;
     pthread_mutex_unlock (&t->lock);
@@ -266,8 +286,15 @@ ticket_fields (struct json_object *o, const char *id, struct vb_ticket *t)
 {
   int64_t size;
 
-  if (get_str (o, "uuid", true, VB_SERVE_ID_MAX, &t->uuid) < 0)
+  /* imageio still takes the legacy "name" when "uuid" is absent */
+  if (get_str (o, "uuid", false, VB_SERVE_ID_MAX, &t->uuid) < 0
+      || (!t->uuid && get_str (o, "name", false, VB_SERVE_ID_MAX,
+                               &t->uuid) < 0))
     return -1;
+  if (!t->uuid) {
+    vb_set_error ("Invalid ticket: \"uuid\" is required");
+    return -1;
+  }
   if (strcmp (t->uuid, id)) {
     vb_set_error ("Invalid ticket: \"uuid\" is not the ID in the path");
     return -1;
@@ -398,13 +425,67 @@ vb_ticket_begin (struct vb_ticket *t)
 }
 
 void
-vb_ticket_end (struct vb_ticket *t, uint64_t bytes)
+vb_ticket_end (struct vb_ticket *t, uint64_t end, uint64_t bytes)
 {
   pthread_mutex_lock (&t->lock);
   t->active--;
-  t->transferred += bytes;
+  if (bytes)
+    vb_ticket_add_range (t, end - bytes, bytes);
   t->last_active = vb_now ();
   pthread_mutex_unlock (&t->lock);
+}
+
+/* A client may move scattered ranges without end; past this many spans a
+ * new one is merged with its nearest neighbour (the gap then counts). */
+#define MAX_SPANS 1024
+
+/* Merge spans [i, j) with [off, end) into one at i. */
+static void
+merge_spans (struct vb_ticket *t, size_t i, size_t j, uint64_t off,
+             uint64_t end)
+{
+  if (j > i) {
+    off = off < t->spans[i].off ? off : t->spans[i].off;
+    end = end > t->spans[j - 1].end ? end : t->spans[j - 1].end;
+    memmove (&t->spans[i + 1], &t->spans[j],
+             (t->nspans - j) * sizeof *t->spans);
+    t->nspans -= j - i - 1;
+  }
+  else {
+    memmove (&t->spans[i + 1], &t->spans[i],
+             (t->nspans - i) * sizeof *t->spans);
+    t->nspans++;
+  }
+  t->spans[i].off = off;
+  t->spans[i].end = end;
+}
+
+void
+vb_ticket_add_range (struct vb_ticket *t, uint64_t off, uint64_t len)
+{
+  uint64_t end = off + len;
+  size_t i = 0, j, k;
+
+  if (len == 0)
+    return;
+  if (!t->spans && !(t->spans = calloc (MAX_SPANS, sizeof *t->spans)))
+    return;                    /* only the statistic is lost */
+  while (i < t->nspans && t->spans[i].end < off)
+    i++;
+  j = i;
+  while (j < t->nspans && t->spans[j].off <= end)
+    j++;
+  if (j == i && t->nspans == MAX_SPANS) {
+    /* no overlap and no room: swallow the gap to the nearer neighbour */
+    if (i == t->nspans || (i > 0 && off - t->spans[i - 1].end
+                           < t->spans[i].off - end))
+      i--;
+    j = i + 1;
+  }
+  merge_spans (t, i, j, off, end);
+  t->transferred = 0;
+  for (k = 0; k < t->nspans; k++)
+    t->transferred += t->spans[k].end - t->spans[k].off;
 }
 
 void

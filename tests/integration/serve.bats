@@ -129,6 +129,54 @@ PY
   done
 }
 
+# What ovirt-imageio's own daemon answers (tests/compat/ovirt-imageio.sh
+# measured it side by side): a range ending past the image is refused, not
+# clipped; a Range that is no byte range is a 416 too; no ticket id is 400.
+@test "imageio parity: Range past the end and non-byte Range 416, /images/ 400, /info 404" {
+  start_server
+  ticket t "nbd:unix:$T/nbd.sock" '["read"]'
+  for r in "bytes=0-$SIZE" "bytes=$((SIZE - 10))-$((SIZE + 99))" 'items=0-1' 'bytes=x-1'; do
+    curl -s -D "$T/h" -o /dev/null -H "Range: $r" "$U/images/t"
+    grep -q ' 416 ' "$T/h" || { echo "$r"; cat "$T/h"; false; }
+  done
+  out=$(curl -s -D "$T/h" -H "Range: bytes=$((SIZE - 10))-" "$U/images/t" | wc -c)
+  [ "$out" = 10 ] && grep -qi "^content-range: bytes $((SIZE - 10))-$((SIZE - 1))/$SIZE" "$T/h"
+  [ "$(code "$U/images/")" = 400 ]
+  [ "$(code -X OPTIONS "$U/images/")" = 400 ]
+  [ "$(code "$U/info")" = 404 ]
+  [ "$(code "$U/images/t/checksum?block_size=524288")" = 400 ]
+  [ "$(code "$U/images/t/checksum?block_size=1048576")" = 200 ]
+}
+
+@test "imageio parity: DELETE /tickets/ removes every ticket; /tickets/ otherwise 400; legacy name" {
+  start_server
+  ticket a "nbd:unix:$T/nbd.sock" '["read"]'
+  ticket b "file://$T/d.raw" '["read"]'
+  [ "$(code -X OPTIONS "$U/images/a")" = 200 ]
+  [ "$(status "$(ctl http://localhost/tickets/)")" = 400 ]
+  [ "$(status "$(ctl -X DELETE http://localhost/tickets/)")" = 204 ]
+  [ "$(status "$(ctl http://localhost/tickets/a)")" = 404 ]
+  [ "$(status "$(ctl http://localhost/tickets/b)")" = 404 ]
+  [ "$(code -X OPTIONS "$U/images/b")" = 403 ]
+  out=$(ctl -X PUT --data "{\"name\":\"n1\",\"size\":$SIZE,\"url\":\"nbd:unix:$T/nbd.sock\",\"timeout\":300,\"ops\":[\"read\"]}" http://localhost/tickets/n1)
+  [ "$(status "$out")" = 200 ] || { echo "legacy name: $out"; false; }
+  ctl http://localhost/tickets/n1 | head -n1 | jq -e '.uuid == "n1"' >/dev/null
+}
+
+@test "imageio parity: transferred is the union of the ranges read, never past size" {
+  start_server
+  ticket t "nbd:unix:$T/nbd.sock" '["read"]'
+  curl -s -o /dev/null "$U/images/t"
+  curl -s -o /dev/null "$U/images/t"
+  curl -s -o /dev/null -H 'Range: bytes=0-1048575' "$U/images/t"
+  ctl http://localhost/tickets/t | head -n1 | jq -e ".transferred == $SIZE" >/dev/null
+  ticket u "nbd:unix:$T/nbd.sock" '["read"]'
+  curl -s -o /dev/null -H 'Range: bytes=0-1048575' "$U/images/u"
+  curl -s -o /dev/null -H 'Range: bytes=524288-2097151' "$U/images/u"
+  curl -s -o /dev/null -H 'Range: bytes=4194304-5242879' "$U/images/u"
+  ctl http://localhost/tickets/u | head -n1 | jq -e '.transferred == 3145728' >/dev/null
+}
+
 @test "extents: zero context tiles the image; dirty 404 without a dirty ticket; other 400" {
   start_server
   ticket t "nbd:unix:$T/nbd.sock" '["read"]'
