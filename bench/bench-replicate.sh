@@ -35,6 +35,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+# From a clean checkout: build virtback first (the tests' build directory).
+if [ ! -x "$VIRTBACK" ]; then
+  { [ -d "$ROOT/build" ] || meson setup "$ROOT/build" >/dev/null; } &&
+    ninja -C "$ROOT/build" >/dev/null || { echo "bench: cannot build virtback" >&2; exit 1; }
+fi
+
 VM=xpbench
 WORK=${BENCH_WORK:-/var/tmp/xpbench}
 SBD=$VB_IMG_DIR/xpbench-standby

@@ -112,6 +112,8 @@ vb_ssh_argv (const char *rsh, const char *remote, const char *to)
   static const char *const keep[] = {
     "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
     "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
+    /* the frames are not worth deflating twice per byte on busy cores */
+    "-o", "Compression=no",
     /* AES-GCM first: with the CPU's AES instructions it costs half of
      * ssh's default chacha20 per byte (measured in bench/README.md). */
     "-o", "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
