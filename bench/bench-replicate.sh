@@ -55,6 +55,7 @@ cleanup () {
 }
 trap cleanup EXIT
 mkdir -p "$WORK" && : >"$LOG"
+echo "load before: $(uptime)"
 vb_daemons_up || die "libvirtd does not come up"
 # The standby's notes reach the log through a wrapper (ssh's stderr is the sync's own).
 REMOTE=$WORK/remote-virtback
@@ -128,3 +129,4 @@ awk -v f="$(median "${T[first]}")" -v n="$(median "${T[nbdcopy]}")" \
     'BEGIN { printf "first sync / nbdcopy:          %.2f (target <= 1.3)\n", f / n;
              printf "incremental / full resync:     %.3f (target <= 0.15)\n", i / f;
              printf "incremental / whole disk copy: %.3f\n", i / w }'
+echo "load after: $(uptime)"
