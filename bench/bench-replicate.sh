@@ -43,6 +43,7 @@ fi
 
 VM=xpbench
 WORK=${BENCH_WORK:-/var/tmp/xpbench}
+REMOTE=$WORK/remote-virtback
 SBD=$VB_IMG_DIR/xpbench-standby
 LOG=$WORK/bench-replicate.log
 PORT=11000
@@ -51,14 +52,14 @@ cleanup () {
   [ -z "${NBDPID:-}" ] || kill "$NBDPID" 2>/dev/null
   vb_destroy_vm "$VM"
   xp_hosts_down "$WORK/hosts"
-  rm -rf "$SBD" "$WORK/src.sock" "$WORK/target.qcow2" "$WORK/src.qcow2" "$WORK/now.qcow2"
+  rm -rf "$SBD" "$WORK/src.sock" "$WORK/target.qcow2" "$WORK/src.qcow2" "$WORK/now.qcow2" \
+    "$WORK/hosts" "$REMOTE" "$WORK/snbd.pid" "$WORK/tnbd.pid"
 }
 trap cleanup EXIT
 mkdir -p "$WORK" && : >"$LOG"
 echo "load before: $(uptime)"
 vb_daemons_up || die "libvirtd does not come up"
 # The standby's notes reach the log through a wrapper (ssh's stderr is the sync's own).
-REMOTE=$WORK/remote-virtback
 printf '#!/bin/sh\n%sexec %s "$@" 2>>%s\n' "${VIRTBACK_DEBUG:+VIRTBACK_DEBUG=1 }" "$VIRTBACK" "$LOG" >"$REMOTE"
 chmod 700 "$REMOTE"
 xp_hosts_up "$WORK/hosts" >>"$LOG" 2>&1 || die "the standby namespace does not come up (see $LOG)"
