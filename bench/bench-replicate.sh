@@ -15,7 +15,10 @@
 # (<= 0.15), where the full resync is the first sync (a full one of the same disk, before the
 # change: the stricter divisor, as the change adds data).
 #
-# Usage: bench/bench-replicate.sh [-r ROUNDS]   (default 3; needs root, sshd, nbdcopy)
+# -p logs where each sync's time goes (VIRTBACK_DEBUG=1 on both ends: "phase" lines, seconds
+# since each process started) into $WORK/bench-replicate.log.
+#
+# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p]   (default 3; needs root, sshd, nbdcopy)
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/tests/lib.sh"
@@ -25,14 +28,22 @@ ROUNDS=3
 while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift ;;
+    -p) export VIRTBACK_DEBUG=1 ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+# From a clean checkout: build virtback first (the tests' build directory).
+if [ ! -x "$VIRTBACK" ]; then
+  { [ -d "$ROOT/build" ] || meson setup "$ROOT/build" >/dev/null; } &&
+    ninja -C "$ROOT/build" >/dev/null || { echo "bench: cannot build virtback" >&2; exit 1; }
+fi
+
 VM=xpbench
 WORK=${BENCH_WORK:-/var/tmp/xpbench}
+REMOTE=$WORK/remote-virtback
 SBD=$VB_IMG_DIR/xpbench-standby
 LOG=$WORK/bench-replicate.log
 PORT=11000
@@ -41,11 +52,16 @@ cleanup () {
   [ -z "${NBDPID:-}" ] || kill "$NBDPID" 2>/dev/null
   vb_destroy_vm "$VM"
   xp_hosts_down "$WORK/hosts"
-  rm -rf "$SBD" "$WORK/src.sock" "$WORK/target.qcow2" "$WORK/src.qcow2" "$WORK/now.qcow2"
+  rm -rf "$SBD" "$WORK/src.sock" "$WORK/target.qcow2" "$WORK/src.qcow2" "$WORK/now.qcow2" \
+    "$WORK/hosts" "$REMOTE" "$WORK/snbd.pid" "$WORK/tnbd.pid"
 }
 trap cleanup EXIT
 mkdir -p "$WORK" && : >"$LOG"
+echo "load before: $(uptime)"
 vb_daemons_up || die "libvirtd does not come up"
+# The standby's notes reach the log through a wrapper (ssh's stderr is the sync's own).
+printf '#!/bin/sh\n%sexec %s "$@" 2>>%s\n' "${VIRTBACK_DEBUG:+VIRTBACK_DEBUG=1 }" "$VIRTBACK" "$LOG" >"$REMOTE"
+chmod 700 "$REMOTE"
 xp_hosts_up "$WORK/hosts" >>"$LOG" 2>&1 || die "the standby namespace does not come up (see $LOG)"
 
 # 1.5 GiB: 24 regions of 64 MiB of patterned bytes (nothing on the way compresses).
@@ -63,7 +79,7 @@ median () { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print 
 sync_into () {   # DIR: one sync
   local t0=$(ms)
   "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$1" -e "$XP_RSH" \
-    --remote-virtback "$VIRTBACK" -n --no-freeze >>"$LOG" 2>&1 || die "replicate failed (see $LOG)"
+    --remote-virtback "$REMOTE" -n --no-freeze >>"$LOG" 2>&1 || die "replicate failed (see $LOG)"
   MS=$(( $(ms) - t0 ))
 }
 
@@ -114,3 +130,4 @@ awk -v f="$(median "${T[first]}")" -v n="$(median "${T[nbdcopy]}")" \
     'BEGIN { printf "first sync / nbdcopy:          %.2f (target <= 1.3)\n", f / n;
              printf "incremental / full resync:     %.3f (target <= 0.15)\n", i / f;
              printf "incremental / whole disk copy: %.3f\n", i / w }'
+echo "load after: $(uptime)"

@@ -35,12 +35,22 @@ enum { OPT_JSON = 256, OPT_TIMEOUT };
 
 /* The receiver's stdout is the wire: only warnings go to stderr, which
  * ssh hands to the source. */
+/* VIRTBACK_DEBUG=1: the phase notes too (bench-replicate.sh -p). */
+static bool
+debug_on (void)
+{
+  const char *e = getenv ("VIRTBACK_DEBUG");
+  return e && *e && strcmp (e, "0");
+}
+
 static void
 log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
 {
   (void) opaque;
   if (lvl == VB_LOG_WARN)
     fprintf (stderr, "virtback replica: warning: %s\n", msg);
+  else if (lvl == VB_LOG_DEBUG && debug_on ())
+    fprintf (stderr, "virtback replica: %s\n", msg);
 }
 
 static int

@@ -63,11 +63,20 @@ struct args {
 
 static bool quiet_notes;
 
+/* VIRTBACK_DEBUG=1: the phase notes too (bench-replicate.sh -p). */
+static bool
+debug_on (void)
+{
+  const char *e = getenv ("VIRTBACK_DEBUG");
+  return e && *e && strcmp (e, "0");
+}
+
 static void
 log_sink (enum vb_log_level lvl, const char *msg, void *opaque)
 {
   (void) opaque;
-  if (lvl == VB_LOG_DEBUG || (quiet_notes && lvl == VB_LOG_INFO))
+  if ((lvl == VB_LOG_DEBUG && !debug_on ()) ||
+      (quiet_notes && lvl == VB_LOG_INFO))
     return;
   fprintf (stderr, "virtback: %s%s\n", lvl == VB_LOG_WARN ? "warning: " : "",
            msg);

@@ -44,6 +44,10 @@ int vb_wire_recv_frame (struct vb_wire *w, enum vb_frame_kind *kind,
 const char *vb_json_str (struct json_object *o, const char *key);
 int64_t vb_json_int (struct json_object *o, const char *key, int64_t dflt);
 
+/* A debug note "phase NAME +S" (seconds since the process's first
+ * phase): where a sync's time goes, for VIRTBACK_DEBUG=1. */
+void vb_phase (const char *name);
+
 /* ---- journal.c ---- */
 #define VB_REPLICA_STATE "state.json"
 /* DIR/state.json, or an empty idle journal when there is none. */

@@ -204,8 +204,10 @@ apply_disk (const char *dir, const char *target, bool fresh)
   }
   char *const argv[] = { "qemu-img", "commit", "-q", "-d", "-f", "qcow2",
                          from, NULL };
+  vb_phase ("commit-begin");
   if (vb_proc_run (argv) < 0)
     return -1;
+  vb_phase ("commit-end");
   if (unlink (from) < 0) {
     vb_set_error_errno (errno, "remove %s", from);
     return -1;
@@ -264,6 +266,7 @@ vb_journal_apply (const char *dir, struct json_object *j)
   }
   if (vb_fsync_dir (dir) < 0)
     return -1;
+  vb_phase ("renamed");
   complete (j);
   return vb_journal_write (dir, j);
 }

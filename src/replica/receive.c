@@ -127,7 +127,11 @@ private (const char *path)
   return 0;
 }
 
-/* An incremental goes into an overlay of the image of the same size. */
+/* An incremental goes into an overlay of the image, of the disk's size:
+ * a disk grown since the last point reads as zeros past the image's end
+ * until written, as the grown disk does (its bitmap marks what the guest
+ * wrote there), and committing the overlay grows the image.  A shrunk
+ * disk cannot be followed that way. */
 static int
 make_image (struct recv *x, const char *target, uint64_t size,
             const char *path)
@@ -144,9 +148,9 @@ make_image (struct recv *x, const char *target, uint64_t size,
                      x->dir);
     return -1;
   }
-  if ((uint64_t) info->virtual_size != size) {
-    vb_set_error ("disk %s changed its size (%" PRId64 " to %" PRIu64
-                  " bytes): replicate into a new directory", target,
+  if ((uint64_t) info->virtual_size > size) {
+    vb_set_error ("disk %s shrank (%" PRId64 " to %" PRIu64 " bytes): "
+                  "replicate into a new directory", target,
                   info->virtual_size, size);
     return -1;
   }
@@ -313,14 +317,17 @@ one_disk (struct recv *x, struct json_object *d)
       note_disk (x, target, size) < 0 || make_image (x, target, size, img) < 0 ||
       start_server (x, img) < 0)
     return -1;
+  vb_phase ("disk-server");
   x->crc = 0;
   x->bytes = 0;
-  if (frames (x, size) < 0 || vb_nbd_writer_finish (x->nw) < 0 ||
+  if (frames (x, size) < 0 || (vb_phase ("disk-frames"), 0) ||
+      vb_nbd_writer_finish (x->nw) < 0 || (vb_phase ("disk-flushed"), 0) ||
       end_of_disk (x, target) < 0) {
     vb_prefix_error ("disk %s", target);
     return -1;
   }
   stop_server (x);
+  vb_phase ("disk-stopped");
   vb_info ("disk %s: %" PRIu64 " bytes received", target, x->bytes);
   return 0;
 }
@@ -365,17 +372,21 @@ session (struct recv *x)
   struct json_object *h = hello (x), *hdr;
   int r;
 
+  vb_phase ("hello");
   r = vb_wire_send_json (&x->w, h);
   json_object_put (h);
   if (r < 0 || !(hdr = vb_wire_recv_json (&x->w)))
     return -1;
+  vb_phase ("header");
   r = check_header (x, hdr) < 0 || begin (x, hdr) < 0 ? -1 : 0;
   json_object_put (hdr);
   if (r < 0 || send_flag (x, "ready") < 0 || receive_disks (x) < 0)
     return -1;
+  vb_phase ("received");
   json_object_object_add (x->j, "state", json_object_new_string ("applying"));
   if (vb_journal_write (x->dir, x->j) < 0 || vb_journal_apply (x->dir, x->j) < 0)
     return -1;
+  vb_phase ("applied");
   return send_flag (x, "done");
 }
 

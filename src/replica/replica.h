@@ -19,7 +19,9 @@
  *   point), domain.xml, and state.json, the journal (journal.c), written
  *   atomically: idle, receiving, applying, failed-over.  A sync writes
  *   into <disk>.sync.qcow2 overlays over the images (a full sync into
- *   fresh <disk>.new.qcow2 images) and applies them only after the end of
+ *   fresh <disk>.new.qcow2 images; an overlay has the disk's size, so a
+ *   disk grown since the last point grows its image, and one that shrank
+ *   is refused) and applies them only after the end of
  *   the stream and every checksum arrived: "applying" commits the overlays
  *   (qemu-img commit) or renames the new images, which is idempotent, so
  *   an interrupted apply is redone, and an interrupted receive discarded,

@@ -352,8 +352,10 @@ one_disk (struct sync *x, const char *target)
   /* The map owns its connection from here on. */
   m = vb_mapper_start (mn, 16384, x->o->cancel, NULL);
   mn = NULL;
+  vb_phase ("disk-connected");
   if (m && copy (x, target, rn, m) == 0)
     r = 0;
+  vb_phase ("disk-copied");
  out:
   if (r < 0)
     vb_prefix_error ("disk %s", target);
@@ -382,8 +384,10 @@ start_job (struct sync *x)
     else
       x->frozen = true;
   }
+  vb_phase ("job-begin");
   r = vb_backup_begin (x->d, &spec);
   x->t_job = vb_mono ();
+  vb_phase ("job-started");
   if (r == 0)
     x->job = true;
   x->made = r == 0 || vb_checkpoint_exists (x->d, x->point);
@@ -452,13 +456,16 @@ exchange (struct sync *x)
   struct json_object *hello, *ready, *done;
   int r;
 
+  vb_phase ("ssh-start");
   if (open_wire (x) < 0 || !(hello = expect (x, "version")))
     return -1;
+  vb_phase ("hello");
   r = choose (x, hello);
   json_object_put (hello);
   if (r < 0 || start_job (x) < 0 || send_header (x) < 0 ||
       !(ready = expect (x, "ready")))
     return -1;
+  vb_phase ("ready");
   json_object_put (ready);
   vb_info ("%s sync of domain '%s'%s%s, point %s", x->parent ? "incremental"
            : "full", x->d->name, x->parent ? " since " : "",
@@ -466,8 +473,10 @@ exchange (struct sync *x)
   for (size_t i = 0; i < x->ndisks; i++)
     if (one_disk (x, x->disks[i]) < 0)
       return -1;
+  vb_phase ("data-sent");
   if (vb_backup_end (x->d) < 0)
     return -1;
+  vb_phase ("job-ended");
   x->job = false;
   struct json_object *end = json_object_new_object ();
   json_object_object_add (end, "end", json_object_new_boolean (1));
@@ -477,6 +486,7 @@ exchange (struct sync *x)
   x->w.timeout_ms = 0;
   if (!(done = expect (x, "done")))
     return -1;
+  vb_phase ("done");
   json_object_put (done);
   return 0;
 }
@@ -497,6 +507,7 @@ prune (struct sync *x)
 static int
 steps (struct sync *x)
 {
+  vb_phase ("start");
   if (!(x->d = vb_domain_open (x->o->uri, x->o->domain, false)))
     return -1;
   if (!x->d->running) {
@@ -511,6 +522,7 @@ steps (struct sync *x)
   if (exchange (x) < 0)
     return -1;
   prune (x);
+  vb_phase ("pruned");
   return 0;
 }
 
@@ -563,6 +575,7 @@ vb_replicate (const struct vb_replicate_opts *o, struct vb_replicate_result *r)
     vb_set_error_code (VB_ERR_CANCELLED, 0, "interrupted by a signal: the "
                        "standby keeps its last completed point");
   cleanup (&x, ret < 0);
+  vb_phase ("cleaned-up");
   r->point = x.point;
   r->parent = x.parent;
   r->bytes = x.bytes;

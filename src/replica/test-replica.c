@@ -2,9 +2,11 @@
 /* Unit tests for replica/: --to parsing, the ssh command line, the wire
  * over a real pipe, and the journal's apply with the real qemu-img (redone
  * after an interruption, it gives the same image). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -48,6 +50,7 @@ test_argv (void)
   const char *want[] = { "ssh", "-i", "/k ey", "-o", "A=b", "-o",
                          "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
                          "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o",
+                         "Compression=no", "-o",
                          "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
                          "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", "-T", "-p", "22", "-l", "me",
                          "--", "h", "/opt/vb replica receive /x", NULL };
@@ -99,6 +102,51 @@ test_wire (void)
   close (a[0]);
   vb_wire_free (&s);
   vb_wire_free (&r);
+  close (b[0]);
+  close (b[1]);
+}
+
+/* A piece larger than the read buffer goes past it, and a peer that
+ * closed the wire while we send is heard: its last line says why. */
+static void
+test_wire_big (void)
+{
+  int a[2], b[2];
+  struct vb_wire s, r;
+  size_t big = 700u << 10;
+  CLEANUP_FREE char *out = malloc (big), *in = malloc (big);
+  struct json_object *o;
+  enum vb_frame_kind k;
+  uint64_t st, len;
+
+  REQUIRE (out && in && pipe (a) == 0 && pipe (b) == 0);
+  REQUIRE (vb_wire_init (&s, b[0], a[1], "the receiver") == 0);
+  REQUIRE (vb_wire_init (&r, a[0], b[1], "the sender") == 0);
+  for (size_t i = 0; i < big; i++)
+    out[i] = (char) (i * 7 + i / 4093);
+  /* more than a pipe holds: the sender is a child */
+  pid_t pid = fork ();
+  REQUIRE (pid >= 0);
+  if (pid == 0)
+    _exit (vb_wire_send_frame (&s, VB_FRAME_DATA, 0, big) < 0 ||
+           vb_wire_write (&s, out, big) < 0 ||
+           vb_wire_send_frame (&s, VB_FRAME_STOP, 0, 0) < 0);
+  CHECK (vb_wire_recv_frame (&r, &k, &st, &len) == 0 && len == big);
+  CHECK (vb_wire_read (&r, in, big) == 0 && !memcmp (in, out, big));
+  CHECK (vb_wire_recv_frame (&r, &k, &st, &len) == 0 && k == VB_FRAME_STOP);
+  int status = -1;
+  CHECK (waitpid (pid, &status, 0) == pid && status == 0);
+  signal (SIGPIPE, SIG_IGN);
+
+  o = json_object_new_object ();
+  json_object_object_add (o, "error", json_object_new_string ("disk full"));
+  CHECK (vb_wire_send_json (&r, o) == 0);
+  json_object_put (o);
+  close (a[0]);
+  CHECK_ERR (vb_wire_write (&s, out, 4096) < 0, "the receiver: disk full");
+  vb_wire_free (&s);
+  vb_wire_free (&r);
+  close (a[1]);
   close (b[0]);
   close (b[1]);
 }
@@ -180,6 +228,7 @@ main (void)
   test_parse_to ();
   test_argv ();
   test_wire ();
+  test_wire_big ();
   test_apply ();
   return vb_test_end ("test-replica");
 }

@@ -358,3 +358,35 @@ wait_receiving () {
   [ "$(debugfs -R "cat /file" "$T/sda.raw" 2>/dev/null)" = synced ]
   rm -f "$VB_IMG_DIR/$VM.console.log"
 }
+
+@test "a disk grown on the source between syncs: the standby image and the point grow with it" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0x51 0 2M" "write -P 0x52 60M 4M"
+  rep
+  [ "$status" -eq 0 ]
+  vsh blockresize "$VM" sda 96M
+  # the old end, and data only the grown disk has room for
+  vb_guest_io "$VM" sda "write -P 0x53 62M 4M" "write -P 0x54 90M 1M"
+  rep
+  [ "$status" -eq 0 ]
+  [ "$(field "$output" level)" = inc ]
+  [ "$(field "$output" bytes)" -eq $((5 << 20)) ]
+  [ "$(vb_vsize "$SB/sda.qcow2")" -eq $((96 << 20)) ]
+  same_as_vm sda
+  rep_clean
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["disks"][0]; assert d["size"] == 96 << 20, d' "$SB/state.json"
+  # the next sync starts from the grown point
+  vb_guest_io "$VM" sda "write -P 0x55 95M 1M"
+  rep
+  [ "$status" -eq 0 ]
+  [ "$(field "$output" bytes)" -eq $((1 << 20)) ]
+  same_as_vm sda
+  rep_clean
+  # a shrunk disk is refused with the standby's reason, which stays at its point
+  vsh blockresize "$VM" sda 80M
+  rep
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"disk sda shrank ("*"replicate into a new directory"* ]]
+  [ "$(vb_vsize "$SB/sda.qcow2")" -eq $((96 << 20)) ]
+  rep_clean
+}
