@@ -344,8 +344,14 @@ vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q, const char *base,
     close (q->out);
   q->out = -1;
   if (ready == 1 && last[0] == '/') {
-    q->pinging = pthread_create (&q->ping, NULL, ping, q) == 0;
-    return strdup (last);
+    char *path = strdup (last);
+    if (path) {
+      q->pinging = pthread_create (&q->ping, NULL, ping, q) == 0;
+      return path;
+    }
+    vb_set_error ("out of memory");
+    vb_rnbd_stop (q);
+    return NULL;
   }
   if (ready < 0)
     vb_set_error ("host %s: no private directory in %s within %d s: check "
