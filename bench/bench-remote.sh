@@ -6,11 +6,16 @@
 #   nbdcopy-tls    the same export served with tls='yes', read with nbds:// and a client cert
 #   virtback       virtback backup -U qemu+ssh://... --nbd-ip ... -l full
 #   virtback-tls   the same with --tls
-# and once more on a link limited to 400 mbit/s (tc tbf): nbdcopy and virtback, whose rate
-# should be the link's.  virtback runs in the namespace xr-bench, which reaches this one (the
-# "remote host": libvirtd, QEMU, an sshd) over the veth only (tests/netns.bash).
+# on two disks of one VM: sda, bench-cases' disk (8 GiB holding 3 GiB: random and text in 16
+# extents), the size the target is judged at; sdb, 2 GiB holding 1 GiB of random data, where
+# the fixed costs (ssh, libvirt, the job) weigh most.  Then once more on a link limited to
+# 400 mbit/s (tc tbf), sdb: nbdcopy and virtback, whose rate should be the link's.  virtback
+# runs in the namespace xr-bench, which reaches this one (the "remote host": libvirtd, QEMU,
+# an sshd) over the veth only (tests/netns.bash).  Round 1 also checks every output: nbdcopy's
+# image equals the disk (qemu-img compare), virtback's backup passes virtback verify; every
+# virtback run must report all of the disk's data.
 #
-# Usage: bench/bench-remote.sh [-r ROUNDS]     (default 3)
+# Usage: bench/bench-remote.sh [-r ROUNDS]     (default 3, about 5 minutes)
 # Needs: root, /usr/bin/time, nbdcopy, sshd, certtool; no /etc/pki/qemu of someone else's.
 set -u
 ROUNDS=3
@@ -45,30 +50,35 @@ cleanup () {
 }
 trap cleanup EXIT
 
-# A 2 GiB disk holding 1 GiB of random data in 4 extents (random: TLS and the copy pay for
-# every byte; nothing compresses or dedups on the way).
+# sda: bench_make_vm's 8 GiB disk holding 3 GiB (bench-cases' disk); sdb: 2 GiB holding
+# 1 GiB of random data in 4 extents.  Random data: TLS and the copy pay for every byte.
+SMALL_DISK=$VB_IMG_DIR/$BENCH_VM-sdb.qcow2
+declare -A DATA=([sda]=3221225472 [sdb]=1073741824)
 make_vm () {
   local i cmds=()
-  vb_daemons_up || bench_die "libvirtd did not start"
-  mkdir -p "$BENCH_WORK/data" "$VB_IMG_DIR"
+  bench_make_vm
+  vsh destroy "$BENCH_VM" >/dev/null 2>&1
+  vsh undefine "$BENCH_VM" >/dev/null || bench_die "cannot undefine $BENCH_VM to add its disk sdb"
   for i in 0 1 2 3; do
-    [ -s "$BENCH_WORK/data/r$i" ] || head -c 256M /dev/urandom >"$BENCH_WORK/data/r$i"
-    cmds+=(-c "write -q -s $BENCH_WORK/data/r$i $((i * 512 + 64))M 256M")
+    cmds+=(-c "write -q -s $BENCH_WORK/data/random-$i $((i * 512 + 64))M 256M")
   done
-  vb_destroy_vm "$BENCH_VM"
-  qemu-img create -q -f qcow2 "$BENCH_DISK" 2G && qemu-io -f qcow2 "${cmds[@]}" "$BENCH_DISK" ||
-    bench_die "cannot make $BENCH_DISK"
+  qemu-img create -q -f qcow2 "$SMALL_DISK" 2G && qemu-io -f qcow2 "${cmds[@]}" "$SMALL_DISK" ||
+    bench_die "cannot make $SMALL_DISK"
   cat >"$VB_IMG_DIR/$BENCH_VM.xml" <<XML
 <domain type='$(vb_domain_type)'>
   <name>$BENCH_VM</name><memory unit='MiB'>128</memory>
   <os><type arch='x86_64'>hvm</type></os>
-  <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-    <source file='$BENCH_DISK'/><target dev='sda' bus='sata'/></disk></devices>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+      <source file='$BENCH_DISK'/><target dev='sda' bus='sata'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+      <source file='$SMALL_DISK'/><target dev='sdb' bus='sata'/></disk>
+  </devices>
 </domain>
 XML
   vsh define "$VB_IMG_DIR/$BENCH_VM.xml" >/dev/null && vsh start "$BENCH_VM" >/dev/null ||
     bench_die "cannot start $BENCH_VM"
-  cat "$BENCH_DISK" >/dev/null
+  cat "$SMALL_DISK" >/dev/null
 }
 
 set_up_hosts () {
@@ -83,36 +93,57 @@ set_up_hosts () {
   URI="qemu+ssh://root@$HOST:2201/system?command=$XR/ssh/ssh"
 }
 
-# A backup job on TCP made by hand (TLS when $1 is yes), as virtback makes its own.
+# A backup job on TCP made by hand (TLS when $1 is yes) of disk $2, as virtback makes its own.
 tcp_job_begin () {
+  local other=sda
+  [ "$2" = sda ] && other=sdb
   BENCH_JOBDIR=$(mktemp -d /var/tmp/xrbench-job.XXXXXX) || return 1
   chgrp libvirt-qemu "$BENCH_JOBDIR" && chmod 0770 "$BENCH_JOBDIR" || return 1
   cat >"$BENCH_JOBDIR/backup.xml" <<XML
 <domainbackup mode='pull'>
   <server transport='tcp' name='$HOST' port='10990' tls='$1'/>
-  <disks><disk name='sda' backup='yes' type='file'>
-    <scratch file='$BENCH_JOBDIR/scratch-sda.qcow2'/></disk></disks>
+  <disks><disk name='$2' backup='yes' type='file'>
+    <scratch file='$BENCH_JOBDIR/scratch-$2.qcow2'/></disk>
+    <disk name='$other' backup='no'/></disks>
 </domainbackup>
 XML
   vsh backup-begin "$BENCH_VM" "$BENCH_JOBDIR/backup.xml" >/dev/null
 }
 
-run_nbdcopy () {  # NAME ROUND TLS
-  local uri="nbd://$HOST:10990/sda"
-  [ "$3" = yes ] && uri="nbds://$HOST:10990/sda?tls-certificates=$XR/pki/client"
+run_nbdcopy () {  # NAME ROUND TLS DISK
+  local uri="nbd://$HOST:10990/$4" img=$BENCH_DISK
+  [ "$3" = yes ] && uri="nbds://$HOST:10990/$4?tls-certificates=$XR/pki/client"
+  [ "$4" = sdb ] && img=$SMALL_DISK
   rm -f "$BENCH_WORK/out.raw"
-  tcp_job_begin "$3" || { echo "bench: backup-begin failed" >&2; bench_job_end; return 1; }
+  tcp_job_begin "$3" "$4" || { echo "bench: backup-begin failed" >&2; bench_job_end; return 1; }
   bench_time "$1" "$2" ip netns exec $NS nbdcopy "$uri" "$BENCH_WORK/out.raw"
   bench_job_end
+  if [ "$2" = 1 ] && ! qemu-img compare -q -U -f qcow2 -F raw "$img" "$BENCH_WORK/out.raw"; then
+    echo "bench: $1: the copy differs from $img" >&2
+    BAD=1
+  fi
   rm -f "$BENCH_WORK/out.raw"
 }
 
-run_virtback () {  # NAME ROUND OPTIONS...
-  local name=$1 round=$2
-  shift 2
+# The whole command; then its output is checked: all of the disk's data in its log line,
+# and in round 1 virtback verify over the backup.
+run_virtback () {  # NAME ROUND DISK OPTIONS...
+  local name=$1 round=$2 disk=$3 got
+  shift 3
   rm -rf "$BENCH_WORK/out"
-  bench_time "$name" "$round" ip netns exec $NS "$VIRTBACK" backup -U "$URI" -d "$BENCH_VM" \
-    -l full -n --nbd-ip $HOST --nbd-port 10980-10989 -o "$BENCH_WORK/out" "$@"
+  : >"$BENCH_WORK/run.log"
+  BENCH_LOG=$BENCH_WORK/run.log bench_time "$name" "$round" ip netns exec $NS "$VIRTBACK" \
+    backup -U "$URI" -d "$BENCH_VM" -i "$disk" -l full -n --nbd-ip $HOST \
+    --nbd-port 10980-10989 -o "$BENCH_WORK/out" "$@"
+  cat "$BENCH_WORK/run.log" >>"$BENCH_LOG"
+  got=$(sed -n "s/.*disk $disk: \([0-9]*\) bytes of data in .*/\1/p" "$BENCH_WORK/run.log")
+  if [ "$got" != "${DATA[$disk]}" ]; then
+    echo "bench: $name: backed up ${got:-no} bytes of data, not ${DATA[$disk]}" >&2
+    BAD=1
+  elif [ "$round" = 1 ] && ! "$VIRTBACK" verify -i "$BENCH_WORK/out" >>"$BENCH_LOG" 2>&1; then
+    echo "bench: $name: virtback verify failed on the backup (see $BENCH_LOG)" >&2
+    BAD=1
+  fi
   vb_no_job "$BENCH_VM" || bench_job_end
   vsh checkpoint-delete "$BENCH_VM" virtback.0 >/dev/null 2>&1
   rm -rf "$BENCH_WORK/out"
@@ -122,29 +153,39 @@ mkdir -p "$BENCH_WORK"
 export BENCH_RESULTS=$BENCH_WORK/remote-results.txt
 : >"$BENCH_RESULTS"
 : >"$BENCH_LOG"
+BAD=0
 make_vm
 set_up_hosts
-echo "bench: $ROUNDS rounds, VM $BENCH_VM (2 GiB disk, 1 GiB random data), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "bench: $ROUNDS rounds, VM $BENCH_VM (sda: 8 GiB disk, 3 GiB of data; sdb: 2 GiB disk, 1 GiB of random data), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "bench: code $(bench_code_version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
-  run_nbdcopy nbdcopy "$r" no
-  run_virtback virtback "$r"
-  run_nbdcopy nbdcopy-tls "$r" yes
-  run_virtback virtback-tls "$r" --tls --tls-dir "$XR/pki/client"
+  for d in sda sdb; do
+    g=3g
+    [ $d = sdb ] && g=1g
+    run_nbdcopy nbdcopy-$g "$r" no $d
+    run_virtback virtback-$g "$r" $d
+    run_nbdcopy nbdcopy-$g-tls "$r" yes $d
+    run_virtback virtback-$g-tls "$r" $d --tls --tls-dir "$XR/pki/client"
+  done
 done
 tc qdisc add dev xrbh0 root tbf rate 400mbit burst 256kb latency 50ms
-run_nbdcopy nbdcopy-400mbit 1 no
-run_virtback virtback-400mbit 1
+run_nbdcopy nbdcopy-1g-400mbit 1 no sdb
+run_virtback virtback-1g-400mbit 1 sdb
 tc qdisc del dev xrbh0 root
 
 echo
 echo "Medians over $ROUNDS rounds (seconds: the command alone, and until its data is synced):"
-bench_table virtback:nbdcopy virtback-tls:nbdcopy-tls virtback-400mbit:nbdcopy-400mbit
-awk '$1 == "virtback-400mbit" && $6 == 0 {
+bench_table virtback-3g:nbdcopy-3g virtback-3g-tls:nbdcopy-3g-tls virtback-1g:nbdcopy-1g \
+  virtback-1g-tls:nbdcopy-1g-tls virtback-1g-400mbit:nbdcopy-1g-400mbit
+awk '$1 == "virtback-1g-400mbit" && $6 == 0 {
   printf "\nvirtback at 400 mbit/s: %.1f MiB/s for 1 GiB (the link: %.1f MiB/s)\n", 1024 / $3, 400e6 / 8 / 1048576 }' \
   "$BENCH_RESULTS"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if grep -q ' [1-9][0-9]*$' "$BENCH_RESULTS"; then
   echo
   echo "Some runs failed; their output is in $BENCH_LOG"
+fi
+if [ "$BAD" != 0 ]; then
+  echo "Some outputs were wrong (above): the figures do not count"
+  exit 1
 fi

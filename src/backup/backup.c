@@ -74,7 +74,8 @@ save_side_files (struct run *x)
     /* Also of a raw disk: its image info is the record of its size. */
     if (!disk->path)
       continue;
-    if (!(info = vb_host_img_info (x->remote, disk->path))) {
+    info = STEAL (x->sel[i].info);
+    if (!info && !(info = vb_host_img_info (x->remote, disk->path))) {
       vb_warn ("disk %s: no image info saved: %s", disk->target,
                vb_get_error ());
       continue;
@@ -685,6 +686,9 @@ prepare (struct run *x)
   x->d = vb_domain_open (x->o.uri, x->o.domain, x->o.include_raw);
   if (!x->d || check_remote (x) < 0)
     return -1;
+  /* A running remote domain's job needs the directory there. */
+  if (x->remote && x->d->running && vb_run_start_rundir (x) < 0)
+    return -1;
   if (open_targets (x) < 0 ||
       !(x->lock = vb_target_lock (x->t, x->d->uuid, x->d->name)))
     return -1;
@@ -790,6 +794,9 @@ out_of_reach (struct run *x)
   x->frozen = x->job = x->checkpoint_made = false;
   free (x->rundir);
   x->rundir = NULL;
+  /* Its session removes the directory itself once no keepalive comes. */
+  if (x->rdir.pid > 0)
+    kill (x->rdir.pid, SIGTERM);
 }
 
 /* Runs whatever happened: the job ends, the checkpoint of a failed run is
@@ -823,6 +830,8 @@ cleanup (struct run *x, bool failed)
   vb_target_close (x->ct);
   vb_plan_free (&x->plan);
   vb_domain_close (x->d);
+  for (size_t i = 0; x->sel && i < x->nsel; i++)
+    vb_image_info_free (x->sel[i].info);
   free (x->sel);
   free (x->nbd_addr);
   free (x->cptdir_alloc);

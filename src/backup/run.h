@@ -25,6 +25,7 @@ struct sel {                   /* a disk selected for this run */
   struct vb_qemu_nbd server;   /* shut-off domain: our own NBD server */
   struct vb_rnbd rserver;      /* the same on a remote host */
   char *socket;                /* where this disk is served */
+  struct vb_image_info *info;  /* its image as selected, or NULL */
 };
 
 struct run {
@@ -37,6 +38,7 @@ struct run {
   struct sel *sel;
   size_t nsel;
   char *rundir, *socket, *cptdir_alloc;
+  struct vb_rnbd rdir;         /* remote: the session holding rundir */
   char **written;              /* side files put by this run */
   size_t nwritten;
   struct vb_tlock *lock;
@@ -67,7 +69,9 @@ int vb_run_chain_usable (struct run *x);
  * depends on is there and whole.  0, or -1 with the reason and the fix. */
 int vb_run_check_chain (struct run *x);
 
-/* rundir.c: for a remote domain the directory is made on its host */
+/* rundir.c: for a remote domain the directory is made on its host, by a
+ * session started early (vb_run_start_rundir, optional) */
+int vb_run_start_rundir (struct run *x);
 int vb_run_make_rundir (struct run *x);
 void vb_run_remove_rundir (struct run *x);
 /* Remove the private directory of a killed run, given its socket path. */

@@ -107,16 +107,34 @@ vb_run_reap_stale (const char *base)
 
 /* A private directory QEMU can write (socket, scratch files) and nobody
  * else can reach: whoever can connect to the socket can read the disk. */
+/* On a remote host the directory is made while the set-up goes on. */
+int
+vb_run_start_rundir (struct run *x)
+{
+  const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
+  gid_t gid;
+
+  if (!x->remote || x->rdir.inited)
+    return 0;
+  if (vb_domain_qemu_gid (x->d, &gid) < 0)
+    return -1;
+  return vb_rdir_start (x->remote, &x->rdir, base, gid);
+}
+
 int
 vb_run_make_rundir (struct run *x)
 {
   const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
   gid_t gid;
 
+  if (x->remote) {
+    if (vb_run_start_rundir (x) < 0)
+      return -1;
+    return (x->rundir = vb_rdir_wait (x->remote, &x->rdir, base,
+                                      x->o.cancel)) ? 0 : -1;
+  }
   if (vb_domain_qemu_gid (x->d, &gid) < 0)
     return -1;
-  if (x->remote)
-    return (x->rundir = vb_remote_mkdtemp (x->remote, base, gid)) ? 0 : -1;
   if (asprintf (&x->rundir, "%s/virtback.XXXXXX", base) < 0 ||
       !mkdtemp (x->rundir)) {
     vb_set_error_errno (errno, "cannot create a private directory in %s "
@@ -140,15 +158,15 @@ vb_run_remove_rundir (struct run *x)
 {
   char p[4096];
 
-  if (!x->rundir)
-    return;
   if (x->remote) {
-    if (vb_remote_rmdtemp (x->remote, x->rundir) < 0)
+    if (vb_rdir_stop (&x->rdir) < 0 && x->rundir)
       vb_warn ("could not remove %s: %s", x->rundir, vb_get_error ());
     free (x->rundir);
     x->rundir = NULL;
     return;
   }
+  if (!x->rundir)
+    return;
   /* Only files QEMU or we made live here: the socket and scratch images. */
   for (size_t i = 0; i < x->nsel; i++) {
     snprintf (p, sizeof p, "%s/scratch-%s.qcow2", x->rundir,

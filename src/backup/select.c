@@ -19,9 +19,11 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
-/* qcow2 compat "0.10" has no persistent bitmaps. */
+/* qcow2 compat "0.10" has no persistent bitmaps.  The info is kept in
+ * *KEEP for the side files: on a remote host each qemu-img is a session. */
 static int
-check_qcow2_v3 (struct run *x, struct vb_disk *disk)
+check_qcow2_v3 (struct run *x, struct vb_disk *disk,
+                struct vb_image_info **keep)
 {
   CLEANUP_IMAGE_INFO struct vb_image_info *info =
     vb_host_img_info (x->remote, disk->path);
@@ -33,6 +35,7 @@ check_qcow2_v3 (struct run *x, struct vb_disk *disk)
                   "v3: use -l copy", disk->target, disk->path);
     return -1;
   }
+  *keep = STEAL (info);
   return 0;
 }
 
@@ -49,7 +52,7 @@ skip_reason (struct vb_disk *disk)
 
 /* Decide whether one disk is in this run; 1 yes, 0 no, -1 error. */
 static int
-select_one (struct run *x, struct vb_disk *disk)
+select_one (struct run *x, struct vb_disk *disk, struct vb_image_info **info)
 {
   const char *why = skip_reason (disk);
   bool raw = !strcmp (disk->format ? disk->format : "", "raw");
@@ -66,7 +69,7 @@ select_one (struct run *x, struct vb_disk *disk)
              "backups only", disk->target);
     return 0;
   }
-  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (x, disk) < 0)
+  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (x, disk, info) < 0)
     return -1;
   return 1;
 }
@@ -140,11 +143,13 @@ vb_run_select_disks (struct run *x)
   }
   for (size_t i = 0; i < x->d->ndisks; i++) {
     struct vb_disk *disk = &x->d->disks[i];
-    int r = select_one (x, disk);
+    struct vb_image_info *info = NULL;
+    int r = select_one (x, disk, &info);
     if (r < 0)
       return -1;
     if (r == 0)
       continue;
+    x->sel[x->nsel].info = info;
     x->sel[x->nsel].disk = disk;
     x->sel[x->nsel++].raw = !strcmp (disk->format ? disk->format : "", "raw");
   }

@@ -93,11 +93,8 @@ int vb_host_img_create (const struct vb_remote *r, const char *path,
                         uint64_t size);
 
 /* ---- files on the remote host ---- */
-/* mkdtemp of BASE/virtback.XXXXXX, mode 0770, group GID: QEMU writes
- * its scratch images there.  The path, malloc'd. */
-char *vb_remote_mkdtemp (const struct vb_remote *r, const char *base,
-                         gid_t gid);
-/* Remove DIR's scratch-*.qcow2 files, then DIR (a virtback.XXXXXX). */
+/* Remove DIR's scratch-*.qcow2 files, then DIR (a virtback.XXXXXX) of a
+ * run that could not (vb_rdir_* below makes and holds a run's own). */
 int vb_remote_rmdtemp (const struct vb_remote *r, const char *dir);
 /* mkdir -p DIR (mode 0755) and its absolute, resolved path. */
 char *vb_remote_mkdir_realpath (const struct vb_remote *r, const char *dir);
@@ -127,6 +124,9 @@ struct vb_rnbd_opts {
 struct vb_rnbd {
   pid_t pid;                   /* the local ssh */
   int in;                      /* its stdin: keepalive lines, "stop" */
+  int out;                     /* its stdout until it said "ready" */
+  int status;                  /* ssh's wait status once reaped, -1 killed */
+  bool inited;
   int port;                    /* where it serves */
   int timeout;
   pthread_t ping;
@@ -140,5 +140,21 @@ int vb_rnbd_start (const struct vb_remote *r, struct vb_rnbd *q,
                    const struct vb_rnbd_opts *o);
 /* Safe on a zeroed or stopped struct. */
 void vb_rnbd_stop (struct vb_rnbd *q);
+
+/* A job's private directory there: mkdtemp of BASE/virtback.XXXXXX, mode
+ * 0770, group GID, held by one session (Q) that removes it with its
+ * scratch-*.qcow2 files on vb_rdir_stop, when virtback ends, or when the
+ * link is cut (no keepalive for the timeout).  vb_rdir_start only starts
+ * the session, so the set-up goes on meanwhile; vb_rdir_wait gives the
+ * path (malloc'd) once the directory is there, or NULL with the error
+ * (the session stopped).  vb_rdir_stop is 0 once it is gone (also when
+ * it was never made), -1 with an error. */
+int vb_rdir_start (const struct vb_remote *r, struct vb_rnbd *q,
+                   const char *base, gid_t gid);
+char *vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q,
+                    const char *base, volatile sig_atomic_t *cancel);
+int vb_rdir_stop (struct vb_rnbd *q);
+/* Wait until the shared connection is up (or failed): 0. */
+int vb_remote_wait_session (const struct vb_remote *r);
 
 #endif

@@ -12,7 +12,13 @@
  * options passed as arguments): qemu-nbd --fork returns once it listens,
  * the script prints "ready", then reads keepalive lines from ssh; "stop",
  * the end of its stdin (ssh or virtback gone) or no line for the timeout
- * (the link cut) all end qemu-nbd and remove its pid file. */
+ * (the link cut) all end qemu-nbd and remove its pid file.
+ *
+ * A backup job's private directory there (vb_rdir_*) is held the same
+ * way: one session makes it, says where, and removes it on "stop", on
+ * its stdin's end or when the keepalives stop; a new session and login
+ * shell for each of the two steps would cost more than the rest of the
+ * set-up together on a busy host. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +46,12 @@ static const char script[] =
   "while read -r -t \"$t\" l && [ \"$l\" != stop ]; do :; done; "
   "kill \"$p\" 2>/dev/null; "
   "while kill -0 \"$p\" 2>/dev/null; do sleep 0.1; done";
+
+static const char dir_script[] =
+  "t=$1; d=$(mktemp -d \"$2/virtback.XXXXXX\") && chgrp \"$3\" \"$d\" && "
+  "chmod 0770 \"$d\" || exit 1; printf '%s\\nready\\n' \"$d\"; "
+  "while read -r -t \"$t\" l && [ \"$l\" != stop ]; do :; done; "
+  "rm -f \"$d\"/scratch-*.qcow2; rmdir \"$d\" 2>/dev/null || ! test -e \"$d\"";
 
 #define MAXARGS 40
 
@@ -174,6 +186,7 @@ reap_ssh (struct vb_rnbd *q, int grace_ms)
 
   for (int w = 0; w < grace_ms; w += 20) {
     if (waitpid (q->pid, &st, WNOHANG) == q->pid) {
+      q->status = st;
       q->pid = 0;
       return;
     }
@@ -182,6 +195,7 @@ reap_ssh (struct vb_rnbd *q, int grace_ms)
   kill (q->pid, SIGTERM);
   while (waitpid (q->pid, &st, 0) < 0 && errno == EINTR)
     ;
+  q->status = -1;
   q->pid = 0;
 }
 
@@ -225,17 +239,24 @@ try_port (const struct vb_remote *r, struct vb_rnbd *q,
   return -1;
 }
 
+static void
+init_session (const struct vb_remote *r, struct vb_rnbd *q)
+{
+  memset (q, 0, sizeof *q);
+  q->in = q->out = -1;
+  q->timeout = r->timeout > 0 ? r->timeout : VB_REMOTE_TIMEOUT;
+  pthread_mutex_init (&q->mu, NULL);
+  pthread_cond_init (&q->cv, NULL);
+  q->inited = true;
+}
+
 int
 vb_rnbd_start (const struct vb_remote *r, struct vb_rnbd *q,
                const struct vb_rnbd_opts *o)
 {
   int ret = 0;
 
-  memset (q, 0, sizeof *q);
-  q->in = -1;
-  q->timeout = r->timeout > 0 ? r->timeout : VB_REMOTE_TIMEOUT;
-  pthread_mutex_init (&q->mu, NULL);
-  pthread_cond_init (&q->cv, NULL);
+  init_session (r, q);
   if (vb_remote_run (r, (const char *const[]) { "true", NULL }) < 0)
     return -1;
   for (int p = o->port_lo; p <= o->port_hi && ret == 0; p++)
@@ -253,8 +274,17 @@ vb_rnbd_start (const struct vb_remote *r, struct vb_rnbd *q,
 void
 vb_rnbd_stop (struct vb_rnbd *q)
 {
-  if (q->pid <= 0)
+  if (q->inited && q->out >= 0)
+    close (q->out);
+  q->out = -1;
+  if (q->pid <= 0) {
+    if (q->inited) {
+      pthread_mutex_destroy (&q->mu);
+      pthread_cond_destroy (&q->cv);
+    }
+    q->inited = false;
     return;
+  }
   pthread_mutex_lock (&q->mu);
   q->stopping = true;
   pthread_cond_signal (&q->cv);
@@ -270,4 +300,80 @@ vb_rnbd_stop (struct vb_rnbd *q)
   reap_ssh (q, (q->timeout + 5) * 1000);
   pthread_mutex_destroy (&q->mu);
   pthread_cond_destroy (&q->cv);
+  q->inited = false;
+}
+
+int
+vb_rdir_start (const struct vb_remote *r, struct vb_rnbd *q,
+               const char *base, gid_t gid)
+{
+  char t[16], g[16];
+  const char *v[] = { "bash", "-c", dir_script, "bash", t, base, g, NULL };
+  CLEANUP_FREE char *cmd = NULL;
+  CLEANUP_STRV char **argv = NULL;
+
+  init_session (r, q);
+  snprintf (t, sizeof t, "%d", q->timeout);
+  snprintf (g, sizeof g, "%u", (unsigned) gid);
+  if (strchr (base, '\n')) {
+    vb_set_error ("-S %s: a directory name with a newline", base);
+    return -1;
+  }
+  if (vb_remote_wait_session (r) < 0 || !(cmd = vb_shell_join (v)) ||
+      !(argv = vb_remote_ssh_argv (r, cmd))) {
+    vb_set_error ("out of memory");
+    return -1;
+  }
+  if ((q->pid = spawn (argv, &q->in, &q->out)) < 0) {
+    vb_set_error_errno (errno, "host %s: run %s", r->host, argv[0]);
+    q->pid = 0;
+    return -1;
+  }
+  return 0;
+}
+
+char *
+vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q, const char *base,
+              volatile sig_atomic_t *cancel)
+{
+  char last[4096];
+  int ready = !q->inited || q->out < 0 ? -1 :
+    wait_ready (q->out, q->timeout, cancel, last, sizeof last);
+
+  if (q->out >= 0)
+    close (q->out);
+  q->out = -1;
+  if (ready == 1 && last[0] == '/') {
+    char *path = strdup (last);
+    if (path) {
+      q->pinging = pthread_create (&q->ping, NULL, ping, q) == 0;
+      return path;
+    }
+    vb_set_error ("out of memory");
+    vb_rnbd_stop (q);
+    return NULL;
+  }
+  if (ready < 0)
+    vb_set_error ("host %s: no private directory in %s within %d s: check "
+                  "the link and ssh to the host", r->host, base, q->timeout);
+  else
+    vb_set_error ("host %s: cannot create a private directory in %s there "
+                  "(-S): %s", r->host, base,
+                  last[0] ? last : "ssh ended without a message");
+  vb_rnbd_stop (q);
+  return NULL;
+}
+
+int
+vb_rdir_stop (struct vb_rnbd *q)
+{
+  bool held = q->pid > 0;
+
+  vb_rnbd_stop (q);
+  if (held && !(q->status >= 0 && WIFEXITED (q->status) &&
+                WEXITSTATUS (q->status) == 0)) {
+    vb_set_error ("the directory stays there: remove it by hand");
+    return -1;
+  }
+  return 0;
 }

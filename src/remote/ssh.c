@@ -146,31 +146,6 @@ vb_host_img_create (const struct vb_remote *r, const char *path,
   return vb_remote_run (r, v);
 }
 
-char *
-vb_remote_mkdtemp (const struct vb_remote *r, const char *base, gid_t gid)
-{
-  static const char script[] =
-    "d=$(mktemp -d \"$1/virtback.XXXXXX\") && chgrp \"$2\" \"$d\" && "
-    "chmod 0770 \"$d\" && printf '%s\\n' \"$d\"";
-  char g[32];
-  const char *args[] = { base, g, NULL };
-  char *out;
-
-  snprintf (g, sizeof g, "%u", (unsigned) gid);
-  if (!(out = script_output (r, script, args, NULL))) {
-    vb_prefix_error ("cannot create a private directory in %s there (-S)",
-                     base);
-    return NULL;
-  }
-  out[strcspn (out, "\n")] = '\0';
-  if (out[0] != '/') {
-    vb_set_error ("host %s: mktemp printed no directory", r->host);
-    free (out);
-    return NULL;
-  }
-  return out;
-}
-
 int
 vb_remote_rmdtemp (const struct vb_remote *r, const char *dir)
 {
@@ -280,6 +255,13 @@ master_wait (const struct vb_remote *r)
       return;
     nanosleep (&ts, NULL);
   }
+}
+
+int
+vb_remote_wait_session (const struct vb_remote *r)
+{
+  master_wait (r);
+  return 0;
 }
 
 /* A killed run cannot remove its master's directory (the master died

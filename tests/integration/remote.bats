@@ -255,6 +255,31 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   restore_equals "$T/b2" virtback.0 "$(vb_disk_path "$VM" sda)"
 }
 
+@test "kill -9 of a running remote backup: its private directory on the host goes by itself; the next run (-k) ends the job" {
+  vb_make_vm "$VM" 128M
+  vb_guest_io "$VM" sda "write -P 0x75 0 48M"
+  tc qdisc add dev xrh0 root tbf rate 16mbit burst 64kb latency 100ms
+  vb_bg_start "$T/bg" netns_run xr-backup "$VIRTBACK" backup -U "$U" -d "$VM" -S "$RS" \
+    --nbd-ip $HOST --nbd-port $PORTS -n -o "$T/b" -l full
+  for i in $(seq 300); do
+    [ "$(stat -c %s "$T/b/sda.full.data.partial" 2>/dev/null || echo 0)" -gt 1000000 ] && break
+    sleep 0.1
+  done
+  [ -n "$(ls -A "$RS")" ]          # the job's directory, while it runs
+  pkill -9 -f "^$VIRTBACK backup -U .* -d $VM "
+  vb_bg_rc "$T/bg" >/dev/null || true
+  # ssh died with virtback: the session holding the directory read the end of its stdin
+  for i in $(seq 100); do [ -z "$(ls -A "$RS")" ] && break; sleep 0.1; done
+  [ -z "$(ls -A "$RS")" ] || { echo "left in $RS:"; ls -la "$RS"; false; }
+  not vb_no_job "$VM"              # the job is the next run's to end
+  tc qdisc del dev xrh0 root
+  rbackup -o "$T/b2" -l full -k
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"ending the stale job"* ]]
+  remote_clean "$T/b2"
+  restore_equals "$T/b2" virtback.0 "$(vb_disk_path "$VM" sda)"
+}
+
 @test "--nbd-port P-Q: a port taken on the host is skipped, for the job and for qemu-nbd" {
   vb_make_vm "$VM" 64M
   vb_guest_io "$VM" sda "write -P 0x81 0 1M"
