@@ -247,7 +247,7 @@ local_bytes () {
   qemu-img compare -q "$D/img.qcow2" "$T/loc.raw"
   # every data byte (6.5 MiB) came through the unix socket, none over TCP
   [ "$(local_bytes "$T/l.log" read 6.5 "$from")" = 6.5 ]
-  ! tail -n +"$((from + 1))" "$T/l.log" | grep -q 'client=127.0.0.1 .*\[read'
+  [ -z "$(tail -n +"$((from + 1))" "$T/l.log" | grep 'client=127.0.0.1 .*\[read')" ]
   grep -q 'client=127.0.0.1 .*\[dispatch 1 ops' "$T/l.log"  # OPTIONS over TCP
   # the certificate is still checked first, over TCP
   run "$VIRTBACK" download "$L" "$T/bad.raw" --format raw
@@ -262,7 +262,7 @@ local_bytes () {
   nbd_stop dst
   qemu-img compare -q "$D/img.qcow2" "$T/ldst.qcow2"
   [ "$(local_bytes "$T/l.log" write 6.5 "$from")" = 6.5 ]
-  ! tail -n +"$((from + 1))" "$T/l.log" | grep -q 'client=127.0.0.1 .*\[write'
+  [ -z "$(tail -n +"$((from + 1))" "$T/l.log" | grep 'client=127.0.0.1 .*\[write')" ]
   grep -q 'client=local .*\[flush 1 ops' "$T/l.log"
   kill "$(cat "$D/local.pid")"; rm -f "$D/local.pid"
 }
