@@ -12,12 +12,19 @@
 #                            figure for a single stream; 8 GiB over HTTP)
 #               vb-http      virtback download over plain HTTP (4 workers)
 #               vb-https     the same over HTTPS (a CA made here)
+#               vb-local     the HTTPS URL of a serve that also has a
+#                            --local-socket: after OPTIONS the client
+#                            goes through that unix socket (plain HTTP),
+#                            as oVirt's client does on the server's host
 #   upload    of the same qcow2 into a new qcow2 behind qemu-nbd:
 #               nbdcopy-up   nbdcopy from a qemu-nbd of the source (the limit)
 #               vb-upload    virtback upload over plain HTTP (4 workers)
+#               vb-upload-local  the same through the local socket
 #   clients   4 virtback downloads at once (2 workers each), HTTP: the
 #             time until all 4 are done
-# Target: vb-http within 1.5 x nbdcopy.  Ports 54330 (HTTP), 54331 (HTTPS).
+# Target: vb-http within 1.5 x nbdcopy.  Ports 54330 (HTTP), 54331 (HTTPS),
+# 54332 (HTTPS with a local socket).  After the rounds, one download of
+# each kind and one upload of each kind are compared with the source.
 # Usage: bench/bench-serve.sh [-r ROUNDS] [-g GiB]
 #   -r N   rounds (default 3)
 #   -g N   disk size in GiB, 8 by default; the data is 3/8 of it
@@ -84,9 +91,15 @@ start_servers () {
   "$VIRTBACK" serve --listen 127.0.0.1:54331 --control-socket "$W/ctl-tls.sock" \
     --cert "$W/srv.pem" --key "$W/srv.key" 2>"$W/serve-tls.log" >/dev/null &
   PIDS+=($!)
+  "$VIRTBACK" serve --listen 127.0.0.1:54332 --control-socket "$W/ctl-local.sock" \
+    --local-socket "$W/local.sock" --cert "$W/srv.pem" --key "$W/srv.key" \
+    2>"$W/serve-local.log" >/dev/null &
+  PIDS+=($!)
   wait_for "$W/src.sock"; wait_for "$W/ctl.sock"; wait_for "$W/ctl-tls.sock"
+  wait_for "$W/ctl-local.sock"
   ticket "$W/ctl.sock" src "nbd:unix:$W/src.sock" read
   ticket "$W/ctl-tls.sock" src "nbd:unix:$W/src.sock" read
+  ticket "$W/ctl-local.sock" src "nbd:unix:$W/src.sock" read
 }
 
 # ticket CTL ID URL read|write
@@ -136,6 +149,8 @@ run_case () {
                "$W/out/h.raw" --format raw -n ;;
     vb-https) bench_time vb-https "$r" "$VIRTBACK" download https://127.0.0.1:54331/images/src \
                 "$W/out/s.raw" --format raw --cafile "$W/ca.pem" -n ;;
+    vb-local) bench_time vb-local "$r" "$VIRTBACK" download https://127.0.0.1:54332/images/src \
+                "$W/out/l.raw" --format raw --cafile "$W/ca.pem" -n ;;
     nbdcopy-up) fresh_dst
                 bench_time nbdcopy-up "$r" nbdcopy "nbd+unix:///?socket=$W/src.sock" \
                   "nbd+unix:///?socket=$W/dst.sock" ;;
@@ -143,6 +158,10 @@ run_case () {
                ticket "$W/ctl.sock" "up$r" "nbd:unix:$W/dst.sock" write
                bench_time vb-upload "$r" "$VIRTBACK" upload "$W/src.qcow2" \
                  "http://127.0.0.1:54330/images/up$r" -n ;;
+    vb-upload-local) fresh_dst
+               ticket "$W/ctl-local.sock" "up$r" "nbd:unix:$W/dst.sock" write
+               bench_time vb-upload-local "$r" "$VIRTBACK" upload "$W/src.qcow2" \
+                 "https://127.0.0.1:54332/images/up$r" --cafile "$W/ca.pem" -n ;;
     clients4) bench_time clients4 "$r" "$W/four.sh" ;;
   esac
 }
@@ -153,17 +172,44 @@ make_source
 cat "$W/src.qcow2" >/dev/null
 start_servers
 write_four
-CASES=(nbdcopy curl-get vb-http vb-https nbdcopy-up vb-upload clients4)
+CASES=(nbdcopy curl-get vb-http vb-https vb-local nbdcopy-up vb-upload vb-upload-local clients4)
 for r in $(seq 1 "$ROUNDS"); do
   n=${#CASES[@]}
   for i in $(seq 0 $((n - 1))); do
     run_case "${CASES[$(( (i + r - 1) % n ))]}" "$r"
   done
 done
-# The last download must equal the source.
-fresh_out
-"$VIRTBACK" download http://127.0.0.1:54330/images/src "$W/out/check.raw" --format raw -n &&
-  qemu-img compare -q "$W/src.qcow2" "$W/out/check.raw" && echo "check: vb-http output equals the source"
+# Each kind of transfer must give the source's bytes; the local ones must
+# have gone through the unix socket (serve logs client=local then).
+check () {
+  local what=$1
+  shift
+  if "$@"; then echo "check: $what"; else echo "check FAILED: $what"; CHECK_RC=1; fi
+}
+download_equal () {
+  fresh_out
+  "$VIRTBACK" download "$1" "$W/out/check.raw" --format raw --cafile "$W/ca.pem" -n &&
+    qemu-img compare -q "$W/src.qcow2" "$W/out/check.raw"
+}
+upload_equal () {
+  fresh_dst
+  ticket "$2" check "nbd:unix:$W/dst.sock" write
+  "$VIRTBACK" upload "$W/src.qcow2" "$1/images/check" --cafile "$W/ca.pem" -n || return 1
+  # qemu-nbd holds the image's write lock until it exits.
+  kill "$DST_PID"; wait "$DST_PID" 2>/dev/null; DST_PID=
+  qemu-img compare -q "$W/src.qcow2" "$W/dst.qcow2"
+}
+CHECK_RC=0
+check "vb-http output equals the source" download_equal http://127.0.0.1:54330/images/src
+check "vb-https output equals the source" download_equal https://127.0.0.1:54331/images/src
+check "vb-local output equals the source" download_equal https://127.0.0.1:54332/images/src
+check "vb-upload output equals the source" upload_equal http://127.0.0.1:54330 "$W/ctl.sock"
+check "vb-upload-local output equals the source" upload_equal https://127.0.0.1:54332 "$W/ctl-local.sock"
+check "the local cases read and wrote through the unix socket" \
+  grep -q 'CLOSE client=local .*\[read .*MiB' "$W/serve-local.log"
+check "the TCP cases did not" bash -c "! grep -q 'client=local' '$W/serve.log' '$W/serve-tls.log'"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-bench_table vb-http:nbdcopy vb-https:nbdcopy vb-http:curl-get vb-upload:nbdcopy-up clients4:vb-http
+bench_table vb-http:nbdcopy vb-https:nbdcopy vb-local:nbdcopy vb-http:curl-get \
+  vb-upload:nbdcopy-up vb-upload-local:nbdcopy-up clients4:vb-http
+exit $CHECK_RC

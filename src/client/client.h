@@ -6,10 +6,14 @@
  * - A transfer first asks OPTIONS of the image URL (features, max_readers,
  *   max_writers), then works over WORKERS connections of its own (capped
  *   by what the server advertises), each a keep-alive libcurl handle.
+ *   A server on this host whose OPTIONS advertises "unix_socket" is then
+ *   used through that socket (plain HTTP), as oVirt's client does; TLS is
+ *   verified on the first, TCP connection all the same.
  * - vb_download(): GET /extents (context=zero, or context=dirty with
  *   incremental), then a ranged GET of each data extent (dirty data only
  *   for incremental), in pieces of VB_CLIENT_CHUNK.  OUT is raw (written
- *   with pwrite, zero extents left as holes) or qcow2 (written through a
+ *   with pwrite a megabyte at a time, with write-behind, zero extents
+ *   left as holes) or qcow2 (written through a
  *   private qemu-nbd with libnbd; incremental: a qcow2 whose backing file
  *   is the previous image, dirty zero ranges written as zeros).  OUT is
  *   built under a temporary name in its own directory, fsynced and renamed

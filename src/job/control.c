@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* control.c: the client of virtback serve's control API (PUT and DELETE
- * /tickets/ID over its unix socket), on libcurl. */
+/* control.c: the client of virtback serve's control API (PUT, GET and
+ * DELETE /tickets/ID over its unix socket), on libcurl. */
 #include <string.h>
 
 #include <curl/curl.h>
@@ -11,11 +11,11 @@
 #include "job/internal.h"
 
 struct reply {
-  char text[512];
+  char text[4096];             /* a ticket's JSON, or an error line */
   size_t len;
 };
 
-/* Keep the start of serve's one-line error for the message. */
+/* Keep the start of serve's answer (a longer one is cut: no JSON then). */
 static size_t
 on_body (char *data, size_t size, size_t n, void *op)
 {
@@ -59,24 +59,25 @@ setup (CURL *c, const char *sock, const char *url, const char *method,
   return hdr;
 }
 
-/* One request; *CODE is the HTTP status, 0 when serve was not reached. */
+/* One request; *CODE is the HTTP status, 0 when serve was not reached;
+ * REP receives the answer. */
 static int
 request (const char *sock, const char *method, const char *id,
-         const char *body, long *code)
+         const char *body, long *code, struct reply *rep)
 {
   CLEANUP_FREE char *url = vb_xasprintf ("http://localhost/tickets/%s", id);
-  struct reply rep = { .len = 0 };
   struct curl_slist *hdr = NULL;
   CURL *c = curl_easy_init ();
   CURLcode rc;
 
   *code = 0;
+  rep->len = 0, rep->text[0] = '\0';
   if (!url || !c) {
     vb_set_error ("out of memory");
     curl_easy_cleanup (c);
     return -1;
   }
-  hdr = setup (c, sock, url, method, body, &rep);
+  hdr = setup (c, sock, url, method, body, rep);
   rc = curl_easy_perform (c);
   if (rc == CURLE_OK)
     curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, code);
@@ -88,10 +89,10 @@ request (const char *sock, const char *method, const char *id,
                   "--control-socket", sock, curl_easy_strerror (rc));
     return -1;
   }
-  chomp (rep.text);
+  chomp (rep->text);
   if (*code >= 300) {
     vb_set_error ("virtback serve on %s refused %s of ticket %s: %ld %s",
-                  sock, method, id, *code, rep.text);
+                  sock, method, id, *code, rep->text);
     return -1;
   }
   return 0;
@@ -100,28 +101,45 @@ request (const char *sock, const char *method, const char *id,
 int
 vb_jctl_put (const char *sock, const char *id, const char *body)
 {
+  struct reply rep;
   long code;
 
-  return request (sock, "PUT", id, body, &code);
+  return request (sock, "PUT", id, body, &code, &rep);
 }
 
 int
 vb_jctl_delete (const char *sock, const char *id)
 {
+  struct reply rep;
   long code;
 
-  if (request (sock, "DELETE", id, NULL, &code) == 0)
+  if (request (sock, "DELETE", id, NULL, &code, &rep) == 0)
     return 0;
   return code == 0 || code == 404 ? 0 : -1;
+}
+
+struct json_object *
+vb_jctl_get (const char *sock, const char *id)
+{
+  struct reply rep;
+  long code;
+  struct json_object *o;
+
+  if (request (sock, "GET", id, NULL, &code, &rep) < 0)
+    return NULL;
+  if (!(o = json_tokener_parse (rep.text)))
+    vb_set_error ("virtback serve on %s: ticket %s is not JSON", sock, id);
+  return o;
 }
 
 int
 vb_jctl_probe (const char *sock)
 {
+  struct reply rep;
   long code;
 
   /* No ticket has an empty-looking ID of one dot: serve answers 404. */
-  if (request (sock, "GET", "probe.", NULL, &code) == 0 || code == 404)
+  if (request (sock, "GET", "probe.", NULL, &code, &rep) == 0 || code == 404)
     return 0;
   return -1;
 }

@@ -45,6 +45,8 @@ int vb_jctl_put (const char *sock, const char *id, const char *body);
 /* DELETE ticket ID (0 also when it is gone, or serve is not running:
  * then it has no tickets). */
 int vb_jctl_delete (const char *sock, const char *id);
+/* Ticket ID as serve's GET shows it (with its "expires"), or NULL. */
+struct json_object *vb_jctl_get (const char *sock, const char *id);
 /* Is serve answering on SOCK?  0, or -1 with the fix. */
 int vb_jctl_probe (const char *sock);
 

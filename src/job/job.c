@@ -556,6 +556,72 @@ dead_start (struct json_object *rec)
   return lt && vb_target_locked (lt, vb_jstr (rec, "uuid")) == 0;
 }
 
+/* When ticket TID on serve's control socket CTL ends, in wall-clock
+ * seconds; 0 when serve does not have it.  serve's "expires" is on the
+ * monotonic clock (as imageio's is), which every process of this host
+ * shares, and the control socket is on this host. */
+static long long
+ticket_end (const char *ctl, const char *tid)
+{
+  struct json_object *t = ctl && tid ? vb_jctl_get (ctl, tid) : NULL;
+  struct timespec mono;
+  long long end = 0;
+
+  if (t && clock_gettime (CLOCK_MONOTONIC, &mono) == 0)
+    end = (long long) time (NULL) + vb_jint (t, "expires")
+          - (long long) mono.tv_sec;
+  json_object_put (t);
+  return end;
+}
+
+/* A client may extend the job's tickets (PATCH /tickets/ID, as oVirt's
+ * backup flow does while it reads): the job must not end before they
+ * do.  True when a ticket outlives NOW; REC's "expires" then moves to
+ * the last ticket's end, saved under the domain's lock so that a finish
+ * running meanwhile is never undone by a stale record. */
+static bool
+kept_by_tickets (struct json_object *rec, long long now)
+{
+  const char *ctl = vb_jstr (rec, "control_socket");
+  CLEANUP_TARGET struct vb_target *lt = NULL;
+  CLEANUP_FREE char *path = NULL;
+  struct json_object *disks;
+  struct vb_tlock *lock;
+  long long end = 0;
+
+  if (!json_object_object_get_ex (rec, "disks", &disks))
+    return false;
+  json_object_object_foreach (disks, name, v) {
+    long long e = ticket_end (ctl, vb_jstr (v, "ticket"));
+
+    (void) name;
+    end = e > end ? e : end;
+  }
+  if (end <= now)
+    return false;
+  json_object_object_add (rec, "expires", json_object_new_int64 (end));
+  path = vb_xasprintf ("%s/%s.json", vb_job_run_dir (), vb_jstr (rec, "id"));
+  if ((lt = vb_target_dir_open (vb_job_run_dir (), NULL))
+      && (lock = vb_target_lock (lt, vb_jstr (rec, "uuid"),
+                                 vb_jstr (rec, "domain")))) {
+    if (path && access (path, F_OK) == 0 && vb_jrec_save (rec) < 0)
+      vb_warn ("job %s: %s", vb_jstr (rec, "id"), vb_get_error ());
+    vb_target_unlock (lock);
+  }
+  return true;
+}
+
+/* Is REC's job to be ended now? */
+static bool
+job_due (struct json_object *rec, long long now)
+{
+  const char *state = vb_jstr (rec, "state");
+
+  if (vb_jint (rec, "expires") > now)
+    return dead_start (rec);
+  return !(state && !strcmp (state, "running") && kept_by_tickets (rec, now));
+}
+
 static int
 reap_one (const char *id, long long now)
 {
@@ -565,7 +631,7 @@ reap_one (const char *id, long long now)
   struct vb_tlock *lock = NULL;
   int r = 0;
 
-  if (rec && (vb_jint (rec, "expires") <= now || dead_start (rec))) {
+  if (rec && job_due (rec, now)) {
     r = -1;
     if (open_rec_domain (rec, &d, &lt, &lock) == 0 &&
         end_job (d, rec, false) == 0 && vb_jrec_remove (id) == 0) {

@@ -18,7 +18,9 @@
  * each point, as a backup directory keeps its .cpt and checkpoints/), so
  * the next inc job starts from it.  A job past its timeout, or a start
  * killed halfway, is ended by the next start or list (vb_job_reap) as a
- * failed backup is: its checkpoint is deleted and not recorded.
+ * failed backup is: its checkpoint is deleted and not recorded.  A
+ * client that extends the job's tickets on serve (PATCH /tickets/ID)
+ * extends the job with them: it ends only once its last ticket has.
  *
  * Chains: the domain's checkpoints of one prefix form one libvirt tree
  * that backup directories and the job chain share; each keeps its own
@@ -62,10 +64,11 @@ struct vb_job_opts {
 int vb_job_start (const struct vb_job_opts *o, char **json);
 /* End job ID and record its checkpoint.  0 or -1. */
 int vb_job_finish (const char *id);
-/* End every job past its timeout, and every start that died halfway (its
- * record not "running" while nobody holds the domain's lock).  Returns
- * how many it ended, or -1 when the records cannot be read; a job it
- * could not end stays for the next reap, with a warning through vb_log(). */
+/* End every job past its timeout and its tickets' end, and every start
+ * that died halfway (its record not "running" while nobody holds the
+ * domain's lock).  Returns how many it ended, or -1 when the records
+ * cannot be read; a job it could not end stays for the next reap, with a
+ * warning through vb_log(). */
 int vb_job_reap (void);
 /* The running jobs (after a reap) as a JSON array of their records. */
 char *vb_job_list (void);

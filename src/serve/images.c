@@ -416,15 +416,40 @@ do_get (struct MHD_Connection *c, struct vb_ticket *t)
   }
   if (!(b = backend_slot (c, sc, t, false, &ret)))
     return ret;
-  if (!(rd = calloc (1, sizeof *rd)))
-    return MHD_NO;
-  *rd = (struct reader) { .b = b, .t = t, .sc = sc, .off = off, .len = len };
-  vb_backend_ref (b);
-  __atomic_add_fetch (&t->refs, 1, __ATOMIC_SEQ_CST);
-  if (!(resp = MHD_create_response_from_callback (len, READ_BLOCK, read_cb,
-                                                  rd, read_free))) {
-    read_free (rd);
-    return MHD_NO;
+  if (len && len <= READ_BLOCK) {
+    /* A client's ranged read (4 MiB from oVirt's and ours) is read whole
+     * first: MHD zeroes a callback response's whole block buffer, which
+     * perf showed as 10% of serve's time. */
+    char *buf = malloc ((size_t) len);
+    double t0 = vb_now ();
+
+    if (!buf)
+      return MHD_NO;
+    if (b->ops->pread (b, buf, (size_t) len, off) < 0) {
+      free (buf);
+      return backend_error (c);
+    }
+    vb_sconn_stat (sc, VB_ST_READ, t0, len);
+    pthread_mutex_lock (&t->lock);
+    t->transferred += len;
+    pthread_mutex_unlock (&t->lock);
+    if (!(resp = MHD_create_response_from_buffer_with_free_callback (
+            (size_t) len, buf, free))) {
+      free (buf);
+      return MHD_NO;
+    }
+  }
+  else {
+    if (!(rd = calloc (1, sizeof *rd)))
+      return MHD_NO;
+    *rd = (struct reader) { .b = b, .t = t, .sc = sc, .off = off, .len = len };
+    vb_backend_ref (b);
+    __atomic_add_fetch (&t->refs, 1, __ATOMIC_SEQ_CST);
+    if (!(resp = MHD_create_response_from_callback (len, READ_BLOCK, read_cb,
+                                                    rd, read_free))) {
+      read_free (rd);
+      return MHD_NO;
+    }
   }
   MHD_add_response_header (resp, "Server", "imageio/virtback-" VB_VERSION);
   MHD_add_response_header (resp, "Content-Type", "application/octet-stream");

@@ -4,8 +4,9 @@
 # point against its restore, an NBD export (qemu-nbd) raw and qcow2,
 # an incremental chain from a dirty bitmap, upload of a qcow2 with a
 # backing chain, four clients at once, HTTPS with a CA made here, and
-# errors.  One server (port 54321), one VM (xc-dl) used only to make a
-# backup, all set up once for the file.
+# errors; a server with a local socket, which the clients switch to.
+# One server (port 54321), one VM (xc-dl) used only to make a backup, all
+# set up once for the file.
 
 load backup_helpers
 
@@ -37,7 +38,7 @@ setup_file () {
 }
 
 teardown_file () {
-  for p in serve img inc dst tls; do
+  for p in serve img inc dst tls local; do
     [ ! -f "$D/$p.pid" ] || kill "$(cat "$D/$p.pid")" 2>/dev/null || true
   done
   vb_destroy_vm xc-dl 2>/dev/null || true
@@ -201,6 +202,69 @@ allocated () { echo $(( $(stat -c %b "$1") * 512 )); }
   "$VIRTBACK" download "$S" "$T/insecure.raw" --format raw --insecure
   cmp "$T/tls.raw" "$T/insecure.raw"
   kill "$(cat "$D/tls.pid")"; rm -f "$D/tls.pid"
+}
+
+# local_bytes LOG KIND WANT FROM: the MiB of KIND (read, write) that
+# LOG's connections through the local socket moved, in LOG's lines after
+# line FROM, once serve has logged WANT of them (it logs at close).
+local_bytes () {
+  local n
+  for i in $(seq 100); do
+    n=$(tail -n +"$(($4 + 1))" "$1" |
+          grep -o "CLOSE client=local .*\[$2 [0-9]* ops, [0-9.]* s, [0-9.]* MiB" |
+          sed 's/.* \([0-9.]*\) MiB$/\1/' | awk '{s += $1} END {print s + 0}')
+    [ "$n" = "$3" ] && break
+    sleep 0.05
+  done
+  echo "$n"
+}
+
+@test "a server on this host with a local socket: download and upload go through it after OPTIONS, HTTPS too, as oVirt's client does" {
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
+    -days 1 -subj /CN=xs-test-ca 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
+    -subj /CN=127.0.0.1 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
+  openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+    -days 1 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null
+  "$VIRTBACK" serve --listen 127.0.0.1:18410 --control-socket "$T/l.sock" \
+    --local-socket "$T/local.sock" --cert "$T/srv.pem" --key "$T/srv.key" \
+    >"$T/l.url" 2>"$T/l.log" 3>&- &
+  echo $! >"$D/local.pid"
+  for i in $(seq 100); do [ -s "$T/l.url" ] && break; sleep 0.05; done
+  L=https://127.0.0.1:18410/images/loc
+  CTL=$T/l.sock ticket loc "nbd:unix:$D/img.sock" '["read"]'
+  # the local socket answers as imageio's local service: plain HTTP, root
+  # only, no unix_socket of its own
+  [ "$(stat -c %a "$T/local.sock")" = 600 ]
+  curl -sf --cacert "$T/ca.pem" -X OPTIONS "$L" | jq -e ".unix_socket == \"$T/local.sock\""
+  curl -sf --unix-socket "$T/local.sock" -X OPTIONS http://localhost/images/loc |
+    jq -e '.features == ["checksum","extents"] and .max_readers == 8 and (has("unix_socket") | not)'
+  [ "$(curl -s --unix-socket "$T/local.sock" -r 1048576-1048579 http://localhost/images/loc)" = AAAA ]
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/local.sock" http://localhost/images/nosuch)" = 403 ]
+  from=$(wc -l <"$T/l.log")
+  "$VIRTBACK" download "$L" "$T/loc.raw" --format raw --cafile "$T/ca.pem" --workers 2
+  qemu-img compare -q "$D/img.qcow2" "$T/loc.raw"
+  # every data byte (6.5 MiB) came through the unix socket, none over TCP
+  [ "$(local_bytes "$T/l.log" read 6.5 "$from")" = 6.5 ]
+  [ -z "$(tail -n +"$((from + 1))" "$T/l.log" | grep 'client=127.0.0.1 .*\[read')" ]
+  grep -q 'client=127.0.0.1 .*\[dispatch 1 ops' "$T/l.log"  # OPTIONS over TCP
+  # the certificate is still checked first, over TCP
+  run "$VIRTBACK" download "$L" "$T/bad.raw" --format raw
+  [ "$status" -ne 0 ]
+  [ ! -e "$T/bad.raw" ]
+  # upload: PUT and PATCH through the socket too
+  qemu-img create -q -f qcow2 "$T/ldst.qcow2" 64M
+  nbd_serve dst "$T/ldst.qcow2"
+  CTL=$T/l.sock ticket lup "nbd:unix:$D/dst.sock" '["read","write"]'
+  from=$(wc -l <"$T/l.log")
+  "$VIRTBACK" upload "$D/img.qcow2" "https://127.0.0.1:18410/images/lup" --cafile "$T/ca.pem"
+  nbd_stop dst
+  qemu-img compare -q "$D/img.qcow2" "$T/ldst.qcow2"
+  [ "$(local_bytes "$T/l.log" write 6.5 "$from")" = 6.5 ]
+  [ -z "$(tail -n +"$((from + 1))" "$T/l.log" | grep 'client=127.0.0.1 .*\[write')" ]
+  grep -q 'client=local .*\[flush 1 ops' "$T/l.log"
+  kill "$(cat "$D/local.pid")"; rm -f "$D/local.pid"
 }
 
 @test "ticket errors (unknown, expired) give one line naming the URL, and no file; OUT is never replaced" {

@@ -200,6 +200,31 @@ apply_dirty () { read_ranges "$1" "$2" "?context=dirty" '.dirty == true'; }
   jq -e '[.checkpoints[].name] == ["virtback.0", "virtback.1", "virtback.3"]' "/var/lib/virtback/jobs/$UUID.virtback.json"
 }
 
+@test "a job whose tickets a client extends (PATCH) outlives its own timeout, and ends with them" {
+  before=$(vb_checkpoints "$VM")
+  jstart -l inc --timeout 2 >"$F/j7.json"
+  id7=$(jq -r .id "$F/j7.json")
+  t7=$(jq -r .disks.sda.transfer_url "$F/j7.json")
+  for tid in $(jq -r '.disks[].transfer_url | sub(".*/"; "")' "$F/j7.json"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$CTL" -X PATCH \
+          --data '{"timeout": 8}' "http://localhost/tickets/$tid")" = 200 ]
+  done
+  sleep 4
+  # past the job's own 2 seconds: list keeps it, its export still reads
+  "$VIRTBACK" job list --json | jq -e --arg id "$id7" 'any(.[]; .id == $id)'
+  [ -e "/run/virtback/jobs/$id7.json" ]
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -r 0-4095 "$t7")" = 206 ]
+  run vb_no_job "$VM"
+  [ "$status" -ne 0 ]
+  sleep 6
+  # past the tickets' end: the next list ends it as any expired job
+  [ -z "$("$VIRTBACK" job list)" ]
+  [ ! -e "/run/virtback/jobs/$id7.json" ]
+  vb_no_job "$VM"
+  [ "$(ctl_code "${t7##*/}")" = 404 ]
+  [ "$(vb_checkpoints "$VM")" = "$before" ]
+}
+
 @test "a failed start is one line, non-zero, and leaves nothing: no domain, no serve" {
   before=$(vb_checkpoints "$VM")
   run "$VIRTBACK" job start -d xo-missing -l full --control-socket "$CTL"
