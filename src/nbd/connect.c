@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,9 @@ tcp_timeouts (struct nbd_handle *h)
   setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof idle);
   setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+  /* The handshake is small writes answered by small writes: with Nagle,
+   * each second write waits for the peer's delayed ACK (~40 ms). */
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
 /* ADDR is "nbd[s]://HOST:PORT[?QUERY]"; libnbd takes the export from the
@@ -89,36 +93,9 @@ connect_tcp (struct nbd_handle *h, const char *addr)
   return r;
 }
 
-/* A server that accepts but never greets (qemu-nbd past its client limit
- * queues us in the listen backlog) would hold a plain nbd_connect_unix
- * forever, beyond the reach of SIGTERM. */
-int
-vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
-                     volatile sig_atomic_t *cancel)
+static int
+connect_error (const char *socket)
 {
-  double t0 = vb_mono ();
-
-  if ((is_tcp (socket) ? connect_tcp (h, socket)
-       : nbd_aio_connect_unix (h, socket)) < 0)
-    goto err;
-  while (nbd_aio_is_connecting (h)) {
-    if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
-      vb_set_error_code (VB_ERR_CANCELLED, 0, "NBD connect to %s: "
-                         "interrupted", socket);
-      return -1;
-    }
-    if ((vb_mono () - t0) * 1000 > connect_timeout_ms) {
-      vb_set_error ("NBD connect: the server at %.*s did not answer in "
-                    "%d ms", (int) strcspn (socket, "?"), socket,
-                    connect_timeout_ms);
-      return -1;
-    }
-    if (nbd_poll (h, 100) < 0)
-      goto err;
-  }
-  if (nbd_aio_is_ready (h))
-    return 0;
- err:
   vb_set_error ("NBD connect%s%.*s: %s%s", is_tcp (socket) ? " to " : "",
                 is_tcp (socket) ? (int) strcspn (socket, "?") : 0, socket,
                 nbd_get_error () ? nbd_get_error ()
@@ -127,6 +104,90 @@ vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
                 " (TLS: the host must accept the client certificate of "
                 "--tls-dir, and its own must name the address)");
   return -1;
+}
+
+/* Whether to go on waiting: not cancelled and not past the timeout. */
+static int
+still_waiting (const char *socket, double t0, volatile sig_atomic_t *cancel)
+{
+  if (cancel && __atomic_load_n (cancel, __ATOMIC_RELAXED)) {
+    vb_set_error_code (VB_ERR_CANCELLED, 0, "NBD connect to %s: "
+                       "interrupted", socket);
+    return -1;
+  }
+  if ((vb_mono () - t0) * 1000 > connect_timeout_ms) {
+    vb_set_error ("NBD connect: the server at %.*s did not answer in "
+                  "%d ms", (int) strcspn (socket, "?"), socket,
+                  connect_timeout_ms);
+    return -1;
+  }
+  return 0;
+}
+
+/* One poll over the handles of H[0..N) still connecting; 1 once none is
+ * left.  Driving them together makes N handshakes (TLS ones above all)
+ * cost about one round of them. */
+static int
+poll_connecting (struct nbd_handle **h, unsigned n, const char *socket)
+{
+  struct pollfd pfd[VB_NBD_MAXCONN];
+  unsigned idx[VB_NBD_MAXCONN], k = 0;
+
+  for (unsigned i = 0; i < n; i++) {
+    if (!nbd_aio_is_connecting (h[i])) {
+      if (!nbd_aio_is_ready (h[i]))
+        return connect_error (socket);
+      continue;
+    }
+    unsigned dir = nbd_aio_get_direction (h[i]);
+    pfd[k] = (struct pollfd) { .fd = nbd_aio_get_fd (h[i]),
+      .events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+                (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0) };
+    idx[k++] = i;
+  }
+  if (k == 0)
+    return 1;
+  if (poll (pfd, k, 100) < 0 && errno != EINTR)
+    return connect_error (socket);
+  for (unsigned j = 0; j < k; j++) {
+    struct nbd_handle *x = h[idx[j]];
+    int r = 0;
+    if (pfd[j].revents & (POLLIN | POLLHUP | POLLERR))
+      r = nbd_aio_notify_read (x);
+    else if (pfd[j].revents & POLLOUT)
+      r = nbd_aio_notify_write (x);
+    if (r < 0)
+      return connect_error (socket);
+  }
+  return 0;
+}
+
+/* Connect H[0..N) to SOCKET at once.  A server that accepts but never
+ * greets (qemu-nbd past its client limit queues us in the listen
+ * backlog) would hold a plain nbd_connect_unix forever, beyond the reach
+ * of SIGTERM: the wait here ends on CANCEL and after the timeout. */
+static int
+connect_all (struct nbd_handle **h, unsigned n, const char *socket,
+             volatile sig_atomic_t *cancel)
+{
+  double t0 = vb_mono ();
+  int r;
+
+  for (unsigned i = 0; i < n; i++)
+    if ((is_tcp (socket) ? connect_tcp (h[i], socket)
+         : nbd_aio_connect_unix (h[i], socket)) < 0)
+      return connect_error (socket);
+  while ((r = poll_connecting (h, n, socket)) == 0)
+    if (still_waiting (socket, t0, cancel) < 0)
+      return -1;
+  return r < 0 ? -1 : 0;
+}
+
+int
+vb_nbd_connect_unix (struct nbd_handle *h, const char *socket,
+                     volatile sig_atomic_t *cancel)
+{
+  return connect_all (&h, 1, socket, cancel);
 }
 
 /* A connection only for reads asks for no metadata and no structured
@@ -229,22 +290,23 @@ vb_nbd_connect (const char *socket, const char *export, const char *dirty_ctx,
 int
 vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
 {
+  unsigned first = n->nconn;
+
   if (nconn > VB_NBD_MAXCONN)
     nconn = VB_NBD_MAXCONN;
-  while (n->nconn < nconn) {
-    struct nbd_handle *h = plain_handle (n->export);
-    if (!h) {
+  for (; n->nconn < nconn; n->nconn++)
+    if (!(n->rh[n->nconn] = plain_handle (n->export))) {
       vb_set_error ("%s: NBD: %s", n->export, nbd_get_error ());
-      return -1;
+      goto fail;
     }
-    if (vb_nbd_connect_unix (h, socket, n->cancel) < 0) {
-      vb_prefix_error ("%s", n->export);
-      nbd_close (h);
-      return -1;
-    }
-    n->rh[n->nconn++] = h;
-  }
-  return 0;
+  if (nconn <= first ||
+      connect_all (n->rh + first, nconn - first, socket, n->cancel) == 0)
+    return 0;
+  vb_prefix_error ("%s", n->export);
+ fail:
+  while (n->nconn > first)
+    nbd_close (n->rh[--n->nconn]);
+  return -1;
 }
 
 void

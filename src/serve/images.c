@@ -431,7 +431,7 @@ do_get (struct MHD_Connection *c, struct vb_ticket *t)
     }
     vb_sconn_stat (sc, VB_ST_READ, t0, len);
     pthread_mutex_lock (&t->lock);
-    t->transferred += len;
+    vb_ticket_add_range (t, off, len);
     pthread_mutex_unlock (&t->lock);
     if (!(resp = MHD_create_response_from_buffer_with_free_callback (
             (size_t) len, buf, free))) {
