@@ -282,7 +282,7 @@ connect_readers (const struct vb_disk_spec *s, bool reads_only)
                      : connect_map (s);
 
   if (n && vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
-                                   : VB_NBD_DEFAULT_CONN) < 0) {
+                                   : vb_nbd_default_conns (s->socket)) < 0) {
     vb_nbd_close (n);
     return NULL;
   }

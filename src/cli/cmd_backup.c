@@ -89,7 +89,8 @@ static const char usage_text[] =
   "      --request-size SIZE    NBD read size, a power of two from 4K to 32M\n"
   "                             (default 256K)\n"
   "      --inflight N           NBD reads in flight per disk (default 64)\n"
-  "      --connections N        NBD connections per disk (default 4)\n"
+  "      --connections N        NBD connections per disk (default 4, 1 with\n"
+  "                             --tls)\n"
   "  -h, --help                 show this help\n";
 
 /* One line to the log, handed to the storage at once so that a killed

@@ -309,6 +309,12 @@ vb_nbd_add_connections (struct vb_nbd *n, const char *socket, unsigned nconn)
   return -1;
 }
 
+unsigned
+vb_nbd_default_conns (const char *socket)
+{
+  return strncmp (socket, "nbds://", 7) ? VB_NBD_DEFAULT_CONN : 1;
+}
+
 void
 vb_nbd_close (struct vb_nbd *n)
 {

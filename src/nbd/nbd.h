@@ -71,6 +71,11 @@ struct vb_nbd *vb_nbd_connect_reads (const char *socket, const char *export,
  * of requests per connection at once; small reads need more). */
 int vb_nbd_add_connections (struct vb_nbd *n, const char *socket,
                             unsigned nconn);
+/* How many connections to SOCKET a copy opens unless told: one over TLS
+ * (nbds://), where QEMU served four connections of 16 reads each at half
+ * the speed of one with 64 (bench/README.md, remote), else
+ * VB_NBD_DEFAULT_CONN. */
+unsigned vb_nbd_default_conns (const char *socket);
 void vb_nbd_close (struct vb_nbd *n);
 
 enum vb_ext_type { VB_EXT_DATA, VB_EXT_ZERO, VB_EXT_CLEAN };

@@ -355,6 +355,14 @@ test_sink_error (void)
   vb_nbd_close (n);
 }
 
+static void
+test_default_conns (void)
+{
+  CHECK (vb_nbd_default_conns ("/run/x.sock") == VB_NBD_DEFAULT_CONN);
+  CHECK (vb_nbd_default_conns ("nbd://10.0.0.1:10809") == VB_NBD_DEFAULT_CONN);
+  CHECK (vb_nbd_default_conns ("nbds://10.0.0.1:10809?tls-certificates=/d") == 1);
+}
+
 int
 main (void)
 {
@@ -363,6 +371,7 @@ main (void)
   snprintf (sock, sizeof sock, "/tmp/test-nbd.%d.sock", (int) getpid ());
   pid = start_server ();
   test_extents ();
+  test_default_conns ();
   test_connect_timeout ();
   test_mapper ();
   copy_case (1, false, 0, 0);
