@@ -320,7 +320,9 @@ do_algorithms (struct MHD_Connection *c)
   struct json_object *o = json_object_new_object ();
   struct json_object *l = json_object_new_array ();
 
-  json_object_array_add (l, json_object_new_string ("blake2b"));
+  for (size_t i = 0; vb_srv_checksum_algorithm (i); i++)
+    json_object_array_add (l, json_object_new_string (
+      vb_srv_checksum_algorithm (i)));
   json_object_object_add (o, "algorithms", l);
   return vb_srv_json (c, MHD_HTTP_OK, o, NULL);
 }
@@ -335,20 +337,23 @@ do_checksum (struct MHD_Connection *c, struct vb_ticket *t)
   struct vb_backend *b;
   enum MHD_Result ret;
   double t0 = vb_now ();
-  char hex[65];
+  char hex[VB_SRV_HEX_MAX];
 
-  if (alg && strcmp (alg, "blake2b"))
+  if (!alg)
+    alg = "blake2b";
+  if (!vb_srv_checksum_known (alg))
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST,
-                         "Unsupported algorithm: use algorithm=blake2b", false);
+                         "Unsupported algorithm: use one of "
+                         "/checksum/algorithms", false);
   if (bs && vb_srv_parse_block_size (bs, &block) < 0)
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, vb_get_error (), false);
   if (!(b = backend_slot (c, sc, t, false, &ret)))
     return ret;
-  if (vb_srv_checksum (b, t->size, block, hex) < 0)
+  if (vb_srv_checksum (b, t->size, block, alg, hex) < 0)
     return backend_error (c);
   vb_sconn_stat (sc, VB_ST_CHECKSUM, t0, t->size);
   o = json_object_new_object ();
-  json_object_object_add (o, "algorithm", json_object_new_string ("blake2b"));
+  json_object_object_add (o, "algorithm", json_object_new_string (alg));
   json_object_object_add (o, "block_size", json_object_new_int64 ((int64_t) block));
   json_object_object_add (o, "checksum", json_object_new_string (hex));
   return vb_srv_json (c, MHD_HTTP_OK, o, NULL);

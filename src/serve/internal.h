@@ -172,9 +172,14 @@ void vb_backend_unref (struct vb_backend *b);
 int vb_backend_max_writers (enum vb_url_kind kind);
 
 /* ---- checksum.c ---- */
-/* The block hash of [0, SIZE) of B as hex (65 bytes into HEX). */
+/* The block hash of [0, SIZE) of B with ALGORITHM (one of
+ * vb_srv_checksum_algorithm's names; else -1, a 400) as hex into HEX. */
+#define VB_SRV_HEX_MAX 129     /* SHA-512's 64 bytes in hex, and a NUL */
 int vb_srv_checksum (struct vb_backend *b, uint64_t size, uint64_t block,
-                     char hex[65]);
+                     const char *algorithm, char hex[VB_SRV_HEX_MAX]);
+/* The Ith algorithm in the daemon's order, NULL past the last. */
+const char *vb_srv_checksum_algorithm (size_t i);
+bool vb_srv_checksum_known (const char *algorithm);
 
 /* ---- server.c, images.c, control.c ---- */
 struct vb_serve;
