@@ -417,6 +417,9 @@ do_get (struct MHD_Connection *c, struct vb_ticket *t)
     case VB_RANGE_OK: break;
     case VB_RANGE_UNSATISFIABLE:
       return unsatisfiable (c, t->size, "Requested range not satisfiable");
+    case VB_RANGE_INVALID:
+      return vb_srv_error (c, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Cannot satisfy "
+                           "the range: give one bytes=START-END", false);
     }
   }
   if (!(b = backend_slot (c, sc, t, false, &ret)))
@@ -665,6 +668,9 @@ image_request (struct MHD_Connection *c, struct rq *r, const char *m,
     return forbidden (c, "Ticket %s forbids write", t->uuid, false);
   if (get && !t->may_read)
     return forbidden (c, "Ticket %s forbids read", t->uuid, false);
+  /* imageio's inactivity_timeout: how long this connection may idle */
+  MHD_set_connection_option (c, MHD_CONNECTION_OPTION_TIMEOUT,
+                             (unsigned int) t->inactivity_timeout);
   vb_ticket_begin (t);
   r->begun = true;
   vb_sconn_stat (r->sc, VB_ST_DISPATCH, vb_now (), 0);
@@ -707,8 +713,12 @@ first_call (struct MHD_Connection *c, struct rq *r, const char *url,
                          "use /images/TICKET", false);
   if (strncmp (url, "/images/", 8) || parse_image_path (url, id, &res) < 0)
     return vb_srv_error (c, MHD_HTTP_NOT_FOUND, "No such resource", false);
+  /* The daemon lists its algorithms for any ticket, even none, and keeps
+   * the connection after a checksum's 403. */
+  if (res == RES_ALGORITHMS)
+    return strcmp (m, "GET") ? method_not_allowed (c, m) : do_algorithms (c);
   if (!(r->t = vb_tickets_get (r->sc->srv->tickets, id)))
-    return forbidden (c, "No such ticket %s", id, true);
+    return forbidden (c, "No such ticket %s", id, res != RES_CHECKSUM);
   if (!vb_ticket_valid (r->t, vb_now ()))
     return forbidden (c, "Ticket %s expired", id, false);
   return image_request (c, r, m, res);

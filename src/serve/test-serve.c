@@ -22,18 +22,20 @@ test_range (void)
          == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=1000-1001", 1000, &off, &len)
          == VB_RANGE_UNSATISFIABLE);
+  CHECK (vb_srv_parse_range ("bytes=1000-", 1000, &off, &len)
+         == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=5-4", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=-10", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=0-1,5-6", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("items=0-1", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=99999999999999999999-", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=x-1", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
 }
 
 static void
