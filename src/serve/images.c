@@ -320,7 +320,9 @@ do_algorithms (struct MHD_Connection *c)
   struct json_object *o = json_object_new_object ();
   struct json_object *l = json_object_new_array ();
 
-  json_object_array_add (l, json_object_new_string ("blake2b"));
+  for (size_t i = 0; vb_srv_checksum_algorithm (i); i++)
+    json_object_array_add (l, json_object_new_string (
+      vb_srv_checksum_algorithm (i)));
   json_object_object_add (o, "algorithms", l);
   return vb_srv_json (c, MHD_HTTP_OK, o, NULL);
 }
@@ -335,20 +337,23 @@ do_checksum (struct MHD_Connection *c, struct vb_ticket *t)
   struct vb_backend *b;
   enum MHD_Result ret;
   double t0 = vb_now ();
-  char hex[65];
+  char hex[VB_SRV_HEX_MAX];
 
-  if (alg && strcmp (alg, "blake2b"))
+  if (!alg)
+    alg = "blake2b";
+  if (!vb_srv_checksum_known (alg))
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST,
-                         "Unsupported algorithm: use algorithm=blake2b", false);
+                         "Unsupported algorithm: use one of "
+                         "/checksum/algorithms", false);
   if (bs && vb_srv_parse_block_size (bs, &block) < 0)
     return vb_srv_error (c, MHD_HTTP_BAD_REQUEST, vb_get_error (), false);
   if (!(b = backend_slot (c, sc, t, false, &ret)))
     return ret;
-  if (vb_srv_checksum (b, t->size, block, hex) < 0)
+  if (vb_srv_checksum (b, t->size, block, alg, hex) < 0)
     return backend_error (c);
   vb_sconn_stat (sc, VB_ST_CHECKSUM, t0, t->size);
   o = json_object_new_object ();
-  json_object_object_add (o, "algorithm", json_object_new_string ("blake2b"));
+  json_object_object_add (o, "algorithm", json_object_new_string (alg));
   json_object_object_add (o, "block_size", json_object_new_int64 ((int64_t) block));
   json_object_object_add (o, "checksum", json_object_new_string (hex));
   return vb_srv_json (c, MHD_HTTP_OK, o, NULL);
@@ -412,6 +417,9 @@ do_get (struct MHD_Connection *c, struct vb_ticket *t)
     case VB_RANGE_OK: break;
     case VB_RANGE_UNSATISFIABLE:
       return unsatisfiable (c, t->size, "Requested range not satisfiable");
+    case VB_RANGE_INVALID:
+      return vb_srv_error (c, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Cannot satisfy "
+                           "the range: give one bytes=START-END", false);
     }
   }
   if (!(b = backend_slot (c, sc, t, false, &ret)))
@@ -685,6 +693,9 @@ image_request (struct MHD_Connection *c, struct rq *r, const char *m,
     return forbidden (c, "Ticket %s forbids write", t->uuid, false);
   if (get && !t->may_read)
     return forbidden (c, "Ticket %s forbids read", t->uuid, false);
+  /* imageio's inactivity_timeout: how long this connection may idle */
+  MHD_set_connection_option (c, MHD_CONNECTION_OPTION_TIMEOUT,
+                             (unsigned int) t->inactivity_timeout);
   vb_ticket_begin (t);
   r->begun = true;
   vb_sconn_stat (r->sc, VB_ST_DISPATCH, vb_now (), 0);
@@ -727,8 +738,12 @@ first_call (struct MHD_Connection *c, struct rq *r, const char *url,
                          "use /images/TICKET", false);
   if (strncmp (url, "/images/", 8) || parse_image_path (url, id, &res) < 0)
     return vb_srv_error (c, MHD_HTTP_NOT_FOUND, "No such resource", false);
+  /* The daemon lists its algorithms for any ticket, even none, and keeps
+   * the connection after a checksum's 403. */
+  if (res == RES_ALGORITHMS)
+    return strcmp (m, "GET") ? method_not_allowed (c, m) : do_algorithms (c);
   if (!(r->t = vb_tickets_get (r->sc->srv->tickets, id)))
-    return forbidden (c, "No such ticket %s", id, true);
+    return forbidden (c, "No such ticket %s", id, res != RES_CHECKSUM);
   if (!vb_ticket_valid (r->t, vb_now ()))
     return forbidden (c, "Ticket %s expired", id, false);
   return image_request (c, r, m, res);

@@ -33,14 +33,17 @@
 #define VB_SERVE_JSON_MAX (64u << 10)   /* PATCH and ticket bodies */
 #define VB_SERVE_MAX_READERS 8
 #define VB_SERVE_NBD_WRITERS 8
+#define VB_SERVE_INACTIVITY 60          /* the daemon's inactivity_timeout */
 
 /* ---- parse.c ---- */
 bool vb_srv_valid_id (const char *id);
-enum vb_range_result { VB_RANGE_OK, VB_RANGE_UNSATISFIABLE };
-/* "bytes=A-B" or "bytes=A-" against SIZE: *OFF and *LEN.  Anything else
- * is UNSATISFIABLE (416), as imageio answers: reversed, suffix and multiple
- * ranges, a B past SIZE (never clipped: imageio's client counts on the
- * length it asked for) and a header that is no byte range at all. */
+enum vb_range_result { VB_RANGE_OK, VB_RANGE_UNSATISFIABLE, VB_RANGE_INVALID };
+/* "bytes=A-B" or "bytes=A-" against SIZE: *OFF and *LEN.  Both 416s are
+ * the daemon's: UNSATISFIABLE (with a Content-Range of the size) for one
+ * range that ends past SIZE (never clipped: imageio's client counts on the
+ * length it asked for) or starts at or past it; INVALID (no Content-Range)
+ * for reversed, suffix and multiple ranges and a header that is no byte
+ * range at all. */
 enum vb_range_result vb_srv_parse_range (const char *h, uint64_t size,
                                          uint64_t *off, uint64_t *len);
 /* "bytes A-B/SIZE" or "bytes A-B/(star)" (and "bytes A-(star)"):
@@ -74,8 +77,11 @@ struct vb_ticket {
   uint64_t size;
   char *url;
   bool may_read, may_write, sparse, dirty;
+  bool ops_write[2];           /* "ops" as given: write or read, in order */
+  size_t nops;
   char *transfer_id, *filename;
-  int64_t timeout, inactivity_timeout;
+  int64_t timeout;
+  int64_t inactivity_timeout;  /* an idle connection's seconds, as imageio */
   enum vb_url_kind kind;
   char *path;                  /* socket, file or backup directory */
   char *export;                /* nbd export name or NULL; virtback disk */
@@ -172,9 +178,14 @@ void vb_backend_unref (struct vb_backend *b);
 int vb_backend_max_writers (enum vb_url_kind kind);
 
 /* ---- checksum.c ---- */
-/* The block hash of [0, SIZE) of B as hex (65 bytes into HEX). */
+/* The block hash of [0, SIZE) of B with ALGORITHM (one of
+ * vb_srv_checksum_algorithm's names; else -1, a 400) as hex into HEX. */
+#define VB_SRV_HEX_MAX 129     /* SHA-512's 64 bytes in hex, and a NUL */
 int vb_srv_checksum (struct vb_backend *b, uint64_t size, uint64_t block,
-                     char hex[65]);
+                     const char *algorithm, char hex[VB_SRV_HEX_MAX]);
+/* The Ith algorithm in the daemon's order, NULL past the last. */
+const char *vb_srv_checksum_algorithm (size_t i);
+bool vb_srv_checksum_known (const char *algorithm);
 
 /* ---- server.c, images.c, control.c ---- */
 struct vb_serve;

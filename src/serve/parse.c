@@ -53,15 +53,17 @@ vb_srv_parse_range (const char *h, uint64_t size, uint64_t *off,
   uint64_t a, b;
 
   if (strncmp (p, "bytes=", 6))
-    return VB_RANGE_UNSATISFIABLE;
+    return VB_RANGE_INVALID;
   p += 6;
   if (digits (&p, &a) < 0 || *p++ != '-')
-    return VB_RANGE_UNSATISFIABLE;
+    return VB_RANGE_INVALID;
   if (*p == '\0')
-    b = size ? size - 1 : 0;
+    b = a >= size ? a : size - 1;
   else if (digits (&p, &b) < 0 || *p != '\0')
-    return VB_RANGE_UNSATISFIABLE;
-  if (b < a || b >= size)
+    return VB_RANGE_INVALID;
+  if (b < a)
+    return VB_RANGE_INVALID;
+  if (b >= size)
     return VB_RANGE_UNSATISFIABLE;
   *off = a;
   *len = b - a + 1;

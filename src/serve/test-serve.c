@@ -22,18 +22,20 @@ test_range (void)
          == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=1000-1001", 1000, &off, &len)
          == VB_RANGE_UNSATISFIABLE);
+  CHECK (vb_srv_parse_range ("bytes=1000-", 1000, &off, &len)
+         == VB_RANGE_UNSATISFIABLE);
   CHECK (vb_srv_parse_range ("bytes=5-4", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=-10", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=0-1,5-6", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("items=0-1", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=99999999999999999999-", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
   CHECK (vb_srv_parse_range ("bytes=x-1", 1000, &off, &len)
-         == VB_RANGE_UNSATISFIABLE);
+         == VB_RANGE_INVALID);
 }
 
 static void
@@ -129,7 +131,11 @@ test_tickets (void)
   CHECK (vb_tickets_put (tt, "t1", "{}", 2) < 0);
   REQUIRE ((t = vb_tickets_get (tt, "t1")));
   CHECK (t->may_read && !t->may_write && t->kind == VB_URL_FILE);
+  /* the daemon's defaults */
+  CHECK (t->inactivity_timeout == VB_SERVE_INACTIVITY && t->nops == 1
+         && !strcmp (t->transfer_id, "(ticket/t1)"));
   CHECK (vb_ticket_valid (t, vb_now ()));
+  CHECK (vb_ticket_valid (t, vb_now () + 120));   /* idle: still valid */
   CHECK (!vb_ticket_valid (t, vb_now () + 301));
   vb_tickets_delete (tt, "t1");
   CHECK (!vb_ticket_valid (t, vb_now ()));   /* deleted while held */

@@ -2,7 +2,10 @@
 /* ticket.c: the ticket table of virtback serve (internal.h), in imageio's
  * shapes: PUT takes {"uuid","size","url","timeout","ops"} (the legacy
  * "name" for a missing "uuid") and optional sparse, dirty,
- * inactivity_timeout, transfer_id and filename. */
+ * inactivity_timeout, transfer_id and filename, with the daemon's defaults:
+ * inactivity_timeout 60 (how long an idle connection of the ticket stays
+ * open; the ticket itself does not expire for it), transfer_id
+ * "(ticket/UUID[:18])".  GET shows what the daemon's GET shows. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,7 +276,9 @@ get_ops (struct json_object *o, struct vb_ticket *t)
       t->may_read = t->may_write = true;
     else
       goto bad;
+    t->ops_write[i] = !strcmp (op, "write");
   }
+  t->nops = n;
   return 0;
  bad:
   vb_set_error ("Invalid ticket: \"ops\" must be [\"read\"], [\"write\"] or "
@@ -311,6 +316,11 @@ ticket_fields (struct json_object *o, const char *id, struct vb_ticket *t)
       || get_str (o, "filename", false, 4096, &t->filename) < 0)
     return -1;
   t->size = (uint64_t) size;
+  if (!t->transfer_id
+      && asprintf (&t->transfer_id, "(ticket/%.18s)", t->uuid) < 0) {
+    t->transfer_id = NULL;
+    return vb_set_error_errno (ENOMEM, "ticket"), -1;
+  }
   return vb_backend_parse_url (t);
 }
 
@@ -359,6 +369,7 @@ vb_tickets_put (struct vb_tickets *tt, const char *id, const char *body,
   }
   pthread_mutex_init (&t->lock, NULL);
   t->refs = 1;
+  t->inactivity_timeout = VB_SERVE_INACTIVITY;
   r = ticket_fields (o, id, t);
   json_object_put (o);
   if (r == 0 && t->kind == VB_URL_FILE
@@ -408,9 +419,7 @@ vb_ticket_valid (struct vb_ticket *t, double now)
   bool ok;
 
   pthread_mutex_lock (&t->lock);
-  ok = !t->deleted && now < t->expires
-       && (t->inactivity_timeout == 0 || t->active > 0
-           || now - t->last_active < (double) t->inactivity_timeout);
+  ok = !t->deleted && now < t->expires;
   pthread_mutex_unlock (&t->lock);
   return ok;
 }
@@ -501,11 +510,50 @@ add_ops (struct json_object *o, const struct vb_ticket *t)
 {
   struct json_object *ops = json_object_new_array ();
 
-  if (t->may_read)
-    json_object_array_add (ops, json_object_new_string ("read"));
-  if (t->may_write)
-    json_object_array_add (ops, json_object_new_string ("write"));
+  for (size_t i = 0; i < t->nops; i++)
+    json_object_array_add (ops, json_object_new_string (
+      t->ops_write[i] ? "write" : "read"));
   json_object_object_add (o, "ops", ops);
+}
+
+static void
+add_int (struct json_object *o, const char *key, int64_t v)
+{
+  json_object_object_add (o, key, json_object_new_int64 (v));
+}
+
+static void
+add_bool (struct json_object *o, const char *key, bool v)
+{
+  json_object_object_add (o, key, json_object_new_boolean (v));
+}
+
+/* The daemon's keys in its order; "transferred" only for a ticket of one
+ * op, as the daemon, which cannot tell reads from writes apart. */
+static void
+add_info (struct json_object *o, const struct vb_ticket *t, double now)
+{
+  add_bool (o, "active", t->active > 0);
+  add_bool (o, "canceled", t->deleted);
+  add_int (o, "connections", t->connections);
+  add_int (o, "expires", (int64_t) t->expires);
+  add_int (o, "idle_time",
+           t->active > 0 ? 0 : (int64_t) (now - t->last_active));
+  add_int (o, "inactivity_timeout", t->inactivity_timeout);
+  add_ops (o, t);
+  add_int (o, "size", (int64_t) t->size);
+  add_bool (o, "sparse", t->sparse);
+  add_bool (o, "dirty", t->dirty);
+  add_int (o, "timeout", t->timeout);
+  json_object_object_add (o, "url", json_object_new_string (t->url));
+  json_object_object_add (o, "uuid", json_object_new_string (t->uuid));
+  json_object_object_add (o, "transfer_id",
+                          json_object_new_string (t->transfer_id));
+  if (t->filename)
+    json_object_object_add (o, "filename",
+                            json_object_new_string (t->filename));
+  if (t->nops == 1)
+    add_int (o, "transferred", (int64_t) t->transferred);
 }
 
 char *
@@ -516,30 +564,7 @@ vb_ticket_info (struct vb_ticket *t)
   char *s;
 
   pthread_mutex_lock (&t->lock);
-  json_object_object_add (o, "active", json_object_new_boolean (t->active > 0));
-  json_object_object_add (o, "connections",
-                          json_object_new_int (t->connections));
-  json_object_object_add (o, "dirty", json_object_new_boolean (t->dirty));
-  json_object_object_add (o, "expires",
-                          json_object_new_int64 ((int64_t) t->expires));
-  json_object_object_add (o, "idle_time", json_object_new_int64 (
-    t->active > 0 ? 0 : (int64_t) (now - t->last_active)));
-  json_object_object_add (o, "inactivity_timeout",
-                          json_object_new_int64 (t->inactivity_timeout));
-  add_ops (o, t);
-  json_object_object_add (o, "size", json_object_new_int64 ((int64_t) t->size));
-  json_object_object_add (o, "sparse", json_object_new_boolean (t->sparse));
-  json_object_object_add (o, "timeout", json_object_new_int64 (t->timeout));
-  json_object_object_add (o, "transferred",
-                          json_object_new_int64 ((int64_t) t->transferred));
-  json_object_object_add (o, "url", json_object_new_string (t->url));
-  json_object_object_add (o, "uuid", json_object_new_string (t->uuid));
-  if (t->transfer_id)
-    json_object_object_add (o, "transfer_id",
-                            json_object_new_string (t->transfer_id));
-  if (t->filename)
-    json_object_object_add (o, "filename",
-                            json_object_new_string (t->filename));
+  add_info (o, t, now);
   pthread_mutex_unlock (&t->lock);
   s = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
                                            | JSON_C_TO_STRING_NOSLASHESCAPE));
