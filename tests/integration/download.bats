@@ -172,14 +172,20 @@ allocated () { echo $(( $(stat -c %b "$1") * 512 )); }
   for i in 1 2 3 4; do qemu-img compare -q "$D/img.qcow2" "$T/c$i.raw"; done
 }
 
-@test "HTTPS with a CA made here; a wrong certificate is refused, --insecure accepts it" {
+# A CA named $1 in $T/ca.pem and a server certificate for 127.0.0.1 signed by it
+# ($T/srv.pem, $T/srv.key).
+test_ca () {
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
-    -days 1 -subj /CN=xc-test-ca 2>/dev/null
+    -days 1 -subj "/CN=$1" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
     -subj /CN=127.0.0.1 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
   openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
     -days 1 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null
+}
+
+@test "HTTPS with a CA made here; a wrong certificate is refused, --insecure accepts it" {
+  test_ca xc-test-ca
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/other.key" -out "$T/other.pem" \
     -days 1 -subj /CN=other-ca 2>/dev/null
   "$VIRTBACK" serve --listen 127.0.0.1:$TLS_PORT --control-socket "$T/tls.sock" \
@@ -220,13 +226,7 @@ local_bytes () {
 }
 
 @test "a server on this host with a local socket: download and upload go through it after OPTIONS, HTTPS too, as oVirt's client does" {
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
-    -days 1 -subj /CN=xs-test-ca 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
-    -subj /CN=127.0.0.1 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
-  openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-    -days 1 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null
+  test_ca xs-test-ca
   "$VIRTBACK" serve --listen 127.0.0.1:18410 --control-socket "$T/l.sock" \
     --local-socket "$T/local.sock" --cert "$T/srv.pem" --key "$T/srv.key" \
     >"$T/l.url" 2>"$T/l.log" 3>&- &

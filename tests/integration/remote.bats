@@ -230,10 +230,9 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   restore_equals "$T/b" virtback.1 "$T/p1.qcow2"
 }
 
-@test "kill -9 of a shut-off remote backup: the host's qemu-nbd stops by itself, the next run cleans up and succeeds" {
-  vb_make_vm "$VM" 128M
-  vb_guest_io "$VM" sda "write -P 0x71 0 48M"
-  vsh destroy "$VM" >/dev/null
+# A full into $T/b started in the background on a link slowed to 16 mbit/s, once
+# its first megabyte is written.
+slow_full_started () {
   tc qdisc add dev xrh0 root tbf rate 16mbit burst 64kb latency 100ms
   vb_bg_start "$T/bg" netns_run xr-backup "$VIRTBACK" backup -U "$U" -d "$VM" -S "$RS" \
     --nbd-ip $HOST --nbd-port $PORTS -n -o "$T/b" -l full
@@ -241,6 +240,13 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
     [ "$(stat -c %s "$T/b/sda.full.data.partial" 2>/dev/null || echo 0)" -gt 1000000 ] && break
     sleep 0.1
   done
+}
+
+@test "kill -9 of a shut-off remote backup: the host's qemu-nbd stops by itself, the next run cleans up and succeeds" {
+  vb_make_vm "$VM" 128M
+  vb_guest_io "$VM" sda "write -P 0x71 0 48M"
+  vsh destroy "$VM" >/dev/null
+  slow_full_started
   pgrep -f "qemu-nbd.*$VB_IMG_DIR/$VM-sda" >/dev/null
   pkill -9 -f "^$VIRTBACK backup -U .* -d $VM " 
   vb_bg_rc "$T/bg" >/dev/null || true
@@ -258,13 +264,7 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
 @test "kill -9 of a running remote backup: its private directory on the host goes by itself; the next run (-k) ends the job" {
   vb_make_vm "$VM" 128M
   vb_guest_io "$VM" sda "write -P 0x75 0 48M"
-  tc qdisc add dev xrh0 root tbf rate 16mbit burst 64kb latency 100ms
-  vb_bg_start "$T/bg" netns_run xr-backup "$VIRTBACK" backup -U "$U" -d "$VM" -S "$RS" \
-    --nbd-ip $HOST --nbd-port $PORTS -n -o "$T/b" -l full
-  for i in $(seq 300); do
-    [ "$(stat -c %s "$T/b/sda.full.data.partial" 2>/dev/null || echo 0)" -gt 1000000 ] && break
-    sleep 0.1
-  done
+  slow_full_started
   [ -n "$(ls -A "$RS")" ]          # the job's directory, while it runs
   pkill -9 -f "^$VIRTBACK backup -U .* -d $VM "
   vb_bg_rc "$T/bg" >/dev/null || true
