@@ -19,7 +19,7 @@
 # since each process started) into $WORK/bench-replicate.log.
 # --perf FILE records the first incremental sync system-wide (perf record -a -g) into FILE.
 #
-# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p]   (default 3; needs root, sshd, nbdcopy)
+# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p] [--perf FILE]   (default 3; needs root, sshd, nbdcopy)
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/tests/lib.sh"
