@@ -17,8 +17,9 @@
 #
 # -p logs where each sync's time goes (VIRTBACK_DEBUG=1 on both ends: "phase" lines, seconds
 # since each process started) into $WORK/bench-replicate.log.
+# --perf FILE records the first incremental sync system-wide (perf record -a -g) into FILE.
 #
-# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p]   (default 3; needs root, sshd, nbdcopy)
+# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p] [--perf FILE]   (default 3; needs root, sshd, nbdcopy)
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/tests/lib.sh"
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift ;;
     -p) export VIRTBACK_DEBUG=1 ;;
+    --perf) PERF=$2; shift ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -76,9 +78,10 @@ add () { T[$1]="${T[$1]:-} $2"; }
 median () { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Each timed step leaves its milliseconds in MS.
-sync_into () {   # DIR: one sync
-  local t0=$(ms)
-  "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$1" -e "$XP_RSH" \
+sync_into () {   # DIR [perf]: one sync
+  local t0=$(ms) rec=()
+  [ -z "${2:-}" ] || [ -z "${PERF:-}" ] || rec=(perf record -q -a -g -o "$PERF" --)
+  "${rec[@]}" "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$1" -e "$XP_RSH" \
     --remote-virtback "$REMOTE" -n --no-freeze >>"$LOG" 2>&1 || die "replicate failed (see $LOG)"
   MS=$(( $(ms) - t0 ))
 }
@@ -111,7 +114,7 @@ for r in $(seq "$ROUNDS"); do
   for i in $(seq 0 51); do
     vb_guest_io "$VM" sda "write -P $((100 + r)) $((i * 78 + 2))M 4M" || die "write"
   done
-  sync_into "$SBD"; add inc $MS
+  sync_into "$SBD" $([ "$r" = 1 ] && echo perf); add inc $MS
   [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "incremental sync differs"; }
 done
 

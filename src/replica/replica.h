@@ -9,7 +9,8 @@
  *   (prefix "virtback-replica"), so `virtback backup` chains live beside
  *   it.  The source always starts from the checkpoint of the last sync
  *   the standby reports as completed (a full sync when the domain has no
- *   such checkpoint), and only after a completed sync removes the
+ *   such checkpoint; a job started from a guess while ssh connects is
+ *   replaced when the standby names another point), and only after a completed sync removes the
  *   checkpoints of its chain no longer needed.  A failed sync loses
  *   nothing: the next one starts from the same completed point.
  * - The wire (wire.c) is the receiver's stdin and stdout, run through

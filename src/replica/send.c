@@ -197,9 +197,10 @@ same_disks (struct sync *x, struct json_object *have)
 }
 
 /* The standby's point is the parent if it is the very checkpoint the
- * domain has under that name (same creation second), for the same disks. */
+ * domain has under that name (same creation second), for the same disks.
+ * EARLY, the checkpoint of the early job, does not count in the numbering. */
 static int
-choose (struct sync *x, struct json_object *hello)
+choose (struct sync *x, struct json_object *hello, const char *early)
 {
   const char *point = vb_json_str (hello, "point");
   const char *uuid = vb_json_str (hello, "uuid");
@@ -210,7 +211,7 @@ choose (struct sync *x, struct json_object *hello)
   if (!cps)
     return -1;
   for (char **c = cps; *c; c++)
-    if (point_number (*c) > max)
+    if (point_number (*c) > max && !(early && !strcmp (*c, early)))
       max = point_number (*c);
   if (!(x->point = vb_xasprintf ("%s.%ld", VB_REPLICA_PREFIX, max + 1)))
     return -1;
@@ -450,6 +451,70 @@ open_wire (struct sync *x)
   return 0;
 }
 
+/* The standby is nearly always at the domain's newest point of the
+ * chain (prune keeps no other), so the job starts from it while ssh logs
+ * in; the hello then only confirms the guess. */
+static void
+guess (struct sync *x)
+{
+  CLEANUP_STRV char **cps = vb_checkpoint_list (x->d);
+  const char *best = NULL;
+  long max = -1;
+
+  for (char **c = cps; c && *c; c++)
+    if (point_number (*c) > max) {
+      max = point_number (*c);
+      best = *c;
+    }
+  x->point = vb_xasprintf ("%s.%ld", VB_REPLICA_PREFIX, max + 1);
+  x->parent = best ? strdup (best) : NULL;
+  if (!x->point || (best && !x->parent) || start_job (x) < 0)
+    vb_debug ("no early job: %s", vb_get_error ());
+}
+
+/* A wrong guess is undone as a failed sync's would be. */
+static int
+undo_guess (struct sync *x)
+{
+  if (x->job && vb_backup_end (x->d) < 0)
+    return -1;
+  x->job = false;
+  if (x->made && vb_checkpoint_delete (x->d, x->point, false) < 0)
+    return -1;
+  x->made = false;
+  if (x->socket)
+    unlink (x->socket);
+  return 0;
+}
+
+static bool
+same_name (const char *a, const char *b)
+{
+  return a == b || (a && b && !strcmp (a, b));
+}
+
+/* The job the hello asks for: the early one if it guessed right. */
+static int
+settle (struct sync *x, struct json_object *hello)
+{
+  CLEANUP_FREE char *gp = x->point, *gq = x->parent;
+  bool early = x->job;
+
+  x->point = x->parent = NULL;
+  if (choose (x, hello, x->made ? gp : NULL) < 0)
+    return -1;
+  if (early && same_name (gp, x->point) && same_name (gq, x->parent))
+    return 0;
+  vb_debug ("early job from %s does not fit the standby", gq ? gq : "none");
+  CLEANUP_FREE char *mine = x->point;
+  x->point = STEAL (gp);
+  if (undo_guess (x) < 0)
+    return -1;
+  free (x->point);
+  x->point = STEAL (mine);
+  return start_job (x);
+}
+
 static int
 exchange (struct sync *x)
 {
@@ -457,13 +522,15 @@ exchange (struct sync *x)
   int r;
 
   vb_phase ("ssh-start");
-  if (open_wire (x) < 0 || !(hello = expect (x, "version")))
+  if (open_wire (x) < 0)
+    return -1;
+  guess (x);
+  if (!(hello = expect (x, "version")))
     return -1;
   vb_phase ("hello");
-  r = choose (x, hello);
+  r = settle (x, hello);
   json_object_put (hello);
-  if (r < 0 || start_job (x) < 0 || send_header (x) < 0 ||
-      !(ready = expect (x, "ready")))
+  if (r < 0 || send_header (x) < 0 || !(ready = expect (x, "ready")))
     return -1;
   vb_phase ("ready");
   json_object_put (ready);
@@ -474,15 +541,16 @@ exchange (struct sync *x)
     if (one_disk (x, x->disks[i]) < 0)
       return -1;
   vb_phase ("data-sent");
-  if (vb_backup_end (x->d) < 0)
-    return -1;
-  vb_phase ("job-ended");
-  x->job = false;
   struct json_object *end = json_object_new_object ();
   json_object_object_add (end, "end", json_object_new_boolean (1));
   if (send_line (x, end) < 0)
     return -1;
   x->end_sent = true;
+  /* Every byte was read: the job ends while the standby applies. */
+  if (vb_backup_end (x->d) < 0)
+    return -1;
+  vb_phase ("job-ended");
+  x->job = false;
   x->w.timeout_ms = 0;
   if (!(done = expect (x, "done")))
     return -1;

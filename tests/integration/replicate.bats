@@ -121,6 +121,18 @@ wait_receiving () {
   [ "$status" -eq 0 ]
   [[ "$output" =~ ^"point virtback-replica.2 (inc since virtback-replica.1): 65536 bytes in "[0-9.]+" s, lag "[0-9.]+" s"$ ]]
   same_as_vm sda
+  # A new standby: the job started from virtback-replica.2 while ssh logged in does not fit it
+  # and is replaced by a full one.
+  rm -rf "$SB"
+  rep
+  [ "$status" -eq 0 ]
+  [ "$(field "$output" level)" = full ]
+  [ "$(field "$output" point)" = virtback-replica.3 ]
+  # 12 MiB written, the MiB zeroed at 64M is a hole now
+  [ "$(field "$output" bytes)" -eq $((11 << 20 | 512 << 10)) ]
+  same_as_vm sda
+  rep_clean
+  [ "$(vb_checkpoints "$VM")" = virtback-replica.3 ]
 }
 
 @test "a two-disk VM: both disks follow, each sync moves what changed on each" {
