@@ -45,15 +45,17 @@ job_is_ours (struct vb_domain *d, const char *socket)
   return sock && socket && !strcmp (sock, socket);
 }
 
-static void
-remove_rundir (struct json_object *rec)
+/* 0 when REC's run directory is gone; -1 when something is still in
+ * it (warned about when LAST). */
+static int
+remove_rundir (struct json_object *rec, bool last)
 {
   const char *dir = vb_jstr (rec, "rundir");
   struct json_object *disks;
   char p[4096];
 
   if (!dir)
-    return;
+    return 0;
   snprintf (p, sizeof p, "%s/nbd.sock", dir);
   unlink (p);
   if (json_object_object_get_ex (rec, "disks", &disks)) {
@@ -63,8 +65,11 @@ remove_rundir (struct json_object *rec)
       unlink (p);
     }
   }
-  if (rmdir (dir) < 0 && errno != ENOENT)
+  if (rmdir (dir) == 0 || errno == ENOENT)
+    return 0;
+  if (last)
     vb_warn ("could not remove %s: %s", dir, strerror (errno));
+  return -1;
 }
 
 static int
@@ -106,14 +111,25 @@ end_job (struct vb_domain *d, struct json_object *rec, bool keep)
 {
   const char *cp = vb_jstr (rec, "checkpoint");
 
-  if (d && job_is_ours (d, vb_jstr (rec, "socket")) && vb_backup_end (d) < 0)
-    return -1;
+  /* A start killed during its backup begin leaves libvirtd finishing it:
+   * wait for the job that makes, and look again while something still
+   * writes into the run directory, or the job and its checkpoint would
+   * appear after we looked. */
+  for (int i = 0;; i++) {
+    if (d && vb_job_settle (d, 30000) < 0)
+      return -1;
+    if (d && job_is_ours (d, vb_jstr (rec, "socket")) &&
+        vb_backup_end (d) < 0)
+      return -1;
+    if (remove_rundir (rec, i == 2) == 0 || i == 2)
+      break;
+    sleep (1);
+  }
   if (delete_tickets (rec) < 0)
     return -1;
   if (d && !keep && own_checkpoint (d, rec) &&
       vb_jcheckpoint_delete (d, cp) < 0)
     return -1;
-  remove_rundir (rec);
   return 0;
 }
 

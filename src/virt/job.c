@@ -163,6 +163,17 @@ vb_job_active (struct vb_domain *d)
   return k < 0 ? -1 : k > 0;
 }
 
+int
+vb_job_settle (struct vb_domain *d, int timeout_ms)
+{
+  int k;
+
+  for (int waited = 0; (k = job_kind (d)) == 2 && waited < timeout_ms;
+       waited += 100)
+    usleep (100 * 1000);
+  return k < 0 ? -1 : k > 0;
+}
+
 static int
 job_busy_error (struct vb_domain *d, int kind)
 {

@@ -124,6 +124,11 @@ bool vb_backup_port_busy (void);
 int vb_backup_end (struct vb_domain *d);
 /* 1 if any job is active on the domain, 0 if none, -1 error. */
 int vb_job_active (struct vb_domain *d);
+/* Wait up to TIMEOUT_MS while a job other than a backup is active: a
+ * backup begin that libvirtd still carries out for a client that died
+ * shows as such until it becomes the backup job.  1 if a job is active
+ * after it, 0 if none, -1 error. */
+int vb_job_settle (struct vb_domain *d, int timeout_ms);
 
 /* ---- guest agent ---- */
 /* Freeze all guest filesystems.  Returns number frozen (>= 0), or -1 with
