@@ -168,8 +168,10 @@ vb_job_settle (struct vb_domain *d, int timeout_ms)
 {
   int k;
 
-  for (int waited = 0; (k = job_kind (d)) == 2 && waited < timeout_ms;
-       waited += 100)
+  /* Mid-begin libvirt may also fail the query ("backup job data
+   * missing"): that too is a begin still going on. */
+  for (int waited = 0; ((k = job_kind (d)) == 2 || k < 0) &&
+       waited < timeout_ms; waited += 100)
     usleep (100 * 1000);
   return k < 0 ? -1 : k > 0;
 }

@@ -126,8 +126,9 @@ int vb_backup_end (struct vb_domain *d);
 int vb_job_active (struct vb_domain *d);
 /* Wait up to TIMEOUT_MS while a job other than a backup is active: a
  * backup begin that libvirtd still carries out for a client that died
- * shows as such until it becomes the backup job.  1 if a job is active
- * after it, 0 if none, -1 error. */
+ * shows as such, or fails the job query, until it becomes the backup job.
+ * 1 if a job is active after it, 0 if none, -1 error (the query still
+ * failing at the end). */
 int vb_job_settle (struct vb_domain *d, int timeout_ms);
 
 /* ---- guest agent ---- */
