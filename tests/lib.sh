@@ -146,3 +146,18 @@ vb_bg_rc () {
   echo "the background command did not end" >&2
   return 1
 }
+
+# vb_test_ca DIR CN: a CA named CN (DIR/ca-cert.pem, ca-key.pem) and a server certificate for
+# localhost and 127.0.0.1 that it signed (DIR/server-cert.pem, server-key.pem): the names
+# nbdkit and libnbd look for in a TLS directory.  One day of validity is enough for a test.
+vb_test_ca () {
+  local d=$1
+  mkdir -p "$d" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca-key.pem" -out "$d/ca-cert.pem" \
+      -days 1 -subj "/CN=$2" 2>/dev/null &&
+    openssl req -newkey rsa:2048 -nodes -keyout "$d/server-key.pem" -out "$d/server.csr" \
+      -subj /CN=localhost 2>/dev/null &&
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/server.ext" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca-cert.pem" -CAkey "$d/ca-key.pem" \
+      -CAcreateserial -days 1 -extfile "$d/server.ext" -out "$d/server-cert.pem" 2>/dev/null
+}

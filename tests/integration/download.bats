@@ -172,30 +172,18 @@ allocated () { echo $(( $(stat -c %b "$1") * 512 )); }
   for i in 1 2 3 4; do qemu-img compare -q "$D/img.qcow2" "$T/c$i.raw"; done
 }
 
-# A CA named $1 in $T/ca.pem and a server certificate for 127.0.0.1 signed by it
-# ($T/srv.pem, $T/srv.key).
-test_ca () {
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
-    -days 1 -subj "/CN=$1" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
-    -subj /CN=127.0.0.1 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
-  openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-    -days 1 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null
-}
-
 @test "HTTPS with a CA made here; a wrong certificate is refused, --insecure accepts it" {
-  test_ca xc-test-ca
+  vb_test_ca "$T" xc-test-ca
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/other.key" -out "$T/other.pem" \
     -days 1 -subj /CN=other-ca 2>/dev/null
   "$VIRTBACK" serve --listen 127.0.0.1:$TLS_PORT --control-socket "$T/tls.sock" \
-    --cert "$T/srv.pem" --key "$T/srv.key" >"$T/tls.url" 2>"$T/tls.log" 3>&- &
+    --cert "$T/server-cert.pem" --key "$T/server-key.pem" >"$T/tls.url" 2>"$T/tls.log" 3>&- &
   echo $! >"$D/tls.pid"
   for i in $(seq 100); do [ -s "$T/tls.url" ] && break; sleep 0.05; done
   [ "$(cat "$T/tls.url")" = "https://127.0.0.1:$TLS_PORT" ]
   CTL=$T/tls.sock ticket tls "nbd:unix:$D/img.sock" '["read"]'
   S=https://127.0.0.1:$TLS_PORT/images/tls
-  "$VIRTBACK" download "$S" "$T/tls.raw" --format raw --cafile "$T/ca.pem"
+  "$VIRTBACK" download "$S" "$T/tls.raw" --format raw --cafile "$T/ca-cert.pem"
   qemu-img compare -q "$D/img.qcow2" "$T/tls.raw"
   run "$VIRTBACK" download "$S" "$T/bad.raw" --format raw --cafile "$T/other.pem"
   [ "$status" -ne 0 ]
@@ -226,9 +214,9 @@ local_bytes () {
 }
 
 @test "a server on this host with a local socket: download and upload go through it after OPTIONS, HTTPS too, as oVirt's client does" {
-  test_ca xs-test-ca
+  vb_test_ca "$T" xs-test-ca
   "$VIRTBACK" serve --listen 127.0.0.1:18410 --control-socket "$T/l.sock" \
-    --local-socket "$T/local.sock" --cert "$T/srv.pem" --key "$T/srv.key" \
+    --local-socket "$T/local.sock" --cert "$T/server-cert.pem" --key "$T/server-key.pem" \
     >"$T/l.url" 2>"$T/l.log" 3>&- &
   echo $! >"$D/local.pid"
   for i in $(seq 100); do [ -s "$T/l.url" ] && break; sleep 0.05; done
@@ -237,13 +225,13 @@ local_bytes () {
   # the local socket answers as imageio's local service: plain HTTP, root
   # only, no unix_socket of its own
   [ "$(stat -c %a "$T/local.sock")" = 600 ]
-  curl -sf --cacert "$T/ca.pem" -X OPTIONS "$L" | jq -e ".unix_socket == \"$T/local.sock\""
+  curl -sf --cacert "$T/ca-cert.pem" -X OPTIONS "$L" | jq -e ".unix_socket == \"$T/local.sock\""
   curl -sf --unix-socket "$T/local.sock" -X OPTIONS http://localhost/images/loc |
     jq -e '.features == ["checksum","extents"] and .max_readers == 8 and (has("unix_socket") | not)'
   [ "$(curl -s --unix-socket "$T/local.sock" -r 1048576-1048579 http://localhost/images/loc)" = AAAA ]
   [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/local.sock" http://localhost/images/nosuch)" = 403 ]
   from=$(wc -l <"$T/l.log")
-  "$VIRTBACK" download "$L" "$T/loc.raw" --format raw --cafile "$T/ca.pem" --workers 2
+  "$VIRTBACK" download "$L" "$T/loc.raw" --format raw --cafile "$T/ca-cert.pem" --workers 2
   qemu-img compare -q "$D/img.qcow2" "$T/loc.raw"
   # every data byte (6.5 MiB) came through the unix socket, none over TCP
   [ "$(local_bytes "$T/l.log" read 6.5 "$from")" = 6.5 ]
@@ -258,7 +246,7 @@ local_bytes () {
   nbd_serve dst "$T/ldst.qcow2"
   CTL=$T/l.sock ticket lup "nbd:unix:$D/dst.sock" '["read","write"]'
   from=$(wc -l <"$T/l.log")
-  "$VIRTBACK" upload "$D/img.qcow2" "https://127.0.0.1:18410/images/lup" --cafile "$T/ca.pem"
+  "$VIRTBACK" upload "$D/img.qcow2" "https://127.0.0.1:18410/images/lup" --cafile "$T/ca-cert.pem"
   nbd_stop dst
   qemu-img compare -q "$D/img.qcow2" "$T/ldst.qcow2"
   [ "$(local_bytes "$T/l.log" write 6.5 "$from")" = 6.5 ]

@@ -183,14 +183,7 @@ qio () {
 
 @test "--tls requires TLS of every client: nbds:// with the CA reads, plain NBD is refused" {
   C=$BATS_TEST_TMPDIR/pki
-  mkdir -p "$C"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/ca-key.pem" -out "$C/ca-cert.pem" \
-    -days 2 -subj "/CN=vbtest-ca" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout "$C/server-key.pem" -out "$C/server.csr" \
-    -subj "/CN=localhost" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$C/ext.cnf"
-  openssl x509 -req -in "$C/server.csr" -CA "$C/ca-cert.pem" -CAkey "$C/ca-key.pem" \
-    -CAcreateserial -out "$C/server-cert.pem" -days 2 -extfile "$C/ext.cnf" 2>/dev/null
+  vb_test_ca "$C" vbtest-ca
   port=$((20000 + RANDOM % 20000))
   map_start --listen 127.0.0.1:$port --tls --tls-dir "$C" -d sda
   grep -q "^nbds://127.0.0.1:$port/sda$" "$M/out"
