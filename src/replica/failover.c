@@ -2,9 +2,11 @@
 /* failover.c: `virtback replica status` and `virtback failover` on the
  * standby host.  Failover takes DIR's lock, so no sync can start on the
  * images it hands to the new domain, and marks DIR failed-over, which
- * every later receive refuses.  See replica.h. */
+ * every later receive refuses and under which no fold runs.  See
+ * replica.h. */
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@ struct json_object *
 vb_replica_status (const char *dir)
 {
   struct json_object *j;
-  int busy;
+  int busy, pending;
 
   if (access (dir, F_OK) < 0) {
     vb_set_error_errno (errno, "%s", dir);
@@ -36,6 +38,14 @@ vb_replica_status (const char *dir)
     return NULL;
   }
   json_object_object_add (j, "busy", json_object_new_boolean (busy));
+  if ((pending = vb_journal_fold_pending (dir, j)) < 0) {
+    json_object_put (j);
+    return NULL;
+  }
+  if (pending > 0)
+    json_object_object_add (j, "fold", json_object_new_string
+                            (busy && vb_json_int (j, "folding", 0) > 0
+                             ? "running" : "pending"));
   return j;
 }
 
@@ -55,10 +65,18 @@ what (struct json_object *st, bool busy, char *buf, size_t len)
   const char *s = vb_journal_state (st);
   const char *next = vb_json_str (json_object_object_get (st, "pending"),
                                   "point");
+  const char *fold = vb_json_str (st, "fold");
 
   if (!strcmp (s, "failed-over"))
     snprintf (buf, len, "failed over to domain '%s'",
               vb_json_str (st, "failover") ? vb_json_str (st, "failover") : "?");
+  else if (!strcmp (s, "idle") && fold && !strcmp (fold, "running"))
+    snprintf (buf, len, "idle, folding the last sync into one image per "
+              "disk (pid %lld)", (long long) vb_json_int (st, "folding", 0));
+  else if (!strcmp (s, "idle") && fold)
+    snprintf (buf, len, "idle, the last sync not folded into one image per "
+              "disk yet%s", busy ? " (a run holds the lock)" : ": the next "
+              "sync or 'virtback replica apply' folds it");
   else if (!strcmp (s, "idle"))
     snprintf (buf, len, busy ? "idle (a run holds the lock)" : "idle");
   else if (busy)
@@ -191,7 +209,55 @@ start (const struct vb_failover_opts *o, struct json_object *j,
     return -1;
   json_object_object_add (j, "state", json_object_new_string ("failed-over"));
   json_object_object_add (j, "failover", json_object_new_string (*made));
+  json_object_object_del (j, "folding");
   return vb_journal_write (o->dir, j);
+}
+
+/* The pid of a detached fold holding DIR's lock (the leader of its own
+ * session, so its qemu-img goes with it), or 0. */
+static pid_t
+running_fold (struct json_object *st)
+{
+  pid_t pid = (pid_t) vb_json_int (st, "folding", 0);
+
+  if (pid <= 0 || strcmp (vb_journal_state (st), "idle") ||
+      getpgid (pid) != pid)
+    return 0;
+  return pid;
+}
+
+/* DIR's lock.  A fold holding it is stopped: killed anywhere it leaves
+ * the point as it was, and the domain boots on the chain.  The lock is
+ * ours only once every process of the fold is gone, so none renames an
+ * image under the domain. */
+static int
+lock_stopping_fold (const char *dir)
+{
+  struct timespec ts = { 0, 100000000 };
+  struct json_object *st = NULL;
+  bool killed = false;
+  int fd;
+
+  for (int i = 0; (fd = vb_journal_lock (dir, 0)) < 0 && i < 100; i++) {
+    pid_t pid;
+    json_object_put (st);
+    st = vb_journal_read (dir);
+    if (st && (pid = running_fold (st)) > 0) {
+      kill (-pid, SIGKILL);
+      killed = true;
+    }
+    /* A fold in its first 0.5 s may not have noted its pid yet. */
+    else if (!killed && (i >= 5 || !st || strcmp (vb_journal_state (st), "idle") ||
+                         vb_journal_fold_pending (dir, st) <= 0))
+      break;
+    nanosleep (&ts, NULL);
+  }
+  if (fd < 0)
+    vb_set_error ("a sync into %s is running (%s): wait for it to end, or "
+                  "stop virtback replicate on the source, then failover "
+                  "again", dir, st ? vb_journal_state (st) : "?");
+  json_object_put (st);
+  return fd;
 }
 
 char *
@@ -206,14 +272,8 @@ vb_failover (const struct vb_failover_opts *o)
     vb_set_error_errno (errno, "%s", o->dir);
     return NULL;
   }
-  if ((fd = vb_journal_lock (o->dir, 0)) < 0) {
-    struct json_object *st = vb_journal_read (o->dir);
-    vb_set_error ("a sync into %s is running (%s): wait for it to end, or "
-                  "stop virtback replicate on the source, then failover "
-                  "again", o->dir, st ? vb_journal_state (st) : "?");
-    json_object_put (st);
+  if ((fd = lock_stopping_fold (o->dir)) < 0)
     return NULL;
-  }
   if (!(j = vb_journal_read (o->dir)) || ready (o->dir, j) < 0)
     goto out;
   name = o->name ? o->name : vb_json_str (j, "domain");

@@ -63,10 +63,24 @@ int vb_journal_locked (const char *dir);
 /* The images a sync writes and the image of a disk (malloc'd). */
 char *vb_replica_image (const char *dir, const char *disk,
                         const char *kind);
+/* The next step of an incremental's apply on one disk, from which of
+ * <disk>.sync.qcow2, <disk>.base.qcow2 and <disk>.qcow2 exist (pure):
+ * DONE, rename the top to the base, rename the overlay to the top, or BAD
+ * (files that no apply leaves). */
+enum vb_apply_step { VB_APPLY_DONE, VB_APPLY_BASE, VB_APPLY_TOP, VB_APPLY_BAD };
+enum vb_apply_step vb_apply_next (bool sync, bool base, bool top);
 /* Redo an interrupted apply, discard an interrupted receive; the lock is
- * held.  0 or -1. */
+ * held.  0 or -1.  It leaves a pending fold pending. */
 int vb_journal_recover (const char *dir, struct json_object *j);
 /* Apply the pending sync of J (state must be "applying"), then idle. */
 int vb_journal_apply (const char *dir, struct json_object *j);
+/* How many disks of the completed point are a two-image chain still
+ * (their <disk>.base.qcow2 exists: a fold pending), or -1. */
+int vb_journal_fold_pending (const char *dir, struct json_object *j);
+/* Fold each chain into one image (qemu-img commit of the top into the
+ * base, then the base renamed over the top); the lock is held.  Only in
+ * state idle: after a failover it does nothing.  The journal's "folding"
+ * holds the folding pid meanwhile. */
+int vb_journal_fold (const char *dir, struct json_object *j);
 
 #endif

@@ -3,11 +3,13 @@
  * step that moves a received sync into the images.  See replica.h.
  *
  * Apply is a list of steps each of which is either done or can be done
- * again with the same result: qemu-img commit of an overlay rewrites the
- * same clusters into its base, and the overlay is removed only after the
- * commit returned; a new image is renamed only if it is still there.  So
- * "applying" in the journal means "run the steps", however far an earlier
- * try got. */
+ * again with the same result: the overlay's header names <disk>.base.qcow2
+ * as its backing (qemu-img rebase -u), the image becomes that base unless
+ * the base exists, the overlay becomes the image; a new image is renamed
+ * only if it is still there.  So "applying" in the journal means "run the
+ * steps", however far an earlier try got.  The fold that follows is
+ * idempotent too: the commit rewrites the same clusters, and the base is
+ * renamed over the top only after it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -184,32 +186,85 @@ discard (const char *dir, struct json_object *j)
   return vb_journal_write (dir, j);
 }
 
-static int
-apply_disk (const char *dir, const char *target, bool fresh)
+static bool
+exists (const char *path)
 {
-  CLEANUP_FREE char *base = vb_replica_image (dir, target, "");
-  CLEANUP_FREE char *from = vb_replica_image (dir, target,
-                                              fresh ? "new" : "sync");
+  return access (path, F_OK) == 0;
+}
 
-  if (!base || !from)
+static int
+move (const char *from, const char *to)
+{
+  if (rename (from, to) < 0) {
+    vb_set_error_errno (errno, "rename %s to %s", from, to);
     return -1;
-  if (access (from, F_OK) < 0)
-    return 0;                  /* done by an earlier try */
-  if (fresh) {
-    if (rename (from, base) < 0) {
-      vb_set_error_errno (errno, "rename %s to %s", from, base);
+  }
+  return 0;
+}
+
+enum vb_apply_step
+vb_apply_next (bool sync, bool base, bool top)
+{
+  if (!sync)
+    return top ? VB_APPLY_DONE : VB_APPLY_BAD;
+  if (!base)
+    return top ? VB_APPLY_BASE : VB_APPLY_BAD;
+  return top ? VB_APPLY_BAD : VB_APPLY_TOP;
+}
+
+/* The overlay names its backing by a name relative to itself, so the
+ * chain holds under the renames and in a moved directory. */
+static int
+rebase (const char *sync, const char *target)
+{
+  CLEANUP_FREE char *rel = vb_xasprintf ("%s.base.qcow2", target);
+  char *const argv[] = { "qemu-img", "rebase", "-q", "-u", "-f", "qcow2",
+                         "-F", "qcow2", "-b", rel, (char *) sync, NULL };
+
+  return rel ? vb_proc_run (argv) : -1;
+}
+
+/* An incremental: the overlay becomes the top of the chain
+ * <disk>.qcow2 -> <disk>.base.qcow2, without writing its data again. */
+static int
+chain_disk (const char *dir, const char *target)
+{
+  CLEANUP_FREE char *top = vb_replica_image (dir, target, "");
+  CLEANUP_FREE char *base = vb_replica_image (dir, target, "base");
+  CLEANUP_FREE char *sync = vb_replica_image (dir, target, "sync");
+
+  if (!top || !base || !sync)
+    return -1;
+  if (exists (sync) && rebase (sync, target) < 0)
+    return -1;
+  for (;;) {
+    switch (vb_apply_next (exists (sync), exists (base), exists (top))) {
+    case VB_APPLY_DONE: return 0;
+    case VB_APPLY_BASE: if (move (top, base) < 0) return -1; break;
+    case VB_APPLY_TOP: if (move (sync, top) < 0) return -1; break;
+    case VB_APPLY_BAD:
+      vb_set_error ("disk %s: %s, %s and %s do not form one point", target,
+                    top, base, sync);
       return -1;
     }
-    return 0;
   }
-  char *const argv[] = { "qemu-img", "commit", "-q", "-d", "-f", "qcow2",
-                         from, NULL };
-  vb_phase ("commit-begin");
-  if (vb_proc_run (argv) < 0)
+}
+
+/* A full sync: the new image replaces the chain, base included (a stale
+ * base would read as a fold pending over an image that has none). */
+static int
+fresh_disk (const char *dir, const char *target)
+{
+  CLEANUP_FREE char *top = vb_replica_image (dir, target, "");
+  CLEANUP_FREE char *base = vb_replica_image (dir, target, "base");
+  CLEANUP_FREE char *nw = vb_replica_image (dir, target, "new");
+
+  if (!top || !base || !nw)
     return -1;
-  vb_phase ("commit-end");
-  if (unlink (from) < 0) {
-    vb_set_error_errno (errno, "remove %s", from);
+  if (exists (nw) && move (nw, top) < 0)
+    return -1;
+  if (unlink (base) < 0 && errno != ENOENT) {
+    vb_set_error_errno (errno, "remove %s", base);
     return -1;
   }
   return 0;
@@ -251,7 +306,7 @@ vb_journal_apply (const char *dir, struct json_object *j)
   for (size_t i = 0; i < json_object_array_length (disks); i++) {
     const char *t = vb_json_str (json_object_array_get_idx (disks, i),
                                  "target");
-    if (!t || apply_disk (dir, t, fresh) < 0) {
+    if (!t || (fresh ? fresh_disk (dir, t) : chain_disk (dir, t)) < 0) {
       struct vb_error e;
       vb_error_save (&e);
       vb_set_error_code (e.code, e.errnum, "apply the sync to %s: %s; once "
@@ -269,6 +324,98 @@ vb_journal_apply (const char *dir, struct json_object *j)
   vb_phase ("renamed");
   complete (j);
   return vb_journal_write (dir, j);
+}
+
+/* ---- the fold: <disk>.base.qcow2 exists while one is pending ---- */
+
+int
+vb_journal_fold_pending (const char *dir, struct json_object *j)
+{
+  struct json_object *disks = json_object_object_get (j, "disks");
+  int n = 0;
+
+  for (size_t i = 0; disks && i < json_object_array_length (disks); i++) {
+    const char *t = vb_json_str (json_object_array_get_idx (disks, i),
+                                 "target");
+    CLEANUP_FREE char *base = t ? vb_replica_image (dir, t, "base") : NULL;
+    if (!base)
+      return -1;
+    n += exists (base);
+  }
+  return n;
+}
+
+static int
+fsync_file (const char *path)
+{
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0 || fsync (fd) < 0) {
+    vb_set_error_errno (errno, "fsync %s", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* The top's view never changes while its clusters are copied into the
+ * base (the top masks each of them), so an interrupted fold leaves the
+ * point as it was, and a new one rewrites the same clusters. */
+static int
+fold_disk (const char *dir, const char *target)
+{
+  CLEANUP_FREE char *top = vb_replica_image (dir, target, "");
+  CLEANUP_FREE char *base = vb_replica_image (dir, target, "base");
+
+  if (!top || !base)
+    return -1;
+  if (!exists (base))
+    return 0;
+  char *const argv[] = { "qemu-img", "commit", "-q", "-d", "-f", "qcow2",
+                         top, NULL };
+  vb_phase ("fold-begin");
+  if (vb_proc_run (argv) < 0 || fsync_file (base) < 0 || move (base, top) < 0)
+    return -1;
+  vb_phase ("fold-end");
+  return 0;
+}
+
+static int
+mark_folding (const char *dir, struct json_object *j, bool on)
+{
+  if (on)
+    json_object_object_add (j, "folding", json_object_new_int (getpid ()));
+  else
+    json_object_object_del (j, "folding");
+  return vb_journal_write (dir, j);
+}
+
+int
+vb_journal_fold (const char *dir, struct json_object *j)
+{
+  struct json_object *disks = json_object_object_get (j, "disks");
+  int n = vb_journal_fold_pending (dir, j), r = 0;
+
+  /* After a failover the domain writes into the top. */
+  if (n <= 0 || strcmp (vb_journal_state (j), "idle"))
+    return n < 0 ? -1 : 0;
+  if (mark_folding (dir, j, true) < 0)
+    return -1;
+  for (size_t i = 0; r == 0 && i < json_object_array_length (disks); i++) {
+    const char *t = vb_json_str (json_object_array_get_idx (disks, i),
+                                 "target");
+    r = fold_disk (dir, t);
+  }
+  if (r == 0)
+    r = vb_fsync_dir (dir);
+  if (r < 0) {
+    struct vb_error e;
+    vb_error_save (&e);
+    vb_set_error_code (e.code, e.errnum, "fold the last sync in %s into one "
+                       "image: %s; %s stays at its point, and the next sync "
+                       "or 'virtback replica apply %s' folds it", dir, e.msg,
+                       dir, dir);
+  }
+  return mark_folding (dir, j, false) < 0 || r < 0 ? -1 : 0;
 }
 
 int
@@ -298,6 +445,8 @@ vb_replica_apply (const char *dir)
   if (fd < 0 || !(j = vb_journal_read (dir)))
     return -1;
   r = vb_journal_recover (dir, j);
+  if (r == 0)
+    r = vb_journal_fold (dir, j);
   json_object_put (j);
   return r;
 }

@@ -3,9 +3,12 @@
  * run by the source through ssh).  It reports its last completed point,
  * writes the sync into overlays (or new images) through qemu-nbd, and
  * applies it only once the stream ended and every checksum matched; any
- * failure before that discards what it wrote.  See replica.h. */
+ * failure before that discards what it wrote.  After "done" a detached
+ * child folds the chains the apply left.  See replica.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +107,7 @@ begin (struct recv *x, struct json_object *h)
   json_object_object_add (p, "time", json_object_new_int64
                           (vb_json_int (h, "time", 0)));
   json_object_object_add (p, "mode", json_object_new_string
-                          (x->fresh ? "new" : "commit"));
+                          (x->fresh ? "new" : "chain"));
   json_object_object_add (p, "disks", json_object_new_array ());
   json_object_object_add (x->j, "pending", p);
   json_object_object_add (x->j, "domain", json_object_new_string
@@ -406,7 +409,8 @@ static int
 prepare (struct recv *x)
 {
   if (vb_mkdir_p (x->dir, 0700) < 0 || !(x->j = vb_journal_read (x->dir)) ||
-      vb_journal_recover (x->dir, x->j) < 0)
+      vb_journal_recover (x->dir, x->j) < 0 ||
+      vb_journal_fold (x->dir, x->j) < 0)
     return -1;
   if (!strcmp (vb_journal_state (x->j), "failed-over")) {
     vb_set_error ("%s was failed over to domain '%s', which runs on its "
@@ -416,6 +420,34 @@ prepare (struct recv *x)
     return -1;
   }
   return 0;
+}
+
+/* The fold runs after "done", so the source does not wait for it: in a
+ * child of its own session that keeps the lock's fd and nothing of the
+ * wire, so ssh ends when this process exits. */
+static void
+fold_detached (struct recv *x)
+{
+  int null;
+  pid_t pid = fork ();
+
+  if (pid != 0) {
+    if (pid < 0)
+      vb_warn ("cannot fork the fold (%s): the next sync folds",
+               strerror (errno));
+    return;
+  }
+  setsid ();
+  signal (SIGHUP, SIG_IGN);
+  signal (SIGPIPE, SIG_IGN);
+  if ((null = open ("/dev/null", O_RDWR)) >= 0) {
+    dup2 (null, STDIN_FILENO);
+    dup2 (null, STDOUT_FILENO);
+    dup2 (null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+      close (null);
+  }
+  _exit (vb_journal_fold (x->dir, x->j) < 0 ? 1 : 0);
 }
 
 int
@@ -429,10 +461,13 @@ vb_replica_receive (const char *dir, int in, int out, int timeout_s,
     return -1;
   x.w.timeout_ms = timeout_s * 1000;
   x.w.cancel = cancel;
-  /* A receiver whose link was cut may still be timing out. */
-  if ((vb_mkdir_p (dir, 0700) == 0 && (lock = vb_journal_lock (dir, 30)) >= 0)
+  /* A receiver whose link was cut may still be timing out, or the last
+   * sync's fold still running; the source waits 120 s for the hello. */
+  if ((vb_mkdir_p (dir, 0700) == 0 && (lock = vb_journal_lock (dir, 100)) >= 0)
       && prepare (&x) == 0)
     r = session (&x);
+  if (r == 0 && vb_journal_fold_pending (dir, x.j) > 0)
+    fold_detached (&x);
   if (r < 0) {
     struct vb_error e;
     vb_error_save (&e);

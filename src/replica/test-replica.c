@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Unit tests for replica/: --to parsing, the ssh command line, the wire
- * over a real pipe, and the journal's apply with the real qemu-img (redone
- * after an interruption, it gives the same image). */
+ * over a real pipe, the apply's next step, and the journal's apply and
+ * fold with the real qemu-img (redone after an interruption at each step,
+ * they give the same image). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,50 +169,128 @@ qemu_io (const char *img, const char *cmd)
   return vb_proc_run (argv);
 }
 
-/* A sync in an overlay, applied, interrupted after the commit (the
- * overlay still there), applied again: the base holds the overlay's data
- * once, and the journal says idle at the new point. */
+/* Every combination of the three files an incremental's apply moves. */
+static void
+test_apply_next (void)
+{
+  /* sync, base, top */
+  CHECK (vb_apply_next (true, false, true) == VB_APPLY_BASE);
+  CHECK (vb_apply_next (true, true, false) == VB_APPLY_TOP);
+  CHECK (vb_apply_next (false, true, true) == VB_APPLY_DONE);
+  CHECK (vb_apply_next (false, false, true) == VB_APPLY_DONE);
+  CHECK (vb_apply_next (true, true, true) == VB_APPLY_BAD);
+  CHECK (vb_apply_next (true, false, false) == VB_APPLY_BAD);
+  CHECK (vb_apply_next (false, true, false) == VB_APPLY_BAD);
+  CHECK (vb_apply_next (false, false, false) == VB_APPLY_BAD);
+}
+
+static int
+run3 (const char *a, const char *b, const char *c, const char *d)
+{
+  char *const argv[] = { (char *) a, (char *) b, (char *) c, (char *) d,
+                         NULL };
+  return vb_proc_run (argv);
+}
+
+/* The point's data as qemu-io reads it through IMG's chain. */
+static void
+check_point (const char *img)
+{
+  CHECK (qemu_io (img, "read -P 0x22 512K 64K") == 0);
+  CHECK (qemu_io (img, "read -P 0x11 0 512K") == 0);
+  CHECK (qemu_io (img, "read -P 0x11 576K 448K") == 0);
+}
+
+static void
+write_journal (const char *dir, const char *text)
+{
+  struct json_object *j = json_tokener_parse (text);
+  REQUIRE (j);
+  CHECK (vb_journal_write (dir, j) == 0);
+  json_object_put (j);
+}
+
+#define APPLYING \
+  "{\"state\":\"applying\",\"point\":\"virtback-replica.0\"," \
+  "\"disks\":[{\"target\":\"sda\",\"size\":1048576}]," \
+  "\"pending\":{\"point\":\"virtback-replica.1\",\"time\":7," \
+  "\"mode\":\"chain\",\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}}"
+
+/* A sync in an overlay over the image (0x11, then 0x22 at 512K); STAGE
+ * of the apply and fold done by hand, as an interrupted run leaves it. */
+static void
+apply_from (const char *dir, int stage)
+{
+  CLEANUP_FREE char *top = vb_replica_image (dir, "sda", "");
+  CLEANUP_FREE char *base = vb_replica_image (dir, "sda", "base");
+  CLEANUP_FREE char *ov = vb_replica_image (dir, "sda", "sync");
+  CLEANUP_FREE char *opts = NULL;
+  struct json_object *j;
+
+  REQUIRE (asprintf (&opts, "backing_file=%s,backing_fmt=qcow2", top) > 0);
+  unlink (top);
+  REQUIRE (images (top, ov, opts) == 0);
+  CHECK (qemu_io (top, "write -P 0x11 0 1M") == 0);
+  CHECK (qemu_io (ov, "write -P 0x22 512K 64K") == 0);
+  write_journal (dir, APPLYING);
+  char *const rebase[] = { "qemu-img", "rebase", "-u", "-f", "qcow2", "-F",
+                           "qcow2", "-b", "sda.base.qcow2", ov, NULL };
+  if (stage >= 1)
+    CHECK (vb_proc_run (rebase) == 0);
+  if (stage >= 2)
+    CHECK (rename (top, base) == 0);
+  if (stage >= 3)
+    CHECK (rename (ov, top) == 0);
+  if (stage >= 4)        /* applied, the fold's commit done */
+    CHECK (run3 ("qemu-img", "commit", "-d", top) == 0);
+  if (stage >= 3)
+    check_point (top);
+  CHECK (vb_replica_apply (dir) == 0);
+  CHECK (access (ov, F_OK) < 0 && access (base, F_OK) < 0);
+  check_point (top);
+  j = vb_journal_read (dir);
+  CHECK_STR (vb_journal_state (j), "idle");
+  CHECK_STR (vb_json_str (j, "point"), "virtback-replica.1");
+  CHECK (vb_json_int (j, "time", 0) == 7);
+  CHECK (json_object_object_get (j, "folding") == NULL);
+  CHECK (vb_journal_fold_pending (dir, j) == 0);
+  json_object_put (j);
+}
+
+/* Applied and folded by `replica apply` from every point an interrupted
+ * apply or fold stops at; a chain after a failover is never folded; an
+ * interrupted receive is dropped, the image untouched. */
 static void
 test_apply (void)
 {
   char dir[] = "/tmp/test-replica.XXXXXX";
   REQUIRE (mkdtemp (dir));
-  CLEANUP_FREE char *base = vb_replica_image (dir, "sda", "");
+  CLEANUP_FREE char *top = vb_replica_image (dir, "sda", "");
+  CLEANUP_FREE char *base = vb_replica_image (dir, "sda", "base");
   CLEANUP_FREE char *ov = vb_replica_image (dir, "sda", "sync");
   CLEANUP_FREE char *opts = NULL;
-  REQUIRE (asprintf (&opts, "backing_file=%s,backing_fmt=qcow2", base) > 0);
-  REQUIRE (images (base, ov, opts) == 0);
-  CHECK (qemu_io (base, "write -P 0x11 0 1M") == 0);
-  CHECK (qemu_io (ov, "write -P 0x22 512K 64K") == 0);
-  struct json_object *j = json_tokener_parse
-    ("{\"state\":\"applying\",\"point\":\"virtback-replica.0\","
-     "\"pending\":{\"point\":\"virtback-replica.1\",\"time\":7,"
-     "\"mode\":\"commit\",\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}}");
-  REQUIRE (j);
-  CHECK (vb_journal_write (dir, j) == 0);
-  json_object_put (j);
-  /* interrupted after the commit: the overlay is still there */
-  char *const commit[] = { "qemu-img", "commit", "-q", "-d", "-f", "qcow2",
-                           ov, NULL };
-  CHECK (vb_proc_run (commit) == 0);
-  CHECK (vb_replica_apply (dir) == 0);
-  CHECK (access (ov, F_OK) < 0);
-  CHECK (qemu_io (base, "read -P 0x22 512K 64K") == 0);
-  CHECK (qemu_io (base, "read -P 0x11 0 512K") == 0);
-  CHECK (qemu_io (base, "read -P 0x11 576K 448K") == 0);
+  struct json_object *j;
+
+  for (int stage = 0; stage <= 4; stage++)
+    apply_from (dir, stage);
+  /* applied into a chain, then failed over: the fold stays undone */
+  REQUIRE (rename (top, base) == 0 &&
+           images (NULL, top, "backing_file=sda.base.qcow2,"
+                   "backing_fmt=qcow2") == 0);
+  write_journal (dir, "{\"state\":\"failed-over\",\"point\":\"virtback-replica.1\","
+                 "\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}");
   j = vb_journal_read (dir);
-  CHECK_STR (vb_journal_state (j), "idle");
-  CHECK_STR (vb_json_str (j, "point"), "virtback-replica.1");
-  CHECK (vb_json_int (j, "time", 0) == 7);
+  CHECK (vb_journal_fold_pending (dir, j) == 1);
+  CHECK (vb_journal_fold (dir, j) == 0);
+  CHECK (access (base, F_OK) == 0);
   json_object_put (j);
-  /* an interrupted receive is dropped, the image untouched */
+  REQUIRE (rename (base, top) == 0);
+  /* an interrupted receive */
+  REQUIRE (asprintf (&opts, "backing_file=%s,backing_fmt=qcow2", top) > 0);
   CHECK (images (NULL, ov, opts) == 0);
-  j = json_tokener_parse
-    ("{\"state\":\"receiving\",\"point\":\"virtback-replica.1\","
-     "\"pending\":{\"point\":\"virtback-replica.2\",\"mode\":\"commit\","
-     "\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}}");
-  CHECK (vb_journal_write (dir, j) == 0);
-  json_object_put (j);
+  write_journal (dir, "{\"state\":\"receiving\",\"point\":\"virtback-replica.1\","
+                 "\"pending\":{\"point\":\"virtback-replica.2\",\"mode\":\"chain\","
+                 "\"disks\":[{\"target\":\"sda\",\"size\":1048576}]}}");
   CHECK (vb_replica_apply (dir) == 0);
   CHECK (access (ov, F_OK) < 0);
   j = vb_journal_read (dir);
@@ -229,6 +308,7 @@ main (void)
   test_argv ();
   test_wire ();
   test_wire_big ();
+  test_apply_next ();
   test_apply ();
   return vb_test_end ("test-replica");
 }
