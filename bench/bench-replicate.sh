@@ -9,7 +9,9 @@
 #   whole disk   the seed's method: every byte of the disk copied again over NBD (nbdcopy
 #                without extents), as its dd over NBD does at each refresh
 #   incremental  virtback replicate after the guest changed 5 % of the disk (52 writes of
-#                4 MiB spread over it, through qemu-io over HMP)
+#                4 MiB spread over it, through qemu-io over HMP), timed when the source's
+#                command returns; a second line times, from the same start, the end of the
+#                standby's fold of that sync (replica status polled every 10 ms)
 # Each standby image is compared once with the VM's disk.  Prints medians and the ratios the
 # issue sets targets for: first sync / nbdcopy (<= 1.3), and incremental / full resync
 # (<= 0.15), where the full resync is the first sync (a full one of the same disk, before the
@@ -84,6 +86,19 @@ sync_into () {   # DIR [perf]: one sync
   "${rec[@]}" "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$1" -e "$XP_RSH" \
     --remote-virtback "$REMOTE" -n --no-freeze >>"$LOG" 2>&1 || die "replicate failed (see $LOG)"
   MS=$(( $(ms) - t0 ))
+  T0=$t0
+}
+
+# Milliseconds from the start of the last sync until the standby's fold ended (no process holds
+# DIR's lock and no base is left), polled every 10 ms after the source returned.
+fold_done () {
+  local st
+  while :; do
+    st=$("$VIRTBACK" replica status "$1" --json) || die "replica status failed"
+    if grep -q '"busy": false' <<<"$st" && ! grep -q '"fold":' <<<"$st"; then break; fi
+    sleep 0.01
+  done
+  MS=$(( $(ms) - T0 ))
 }
 
 nbd_to_standby () {   # NBDCOPY-OPTIONS...: the copy of the disk into a fresh qcow2 on the standby
@@ -115,16 +130,18 @@ for r in $(seq "$ROUNDS"); do
     vb_guest_io "$VM" sda "write -P $((100 + r)) $((i * 78 + 2))M 4M" || die "write"
   done
   sync_into "$SBD" $([ "$r" = 1 ] && echo perf); add inc $MS
+  fold_done "$SBD"; add fold $MS
   [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "incremental sync differs"; }
 done
 
 printf '%-38s %10s   %s\n' case "median ms" "all rounds (ms)"
-for k in nbdcopy first whole inc; do
+for k in nbdcopy first whole inc fold; do
   case $k in
     nbdcopy) name="nbdcopy of the data over the link" ;;
     first) name="virtback first sync" ;;
     whole) name="whole disk over NBD (seed's method)" ;;
     inc) name="virtback incremental sync, 5 %" ;;
+    fold) name="  ... until the standby's fold ended" ;;
   esac
   printf '%-38s %10s  %s\n' "$name" "$(median "${T[$k]}")" "${T[$k]}"
 done

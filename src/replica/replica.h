@@ -16,20 +16,39 @@
  * - The wire (wire.c) is the receiver's stdin and stdout, run through
  *   ssh: JSON lines (json-c) for control, the stream format's 40-byte
  *   frame headers (stream/stream.h) for the data, a CRC-32 per disk.
- * - The standby directory DIR holds <disk>.qcow2 (the last completed
- *   point), domain.xml, and state.json, the journal (journal.c), written
- *   atomically: idle, receiving, applying, failed-over.  A sync writes
- *   into <disk>.sync.qcow2 overlays over the images (a full sync into
- *   fresh <disk>.new.qcow2 images; an overlay has the disk's size, so a
- *   disk grown since the last point grows its image, and one that shrank
- *   is refused) and applies them only after the end of
- *   the stream and every checksum arrived: "applying" commits the overlays
- *   (qemu-img commit) or renames the new images, which is idempotent, so
- *   an interrupted apply is redone, and an interrupted receive discarded,
- *   by the next receive (or `replica apply`).  DIR/lock (flock) is held by
- *   whoever changes DIR.
+ * - The standby directory DIR holds <disk>.qcow2 (always the last
+ *   completed point: what failover, tests and users open), domain.xml,
+ *   and state.json, the journal (journal.c), written atomically: idle,
+ *   receiving, applying, failed-over.  A sync writes into
+ *   <disk>.sync.qcow2 overlays over the images (a full sync into fresh
+ *   <disk>.new.qcow2 images; an overlay has the disk's size, so a disk
+ *   grown since the last point grows its image, and one that shrank is
+ *   refused) and applies them only after the end of the stream and every
+ *   checksum arrived.  "applying" makes each overlay the top of a chain
+ *   <disk>.qcow2 -> <disk>.base.qcow2 (qemu-img rebase -u to the relative
+ *   name, the image renamed to the base unless the base exists, the
+ *   overlay renamed to the image, the directory fsynced) or renames the
+ *   new images (removing a stale base); each step is idempotent, so an
+ *   interrupted apply is redone, and an interrupted receive discarded, by
+ *   the next receive (or `replica apply`).  That apply writes no data
+ *   again, so "done" goes to the source right after it: the sync ends
+ *   when the standby can boot the new point.
+ * - The fold then folds each chain into one image (qemu-img commit -d of
+ *   the top into the base, the base renamed over the top, the directory
+ *   fsynced) in a detached child of the receiver (own session, stdio on
+ *   /dev/null, DIR/lock's fd kept), so ssh ends at once.  The top's view
+ *   never changes during a commit (it masks every cluster written into
+ *   the base), so a fold may be killed anywhere: a base existing means a
+ *   fold pending, which the next receive and `replica apply` finish
+ *   before anything else.  DIR/lock (flock) is held by whoever changes
+ *   DIR, the fold included.
  * - Failover defines and starts a domain on the images of the last
  *   completed point; it refuses while a sync runs or is being applied.
+ *   A running fold it stops (SIGKILL to its session, then it takes the
+ *   lock, so no fold renames a file under the domain) and the domain boots
+ *   on the chain; failed-over, nothing folds any more (the domain writes
+ *   into the top).  Stopping is preferred to waiting: a fold costs what
+ *   the sync changed, failover must take seconds whatever that was.
  * Errors: -1 / NULL with vb_set_error(); nothing here prints (the
  * receiver's answers go on the wire, the CLI prints the rest).
  */
@@ -77,13 +96,14 @@ int vb_replica_parse_to (const char *to, char **user, char **host,
 /* ---- standby: the receiving end (stdin IN, stdout OUT) ---- */
 int vb_replica_receive (const char *dir, int in, int out, int timeout_s,
                         volatile sig_atomic_t *cancel);
-/* Finish an interrupted apply, drop an interrupted receive. */
+/* Finish an interrupted apply, drop an interrupted receive, then finish
+ * a pending fold. */
 int vb_replica_apply (const char *dir);
 
 /* ---- standby: what DIR holds ---- */
 struct json_object;
-/* The journal with "busy" (a run holds DIR/lock) and "pid" added;
- * caller puts it. */
+/* The journal with "busy" (a run holds DIR/lock) added, and "fold"
+ * ("running" or "pending") while a chain is not folded; caller puts it. */
 struct json_object *vb_replica_status (const char *dir);
 /* The status as lines of text (malloc'd). */
 char *vb_replica_status_text (struct json_object *st, const char *dir);

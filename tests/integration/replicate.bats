@@ -34,8 +34,11 @@ teardown () {
   xp_rate ""
   xp_link up
   [ ! -s "$T/bg/pid" ] || kill -9 "$(cat "$T/bg/pid")" 2>/dev/null || true
+  [ ! -s "$T/hold.pid" ] || kill "$(cat "$T/hold.pid")" 2>/dev/null || true
+  [ -z "${FOLD:-}" ] || kill -9 -- "-$FOLD" 2>/dev/null || true
   vb_destroy_vm "$VM-fo"
   vb_destroy_vm "$VM"
+  chattr -i "$SB"/* 2>/dev/null || true
   rm -rf "$SB" "$SCRATCH"
 }
 
@@ -49,17 +52,48 @@ rep () { run $(rep_cmd) -e "$XP_RSH" --json "$@"; echo "replicate: status $statu
 field () { python3 -c 'import json,sys; print(json.loads(sys.argv[1].splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
 state () { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$SB/state.json"; }
 
-# Nothing of a sync is left: no job, no private directory, no overlay, no receiver, idle.
+# Nothing of a sync is left once its fold (a detached child of the receiver) ended: no job, no
+# private directory, no overlay, no base, no receiver, idle.
 rep_clean () {
+  receiver_gone || return 1
   vb_no_job "$VM" || { echo "job left on $VM"; return 1; }
   [ -z "$(ls -A "$SCRATCH")" ] || { echo "private dir left"; ls -la "$SCRATCH"; return 1; }
-  ! ls "$SB"/*.sync.qcow2 "$SB"/*.new.qcow2 "$SB"/*.tmp 2>/dev/null | grep -q . || { echo "overlay left"; ls "$SB"; return 1; }
+  ! ls "$SB"/*.sync.qcow2 "$SB"/*.new.qcow2 "$SB"/*.base.qcow2 "$SB"/*.tmp 2>/dev/null | grep -q . ||
+    { echo "overlay or base left"; ls "$SB"; return 1; }
   ! pgrep -f "replica receive $SB" >/dev/null || { echo "receiver left"; return 1; }
   [ "$(state)" = idle ] || { echo "state $(state)"; return 1; }
+  [ -z "$(qemu-img info -U --output=json "$SB/sda.qcow2" | jq -r '."backing-filename" // empty')" ] ||
+    { echo "sda.qcow2 still has a backing file"; return 1; }
 }
 
-# The standby image of DISK equals the VM's disk now.
-same_as_vm () { vb_snapshot_disk "$VM" "$1" "$T/now-$1.qcow2" && vb_compare "$T/now-$1.qcow2" "$SB/$1.qcow2"; }
+# The pid of the fold (the journal's "folding"), waiting up to 30 s for it.
+fold_pid () {
+  local i p
+  for i in $(seq 3000); do
+    p=$(jq -r '.folding // empty' "$SB/state.json" 2>/dev/null) && [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.01
+  done
+  echo "no fold started" >&2
+  return 1
+}
+
+# Stop the fold (its whole session: qemu-img with it) once it runs qemu-img commit.
+stop_fold_in_commit () {
+  local i
+  FOLD=$(fold_pid) || return 1
+  for i in $(seq 3000); do
+    if pgrep -s "$FOLD" -f "qemu-img commit" >/dev/null; then
+      kill -STOP -- "-$FOLD"
+      return 0
+    fi
+    kill -0 "$FOLD" 2>/dev/null || { echo "the fold ended before its commit was seen" >&2; return 1; }
+    sleep 0.002
+  done
+  return 1
+}
+
+# The standby image of DISK equals the VM's disk now (once a fold has renamed its files).
+same_as_vm () { receiver_gone && vb_snapshot_disk "$VM" "$1" "$T/now-$1.qcow2" && vb_compare "$T/now-$1.qcow2" "$SB/$1.qcow2"; }
 
 # Wait (at most 60 s) until no receiver works on the standby directory.
 receiver_gone () {
@@ -298,15 +332,17 @@ wait_receiving () {
   [ "$(vb_bg_rc "$T/bg")" -eq 0 ]
   xp_rate ""
   vb_compare "$T/synced.qcow2" "$SB/sda.qcow2"
-  # a reader that holds the image open (read-only: the overlay over it is fine) makes the next
-  # apply fail: qemu-img commit cannot take the image's write lock
+  # an immutable image cannot be renamed to the chain's base: the next apply stops after the
+  # overlay's rebase, with its data received
+  receiver_gone
   vb_guest_io "$VM" sda "write -P 0x93 50M 2M"
   vb_snapshot_disk "$VM" sda "$T/synced2.qcow2"
-  qemu-nbd -r -f qcow2 -k "$T/hold.sock" --fork --pid-file "$T/hold.pid" "$SB/sda.qcow2"
+  chattr +i "$SB/sda.qcow2"
   rep
-  kill "$(cat "$T/hold.pid")"
+  chattr -i "$SB/sda.qcow2"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"the standby: apply the sync to $SB: "*"lock"* ]]
+  [[ "$output" == *"the standby: apply the sync to $SB: "*"Operation not permitted"* ]]
+  vb_compare "$T/synced.qcow2" "$SB/sda.qcow2"
   run "$VIRTBACK" replica status "$SB"
   echo "$output"
   [[ "$output" == *"interrupted while applying virtback-replica.2"* ]]
@@ -321,6 +357,8 @@ wait_receiving () {
   [ "$status" -eq 0 ]
   [ "$(state)" = idle ]
   vb_compare "$T/synced2.qcow2" "$SB/sda.qcow2"
+  # replica apply folded the chain as well
+  [ ! -e "$SB/sda.base.qcow2" ]
   run "$VIRTBACK" failover -i "$SB" -N "$VM-fo"
   [ "$status" -eq 0 ]
   [ "$(vsh domstate "$VM-fo")" = running ]
@@ -401,4 +439,87 @@ wait_receiving () {
   [[ "$output" == *"disk sda shrank ("*"replicate into a new directory"* ]]
   [ "$(vb_vsize "$SB/sda.qcow2")" -eq $((96 << 20)) ]
   rep_clean
+}
+
+@test "a fold stopped and killed in its commit: the standby stays at the point, status shows it, the next sync folds it" {
+  vb_make_vm "$VM" 256M
+  vb_guest_io "$VM" sda "write -P 0xb1 0 8M"
+  rep
+  [ "$status" -eq 0 ]
+  rep_clean
+  vb_guest_io "$VM" sda "write -P 0xb2 16M 96M" "write -P 0xb3 128M 96M"
+  vb_snapshot_disk "$VM" sda "$T/p1.qcow2"
+  rep
+  [ "$status" -eq 0 ]
+  stop_fold_in_commit
+  run "$VIRTBACK" replica status "$SB" --json
+  echo "$output"
+  [ "$(jq -r .fold <<<"$output")" = running ]
+  [ "$(jq -r .busy <<<"$output")" = true ]
+  [ "$(jq -r .state <<<"$output")" = idle ]
+  run "$VIRTBACK" replica status "$SB"
+  [[ "$output" == *"state:     idle, folding the last sync into one image per disk (pid $FOLD)"* ]]
+  kill -9 -- "-$FOLD"
+  receiver_gone
+  # the top masks what the commit wrote into the base so far
+  [ -e "$SB/sda.base.qcow2" ]
+  vb_compare "$T/p1.qcow2" "$SB/sda.qcow2"
+  run "$VIRTBACK" replica status "$SB" --json
+  [ "$(jq -r .fold <<<"$output")" = pending ]
+  [ "$(jq -r .busy <<<"$output")" = false ]
+  run "$VIRTBACK" replica status "$SB"
+  [[ "$output" == *"state:     idle, the last sync not folded into one image per disk yet: the next sync or 'virtback replica apply' folds it"* ]]
+  # the next sync finishes that fold first, then applies and folds its own
+  vb_guest_io "$VM" sda "write -P 0xb4 20M 1M"
+  rep
+  [ "$status" -eq 0 ]
+  [ "$(field "$output" parent)" = virtback-replica.1 ]
+  [ "$(field "$output" bytes)" -eq $((1 << 20)) ]
+  same_as_vm sda
+  rep_clean
+  # killed before or at the start of its commit, then folded by replica apply
+  vb_guest_io "$VM" sda "write -P 0xb5 16M 96M"
+  vb_snapshot_disk "$VM" sda "$T/p3.qcow2"
+  rep
+  [ "$status" -eq 0 ]
+  FOLD=$(fold_pid)
+  kill -9 -- "-$FOLD"
+  receiver_gone
+  [ -e "$SB/sda.base.qcow2" ]
+  vb_compare "$T/p3.qcow2" "$SB/sda.qcow2"
+  run "$VIRTBACK" replica apply "$SB"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  vb_compare "$T/p3.qcow2" "$SB/sda.qcow2"
+  rep_clean
+}
+
+@test "failover right after a sync, while its fold runs: the fold is stopped, the domain boots on the point" {
+  vb_make_vm "$VM" 256M
+  vb_guest_io "$VM" sda "write -P 0xc1 0 4M"
+  rep
+  [ "$status" -eq 0 ]
+  rep_clean
+  vb_guest_io "$VM" sda "write -P 0xc3 16M 96M" "write -P 0xc4 128M 96M"
+  vb_snapshot_disk "$VM" sda "$T/p2.qcow2"
+  rep
+  [ "$status" -eq 0 ]
+  stop_fold_in_commit
+  vb_guest_io "$VM" sda "write -P 0xc5 8M 1M"
+  run "$VIRTBACK" failover -i "$SB" -N "$VM-fo"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # nothing of the fold's session runs any more (an unreaped zombie holds no lock)
+  ps -o pid=,stat=,args= -s "$FOLD" || true
+  [ -z "$(ps -o stat= -s "$FOLD" | grep -v Z)" ]
+  [ "$(vsh domstate "$VM-fo")" = running ]
+  [ "$(vsh domblklist "$VM-fo" | awk '$1 == "sda" {print $2}')" = "$SB/sda.qcow2" ]
+  vb_compare "$T/p2.qcow2" "$SB/sda.qcow2"
+  # the domain writes into the top: nothing folds it any more
+  [ "$(qemu-img info -U --output=json "$SB/sda.qcow2" | jq -r '."backing-filename"')" = sda.base.qcow2 ]
+  run "$VIRTBACK" replica apply "$SB"
+  [ "$status" -eq 0 ]
+  [ -e "$SB/sda.base.qcow2" ]
+  run "$VIRTBACK" replica status "$SB"
+  [[ "$output" == *"failed over to domain '$VM-fo'"* ]]
 }
