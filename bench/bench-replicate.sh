@@ -20,8 +20,12 @@
 # -p logs where each sync's time goes (VIRTBACK_DEBUG=1 on both ends: "phase" lines, seconds
 # since each process started) into $WORK/bench-replicate.log.
 # --perf FILE records the first incremental sync system-wide (perf record -a -g) into FILE.
+# -i N then compares N one-shot incremental syncs of 5 % with N syncs of one `--interval 20`
+# run (one ssh session, one receiver), each after a 5 % change, by the seconds of each sync's
+# line (the first line of the --interval run logs in, as a one-shot sync does, and is shown
+# apart).
 #
-# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p] [--perf FILE]   (default 3; needs root, sshd, nbdcopy)
+# Usage: bench/bench-replicate.sh [-r ROUNDS] [-p] [--perf FILE] [-i N]   (default 3; needs root, sshd, nbdcopy)
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/tests/lib.sh"
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     -r) ROUNDS=$2; shift ;;
     -p) export VIRTBACK_DEBUG=1 ;;
     --perf) PERF=$2; shift ;;
+    -i) ISYNCS=$2; shift ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -95,7 +100,7 @@ fold_done () {
   local st
   while :; do
     st=$("$VIRTBACK" replica status "$1" --json) || die "replica status failed"
-    if grep -q '"busy": false' <<<"$st" && ! grep -q '"fold":' <<<"$st"; then break; fi
+    jq -e '.busy == false and .fold == null' <<<"$st" >/dev/null && break
     sleep 0.01
   done
   MS=$(( $(ms) - T0 ))
@@ -134,6 +139,39 @@ for r in $(seq "$ROUNDS"); do
   [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "incremental sync differs"; }
 done
 
+# The seconds of a sync's line ("... bytes in 1.23 s, lag ...").
+secs () { sed -n 's/.* bytes in \([0-9.]*\) s, lag.*/\1/p' <<<"$1"; }
+change5 () {   # ROUND: 52 x 4 MiB = 208 MiB, 5 % of the disk
+  local i
+  for i in $(seq 0 51); do
+    vb_guest_io "$VM" sda "write -P $((100 + $1)) $((i * 78 + 2))M 4M" || die "write"
+  done
+}
+if [ "${ISYNCS:-0}" -gt 0 ]; then
+  for k in $(seq "$ISYNCS"); do
+    change5 $((20 + k))
+    sync_into "$SBD"
+    add oneshot "$(secs "$(grep '^point ' "$LOG" | tail -1)")"
+  done
+  change5 40
+  "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$SBD" -e "$XP_RSH" \
+    --remote-virtback "$REMOTE" -n --no-freeze --interval 20 >"$WORK/interval.out" 2>>"$LOG" &
+  IPID=$!
+  for k in $(seq 0 "$ISYNCS"); do
+    until [ "$(grep -c '^point ' "$WORK/interval.out")" -gt "$k" ]; do
+      kill -0 $IPID 2>/dev/null || die "replicate --interval ended (see $LOG)"
+      sleep 0.1
+    done
+    [ "$k" = "$ISYNCS" ] || change5 $((41 + k))
+  done
+  kill -INT $IPID; wait $IPID
+  cat "$WORK/interval.out" >>"$LOG"
+  ifirst=$(secs "$(grep '^point ' "$WORK/interval.out" | head -1)")
+  for l in $(grep '^point ' "$WORK/interval.out" | tail -n +2 | sed 's/.* bytes in \([0-9.]*\) s.*/\1/'); do
+    add kept "$l"
+  done
+fi
+
 printf '%-38s %10s   %s\n' case "median ms" "all rounds (ms)"
 for k in nbdcopy first whole inc fold; do
   case $k in
@@ -150,4 +188,9 @@ awk -v f="$(median "${T[first]}")" -v n="$(median "${T[nbdcopy]}")" \
     'BEGIN { printf "first sync / nbdcopy:          %.2f (target <= 1.3)\n", f / n;
              printf "incremental / full resync:     %.3f (target <= 0.15)\n", i / f;
              printf "incremental / whole disk copy: %.3f\n", i / w }'
+if [ "${ISYNCS:-0}" -gt 0 ]; then
+  printf '%-38s %10s  %s\n' "one-shot incremental, 5 % (s)" "$(median "${T[oneshot]}")" "${T[oneshot]}"
+  printf '%-38s %10s  %s\n' "--interval 20, first sync (s)" "$ifirst" ""
+  printf '%-38s %10s  %s\n' "--interval 20, later syncs (s)" "$(median "${T[kept]}")" "${T[kept]}"
+fi
 echo "load after: $(uptime)"

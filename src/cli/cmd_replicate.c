@@ -27,7 +27,8 @@ static const char usage_text[] =
   "      --to URL               ssh://[USER@]HOST[:PORT]/DIR on the standby\n"
   "  -e, --rsh COMMAND          ssh command (default: ssh), as rsync's -e\n"
   "      --remote-virtback PATH virtback on the standby (default: virtback)\n"
-  "      --interval S           sync again every S seconds until stopped\n"
+  "      --interval S           sync again every S seconds until stopped, on\n"
+  "                             one ssh session\n"
   "  -S, --scratchdir DIR       where the private socket and scratch directory\n"
   "                             is made (default: /var/tmp)\n"
   "  -k, --kill-stale           end a stale backup job on the domain first\n"
@@ -176,6 +177,15 @@ cmd_replicate (int argc, char **argv)
   vb_log_set_sink (log_sink, NULL);
   stop = vb_cli_stop_on_signals ();
   a.o.cancel = stop;
+  /* One ssh session for the run; the receiver waits for the next sync
+   * a minute longer than the interval, then gives up by itself. */
+  if (a.interval) {
+    if (!(a.o.link = vb_replica_link_new ())) {
+      vb_cli_error ("replicate");
+      return VB_EXIT_FAIL;
+    }
+    a.o.idle_s = a.interval + 60;
+  }
   for (;;) {
     struct vb_replicate_result r;
     struct timespec t0;
@@ -197,6 +207,7 @@ cmd_replicate (int argc, char **argv)
     if (*stop)
       break;
   }
+  vb_replica_link_free (a.o.link);
   vb_log_set_sink (NULL, NULL);
   return failed ? VB_EXIT_FAIL : VB_EXIT_OK;
 }

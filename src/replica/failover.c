@@ -252,7 +252,12 @@ lock_stopping_fold (const char *dir)
       break;
     nanosleep (&ts, NULL);
   }
-  if (fd < 0)
+  if (fd < 0 && st && !strcmp (vb_journal_state (st), "idle"))
+    vb_set_error ("another virtback run holds the lock of %s (%s): wait for "
+                  "it to end, then failover again", dir,
+                  killed ? "a fold that did not end when killed"
+                  : "idle, no sync in progress");
+  else if (fd < 0)
     vb_set_error ("a sync into %s is running (%s): wait for it to end, or "
                   "stop virtback replicate on the source, then failover "
                   "again", dir, st ? vb_journal_state (st) : "?");

@@ -34,6 +34,7 @@ struct recv {
   struct vb_wire w;
   struct json_object *j;       /* the journal */
   bool fresh;                  /* a full sync: new images */
+  int64_t idle;                /* --interval: seconds to wait for the next */
   volatile sig_atomic_t *cancel;
   /* the disk being received */
   struct vb_qemu_nbd q;
@@ -87,6 +88,9 @@ check_header (struct recv *x, struct json_object *h)
     return -1;
   }
   x->fresh = parent == NULL;
+  x->idle = vb_json_int (h, "idle", 0);
+  if (x->idle < 0 || x->idle > 8 * 86400)
+    x->idle = 0;
   return 0;
 }
 
@@ -450,37 +454,82 @@ fold_detached (struct recv *x)
   _exit (vb_journal_fold (x->dir, x->j) < 0 ? 1 : 0);
 }
 
+/* One sync under DIR's lock: 0, or -1 with the error sent to the source.
+ * Its fold runs here when the receiver stays for the next sync, else
+ * detached. */
+static int
+one_sync (struct recv *x)
+{
+  int lock = -1, r = -1;
+
+  x->idle = 0;
+  /* A receiver whose link was cut may still be timing out, or the last
+   * sync's fold still running; the source waits 120 s for the hello. */
+  if ((vb_mkdir_p (x->dir, 0700) == 0 &&
+       (lock = vb_journal_lock (x->dir, 100)) >= 0) && prepare (x) == 0)
+    r = session (x);
+  if (r < 0) {
+    struct vb_error e;
+    vb_error_save (&e);
+    stop_server (x);
+    if (x->j && !strcmp (vb_journal_state (x->j), "receiving") &&
+        vb_journal_recover (x->dir, x->j) < 0)
+      vb_warn ("%s", vb_get_error ());
+    vb_error_restore (&e);
+    send_error (x);
+  }
+  else if (x->idle > 0 && vb_journal_fold (x->dir, x->j) < 0)
+    vb_warn ("%s", vb_get_error ());
+  else if (x->idle == 0 && vb_journal_fold_pending (x->dir, x->j) > 0)
+    fold_detached (x);
+  json_object_put (x->j);
+  x->j = NULL;
+  if (lock >= 0)
+    close (lock);
+  return r;
+}
+
+/* Idle between two syncs of --interval, without DIR's lock: 1 when the
+ * next sync's "again" came, 0 when the session ended (end of input, or
+ * nothing for the announced idle time), -1 on another line. */
+static int
+wait_again (struct recv *x)
+{
+  int saved = x->w.timeout_ms, r;
+  struct json_object *o;
+
+  x->w.timeout_ms = (int) x->idle * 1000;
+  o = vb_wire_recv_json (&x->w);
+  x->w.timeout_ms = saved;
+  if (!o)
+    return 0;
+  r = json_object_object_get (o, "again") ? 1 : -1;
+  json_object_put (o);
+  if (r < 0) {
+    vb_set_error ("the source sent a line out of turn between two syncs");
+    send_error (x);
+  }
+  return r;
+}
+
 int
 vb_replica_receive (const char *dir, int in, int out, int timeout_s,
                     volatile sig_atomic_t *cancel)
 {
   struct recv x = { .dir = dir, .cancel = cancel, .q = { .pid = 0 } };
-  int lock = -1, r = -1;
+  int r;
 
   if (vb_wire_init (&x.w, in, out, "the source") < 0)
     return -1;
   x.w.timeout_ms = timeout_s * 1000;
   x.w.cancel = cancel;
-  /* A receiver whose link was cut may still be timing out, or the last
-   * sync's fold still running; the source waits 120 s for the hello. */
-  if ((vb_mkdir_p (dir, 0700) == 0 && (lock = vb_journal_lock (dir, 100)) >= 0)
-      && prepare (&x) == 0)
-    r = session (&x);
-  if (r == 0 && vb_journal_fold_pending (dir, x.j) > 0)
-    fold_detached (&x);
-  if (r < 0) {
-    struct vb_error e;
-    vb_error_save (&e);
-    stop_server (&x);
-    if (x.j && !strcmp (vb_journal_state (x.j), "receiving") &&
-        vb_journal_recover (dir, x.j) < 0)
-      vb_warn ("%s", vb_get_error ());
-    vb_error_restore (&e);
-    send_error (&x);
+  while ((r = one_sync (&x)) == 0 && x.idle > 0) {
+    int a = wait_again (&x);
+    if (a <= 0) {
+      r = a;
+      break;
+    }
   }
-  json_object_put (x.j);
   vb_wire_free (&x.w);
-  if (lock >= 0)
-    close (lock);
   return r;
 }

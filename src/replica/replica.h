@@ -16,6 +16,13 @@
  * - The wire (wire.c) is the receiver's stdin and stdout, run through
  *   ssh: JSON lines (json-c) for control, the stream format's 40-byte
  *   frame headers (stream/stream.h) for the data, a CRC-32 per disk.
+ *   One sync per session, or, with --interval, one session for the run:
+ *   the header announces "idle" (S plus a margin), and after "done" the
+ *   receiver folds (holding DIR/lock), releases the lock, and waits that
+ *   long for an {"again"} line, on which it takes the lock and sends its
+ *   hello again; end of input or the idle time up, it exits, so an idle
+ *   receiver never holds DIR/lock and one whose source vanished ends by
+ *   itself.  A session found cut is opened again by the next sync.
  * - The standby directory DIR holds <disk>.qcow2 (always the last
  *   completed point: what failover, tests and users open), domain.xml,
  *   and state.json, the journal (journal.c), written atomically: idle,
@@ -62,6 +69,11 @@
 #define VB_REPLICA_PREFIX "virtback-replica"
 
 /* ---- source: one sync ---- */
+/* --interval: one ssh session (and one receiver) for all its syncs. */
+struct vb_replica_link;
+struct vb_replica_link *vb_replica_link_new (void);
+void vb_replica_link_free (struct vb_replica_link *l);
+
 struct vb_replicate_opts {
   const char *uri;             /* NULL: qemu:///system */
   const char *domain;
@@ -72,6 +84,11 @@ struct vb_replicate_opts {
   bool kill_stale;             /* -k: end a backup job of virtback's */
   bool no_freeze;
   volatile sig_atomic_t *cancel;
+  /* Not NULL: the sync runs on this session (opened if it is not, or if
+   * it was cut) and leaves it open if it succeeded; the receiver then
+   * waits IDLE_S seconds for the next sync before it exits. */
+  struct vb_replica_link *link;
+  unsigned idle_s;
 };
 
 struct vb_replicate_result {

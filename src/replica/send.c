@@ -31,15 +31,21 @@
 #include "target/target.h"
 #include "virt/virt.h"
 
+/* The ssh session to the receiver, kept across the syncs of --interval. */
+struct vb_replica_link {
+  struct vb_ssh ssh;
+  struct vb_wire w;
+  bool open;
+};
+
 struct sync {
   const struct vb_replicate_opts *o;
   struct vb_replicate_result *r;
   struct vb_domain *d;
   struct vb_target *lt;        /* only for the domain lock */
   struct vb_tlock *lock;
-  struct vb_ssh ssh;
-  struct vb_wire w;
-  bool wire;
+  struct vb_replica_link own;  /* a one-shot sync's session */
+  struct vb_replica_link *l;   /* own, or the caller's kept one */
   const char **disks;          /* targets synced, NULL-terminated */
   size_t ndisks;
   char *rundir, *socket;
@@ -254,7 +260,7 @@ static int
 put (struct sync *x, const void *buf, size_t len)
 {
   x->crc = libdeflate_crc32 (x->crc, buf, len);
-  return vb_wire_write (&x->w, buf, len);
+  return vb_wire_write (&x->l->w, buf, len);
 }
 
 static int
@@ -296,7 +302,7 @@ s_zero (void *op, uint64_t off, uint64_t len)
 static int
 send_line (struct sync *x, struct json_object *o)
 {
-  int r = vb_wire_send_json (&x->w, o);
+  int r = vb_wire_send_json (&x->l->w, o);
   json_object_put (o);
   return r;
 }
@@ -416,13 +422,15 @@ send_header (struct sync *x)
     json_object_object_add (h, "parent", json_object_new_string (x->parent));
   json_object_object_add (h, "time", json_object_new_int64 (created));
   json_object_object_add (h, "xml", json_object_new_string (x->d->xml));
+  if (x->l != &x->own && x->o->idle_s > 0)
+    json_object_object_add (h, "idle", json_object_new_int64 (x->o->idle_s));
   return send_line (x, h);
 }
 
 static struct json_object *
 expect (struct sync *x, const char *key)
 {
-  struct json_object *o = vb_wire_recv_json (&x->w);
+  struct json_object *o = vb_wire_recv_json (&x->l->w);
 
   if (o && !json_object_object_get (o, key)) {
     json_object_put (o);
@@ -432,23 +440,77 @@ expect (struct sync *x, const char *key)
   return o;
 }
 
+static void
+close_link (struct vb_replica_link *l)
+{
+  if (l->open)
+    vb_wire_free (&l->w);
+  l->open = false;
+  vb_ssh_free (&l->ssh);
+  l->ssh.to = l->ssh.from = -1;
+}
+
+/* ssh's stderr log: in the sync's private directory, or beside it for a
+ * kept session, which outlives that directory. */
+static char *
+ssh_log (struct sync *x)
+{
+  const char *base = x->o->scratchdir ? x->o->scratchdir : "/var/tmp";
+
+  if (x->l == &x->own)
+    return vb_path_join (x->rundir, "ssh.log.tmp");
+  return vb_xasprintf ("%s/virtback-replica-ssh.%d.log", base, (int) getpid ());
+}
+
 static int
 open_wire (struct sync *x)
 {
   CLEANUP_STRV char **argv = vb_ssh_argv (x->o->rsh ? x->o->rsh : "ssh",
                                           x->o->remote ? x->o->remote
                                           : "virtback", x->o->to);
-  CLEANUP_FREE char *log = vb_path_join (x->rundir, "ssh.log.tmp");
+  CLEANUP_FREE char *log = ssh_log (x);
 
-  if (!argv || !log || vb_ssh_start (&x->ssh, argv, log) < 0 ||
-      vb_wire_init (&x->w, x->ssh.from, x->ssh.to, "the standby") < 0)
+  if (!argv || !log || vb_ssh_start (&x->l->ssh, argv, log) < 0 ||
+      vb_wire_init (&x->l->w, x->l->ssh.from, x->l->ssh.to, "the standby") < 0)
     return -1;
-  x->wire = true;
-  x->w.cancel = x->o->cancel;
+  x->l->open = true;
+  x->l->w.cancel = x->o->cancel;
   /* ssh's keep-alives watch the link; this bounds a standby that hangs
    * (the answer after the last disk waits for the apply: no bound). */
-  x->w.timeout_ms = 120000;
+  x->l->w.timeout_ms = 120000;
   return 0;
+}
+
+/* A kept session: the idle receiver takes DIR's lock again and answers
+ * with its hello. */
+static int
+send_again (struct sync *x)
+{
+  struct json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "again", json_object_new_boolean (1));
+  x->l->w.timeout_ms = 120000;
+  return send_line (x, o);
+}
+
+static bool
+cancelled (struct sync *x)
+{
+  return x->o->cancel && __atomic_load_n (x->o->cancel, __ATOMIC_RELAXED);
+}
+
+/* The standby's hello; a kept session found cut (ssh ended, the receiver
+ * gone) is opened again once. */
+static struct json_object *
+hello_of (struct sync *x, bool kept)
+{
+  struct json_object *h = expect (x, "version");
+
+  if (h || !kept || cancelled (x))
+    return h;
+  vb_debug ("the kept session ended (%s): a new one", vb_get_error ());
+  close_link (x->l);
+  return open_wire (x) < 0 ? NULL : expect (x, "version");
 }
 
 /* The standby is nearly always at the domain's newest point of the
@@ -519,13 +581,18 @@ static int
 exchange (struct sync *x)
 {
   struct json_object *hello, *ready, *done;
+  bool kept = x->l->open;
   int r;
 
   vb_phase ("ssh-start");
-  if (open_wire (x) < 0)
+  if (!kept && open_wire (x) < 0)
     return -1;
+  /* On a kept session that was cut the hello fails too: hello_of opens
+   * a new one. */
+  if (kept && send_again (x) < 0)
+    vb_debug ("the kept session is cut: %s", vb_get_error ());
   guess (x);
-  if (!(hello = expect (x, "version")))
+  if (!(hello = hello_of (x, kept)))
     return -1;
   vb_phase ("hello");
   r = settle (x, hello);
@@ -551,7 +618,7 @@ exchange (struct sync *x)
     return -1;
   vb_phase ("job-ended");
   x->job = false;
-  x->w.timeout_ms = 0;
+  x->l->w.timeout_ms = 0;
   if (!(done = expect (x, "done")))
     return -1;
   vb_phase ("done");
@@ -610,14 +677,18 @@ cleanup (struct sync *x, bool failed)
   if (failed && x->made && !x->end_sent &&
       vb_checkpoint_delete (x->d, x->point, false) < 0)
     vb_warn ("could not remove checkpoint %s: %s", x->point, vb_get_error ());
-  if (x->wire)
-    vb_wire_free (&x->w);
-  rc = vb_ssh_end (&x->ssh);
-  vb_error_restore (&e);
-  if (failed && rc != 0 && e.code != VB_ERR_CANCELLED)
-    vb_ssh_explain (&x->ssh, rc);
-  vb_error_save (&e);
-  vb_ssh_free (&x->ssh);
+  /* A kept session stays open after a sync that succeeded only. */
+  if (failed || x->l == &x->own) {
+    if (x->l->open)
+      vb_wire_free (&x->l->w);
+    x->l->open = false;
+    rc = vb_ssh_end (&x->l->ssh);
+    vb_error_restore (&e);
+    if (failed && rc != 0 && e.code != VB_ERR_CANCELLED)
+      vb_ssh_explain (&x->l->ssh, rc);
+    vb_error_save (&e);
+    close_link (x->l);
+  }
   if (x->rundir)
     clear_dir (x->rundir);
   vb_target_unlock (x->lock);
@@ -632,11 +703,13 @@ cleanup (struct sync *x, bool failed)
 int
 vb_replicate (const struct vb_replicate_opts *o, struct vb_replicate_result *r)
 {
-  struct sync x = { .o = o, .r = r, .ssh = { .to = -1, .from = -1 } };
+  struct sync x = { .o = o, .r = r,
+                    .own = { .ssh = { .to = -1, .from = -1 } } };
   double t0 = vb_mono ();
   int ret;
 
   memset (r, 0, sizeof *r);
+  x.l = o->link ? o->link : &x.own;
   ret = steps (&x);
   /* Whichever layer noticed the signal first, the user hears one thing. */
   if (ret < 0 && o->cancel && __atomic_load_n (o->cancel, __ATOMIC_RELAXED))
@@ -651,6 +724,29 @@ vb_replicate (const struct vb_replicate_opts *o, struct vb_replicate_result *r)
   r->seconds = vb_mono () - t0;
   r->lag = x.t_job > 0 ? vb_mono () - x.t_job : 0;
   return ret;
+}
+
+struct vb_replica_link *
+vb_replica_link_new (void)
+{
+  struct vb_replica_link *l = calloc (1, sizeof *l);
+
+  if (!l) {
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  l->ssh.to = l->ssh.from = -1;
+  return l;
+}
+
+/* Closing ssh's pipes ends the idle receiver at once. */
+void
+vb_replica_link_free (struct vb_replica_link *l)
+{
+  if (!l)
+    return;
+  close_link (l);
+  free (l);
 }
 
 void

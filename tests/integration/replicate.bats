@@ -100,7 +100,7 @@ receiver_gone () {
   local i
   for i in $(seq 600); do
     if ! pgrep -f "replica receive $SB" >/dev/null &&
-       ! "$VIRTBACK" replica status "$SB" --json | grep -q '"busy": true'; then
+       "$VIRTBACK" replica status "$SB" --json | jq -e '.busy == false' >/dev/null; then
       return 0
     fi
     sleep 0.1
@@ -522,4 +522,64 @@ wait_receiving () {
   [ -e "$SB/sda.base.qcow2" ]
   run "$VIRTBACK" replica status "$SB"
   [[ "$output" == *"failed over to domain '$VM-fo'"* ]]
+}
+
+# Wait (at most 60 s) until the background sync's output holds N lines.
+bg_lines () {
+  local i
+  for i in $(seq 600); do
+    [ "$(grep -c . "$T/bg/out")" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  echo "only $(grep -c . "$T/bg/out") lines" >&2
+  cat "$T/bg/out" >&2
+  return 1
+}
+
+# The pid of the one receiver, once it is idle (it holds no lock between two syncs); the source's
+# ssh, whose command line names the receiver's too, does not count.
+idle_receiver () {
+  local i p
+  for i in $(seq 600); do
+    p=$(pgrep -f "^$VIRTBACK replica receive $SB\$")
+    if [ "$(wc -w <<<"$p")" = 1 ] && "$VIRTBACK" replica status "$SB" --json | jq -e '.busy == false' >/dev/null &&
+       [ ! -e "$SB/sda.base.qcow2" ]; then
+      echo "$p"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "no idle receiver: $p" >&2
+  ps -o pid,ppid,args -p "$(tr "\n" , <<<"$p" | sed "s/,$//")" >&2
+  return 1
+}
+
+@test "--interval keeps one ssh session and one receiver; a session cut while idle is opened again by the next sync" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0xd1 0 2M"
+  vb_bg_start "$T/bg" $(rep_cmd) -e "$XP_RSH" --interval 4
+  bg_lines 1
+  r1=$(idle_receiver)
+  vb_guest_io "$VM" sda "write -P 0xd2 8M 1M"
+  bg_lines 2
+  r2=$(idle_receiver)
+  cat "$T/bg/out"
+  [ "$r1" = "$r2" ]
+  [[ "$(sed -n 2p "$T/bg/out")" == "point virtback-replica.1 (inc since virtback-replica.0): 1048576 bytes in "* ]]
+  # cut the session while the receiver waits: reset its TCP connection on the standby
+  ip netns exec $XP_NS ss -K state established '( sport = :'$XP_PORT' )'
+  for i in $(seq 100); do kill -0 "$r2" 2>/dev/null || break; sleep 0.1; done
+  not kill -0 "$r2" 2>/dev/null
+  vb_guest_io "$VM" sda "write -P 0xd3 20M 1M"
+  bg_lines 3
+  cat "$T/bg/out"
+  [[ "$(sed -n 3p "$T/bg/out")" == "point virtback-replica.2 (inc since virtback-replica.1): 1048576 bytes in "* ]]
+  r3=$(idle_receiver)
+  [ "$r3" != "$r2" ]
+  kill -INT "$(cat "$T/bg/pid")"
+  [ "$(vb_bg_rc "$T/bg")" -eq 0 ]
+  # the source gone, its receiver ends at once
+  receiver_gone
+  same_as_vm sda
+  rep_clean
 }
