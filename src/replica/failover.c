@@ -247,7 +247,8 @@ lock_stopping_fold (const char *dir)
       killed = true;
     }
     /* A fold in its first 0.5 s may not have noted its pid yet. */
-    else if (!killed && (i >= 5 || !st || strcmp (vb_journal_state (st), "idle") ||
+    else if (!killed && (i >= 5 || !st ||
+                         strcmp (vb_journal_state (st), "idle") ||
                          vb_journal_fold_pending (dir, st) <= 0))
       break;
     nanosleep (&ts, NULL);
