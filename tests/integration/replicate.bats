@@ -583,3 +583,25 @@ idle_receiver () {
   same_as_vm sda
   rep_clean
 }
+
+@test "--interval: an idle receiver whose source hangs holds no lock and exits after the announced idle time" {
+  vb_make_vm "$VM" 64M
+  vb_guest_io "$VM" sda "write -P 0xe1 0 1M"
+  vb_bg_start "$T/bg" $(rep_cmd) -e "$XP_RSH" --interval 5
+  bg_lines 1
+  # the source stops before its next sync (its ssh keeps the session up): the receiver waits
+  # 5 + 60 s, unlocked
+  kill -STOP "$(cat "$T/bg/pid")"
+  r1=$(idle_receiver)
+  t0=$(date +%s)
+  for i in $(seq 900); do kill -0 "$r1" 2>/dev/null || break; sleep 0.1; done
+  waited=$(( $(date +%s) - t0 ))
+  echo "the receiver ended after $waited s"
+  not kill -0 "$r1" 2>/dev/null
+  [ "$waited" -ge 55 ] && [ "$waited" -le 80 ]
+  kill -CONT "$(cat "$T/bg/pid")"
+  kill -INT "$(cat "$T/bg/pid")"
+  vb_bg_rc "$T/bg"
+  receiver_gone
+  rep_clean
+}
