@@ -6,6 +6,13 @@
 #   nbdcopy-tls    the same export served with tls='yes', read with nbds:// and a client cert
 #   virtback       virtback backup -U qemu+ssh://... --nbd-ip ... -l full
 #   virtback-tls   the same with --tls
+#   script         what a user's own script would do, timed as one command in the namespace:
+#                  virsh -c URI backup-begin with a checkpoint (as virtback makes one for -l
+#                  full), nbdcopy, virsh domjobabort, virsh checkpoint-delete
+#   script-tls     the same with tls='yes' and nbds://
+#   before         with VIRTBACK_BEFORE=/path/to/virtback: virtback's cases once more with that
+#                  build, in the same rounds (before and after interleaved)
+#   virtback-tls-cN  with -c "N ...": virtback --tls --connections N, for each N
 # on two disks of one VM: sda, bench-cases' disk (8 GiB holding 3 GiB: random and text in 16
 # extents), the size the target is judged at; sdb, 2 GiB holding 1 GiB of random data, where
 # the fixed costs (ssh, libvirt, the job) weigh most.  Then once more on a link limited to
@@ -15,14 +22,15 @@
 # image equals the disk (qemu-img compare), virtback's backup passes virtback verify; every
 # virtback run must report all of the disk's data.
 #
-# Usage: bench/bench-remote.sh [-r ROUNDS]     (default 3, about 5 minutes)
+# Usage: bench/bench-remote.sh [-r ROUNDS] [-c "N ..."]   (default 3 rounds, about 7 minutes)
 # Needs: root, /usr/bin/time, nbdcopy, sshd, certtool; no /etc/pki/qemu of someone else's.
 set -u
-ROUNDS=3
+ROUNDS=3 TLS_CONNS=
 while [ $# -gt 0 ]; do
   case $1 in
     -r) ROUNDS=$2; shift 2 ;;
-    *) echo "usage: $0 [-r ROUNDS]" >&2; exit 2 ;;
+    -c) TLS_CONNS=$2; shift 2 ;;
+    *) echo "usage: $0 [-r ROUNDS] [-c \"N ...\"]" >&2; exit 2 ;;
   esac
 done
 
@@ -37,6 +45,7 @@ XR=$BENCH_WORK/xr
 bench_check_tools certtool /usr/sbin/sshd tc
 [ ! -e /etc/pki/qemu ] || bench_die "/etc/pki/qemu exists: the benchmark puts its own server certificate there"
 [ -x "$VIRTBACK" ] || bench_die "$VIRTBACK is missing: ninja -C build"
+[ -z "${VIRTBACK_BEFORE:-}" ] || [ -x "$VIRTBACK_BEFORE" ] || bench_die "$VIRTBACK_BEFORE is missing"
 
 cleanup () {
   bench_job_end 2>/dev/null
@@ -125,14 +134,54 @@ run_nbdcopy () {  # NAME ROUND TLS DISK
   rm -f "$BENCH_WORK/out.raw"
 }
 
+# The user's script: one command in the namespace, begun and ended over the same URI.  The
+# scratch directory on the host is made before the timing, as for nbdcopy (a script would use
+# one that exists).
+run_script () {  # NAME ROUND TLS DISK
+  local uri="nbd://$HOST:10991/$4" img=$BENCH_DISK other=sda
+  [ "$3" = yes ] && uri="nbds://$HOST:10991/$4?tls-certificates=$XR/pki/client"
+  [ "$4" = sdb ] && img=$SMALL_DISK
+  [ "$4" = sda ] && other=sdb
+  rm -f "$BENCH_WORK/out.raw"
+  BENCH_JOBDIR=$(mktemp -d /var/tmp/xrbench-job.XXXXXX) || return 1
+  chgrp libvirt-qemu "$BENCH_JOBDIR" && chmod 0770 "$BENCH_JOBDIR" || return 1
+  cat >"$BENCH_JOBDIR/backup.xml" <<XML
+<domainbackup mode='pull'>
+  <server transport='tcp' name='$HOST' port='10991' tls='$3'/>
+  <disks><disk name='$4' backup='yes' type='file'>
+    <scratch file='$BENCH_JOBDIR/scratch-$4.qcow2'/></disk>
+    <disk name='$other' backup='no'/></disks>
+</domainbackup>
+XML
+  cat >"$BENCH_JOBDIR/checkpoint.xml" <<XML
+<domaincheckpoint><name>script.0</name>
+  <disks><disk name='$4' checkpoint='bitmap'/><disk name='$other' checkpoint='no'/></disks>
+</domaincheckpoint>
+XML
+  bench_time "$1" "$2" ip netns exec $NS bash -ec '
+    virsh -q -c "$1" backup-begin "$2" "$3/backup.xml" "$3/checkpoint.xml" >/dev/null
+    nbdcopy "$4" "$5"
+    virsh -q -c "$1" domjobabort "$2"
+    virsh -q -c "$1" checkpoint-delete "$2" script.0 >/dev/null' \
+    script "$URI" "$BENCH_VM" "$BENCH_JOBDIR" "$uri" "$BENCH_WORK/out.raw"
+  vb_no_job "$BENCH_VM" || bench_job_end
+  bench_job_end
+  vsh checkpoint-delete "$BENCH_VM" script.0 >/dev/null 2>&1
+  if [ "$2" = 1 ] && ! qemu-img compare -q -U -f qcow2 -F raw "$img" "$BENCH_WORK/out.raw"; then
+    echo "bench: $1: the copy differs from $img" >&2
+    BAD=1
+  fi
+  rm -f "$BENCH_WORK/out.raw"
+}
+
 # The whole command; then its output is checked: all of the disk's data in its log line,
 # and in round 1 virtback verify over the backup.
-run_virtback () {  # NAME ROUND DISK OPTIONS...
-  local name=$1 round=$2 disk=$3 got
+run_virtback () {  # NAME ROUND DISK OPTIONS...   (VB: the build, default $VIRTBACK)
+  local name=$1 round=$2 disk=$3 got vb=${VB:-$VIRTBACK}
   shift 3
   rm -rf "$BENCH_WORK/out"
   : >"$BENCH_WORK/run.log"
-  BENCH_LOG=$BENCH_WORK/run.log bench_time "$name" "$round" ip netns exec $NS "$VIRTBACK" \
+  BENCH_LOG=$BENCH_WORK/run.log bench_time "$name" "$round" ip netns exec $NS "$vb" \
     backup -U "$URI" -d "$BENCH_VM" -i "$disk" -l full -n --nbd-ip $HOST \
     --nbd-port 10980-10989 -o "$BENCH_WORK/out" "$@"
   cat "$BENCH_WORK/run.log" >>"$BENCH_LOG"
@@ -140,7 +189,7 @@ run_virtback () {  # NAME ROUND DISK OPTIONS...
   if [ "$got" != "${DATA[$disk]}" ]; then
     echo "bench: $name: backed up ${got:-no} bytes of data, not ${DATA[$disk]}" >&2
     BAD=1
-  elif [ "$round" = 1 ] && ! "$VIRTBACK" verify -i "$BENCH_WORK/out" >>"$BENCH_LOG" 2>&1; then
+  elif [ "$round" = 1 ] && ! "$vb" verify -i "$BENCH_WORK/out" >>"$BENCH_LOG" 2>&1; then
     echo "bench: $name: virtback verify failed on the backup (see $BENCH_LOG)" >&2
     BAD=1
   fi
@@ -158,25 +207,42 @@ make_vm
 set_up_hosts
 echo "bench: $ROUNDS rounds, VM $BENCH_VM (sda: 8 GiB disk, 3 GiB of data; sdb: 2 GiB disk, 1 GiB of random data), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "bench: code $(bench_code_version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "${VIRTBACK_BEFORE:-}" ] || echo "bench: before = $VIRTBACK_BEFORE"
+TLSOPT=(--tls --tls-dir "$XR/pki/client")
 for r in $(seq 1 "$ROUNDS"); do
   for d in sda sdb; do
     g=3g
     [ $d = sdb ] && g=1g
     run_nbdcopy nbdcopy-$g "$r" no $d
+    run_script script-$g "$r" no $d
     run_virtback virtback-$g "$r" $d
+    [ -z "${VIRTBACK_BEFORE:-}" ] || VB=$VIRTBACK_BEFORE run_virtback before-$g "$r" $d
     run_nbdcopy nbdcopy-$g-tls "$r" yes $d
-    run_virtback virtback-$g-tls "$r" $d --tls --tls-dir "$XR/pki/client"
+    run_script script-$g-tls "$r" yes $d
+    run_virtback virtback-$g-tls "$r" $d "${TLSOPT[@]}"
+    [ -z "${VIRTBACK_BEFORE:-}" ] || VB=$VIRTBACK_BEFORE run_virtback before-$g-tls "$r" $d "${TLSOPT[@]}"
+    for c in $TLS_CONNS; do
+      run_virtback virtback-$g-tls-c$c "$r" $d "${TLSOPT[@]}" --connections "$c"
+    done
   done
 done
 tc qdisc add dev xrbh0 root tbf rate 400mbit burst 256kb latency 50ms
 run_nbdcopy nbdcopy-1g-400mbit 1 no sdb
 run_virtback virtback-1g-400mbit 1 sdb
+[ -z "${VIRTBACK_BEFORE:-}" ] || VB=$VIRTBACK_BEFORE run_virtback before-1g-400mbit 1 sdb
 tc qdisc del dev xrbh0 root
 
 echo
 echo "Medians over $ROUNDS rounds (seconds: the command alone, and until its data is synced):"
-bench_table virtback-3g:nbdcopy-3g virtback-3g-tls:nbdcopy-3g-tls virtback-1g:nbdcopy-1g \
-  virtback-1g-tls:nbdcopy-1g-tls virtback-1g-400mbit:nbdcopy-1g-400mbit
+pairs=()
+for g in 3g 3g-tls 1g 1g-tls; do
+  pairs+=(virtback-$g:nbdcopy-$g virtback-$g:script-$g script-$g:nbdcopy-$g)
+  [ -z "${VIRTBACK_BEFORE:-}" ] || pairs+=(before-$g:nbdcopy-$g before-$g:script-$g)
+done
+for c in $TLS_CONNS; do pairs+=(virtback-3g-tls-c$c:nbdcopy-3g-tls virtback-1g-tls-c$c:nbdcopy-1g-tls); done
+pairs+=(virtback-1g-400mbit:nbdcopy-1g-400mbit)
+[ -z "${VIRTBACK_BEFORE:-}" ] || pairs+=(before-1g-400mbit:nbdcopy-1g-400mbit)
+bench_table "${pairs[@]}"
 awk '$1 == "virtback-1g-400mbit" && $6 == 0 {
   printf "\nvirtback at 400 mbit/s: %.1f MiB/s for 1 GiB (the link: %.1f MiB/s)\n", 1024 / $3, 400e6 / 8 / 1048576 }' \
   "$BENCH_RESULTS"
