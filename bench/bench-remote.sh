@@ -209,6 +209,15 @@ echo "bench: $ROUNDS rounds, VM $BENCH_VM (sda: 8 GiB disk, 3 GiB of data; sdb: 
 echo "bench: code $(bench_code_version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -z "${VIRTBACK_BEFORE:-}" ] || echo "bench: before = $VIRTBACK_BEFORE"
 TLSOPT=(--tls --tls-dir "$XR/pki/client")
+# BENCH_TRACE=FILE: one virtback run of sdb under strace (execve, connect, exit_group, write, with
+# times) into FILE, for where the fixed cost goes; no figures.
+if [ -n "${BENCH_TRACE:-}" ]; then
+  run_virtback virtback-1g 2 sdb &&
+    ip netns exec $NS strace -f -tt -e trace=execve,connect,exit_group,write -o "$BENCH_TRACE" \
+      "$VIRTBACK" backup -U "$URI" -d "$BENCH_VM" -i sdb -l full -n \
+      --nbd-ip $HOST --nbd-port 10980-10989 -o "$BENCH_WORK/out" >>"$BENCH_LOG" 2>&1
+  exit
+fi
 for r in $(seq 1 "$ROUNDS"); do
   for d in sda sdb; do
     g=3g
