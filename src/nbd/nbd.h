@@ -14,8 +14,7 @@
  * - A vb_mapper walks the extents in a thread of its own, ahead of the
  *   copy, so block-status queries overlap the reads.
  * - vb_nbd_copy() reads every DATA range with many asynchronous requests in
- *   flight, spread over the connections, each of which a thread of its own
- *   drives, and hands the bytes to a sink strictly in disk order, so the
+ *   flight and hands the bytes to a sink strictly in disk order, so the
  *   sink can write a stream while later reads are still in flight.
  * Errors: -1 with vb_set_error() naming the export and offset.
  * Ownership: struct vb_nbd owns its libnbd handle.
