@@ -23,20 +23,33 @@ vb_fs_chgrp_fd (int fd, gid_t gid, const char *what)
   return 0;
 }
 
-int
-vb_fsync_dir (const char *dir)
+/* fsync PATH opened with FLAGS; WHAT names it in the error. */
+static int
+fsync_path (const char *path, int flags, const char *what)
 {
-  CLEANUP_CLOSE int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  CLEANUP_CLOSE int fd = open (path, flags | O_CLOEXEC);
 
   if (fd < 0) {
-    vb_set_error_errno (errno, "open directory %s", dir);
+    vb_set_error_errno (errno, "open %s%s", what, path);
     return -1;
   }
   if (fsync (fd) < 0) {
-    vb_set_error_errno (errno, "fsync directory %s", dir);
+    vb_set_error_errno (errno, "fsync %s%s", what, path);
     return -1;
   }
   return 0;
+}
+
+int
+vb_fsync_dir (const char *dir)
+{
+  return fsync_path (dir, O_RDONLY | O_DIRECTORY, "directory ");
+}
+
+int
+vb_fsync_file (const char *path)
+{
+  return fsync_path (path, O_RDONLY, "");
 }
 
 /* The error of a failed write; the caller adds which file.  errno is

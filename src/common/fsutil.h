@@ -13,6 +13,8 @@
 #include <sys/types.h>
 
 int vb_fsync_dir (const char *dir);
+/* Make a file written by another process (qemu-img, say) durable. */
+int vb_fsync_file (const char *path);
 /* Give an open file group GID (-1: leave the creator's); 0 or -1. */
 int vb_fs_chgrp_fd (int fd, gid_t gid, const char *what);
 /* Write LEN bytes to DIR/NAME atomically with MODE (and group GID). */

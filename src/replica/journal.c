@@ -345,18 +345,6 @@ vb_journal_fold_pending (const char *dir, struct json_object *j)
   return n;
 }
 
-static int
-fsync_file (const char *path)
-{
-  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
-
-  if (fd < 0 || fsync (fd) < 0) {
-    vb_set_error_errno (errno, "fsync %s", path);
-    return -1;
-  }
-  return 0;
-}
-
 /* The top's view never changes while its clusters are copied into the
  * base (the top masks each of them), so an interrupted fold leaves the
  * point as it was, and a new one rewrites the same clusters. */
@@ -373,7 +361,8 @@ fold_disk (const char *dir, const char *target)
   char *const argv[] = { "qemu-img", "commit", "-q", "-d", "-f", "qcow2",
                          top, NULL };
   vb_phase ("fold-begin");
-  if (vb_proc_run (argv) < 0 || fsync_file (base) < 0 || move (base, top) < 0)
+  if (vb_proc_run (argv) < 0 || vb_fsync_file (base) < 0 ||
+      move (base, top) < 0)
     return -1;
   vb_phase ("fold-end");
   return 0;
