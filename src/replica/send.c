@@ -447,7 +447,6 @@ close_link (struct vb_replica_link *l)
     vb_wire_free (&l->w);
   l->open = false;
   vb_ssh_free (&l->ssh);
-  l->ssh.to = l->ssh.from = -1;
 }
 
 /* ssh's stderr log: in the sync's private directory, or beside it for a
@@ -679,9 +678,6 @@ cleanup (struct sync *x, bool failed)
     vb_warn ("could not remove checkpoint %s: %s", x->point, vb_get_error ());
   /* A kept session stays open after a sync that succeeded only. */
   if (failed || x->l == &x->own) {
-    if (x->l->open)
-      vb_wire_free (&x->l->w);
-    x->l->open = false;
     rc = vb_ssh_end (&x->l->ssh);
     vb_error_restore (&e);
     if (failed && rc != 0 && e.code != VB_ERR_CANCELLED)
