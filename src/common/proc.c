@@ -224,3 +224,21 @@ vb_proc_pid_file (const char *path)
 
   return pid > 0 ? (pid_t) pid : 0;
 }
+
+bool
+vb_proc_has_arg (pid_t pid, const char *arg)
+{
+  char path[64], buf[8192];
+  CLEANUP_FCLOSE FILE *fp = NULL;
+  size_t len;
+
+  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+  if (!(fp = fopen (path, "re")))
+    return false;
+  len = fread (buf, 1, sizeof buf - 1, fp);
+  buf[len] = '\0';
+  for (size_t i = 0; i < len; i += strlen (buf + i) + 1)
+    if (strcmp (buf + i, arg) == 0)
+      return true;
+  return false;
+}

@@ -9,6 +9,7 @@
 #define VB_PROC_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Run to completion and return its stdout (NUL-terminated, *LEN bytes).
@@ -26,6 +27,9 @@ void vb_proc_stop (pid_t pid, int grace_ms);
 /* The pid a server or a background process wrote into PATH: 0 when the
  * file is missing or holds no positive number. */
 pid_t vb_proc_pid_file (const char *path);
+/* Is one of PID's arguments exactly ARG?  false for a process gone or
+ * unreadable; sets no error (a check, not a failure). */
+bool vb_proc_has_arg (pid_t pid, const char *arg);
 /* The first line of FILE, for error messages ("" if none). */
 void vb_proc_log_line (const char *file, char *buf, size_t len);
 

@@ -400,20 +400,6 @@ nbdkit_alive (int pid)
   return alive;
 }
 
-/* A /proc file, NUL-terminated, without touching the error state. */
-static char *
-read_proc (const char *path, size_t *len)
-{
-  CLEANUP_FCLOSE FILE *fp = fopen (path, "re");
-  char *buf;
-
-  if (!fp || !(buf = malloc (8192)))
-    return NULL;
-  *len = fread (buf, 1, 8191, fp);
-  buf[*len] = '\0';
-  return buf;
-}
-
 static bool
 map_dir_stale (const char *dir)
 {
@@ -536,22 +522,14 @@ relay (struct vb_map *m, void (*line) (void *, const char *), void *op)
 static bool
 detached_serving (const struct vb_map *m)
 {
-  char path[64], want[PATH_MAX + 16];
-  CLEANUP_FREE char *cmd = NULL;
-  size_t len = 0;
+  char want[PATH_MAX + 16];
 
   /* Neither check sets an error: a server that just ended is an answer,
    * and the caller's error (say, why it stops the map) must survive. */
   if (!nbdkit_alive (m->pid))
     return false;
-  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) m->pid);
   snprintf (want, sizeof want, "-P%s/nbdkit.pid", m->rundir);
-  if (!(cmd = read_proc (path, &len)))
-    return false;
-  for (size_t i = 0; i < len; i += strlen (cmd + i) + 1)
-    if (strcmp (cmd + i, want) == 0)
-      return true;
-  return false;
+  return vb_proc_has_arg (m->pid, want);
 }
 
 static bool

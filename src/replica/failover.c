@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/fsutil.h"
+#include "common/proc.h"
 #include "common/text.h"
 #include "replica/internal.h"
 #include "replica/replica.h"
@@ -214,14 +215,16 @@ start (const struct vb_failover_opts *o, struct json_object *j,
 }
 
 /* The pid of a detached fold holding DIR's lock (the leader of its own
- * session, so its qemu-img goes with it), or 0. */
+ * session, so its qemu-img goes with it, and a `virtback replica`
+ * process: a fold killed before it cleared "folding" leaves a pid that
+ * another program may have by now), or 0. */
 static pid_t
 running_fold (struct json_object *st)
 {
   pid_t pid = (pid_t) vb_json_int (st, "folding", 0);
 
   if (pid <= 0 || strcmp (vb_journal_state (st), "idle") ||
-      getpgid (pid) != pid)
+      getpgid (pid) != pid || !vb_proc_has_arg (pid, "replica"))
     return 0;
   return pid;
 }
