@@ -102,21 +102,35 @@ set_up_hosts () {
   URI="qemu+ssh://root@$HOST:2201/system?command=$XR/ssh/ssh"
 }
 
-# A backup job on TCP made by hand (TLS when $1 is yes) of disk $2, as virtback makes its own.
-tcp_job_begin () {
-  local other=sda
-  [ "$2" = sda ] && other=sdb
+# The job directory and pull-backup XML of disk $2 alone (TLS when $1 is yes) on port $3, as
+# virtback makes its own; sets BENCH_JOBDIR, and OTHER to the disk left out.
+job_xml () {
+  OTHER=sda
+  [ "$2" = sda ] && OTHER=sdb
   BENCH_JOBDIR=$(mktemp -d /var/tmp/xrbench-job.XXXXXX) || return 1
   chgrp libvirt-qemu "$BENCH_JOBDIR" && chmod 0770 "$BENCH_JOBDIR" || return 1
   cat >"$BENCH_JOBDIR/backup.xml" <<XML
 <domainbackup mode='pull'>
-  <server transport='tcp' name='$HOST' port='10990' tls='$1'/>
+  <server transport='tcp' name='$HOST' port='$3' tls='$1'/>
   <disks><disk name='$2' backup='yes' type='file'>
     <scratch file='$BENCH_JOBDIR/scratch-$2.qcow2'/></disk>
-    <disk name='$other' backup='no'/></disks>
+    <disk name='$OTHER' backup='no'/></disks>
 </domainbackup>
 XML
-  vsh backup-begin "$BENCH_VM" "$BENCH_JOBDIR/backup.xml" >/dev/null
+}
+
+# A backup job on TCP made by hand (TLS when $1 is yes) of disk $2.
+tcp_job_begin () {
+  job_xml "$1" "$2" 10990 && vsh backup-begin "$BENCH_VM" "$BENCH_JOBDIR/backup.xml" >/dev/null
+}
+
+# check_copy NAME ROUND IMAGE: in round 1 the raw copy must equal IMAGE; then it is removed.
+check_copy () {
+  if [ "$2" = 1 ] && ! qemu-img compare -q -U -f qcow2 -F raw "$3" "$BENCH_WORK/out.raw"; then
+    echo "bench: $1: the copy differs from $3" >&2
+    BAD=1
+  fi
+  rm -f "$BENCH_WORK/out.raw"
 }
 
 run_nbdcopy () {  # NAME ROUND TLS DISK
@@ -127,35 +141,21 @@ run_nbdcopy () {  # NAME ROUND TLS DISK
   tcp_job_begin "$3" "$4" || { echo "bench: backup-begin failed" >&2; bench_job_end; return 1; }
   bench_time "$1" "$2" ip netns exec $NS nbdcopy "$uri" "$BENCH_WORK/out.raw"
   bench_job_end
-  if [ "$2" = 1 ] && ! qemu-img compare -q -U -f qcow2 -F raw "$img" "$BENCH_WORK/out.raw"; then
-    echo "bench: $1: the copy differs from $img" >&2
-    BAD=1
-  fi
-  rm -f "$BENCH_WORK/out.raw"
+  check_copy "$1" "$2" "$img"
 }
 
 # The user's script: one command in the namespace, begun and ended over the same URI.  The
 # scratch directory on the host is made before the timing, as for nbdcopy (a script would use
 # one that exists).
 run_script () {  # NAME ROUND TLS DISK
-  local uri="nbd://$HOST:10991/$4" img=$BENCH_DISK other=sda
+  local uri="nbd://$HOST:10991/$4" img=$BENCH_DISK
   [ "$3" = yes ] && uri="nbds://$HOST:10991/$4?tls-certificates=$XR/pki/client"
   [ "$4" = sdb ] && img=$SMALL_DISK
-  [ "$4" = sda ] && other=sdb
   rm -f "$BENCH_WORK/out.raw"
-  BENCH_JOBDIR=$(mktemp -d /var/tmp/xrbench-job.XXXXXX) || return 1
-  chgrp libvirt-qemu "$BENCH_JOBDIR" && chmod 0770 "$BENCH_JOBDIR" || return 1
-  cat >"$BENCH_JOBDIR/backup.xml" <<XML
-<domainbackup mode='pull'>
-  <server transport='tcp' name='$HOST' port='10991' tls='$3'/>
-  <disks><disk name='$4' backup='yes' type='file'>
-    <scratch file='$BENCH_JOBDIR/scratch-$4.qcow2'/></disk>
-    <disk name='$other' backup='no'/></disks>
-</domainbackup>
-XML
+  job_xml "$3" "$4" 10991 || return 1
   cat >"$BENCH_JOBDIR/checkpoint.xml" <<XML
 <domaincheckpoint><name>script.0</name>
-  <disks><disk name='$4' checkpoint='bitmap'/><disk name='$other' checkpoint='no'/></disks>
+  <disks><disk name='$4' checkpoint='bitmap'/><disk name='$OTHER' checkpoint='no'/></disks>
 </domaincheckpoint>
 XML
   bench_time "$1" "$2" ip netns exec $NS bash -ec '
@@ -167,11 +167,7 @@ XML
   vb_no_job "$BENCH_VM" || bench_job_end
   bench_job_end
   vsh checkpoint-delete "$BENCH_VM" script.0 >/dev/null 2>&1
-  if [ "$2" = 1 ] && ! qemu-img compare -q -U -f qcow2 -F raw "$img" "$BENCH_WORK/out.raw"; then
-    echo "bench: $1: the copy differs from $img" >&2
-    BAD=1
-  fi
-  rm -f "$BENCH_WORK/out.raw"
+  check_copy "$1" "$2" "$img"
 }
 
 # The whole command; then its output is checked: all of the disk's data in its log line,
