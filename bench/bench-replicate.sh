@@ -167,9 +167,9 @@ if [ "${ISYNCS:-0}" -gt 0 ]; then
   kill -INT $IPID; wait $IPID
   cat "$WORK/interval.out" >>"$LOG"
   ifirst=$(secs "$(grep '^point ' "$WORK/interval.out" | head -1)")
-  for l in $(grep '^point ' "$WORK/interval.out" | tail -n +2 | sed 's/.* bytes in \([0-9.]*\) s.*/\1/'); do
-    add kept "$l"
-  done
+  while read -r l; do
+    add kept "$(secs "$l")"
+  done < <(grep '^point ' "$WORK/interval.out" | tail -n +2)
 fi
 
 printf '%-38s %10s   %s\n' case "median ms" "all rounds (ms)"
