@@ -95,6 +95,17 @@ stop_fold_in_commit () {
 # The standby image of DISK equals the VM's disk now (once a fold has renamed its files).
 same_as_vm () { receiver_gone && vb_snapshot_disk "$VM" "$1" "$T/now-$1.qcow2" && vb_compare "$T/now-$1.qcow2" "$SB/$1.qcow2"; }
 
+# rep_inc PARENT BYTES: one sync, an incremental from PARENT that moves BYTES of data; then
+# the standby's sda equals the VM's and nothing of the sync is left.
+rep_inc () {
+  rep
+  [ "$status" -eq 0 ]
+  [ "$(field "$output" parent)" = "$1" ]
+  [ "$(field "$output" bytes)" -eq "$2" ]
+  same_as_vm sda
+  rep_clean
+}
+
 # Wait (at most 60 s) until no receiver works on the standby directory.
 receiver_gone () {
   local i
@@ -205,12 +216,7 @@ wait_receiving () {
   vb_compare "$T/before.qcow2" "$SB/sda.qcow2"
   xp_rate ""
   # the killed sync's job is still on the domain: the next sync ends it by itself
-  rep
-  [ "$status" -eq 0 ]
-  [ "$(field "$output" parent)" = virtback-replica.0 ]
-  [ "$(field "$output" bytes)" -eq $((24 << 20)) ]
-  same_as_vm sda
-  rep_clean
+  rep_inc virtback-replica.0 "$((24 << 20))"
   [ "$(vb_checkpoints "$VM")" = "$(field "$output" point)" ]
 }
 
@@ -269,13 +275,8 @@ wait_receiving () {
   [ "$status" -eq 0 ]
   vb_snapshot_disk "$VM" sda "$T/inc.qcow2"
   vb_guest_io "$VM" sda "write -P 0x74 30M 1M"
-  rep
-  [ "$status" -eq 0 ]
-  [ "$(field "$output" parent)" = virtback-replica.1 ]
   # what changed since the last sync: 2 MiB before the inc backup, 1 MiB after
-  [ "$(field "$output" bytes)" -eq $((3 << 20)) ]
-  same_as_vm sda
-  rep_clean
+  rep_inc virtback-replica.1 "$((3 << 20))"
   [ "$(vb_checkpoints "$VM" | tr '\n' ' ')" = "virtback-replica.2 virtback.0 virtback.1 " ]
   run "$VIRTBACK" restore -i "$T/b" -o "$T/r0" --until virtback.0
   [ "$status" -eq 0 ]
@@ -471,16 +472,16 @@ wait_receiving () {
   [[ "$output" == *"state:     idle, the last sync not folded into one image per disk yet: the next sync or 'virtback replica apply' folds it"* ]]
   # the next sync finishes that fold first, then applies and folds its own
   vb_guest_io "$VM" sda "write -P 0xb4 20M 1M"
-  rep
-  [ "$status" -eq 0 ]
-  [ "$(field "$output" parent)" = virtback-replica.1 ]
-  [ "$(field "$output" bytes)" -eq $((1 << 20)) ]
-  same_as_vm sda
-  rep_clean
-  # killed before or at the start of its commit, then folded by replica apply
+  rep_inc virtback-replica.1 "$((1 << 20))"
+  # killed before or at the start of its commit, then folded by replica apply; the standby's
+  # qemu-img waits 5 s before a commit, so that the fold is surely caught before it ends
+  mkdir -p "$T/slow"
+  printf '#!/bin/sh\n[ "$1" = commit ] && sleep 5\nexec /usr/bin/qemu-img "$@"\n' >"$T/slow/qemu-img"
+  printf '#!/bin/sh\nPATH=%s:$PATH exec %s "$@"\n' "$T/slow" "$VIRTBACK" >"$T/slow/virtback"
+  chmod 755 "$T/slow/qemu-img" "$T/slow/virtback"
   vb_guest_io "$VM" sda "write -P 0xb5 16M 96M"
   vb_snapshot_disk "$VM" sda "$T/p3.qcow2"
-  rep
+  rep --remote-virtback "$T/slow/virtback"
   [ "$status" -eq 0 ]
   FOLD=$(fold_pid)
   kill -9 -- "-$FOLD"
