@@ -11,7 +11,8 @@
 #   incremental  virtback replicate after the guest changed 5 % of the disk (52 writes of
 #                4 MiB spread over it, through qemu-io over HMP), timed when the source's
 #                command returns; a second line times, from the same start, the end of the
-#                standby's fold of that sync (replica status polled every 10 ms)
+#                standby's fold of that sync (replica status polled every 10 ms; a fold still
+#                running after FOLD_MAX_S seconds, default 60, stops the benchmark with an error)
 # Each standby image is compared once with the VM's disk.  Prints medians and the ratios the
 # issue sets targets for: first sync / nbdcopy (<= 1.3), and incremental / full resync
 # (<= 0.15), where the full resync is the first sync (a full one of the same disk, before the
@@ -95,12 +96,16 @@ sync_into () {   # DIR [perf]: one sync
 }
 
 # Milliseconds from the start of the last sync until the standby's fold ended (no process holds
-# DIR's lock and no base is left), polled every 10 ms after the source returned.
+# DIR's lock and no base is left), polled every 10 ms after the source returned.  A fold of
+# 208 MiB takes well under a second here: one still running after FOLD_MAX_S (default 60) s
+# hangs, and the benchmark stops with the last status instead of waiting for ever.
 fold_done () {
-  local st
+  local st end=$(( $(ms) + ${FOLD_MAX_S:-60} * 1000 ))
   while :; do
     st=$("$VIRTBACK" replica status "$1" --json) || die "replica status failed"
     jq -e '.busy == false and .fold == null' <<<"$st" >/dev/null && break
+    [ "$(ms)" -lt "$end" ] ||
+      die "the standby's fold did not end within ${FOLD_MAX_S:-60} s: $(jq -c . <<<"$st")"
     sleep 0.01
   done
   MS=$(( $(ms) - T0 ))
