@@ -209,6 +209,13 @@ wait_receiving () {
   vb_bg_start "$T/bg" $(rep_cmd) -e "$XP_RSH"
   wait_receiving
   sleep 2
+  # the standby's qemu-nbd writes around the page cache ($SB is on ext4, which takes O_DIRECT)
+  local p q=""
+  for p in $(ip netns pids $XP_NS); do
+    q+="$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)"$'\n'
+  done
+  grep "qemu-nbd.*$SB/" <<<"$q"
+  grep "qemu-nbd.*$SB/" <<<"$q" | grep -q -- '--cache=none --aio=native'
   kill -9 "$(cat "$T/bg/pid")"
   receiver_gone
   cat "$SB/state.json"
