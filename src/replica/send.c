@@ -464,9 +464,10 @@ ssh_log (struct sync *x)
 static int
 open_wire (struct sync *x)
 {
-  CLEANUP_STRV char **argv = vb_ssh_argv (x->o->rsh ? x->o->rsh : "ssh",
-                                          x->o->remote ? x->o->remote
-                                          : "virtback", x->o->to);
+  const char *rsh = x->o->rsh ? x->o->rsh : "ssh";
+  const char *remote = x->o->remote ? x->o->remote : "virtback";
+  bool theirs = vb_ssh_config_ciphers (rsh, remote, x->o->to);
+  CLEANUP_STRV char **argv = vb_ssh_argv (rsh, remote, x->o->to, !theirs);
   CLEANUP_FREE char *log = ssh_log (x);
 
   if (!argv || !log || vb_ssh_start (&x->l->ssh, argv, log) < 0 ||

@@ -80,11 +80,12 @@ add (char ***v, size_t *n, const char *s)
   return 0;
 }
 
-/* RSH's words, our keep-alives and ciphers (ssh takes the first value of
- * an option, so the user's own -o or -c wins), the port, the user, the host, the remote
- * command. */
+/* RSH's words, our keep-alives and, with CIPHERS, our cipher preference
+ * (ssh takes the first value of an option, so the user's own -o or -c
+ * wins), the port, the user, the host, the remote command. */
 char **
-vb_ssh_argv (const char *rsh, const char *remote, const char *to)
+vb_ssh_argv (const char *rsh, const char *remote, const char *to,
+             bool ciphers)
 {
   CLEANUP_FREE char *user = NULL, *host = NULL, *port = NULL, *dir = NULL;
   CLEANUP_FREE char *cmd = NULL;
@@ -113,13 +114,17 @@ vb_ssh_argv (const char *rsh, const char *remote, const char *to)
     "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
     "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
     /* the frames are not worth deflating twice per byte on busy cores */
-    "-o", "Compression=no",
-    /* AES-GCM first: with the CPU's AES instructions it costs half of
-     * ssh's default chacha20 per byte (measured in bench/README.md). */
+    "-o", "Compression=no", "-T", NULL };
+  /* AES-GCM first: with the CPU's AES instructions it costs half of ssh's
+   * default chacha20 per byte (measured in bench/README.md). */
+  static const char *const aes[] = {
     "-o", "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
-    "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", "-T", NULL };
+    "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", NULL };
   for (size_t i = 0; keep[i]; i++)
     if (add (&v, &n, keep[i]) < 0)
+      goto out;
+  for (size_t i = 0; ciphers && aes[i]; i++)
+    if (add (&v, &n, aes[i]) < 0)
       goto out;
   if ((port && (add (&v, &n, "-p") < 0 || add (&v, &n, port) < 0)) ||
       (user && (add (&v, &n, "-l") < 0 || add (&v, &n, user) < 0)) ||
@@ -134,6 +139,49 @@ vb_ssh_argv (const char *rsh, const char *remote, const char *to)
     return NULL;
   }
   return v;
+}
+
+/* The "ciphers" value `ssh -G` prints for ARGV (an ssh command line that
+ * ends in the host and the remote command, which -G does without), or
+ * NULL when ssh cannot tell. */
+static char *
+effective_ciphers (char *const *argv)
+{
+  size_t n = 0;
+
+  while (argv[n])
+    n++;
+  CLEANUP_FREE char **q = calloc (n + 1, sizeof *q);
+  if (n < 2 || !q)
+    return NULL;
+  q[0] = argv[0];
+  q[1] = (char *) "-G";
+  memcpy (q + 2, argv + 1, (n - 2) * sizeof *q);
+  CLEANUP_FREE char *out = vb_proc_output (q, NULL);
+  for (char *l = out; l; l = strchr (l, '\n'), l = l ? l + 1 : NULL)
+    if (!strncmp (l, "ciphers ", 8))
+      return strndup (l + 8, strcspn (l + 8, "\n"));
+  return NULL;
+}
+
+bool
+vb_ssh_config_ciphers (const char *rsh, const char *remote, const char *to)
+{
+  CLEANUP_STRV char **v = vb_ssh_argv (rsh, remote, to, false);
+  char *none[] = { (char *) "ssh", (char *) "-F", (char *) "/dev/null",
+                   (char *) "--", (char *) "localhost", (char *) "true",
+                   NULL };
+  const char *base;
+
+  if (!v)
+    return false;
+  base = strrchr (v[0], '/') ? strrchr (v[0], '/') + 1 : v[0];
+  if (strcmp (base, "ssh"))
+    return false;
+  none[0] = v[0];
+  CLEANUP_FREE char *theirs = effective_ciphers (v);
+  CLEANUP_FREE char *plain = effective_ciphers (none);
+  return theirs && plain && strcmp (theirs, plain) != 0;
 }
 
 int

@@ -14,6 +14,7 @@
 #include "common/fsutil.h"
 #include "common/proc.h"
 #include "common/test.h"
+#include "common/text.h"
 #include "nbd/qemu_nbd.h"
 #include "replica/internal.h"
 #include "replica/replica.h"
@@ -47,13 +48,13 @@ static void
 test_argv (void)
 {
   CLEANUP_STRV char **v = vb_ssh_argv ("ssh -i '/k ey' -o A=b", "/opt/vb",
-                                       "ssh://me@h:22/x");
+                                       "ssh://me@h:22/x", true);
   const char *want[] = { "ssh", "-i", "/k ey", "-o", "A=b", "-o",
                          "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
                          "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o",
-                         "Compression=no", "-o",
+                         "Compression=no", "-T", "-o",
                          "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
-                         "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", "-T", "-p", "22", "-l", "me",
+                         "aes256-gcm@openssh.com,aes128-ctr,aes256-ctr", "-p", "22", "-l", "me",
                          "--", "h", "/opt/vb replica receive /x", NULL };
   size_t i;
 
@@ -61,8 +62,38 @@ test_argv (void)
   for (i = 0; want[i] && v[i]; i++)
     CHECK_STR (v[i], want[i]);
   CHECK (!want[i] && !v[i]);
-  CHECK_ERR (vb_ssh_argv ("ssh $(id)", "virtback", "ssh://h/x") == NULL,
+  CHECK_ERR (vb_ssh_argv ("ssh $(id)", "virtback", "ssh://h/x", true) == NULL,
              "--rsh");
+  CLEANUP_STRV char **w = vb_ssh_argv ("ssh", "virtback", "ssh://h/x", false);
+  REQUIRE (w);
+  for (i = 0; w[i]; i++)
+    CHECK (strncmp (w[i], "Ciphers=", 8) != 0);
+}
+
+/* The real ssh's -G: a Ciphers line of the user's config (or -c) keeps
+ * virtback's preference out; no config keeps it in. */
+static void
+test_config_ciphers (void)
+{
+  char dir[] = "/tmp/vb-test-ssh.XXXXXX";
+  REQUIRE (mkdtemp (dir));
+  CLEANUP_FREE char *cfg = vb_xasprintf ("%s/config", dir);
+  CLEANUP_FREE char *empty = vb_xasprintf ("%s/empty", dir);
+  CLEANUP_FREE char *with = vb_xasprintf ("ssh -F %s", cfg);
+  CLEANUP_FREE char *without = vb_xasprintf ("ssh -F %s", empty);
+  FILE *f = fopen (cfg, "w");
+
+  REQUIRE (f && fputs ("Ciphers chacha20-poly1305@openssh.com\n", f) >= 0);
+  fclose (f);
+  REQUIRE ((f = fopen (empty, "w")));
+  fclose (f);
+  CHECK (vb_ssh_config_ciphers (with, "virtback", "ssh://me@h:22/x"));
+  CHECK (!vb_ssh_config_ciphers (without, "virtback", "ssh://me@h:22/x"));
+  CHECK (vb_ssh_config_ciphers ("ssh -c aes256-ctr", "virtback", "ssh://h/x"));
+  CHECK (!vb_ssh_config_ciphers ("/bin/true", "virtback", "ssh://h/x"));
+  unlink (cfg);
+  unlink (empty);
+  rmdir (dir);
 }
 
 static void
@@ -306,6 +337,7 @@ main (void)
 {
   test_parse_to ();
   test_argv ();
+  test_config_ciphers ();
   test_wire ();
   test_wire_big ();
   test_apply_next ();
