@@ -12,7 +12,11 @@
  * options passed as arguments): qemu-nbd --fork returns once it listens,
  * the script prints "ready", then reads keepalive lines from ssh; "stop",
  * the end of its stdin (ssh or virtback gone) or no line for the timeout
- * (the link cut) all end qemu-nbd and remove its pid file.
+ * (the link cut) all end qemu-nbd and remove its pid file.  It runs
+ * with --norc: bash started by a shell that sshd started reads ~/.bashrc
+ * again (its shell level is 1 once the login shell exec'd it), which on a
+ * host whose .bashrc does much (here pyenv init) costs as much as the
+ * session itself.
  *
  * A backup job's private directory there (vb_rdir_*) is held the same
  * way: one session makes it, says where, and removes it on "stop", on
@@ -55,13 +59,14 @@ static const char dir_script[] =
 
 #define MAXARGS 40
 
-/* The remote command: bash -c SCRIPT bash TIMEOUT qemu-nbd-options... */
+/* The remote command: bash --norc -c SCRIPT bash TIMEOUT qemu-nbd-options... */
 static char *
 remote_cmd (const struct vb_rnbd_opts *o, int port, int timeout)
 {
   char t[16], p[16];
   CLEANUP_FREE char *fmt = NULL, *exp = NULL, *bm = NULL, *tls = NULL;
-  const char *v[MAXARGS] = { "bash", "-c", script, "bash", t };
+  const char *v[MAXARGS] = { "bash", "--norc", "-c", script, "bash",
+                               t };
   size_t n = 5;
 
   snprintf (t, sizeof t, "%d", timeout);
@@ -308,7 +313,8 @@ vb_rdir_start (const struct vb_remote *r, struct vb_rnbd *q,
                const char *base, gid_t gid)
 {
   char t[16], g[16];
-  const char *v[] = { "bash", "-c", dir_script, "bash", t, base, g, NULL };
+  const char *v[] = { "bash", "--norc", "-c", dir_script, "bash", t, base, g,
+                      NULL };
   CLEANUP_FREE char *cmd = NULL;
   CLEANUP_STRV char **argv = NULL;
 
