@@ -65,9 +65,9 @@ remote_cmd (const struct vb_rnbd_opts *o, int port, int timeout)
 {
   char t[16], p[16];
   CLEANUP_FREE char *fmt = NULL, *exp = NULL, *bm = NULL, *tls = NULL;
-  const char *v[MAXARGS] = { "bash", "--norc", "-c", script, "bash",
-                               t };
-  size_t n = 5;
+  const char *v[MAXARGS] = { "bash", "--norc", "-c", script,
+                             "bash", t };
+  size_t n = 6;
 
   snprintf (t, sizeof t, "%d", timeout);
   snprintf (p, sizeof p, "%d", port);
