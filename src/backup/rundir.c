@@ -199,7 +199,7 @@ vb_run_remove_stale_dir (const struct vb_remote *r, const char *sock)
   if (!slash)
     return;
   *slash = '\0';
-  base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
+  base = vb_path_base (dir);
   if (strncmp (base, "virtback.", 9) || strlen (base) != 15)
     return;
   if (r ? vb_remote_rmdtemp (r, dir) == 0 : clear_dir (dir))

@@ -137,6 +137,14 @@ vb_path_join (const char *dir, const char *name)
   return s;
 }
 
+const char *
+vb_path_base (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+
+  return slash ? slash + 1 : path;
+}
+
 int
 vb_write_file_atomic (const char *dir, const char *name,
                       const void *data, size_t len, mode_t mode)

@@ -45,5 +45,8 @@ bool vb_has_suffix (const char *s, const char *suffix);
 int vb_dir_is_empty (const char *path);
 /* Join two path parts into a new string. */
 char *vb_path_join (const char *dir, const char *name);
+/* The last component of PATH (after its last '/'; PATH itself when it has
+ * none), pointing into PATH. */
+const char *vb_path_base (const char *path);
 
 #endif

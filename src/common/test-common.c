@@ -49,6 +49,9 @@ test_atomic (void)
   size_t len;
 
   assert (mkdtemp (dir));
+  assert (!strcmp (vb_path_base (dir), dir + 5));
+  assert (!strcmp (vb_path_base ("ssh"), "ssh"));
+  assert (!strcmp (vb_path_base ("/usr/bin/"), ""));
   assert (vb_dir_is_empty (dir) == 1);
   assert (vb_write_file_atomic (dir, "f", "hello", 5, 0600) == 0);
   assert (vb_dir_is_empty (dir) == 0);

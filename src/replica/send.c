@@ -119,7 +119,7 @@ stale_dir (const char *sock)
   if (!slash || strcmp (slash, "/nbd.sock"))
     return NULL;
   *slash = '\0';
-  base = strrchr (dir, '/') ? strrchr (dir, '/') + 1 : dir;
+  base = vb_path_base (dir);
   if (strncmp (base, "virtback-replica.", 17) || strlen (base) != 23 ||
       !(owner = vb_path_join (dir, "owner")))
     return NULL;

@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/fsutil.h"
 #include "common/proc.h"
 #include "common/text.h"
 #include "replica/replica.h"
@@ -171,12 +172,8 @@ vb_ssh_config_ciphers (const char *rsh, const char *remote, const char *to)
   char *none[] = { (char *) "ssh", (char *) "-F", (char *) "/dev/null",
                    (char *) "--", (char *) "localhost", (char *) "true",
                    NULL };
-  const char *base;
 
-  if (!v)
-    return false;
-  base = strrchr (v[0], '/') ? strrchr (v[0], '/') + 1 : v[0];
-  if (strcmp (base, "ssh"))
+  if (!v || strcmp (vb_path_base (v[0]), "ssh"))
     return false;
   none[0] = v[0];
   CLEANUP_FREE char *theirs = effective_ciphers (v);

@@ -210,12 +210,10 @@ wait_receiving () {
   wait_receiving
   sleep 2
   # the standby's qemu-nbd writes around the page cache ($SB is on ext4, which takes O_DIRECT)
-  local p q=""
-  for p in $(ip netns pids $XP_NS); do
-    q+="$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)"$'\n'
-  done
-  grep "qemu-nbd.*$SB/" <<<"$q"
-  grep "qemu-nbd.*$SB/" <<<"$q" | grep -q -- '--cache=none --aio=native'
+  local nbd
+  nbd=$(pgrep -af "qemu-nbd.*$SB/")
+  echo "$nbd"
+  grep -q -- '--cache=none --aio=native' <<<"$nbd"
   kill -9 "$(cat "$T/bg/pid")"
   receiver_gone
   cat "$SB/state.json"
