@@ -683,11 +683,12 @@ check_remote (struct run *x)
 static int
 prepare (struct run *x)
 {
-  x->d = vb_domain_open (x->o.uri, x->o.domain, x->o.include_raw);
-  if (!x->d || check_remote (x) < 0)
-    return -1;
-  /* A running remote domain's job needs the directory there. */
-  if (x->remote && x->d->running && vb_run_start_rundir (x) < 0)
+  /* A running remote domain's job needs a directory there: its session
+   * starts while libvirt connects. */
+  if (!(x->d = vb_domain_new (x->o.uri, x->o.domain)) ||
+      vb_run_start_rundir (x) < 0 ||
+      vb_domain_connect (x->d, x->o.uri, x->o.include_raw) < 0 ||
+      check_remote (x) < 0 || vb_run_group_rundir (x) < 0)
     return -1;
   if (open_targets (x) < 0 ||
       !(x->lock = vb_target_lock (x->t, x->d->uuid, x->d->name)))
@@ -760,10 +761,20 @@ run_steps (struct run *x)
   /* A shut-off remote domain has no job, hence no scratch images there. */
   if (!(x->remote && x->offline) && vb_run_make_rundir (x) < 0)
     return -1;
-  if (!x->o.print_only && save_side_files (x) < 0)
+  /* The job first: a remote host's image facts are still on their way
+   * (facts.c), and the side files wait for them. */
+  if (start_job (x) < 0) {
+    struct vb_error e;
+    vb_error_save (&e);
+    if (vb_run_facts_wait (x) == 0)
+      vb_error_restore (&e);
+    return -1;
+  }
+  if (vb_run_facts_wait (x) < 0 ||
+      (!x->o.print_only && save_side_files (x) < 0))
     return -1;
   vb_debug ("side files saved");
-  if (start_job (x) < 0 || run_disks (x) < 0)
+  if (run_disks (x) < 0)
     return -1;
   if (x->job) {
     if (vb_backup_end (x->d) < 0)
@@ -829,6 +840,7 @@ cleanup (struct run *x, bool failed)
   vb_target_close (x->t);
   vb_target_close (x->ct);
   vb_plan_free (&x->plan);
+  vb_run_facts_join (x);
   vb_domain_close (x->d);
   for (size_t i = 0; x->sel && i < x->nsel; i++)
     vb_image_info_free (x->sel[i].info);

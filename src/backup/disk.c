@@ -11,6 +11,7 @@
  * it maps first. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,8 +252,14 @@ map_queue (void)
   return n;
 }
 
-/* Start the map on a connection of its own, when the target lets the
- * header be written last; else map the whole disk first. */
+/* The map runs ahead when the target lets the header be written last (or
+ * there is no header); else the whole disk is mapped first. */
+static bool
+map_ahead (struct vb_target *t, const struct vb_disk_spec *s)
+{
+  return s->raw_output || (t->ops->reserve && t->ops->shift);
+}
+
 static int
 start_map (struct vb_target *t, struct disk_run *st,
            struct vb_extcache *cache)
@@ -260,7 +267,7 @@ start_map (struct vb_target *t, struct disk_run *st,
   const struct vb_disk_spec *s = st->s;
   struct vb_nbd *n;
 
-  if (!s->raw_output && !(t->ops->reserve && t->ops->shift)) {
+  if (!map_ahead (t, s)) {
     if (estimate (s, st->r, cache) < 0)
       return -1;
     vb_debug ("disk %s: %" PRIu64 " bytes to read", s->disk, st->r->total);
@@ -273,20 +280,57 @@ start_map (struct vb_target *t, struct disk_run *st,
   return st->map ? 0 : -1;
 }
 
+/* The copy's connections, opened on a thread while the map's connection
+ * (or the totals pass) goes on: over TCP, and more so with TLS, each
+ * handshake is a round trip or several that need not wait for the map's. */
+struct readers {
+  const struct vb_disk_spec *s;
+  bool reads_only;             /* the map runs ahead: the copy only reads */
+  struct vb_nbd *n;
+  struct vb_error err;
+  pthread_t th;
+  bool threaded;
+};
+
 /* With the map running ahead, the copy only reads; else it may ask for
  * extents again (when the totals pass kept too many to remember). */
-static struct vb_nbd *
-connect_readers (const struct vb_disk_spec *s, bool reads_only)
+static void *
+connect_readers (void *arg)
 {
-  struct vb_nbd *n = reads_only ? vb_nbd_connect_reads (s->socket, s->disk, s->cancel)
-                     : connect_map (s);
+  struct readers *c = arg;
+  const struct vb_disk_spec *s = c->s;
+  struct vb_nbd *n = c->reads_only ?
+    vb_nbd_connect_reads (s->socket, s->disk, s->cancel) : connect_map (s);
 
   if (n && vb_nbd_add_connections (n, s->socket, s->conns ? s->conns
                                    : vb_nbd_default_conns (s->socket)) < 0) {
     vb_nbd_close (n);
-    return NULL;
+    n = NULL;
   }
-  return n;
+  c->n = n;
+  if (!n)
+    vb_error_save (&c->err);
+  return NULL;
+}
+
+static void
+readers_start (struct readers *c)
+{
+  c->threaded = pthread_create (&c->th, NULL, connect_readers, c) == 0;
+  if (!c->threaded)
+    connect_readers (c);
+}
+
+/* The connections, or NULL with their error. */
+static struct vb_nbd *
+readers_join (struct readers *c)
+{
+  if (c->threaded)
+    pthread_join (c->th, NULL);
+  c->threaded = false;
+  if (!c->n)
+    vb_error_restore (&c->err);
+  return STEAL (c->n);
 }
 
 int
@@ -299,9 +343,17 @@ vb_backup_disk (struct vb_target *t, const struct vb_disk_spec *s,
   double t0 = vb_mono ();
   int ret = -1;
 
-  if (start_map (t, &st, &cache) < 0 ||
-      !(n = connect_readers (s, st.map != NULL)) ||
-      !(st.f = vb_target_create (t, s->file)))
+  struct readers rd = { .s = s, .reads_only = map_ahead (t, s) };
+
+  readers_start (&rd);
+  if (start_map (t, &st, &cache) < 0) {
+    struct vb_error e;
+    vb_error_save (&e);
+    vb_nbd_close (readers_join (&rd));
+    vb_error_restore (&e);
+    goto out;
+  }
+  if (!(n = readers_join (&rd)) || !(st.f = vb_target_create (t, s->file)))
     goto out;
   if (copy_disk (&st, n, &cache) < 0) {
     vb_tfile_abort (st.f);

@@ -26,6 +26,8 @@ struct sel {                   /* a disk selected for this run */
   struct vb_rnbd rserver;      /* the same on a remote host */
   char *socket;                /* where this disk is served */
   struct vb_image_info *info;  /* its image as selected, or NULL */
+  pthread_t asker;             /* facts.c: asking a remote host for it */
+  bool asking;
 };
 
 struct run {
@@ -69,9 +71,20 @@ int vb_run_chain_usable (struct run *x);
  * depends on is there and whole.  0, or -1 with the reason and the fix. */
 int vb_run_check_chain (struct run *x);
 
+/* facts.c: each selected disk's image info (sel.info) and the qcow2 v3
+ * check.  vb_run_select_disks starts it (here at once; a remote host's
+ * answers come on threads); vb_run_facts_wait has them all and checks
+ * them; vb_run_facts_join only waits (for the cleanup). */
+int vb_run_facts_start (struct run *x);
+int vb_run_facts_wait (struct run *x);
+void vb_run_facts_join (struct run *x);
+
 /* rundir.c: for a remote domain the directory is made on its host, by a
- * session started early (vb_run_start_rundir, optional) */
+ * session started early (vb_run_start_rundir, once the domain has its
+ * remote and before it connects; optional) and given QEMU's group once the
+ * XML is read (vb_run_group_rundir: a shut-off domain's session ends). */
 int vb_run_start_rundir (struct run *x);
+int vb_run_group_rundir (struct run *x);
 int vb_run_make_rundir (struct run *x);
 void vb_run_remove_rundir (struct run *x);
 /* Remove the private directory of a killed run, given its socket path. */

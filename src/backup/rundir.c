@@ -106,19 +106,32 @@ vb_run_reap_stale (const char *base)
 }
 
 /* A private directory QEMU can write (socket, scratch files) and nobody
- * else can reach: whoever can connect to the socket can read the disk. */
-/* On a remote host the directory is made while the set-up goes on. */
+ * else can reach: whoever can connect to the socket can read the disk.
+ * On a remote host its session starts before libvirt has connected (each
+ * session there costs a login shell): only QEMU's group waits for the
+ * domain's XML. */
 int
 vb_run_start_rundir (struct run *x)
 {
   const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
+
+  if (!x->d->remote || x->rdir.inited)
+    return 0;
+  return vb_rdir_start (x->d->remote, &x->rdir, base);
+}
+
+int
+vb_run_group_rundir (struct run *x)
+{
   gid_t gid;
 
-  if (!x->remote || x->rdir.inited)
+  if (!x->rdir.inited)
     return 0;
+  if (!x->d->running)          /* no job: no directory */
+    return vb_rdir_stop (&x->rdir);
   if (vb_domain_qemu_gid (x->d, &gid) < 0)
     return -1;
-  return vb_rdir_start (x->remote, &x->rdir, base, gid);
+  return vb_rdir_group (x->d->remote, &x->rdir, gid);
 }
 
 int
@@ -128,7 +141,7 @@ vb_run_make_rundir (struct run *x)
   gid_t gid;
 
   if (x->remote) {
-    if (vb_run_start_rundir (x) < 0)
+    if (vb_run_start_rundir (x) < 0 || vb_run_group_rundir (x) < 0)
       return -1;
     return (x->rundir = vb_rdir_wait (x->remote, &x->rdir, base,
                                       x->o.cancel)) ? 0 : -1;

@@ -19,26 +19,6 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
-/* qcow2 compat "0.10" has no persistent bitmaps.  The info is kept in
- * *KEEP for the side files: on a remote host each qemu-img is a session. */
-static int
-check_qcow2_v3 (struct run *x, struct vb_disk *disk,
-                struct vb_image_info **keep)
-{
-  CLEANUP_IMAGE_INFO struct vb_image_info *info =
-    vb_host_img_info (x->remote, disk->path);
-
-  if (!info)
-    return 0;                  /* not a local file: let libvirt decide */
-  if (info->compat && !strcmp (info->compat, "0.10")) {
-    vb_set_error ("disk %s (%s) is qcow2 v2: persistent bitmaps need qcow2 "
-                  "v3: use -l copy", disk->target, disk->path);
-    return -1;
-  }
-  *keep = STEAL (info);
-  return 0;
-}
-
 static const char *
 skip_reason (struct vb_disk *disk)
 {
@@ -52,7 +32,7 @@ skip_reason (struct vb_disk *disk)
 
 /* Decide whether one disk is in this run; 1 yes, 0 no, -1 error. */
 static int
-select_one (struct run *x, struct vb_disk *disk, struct vb_image_info **info)
+select_one (struct run *x, struct vb_disk *disk)
 {
   const char *why = skip_reason (disk);
   bool raw = !strcmp (disk->format ? disk->format : "", "raw");
@@ -69,8 +49,6 @@ select_one (struct run *x, struct vb_disk *disk, struct vb_image_info **info)
              "backups only", disk->target);
     return 0;
   }
-  if (!raw && x->plan.level != VB_LEVEL_COPY && check_qcow2_v3 (x, disk, info) < 0)
-    return -1;
   return 1;
 }
 
@@ -143,13 +121,11 @@ vb_run_select_disks (struct run *x)
   }
   for (size_t i = 0; i < x->d->ndisks; i++) {
     struct vb_disk *disk = &x->d->disks[i];
-    struct vb_image_info *info = NULL;
-    int r = select_one (x, disk, &info);
+    int r = select_one (x, disk);
     if (r < 0)
       return -1;
     if (r == 0)
       continue;
-    x->sel[x->nsel].info = info;
     x->sel[x->nsel].disk = disk;
     x->sel[x->nsel++].raw = !strcmp (disk->format ? disk->format : "", "raw");
   }
@@ -167,7 +143,7 @@ vb_run_select_disks (struct run *x)
                   x->d->name);
     return -1;
   }
-  return 0;
+  return vb_run_facts_start (x);
 }
 
 

@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/error.h"
+
 struct vb_image_info;
 
 struct vb_remote {
@@ -134,6 +136,12 @@ struct vb_rnbd {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stopping;
+  /* vb_rdir_*: the session belongs to its thread (ping), which starts
+   * ssh once the shared connection is up, and ends it */
+  bool owned, started, grouped, spawned;
+  const struct vb_remote *host;
+  char **argv;
+  struct vb_error start_err;
 };
 
 int vb_rnbd_start (const struct vb_remote *r, struct vb_rnbd *q,
@@ -144,13 +152,21 @@ void vb_rnbd_stop (struct vb_rnbd *q);
 /* A job's private directory there: mkdtemp of BASE/virtback.XXXXXX, mode
  * 0770, group GID, held by one session (Q) that removes it with its
  * scratch-*.qcow2 files on vb_rdir_stop, when virtback ends, or when the
- * link is cut (no keepalive for the timeout).  vb_rdir_start only starts
- * the session, so the set-up goes on meanwhile; vb_rdir_wait gives the
- * path (malloc'd) once the directory is there, or NULL with the error
- * (the session stopped).  vb_rdir_stop is 0 once it is gone (also when
- * it was never made), -1 with an error. */
+ * link is cut (no keepalive for the timeout).
+ * - vb_rdir_start only starts the session, on a thread of its own that
+ *   waits for the shared connection (R must outlive Q), so it can be
+ *   called before libvirt has connected; the directory is made at once,
+ *   mode 0700.
+ * - vb_rdir_group sends QEMU's group once the caller knows it (the domain's
+ *   XML); the directory becomes 0770 of that group.  Only the first call
+ *   sends it.
+ * - vb_rdir_wait gives the path (malloc'd) once the directory is there,
+ *   or NULL with the error (the session stopped).
+ * - vb_rdir_stop is 0 once it is gone (also when it was never made, or
+ *   the group never sent), -1 with an error. */
 int vb_rdir_start (const struct vb_remote *r, struct vb_rnbd *q,
-                   const char *base, gid_t gid);
+                   const char *base);
+int vb_rdir_group (const struct vb_remote *r, struct vb_rnbd *q, gid_t gid);
 char *vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q,
                     const char *base, volatile sig_atomic_t *cancel);
 int vb_rdir_stop (struct vb_rnbd *q);

@@ -38,6 +38,7 @@
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "remote/remote.h"
 
 static const char script[] =
@@ -51,9 +52,14 @@ static const char script[] =
   "kill \"$p\" 2>/dev/null; "
   "while kill -0 \"$p\" 2>/dev/null; do sleep 0.1; done";
 
+/* The directory is made at once, private (mkdtemp's 0700); QEMU's group
+ * comes as the first line once the domain's XML has told which it is, or
+ * "stop" when no job needs the directory after all. */
 static const char dir_script[] =
-  "t=$1; d=$(mktemp -d \"$2/virtback.XXXXXX\") && chgrp \"$3\" \"$d\" && "
-  "chmod 0770 \"$d\" || exit 1; printf '%s\\nready\\n' \"$d\"; "
+  "t=$1; d=$(mktemp -d \"$2/virtback.XXXXXX\") || exit 1; "
+  "if ! read -r -t \"$t\" g || [ \"$g\" = stop ]; then rmdir \"$d\"; exit 0; fi; "
+  "chgrp \"$g\" \"$d\" && chmod 0770 \"$d\" || { rmdir \"$d\"; exit 1; }; "
+  "printf '%s\\nready\\n' \"$d\"; "
   "while read -r -t \"$t\" l && [ \"$l\" != stop ]; do :; done; "
   "rm -f \"$d\"/scratch-*.qcow2; rmdir \"$d\" 2>/dev/null || ! test -e \"$d\"";
 
@@ -276,65 +282,141 @@ vb_rnbd_start (const struct vb_remote *r, struct vb_rnbd *q,
   return 0;
 }
 
-void
-vb_rnbd_stop (struct vb_rnbd *q)
+static void
+end_session (struct vb_rnbd *q)
 {
-  if (q->inited && q->out >= 0)
-    close (q->out);
-  q->out = -1;
-  if (q->pid <= 0) {
-    if (q->inited) {
-      pthread_mutex_destroy (&q->mu);
-      pthread_cond_destroy (&q->cv);
-    }
-    q->inited = false;
-    return;
-  }
-  pthread_mutex_lock (&q->mu);
-  q->stopping = true;
-  pthread_cond_signal (&q->cv);
-  pthread_mutex_unlock (&q->mu);
-  if (q->pinging)
-    pthread_join (q->ping, NULL);
-  q->pinging = false;
   if (write (q->in, "stop\n", 5) < 0) {
     /* ssh is gone already: its end stopped the server */
   }
   close (q->in);
   q->in = -1;
   reap_ssh (q, (q->timeout + 5) * 1000);
+}
+
+void
+vb_rnbd_stop (struct vb_rnbd *q)
+{
+  if (!q->inited)
+    return;
+  pthread_mutex_lock (&q->mu);
+  q->stopping = true;
+  pthread_cond_broadcast (&q->cv);
+  pthread_mutex_unlock (&q->mu);
+  if (q->pinging)
+    pthread_join (q->ping, NULL);
+  q->pinging = false;
+  if (q->out >= 0)
+    close (q->out);
+  q->out = -1;
+  if (!q->owned && q->pid > 0)
+    end_session (q);
+  vb_cleanup_strv (&q->argv);
+  q->argv = NULL;
   pthread_mutex_destroy (&q->mu);
   pthread_cond_destroy (&q->cv);
   q->inited = false;
 }
 
+/* The session's own thread: it waits for the shared connection, starts
+ * ssh, sends keepalives once the group is sent, and ends the session
+ * itself.  It must: the kernel sends PR_SET_PDEATHSIG (spawn) when the
+ * thread that forked the child ends, not the process. */
+static void *
+rdir_thread (void *arg)
+{
+  struct vb_rnbd *q = arg;
+  int every = q->timeout > 6 ? q->timeout / 3 : 2;
+  pid_t pid;
+
+  vb_remote_wait_session (q->host);
+  pthread_mutex_lock (&q->mu);
+  pid = q->stopping ? 0 : spawn (q->argv, &q->in, &q->out);
+  if (pid < 0)
+    vb_set_error_errno (errno, "run %s", q->argv[0]);
+  else if (pid == 0)
+    vb_set_error ("stopped");
+  q->pid = pid > 0 ? pid : 0;
+  q->spawned = pid > 0;
+  vb_error_save (&q->start_err);
+  q->started = true;
+  pthread_cond_broadcast (&q->cv);
+  while (!q->stopping && q->pid > 0) {
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_sec += every;
+    pthread_cond_timedwait (&q->cv, &q->mu, &ts);
+    if (!q->stopping && q->grouped && write (q->in, "\n", 1) < 0)
+      break;
+  }
+  pthread_mutex_unlock (&q->mu);
+  if (q->pid > 0)
+    end_session (q);
+  return NULL;
+}
+
+/* Wait for the thread to have started ssh: 0, or -1 with its error. */
+static int
+rdir_started (struct vb_rnbd *q)
+{
+  int r;
+
+  pthread_mutex_lock (&q->mu);
+  while (!q->started)
+    pthread_cond_wait (&q->cv, &q->mu);
+  r = q->pid > 0 ? 0 : -1;
+  pthread_mutex_unlock (&q->mu);
+  if (r < 0)
+    vb_error_restore (&q->start_err);
+  return r;
+}
+
 int
 vb_rdir_start (const struct vb_remote *r, struct vb_rnbd *q,
-               const char *base, gid_t gid)
+               const char *base)
 {
-  char t[16], g[16];
-  const char *v[] = { "bash", "--norc", "-c", dir_script, "bash", t, base, g,
+  char t[16];
+  const char *v[] = { "bash", "--norc", "-c", dir_script, "bash", t, base,
                       NULL };
   CLEANUP_FREE char *cmd = NULL;
-  CLEANUP_STRV char **argv = NULL;
 
   init_session (r, q);
+  q->host = r;
+  q->owned = true;
   snprintf (t, sizeof t, "%d", q->timeout);
-  snprintf (g, sizeof g, "%u", (unsigned) gid);
   if (strchr (base, '\n')) {
     vb_set_error ("-S %s: a directory name with a newline", base);
     return -1;
   }
-  if (vb_remote_wait_session (r) < 0 || !(cmd = vb_shell_join (v)) ||
-      !(argv = vb_remote_ssh_argv (r, cmd))) {
+  if (!(cmd = vb_shell_join (v)) || !(q->argv = vb_remote_ssh_argv (r, cmd))) {
     vb_set_error ("out of memory");
     return -1;
   }
-  if ((q->pid = spawn (argv, &q->in, &q->out)) < 0) {
-    vb_set_error_errno (errno, "host %s: run %s", r->host, argv[0]);
-    q->pid = 0;
+  if (!(q->pinging = pthread_create (&q->ping, NULL, rdir_thread, q) == 0)) {
+    vb_set_error ("host %s: cannot start a thread", r->host);
     return -1;
   }
+  return 0;
+}
+
+int
+vb_rdir_group (const struct vb_remote *r, struct vb_rnbd *q, gid_t gid)
+{
+  char g[24];
+  int n = snprintf (g, sizeof g, "%u\n", (unsigned) gid);
+
+  if (q->grouped)
+    return 0;
+  if (rdir_started (q) < 0) {
+    vb_prefix_error ("host %s", r->host);
+    return -1;
+  }
+  pthread_mutex_lock (&q->mu);
+  q->grouped = true;
+  /* A session that ended says why on its output: vb_rdir_wait reports. */
+  if (write (q->in, g, n) != n)
+    vb_debug ("host %s: the directory's session ended: %s", r->host,
+              strerror (errno));
+  pthread_mutex_unlock (&q->mu);
   return 0;
 }
 
@@ -342,8 +424,8 @@ char *
 vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q, const char *base,
               volatile sig_atomic_t *cancel)
 {
-  char last[4096];
-  int ready = !q->inited || q->out < 0 ? -1 :
+  char last[4096] = "";
+  int ready = !q->inited || rdir_started (q) < 0 || q->out < 0 ? -1 :
     wait_ready (q->out, q->timeout, cancel, last, sizeof last);
 
   if (q->out >= 0)
@@ -351,10 +433,8 @@ vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q, const char *base,
   q->out = -1;
   if (ready == 1 && last[0] == '/') {
     char *path = strdup (last);
-    if (path) {
-      q->pinging = pthread_create (&q->ping, NULL, ping, q) == 0;
+    if (path)
       return path;
-    }
     vb_set_error ("out of memory");
     vb_rnbd_stop (q);
     return NULL;
@@ -373,10 +453,10 @@ vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q, const char *base,
 int
 vb_rdir_stop (struct vb_rnbd *q)
 {
-  bool held = q->pid > 0;
+  bool held = q->inited;
 
   vb_rnbd_stop (q);
-  if (held && !(q->status >= 0 && WIFEXITED (q->status) &&
+  if (held && q->spawned && !(q->status >= 0 && WIFEXITED (q->status) &&
                 WEXITSTATUS (q->status) == 0)) {
     vb_set_error ("the directory stays there: remove it by hand");
     return -1;

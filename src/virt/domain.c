@@ -336,18 +336,18 @@ read_domain (struct vb_domain *d, bool include_raw)
 }
 
 struct vb_domain *
-vb_domain_open (const char *uri, const char *name, bool include_raw)
+vb_domain_new (const char *uri, const char *name)
 {
   struct vb_domain *d = calloc (1, sizeof *d);
+  struct vb_remote r;
+  int remote;
 
   if (d == NULL || (d->name = strdup (name)) == NULL) {
     vb_set_error_errno (ENOMEM, "domain '%s'", name);
     free (d);
     return NULL;
   }
-  struct vb_remote r;
-  int remote = vb_remote_parse (uri, &r);
-
+  remote = vb_remote_parse (uri, &r);
   if (remote > 0 && !(d->remote = vb_remote_dup (&r)))
     remote = -1;
   /* Its ssh handshake runs while libvirt makes its own. */
@@ -356,8 +356,26 @@ vb_domain_open (const char *uri, const char *name, bool include_raw)
     vb_remote_session_start (d->remote);
   }
   vb_remote_clear (&r);
-  if (remote < 0 || lookup (d, uri ? uri : DEFAULT_URI) < 0 ||
-      read_domain (d, include_raw) < 0) {
+  if (remote < 0) {
+    vb_domain_close (d);
+    return NULL;
+  }
+  return d;
+}
+
+int
+vb_domain_connect (struct vb_domain *d, const char *uri, bool include_raw)
+{
+  return lookup (d, uri ? uri : DEFAULT_URI) < 0 ||
+         read_domain (d, include_raw) < 0 ? -1 : 0;
+}
+
+struct vb_domain *
+vb_domain_open (const char *uri, const char *name, bool include_raw)
+{
+  struct vb_domain *d = vb_domain_new (uri, name);
+
+  if (d && vb_domain_connect (d, uri, include_raw) < 0) {
     vb_domain_close (d);
     return NULL;
   }

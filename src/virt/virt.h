@@ -53,6 +53,14 @@ struct vb_domain {
  * Unknown domain: error "domain 'x' does not exist". */
 struct vb_domain *vb_domain_open (const char *uri, const char *name,
                                   bool include_raw);
+/* vb_domain_open in two halves, for a caller that starts work on a remote
+ * host while libvirt connects: vb_domain_new sets NAME and, for a URI
+ * naming a host, D->remote with its shared ssh connection starting (no
+ * libvirt yet); vb_domain_connect (the same URI) connects, looks NAME up
+ * and reads the XML.  After a failed connect only vb_domain_close. */
+struct vb_domain *vb_domain_new (const char *uri, const char *name);
+int vb_domain_connect (struct vb_domain *d, const char *uri,
+                       bool include_raw);
 /* Seconds without an answer from a remote libvirt before its connection
  * is dropped (libvirt's keepalive, run on an event loop thread of ours),
  * and the timeout of the ssh steps; default 60.  Set before opening. */
