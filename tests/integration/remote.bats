@@ -303,6 +303,19 @@ slow_full_started () {
   remote_clean "$T/d"
 }
 
+@test "a qcow2 v2 disk on the remote host: the v2 error (its image info comes while the job starts), nothing left; copy works" {
+  vb_make_vm "$VM" 64M 1 compat=0.10
+  rbackup -o "$T/b" -l full
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"persistent bitmaps need qcow2 v3: use -l copy"* ]]
+  remote_clean "$T/b"
+  [ -z "$(vb_checkpoints "$VM")" ]
+  rbackup -o "$T/c" -l copy
+  [ "$status" -eq 0 ]
+  remote_clean "$T/c"
+  ls "$T/c"/sda.*.qcow.json
+}
+
 @test "a remote domain needs --nbd-ip; TLS options need --nbd-ip" {
   vb_make_vm "$VM" 64M
   rvb backup -U "$U" -d "$VM" -o "$T/b" -l full -n
