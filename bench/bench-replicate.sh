@@ -21,11 +21,13 @@
 #
 # -p logs where each sync's time goes (VIRTBACK_DEBUG=1 on both ends: "phase" lines, seconds
 # since each process started) into $WORK/bench-replicate.log.
-# --perf FILE records the first incremental sync system-wide (perf record -a -g) into FILE.
+# --perf FILE records the first incremental sync system-wide (perf record -a -g) into FILE;
+# with PERF_FIRST=1 in the environment, the first full sync instead.
 # -i N then compares N one-shot incremental syncs of 5 % with N syncs of one `--interval 20`
 # run (one ssh session, one receiver), each after a 5 % change, by the seconds of each sync's
 # line (the first line of the --interval run logs in, as a one-shot sync does, and is shown
-# apart).
+# apart); and with N one-shot syncs whose --rsh shares one ssh connection (ControlMaster=auto,
+# ControlPersist=60: the first of them logs in and is left out).
 #
 # Usage: bench/bench-replicate.sh [-r ROUNDS] [-p] [--perf FILE] [-i N]   (default 3; needs root, sshd, nbdcopy)
 set -u
@@ -61,6 +63,7 @@ PORT=11000
 die () { echo "bench: $*" >&2; exit 1; }
 cleanup () {
   [ -z "${NBDPID:-}" ] || kill "$NBDPID" 2>/dev/null
+  [ -z "${MUX:-}" ] || $MUX -O exit -p "$XP_PORT" "root@$XP_IP" 2>/dev/null
   vb_destroy_vm "$VM"
   xp_hosts_down "$WORK/hosts"
   rm -rf "$SBD" "$WORK/src.sock" "$WORK/target.qcow2" "$WORK/src.qcow2" "$WORK/now.qcow2" \
@@ -140,14 +143,14 @@ for r in $(seq "$ROUNDS"); do
   vb_snapshot_disk "$VM" sda "$WORK/src.qcow2" || die "copy of the disk"
   nbd_to_standby --destination-is-zero; add nbdcopy $MS
   rm -rf "$SBD"
-  sync_into "$SBD"; add first $MS
+  sync_into "$SBD" $([ "$r" = 1 ] && [ -n "${PERF_FIRST:-}" ] && echo perf); add first $MS
   [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "first sync differs"; }
   nbd_to_standby --no-extents; add whole $MS
   # 52 x 4 MiB = 208 MiB, 5 % of the disk
   for i in $(seq 0 51); do
     vb_guest_io "$VM" sda "write -P $((100 + r)) $((i * 78 + 2))M 4M" || die "write"
   done
-  sync_into "$SBD" $([ "$r" = 1 ] && echo perf); add inc $MS
+  sync_into "$SBD" $([ "$r" = 1 ] && [ -z "${PERF_FIRST:-}" ] && echo perf); add inc $MS
   fold_done "$SBD"; add fold $MS
   [ "$r" = 1 ] && { vb_snapshot_disk "$VM" sda "$WORK/now.qcow2"; vb_compare "$WORK/now.qcow2" "$SBD/sda.qcow2" || die "incremental sync differs"; }
 done
@@ -166,6 +169,17 @@ if [ "${ISYNCS:-0}" -gt 0 ]; then
     sync_into "$SBD"
     add oneshot "$(secs "$(grep '^point ' "$LOG" | tail -1)")"
   done
+  # The same one-shot syncs over ssh's own connection sharing (a master that the
+  # administrator's --rsh asks for, kept 60 s): what is left without the login.
+  CM=$WORK/cm-%C
+  MUX="$XP_RSH -o ControlMaster=auto -o ControlPath=$CM -o ControlPersist=60"
+  for k in $(seq "$ISYNCS"); do
+    change5 $((30 + k))
+    "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$SBD" -e "$MUX" \
+      --remote-virtback "$REMOTE" -n --no-freeze >>"$LOG" 2>&1 || die "replicate over a shared ssh connection failed (see $LOG)"
+    [ "$k" = 1 ] || add muxed "$(secs "$(grep '^point ' "$LOG" | tail -1)")"
+  done
+  $MUX -O exit -p "$XP_PORT" "root@$XP_IP" 2>/dev/null
   change5 40
   "$VIRTBACK" replicate -d "$VM" --to "ssh://root@$XP_IP:$XP_PORT$SBD" -e "$XP_RSH" \
     --remote-virtback "$REMOTE" -n --no-freeze --interval 20 >"$WORK/interval.out" 2>>"$LOG" &
@@ -203,6 +217,7 @@ awk -v f="$(median "${T[first]}")" -v n="$(median "${T[nbdcopy]}")" \
              printf "incremental / whole disk copy: %.3f\n", i / w }'
 if [ "${ISYNCS:-0}" -gt 0 ]; then
   printf '%-38s %10s  %s\n' "one-shot incremental, 5 % (s)" "$(median "${T[oneshot]}")" "${T[oneshot]}"
+  printf '%-38s %10s  %s\n' "one-shot, shared ssh connection (s)" "$(median "${T[muxed]}")" "${T[muxed]}"
   printf '%-38s %10s  %s\n' "--interval 20, first sync (s)" "$ifirst" ""
   printf '%-38s %10s  %s\n' "--interval 20, later syncs (s)" "$(median "${T[kept]}")" "${T[kept]}"
 fi

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -241,4 +242,57 @@ vb_proc_has_arg (pid_t pid, const char *arg)
     if (strcmp (buf + i, arg) == 0)
       return true;
   return false;
+}
+
+/* PID's parent, from /proc/PID/stat (after the command's closing paren). */
+static pid_t
+parent_of (const char *pid)
+{
+  char path[64], buf[512], *paren;
+  CLEANUP_CLOSE int fd = -1;
+  ssize_t n;
+  int ppid;
+
+  snprintf (path, sizeof path, "/proc/%s/stat", pid);
+  if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0 ||
+      (n = read (fd, buf, sizeof buf - 1)) <= 0)
+    return -1;
+  buf[n] = '\0';
+  if (!(paren = strrchr (buf, ')')) || sscanf (paren + 1, " %*c %d", &ppid) != 1)
+    return -1;
+  return ppid;
+}
+
+static bool
+cmdline_has (const char *pid, const char *needle)
+{
+  char path[64], buf[8192];
+  CLEANUP_CLOSE int fd = -1;
+  ssize_t n;
+
+  snprintf (path, sizeof path, "/proc/%s/cmdline", pid);
+  if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0 ||
+      (n = read (fd, buf, sizeof buf - 1)) <= 0)
+    return false;
+  for (ssize_t i = 0; i < n; i++)
+    if (buf[i] == '\0')
+      buf[i] = ' ';
+  buf[n] = '\0';
+  return strstr (buf, needle) != NULL;
+}
+
+void
+vb_proc_signal_children (const char *needle, int sig)
+{
+  DIR *d = opendir ("/proc");
+  struct dirent *e;
+  pid_t me = getpid ();
+
+  if (!d)
+    return;
+  while ((e = readdir (d)) != NULL)
+    if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+        parent_of (e->d_name) == me && cmdline_has (e->d_name, needle))
+      kill (atoi (e->d_name), sig);
+  closedir (d);
 }

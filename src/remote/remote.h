@@ -172,5 +172,8 @@ char *vb_rdir_wait (const struct vb_remote *r, struct vb_rnbd *q,
 int vb_rdir_stop (struct vb_rnbd *q);
 /* Wait until the shared connection is up (or failed): 0. */
 int vb_remote_wait_session (const struct vb_remote *r);
+/* Is the shared connection still being opened?  (A check that does not
+ * wait, for a caller that may be asked to stop meanwhile.) */
+bool vb_remote_session_pending (const struct vb_remote *r);
 
 #endif

@@ -328,8 +328,18 @@ rdir_thread (void *arg)
   int every = q->timeout > 6 ? q->timeout / 3 : 2;
   pid_t pid;
 
-  vb_remote_wait_session (q->host);
+  /* A host that does not answer makes the run fail and stop this
+   * session while the shared connection still tries: no ssh then. */
   pthread_mutex_lock (&q->mu);
+  for (double t0 = vb_mono (); !q->stopping &&
+       vb_remote_session_pending (q->host) && vb_mono () - t0 < q->timeout;) {
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 20 * 1000000;
+    if (ts.tv_nsec >= 1000000000)
+      ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait (&q->cv, &q->mu, &ts);
+  }
   pid = q->stopping ? 0 : spawn (q->argv, &q->in, &q->out);
   if (pid < 0)
     vb_set_error_errno (errno, "run %s", q->argv[0]);

@@ -264,6 +264,15 @@ vb_remote_wait_session (const struct vb_remote *r)
   return 0;
 }
 
+bool
+vb_remote_session_pending (const struct vb_remote *r)
+{
+  struct stat st;
+
+  return r->control && !(stat (r->control, &st) == 0 && S_ISSOCK (st.st_mode)) &&
+         kill (r->master, 0) == 0 && waitpid (r->master, NULL, WNOHANG) == 0;
+}
+
 /* A killed run cannot remove its master's directory (the master died
  * with it): the next run does, once the pid in its owner file is gone. */
 static void

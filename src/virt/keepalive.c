@@ -4,13 +4,19 @@
  * leaving it waiting on TCP.  libvirt sends its keepalive messages from
  * an event loop, which it needs registered before the connection opens:
  * one thread of ours runs it for the life of the process. */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
 #include "common/error.h"
+#include "common/proc.h"
 #include "remote/remote.h"
 #include "virt/virt.h"
 
@@ -52,21 +58,116 @@ start_loop (void)
   loop_ok = true;
 }
 
+/* ---- opening a remote connection, bounded ----
+ * virConnectOpen over ssh waits as long as ssh does: to a host that does
+ * not answer, the kernel's SYN retries (minutes), deaf to our signals.  It
+ * runs on a thread of its own, and after the timeout the caller gets the
+ * error while the thread is left to end: libvirt's ssh child is stopped,
+ * so its open fails soon, and the thread frees what it holds. */
+struct opening {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *uri;
+  virConnectPtr conn;
+  struct vb_error err;
+  bool done, abandoned;
+};
+
+static void
+opening_free (struct opening *o)
+{
+  pthread_mutex_destroy (&o->mu);
+  pthread_cond_destroy (&o->cv);
+  free (o->uri);
+  free (o);
+}
+
+static void *
+open_thread (void *arg)
+{
+  struct opening *o = arg;
+  virConnectPtr c = virConnectOpen (o->uri);
+  bool abandoned;
+
+  if (!c)
+    vb_virt_set_error ("cannot connect to %s", o->uri);
+  pthread_mutex_lock (&o->mu);
+  o->conn = c;
+  vb_error_save (&o->err);
+  o->done = true;
+  abandoned = o->abandoned;
+  pthread_cond_signal (&o->cv);
+  pthread_mutex_unlock (&o->mu);
+  if (abandoned) {
+    if (c)
+      virConnectClose (c);
+    opening_free (o);
+  }
+  return NULL;
+}
+
+static virConnectPtr
+open_bounded (const char *uri, const char *host)
+{
+  struct opening *o = calloc (1, sizeof *o);
+  struct timespec ts;
+  pthread_t th;
+  virConnectPtr c;
+
+  if (!o || !(o->uri = strdup (uri))) {
+    free (o);
+    vb_set_error ("out of memory");
+    return NULL;
+  }
+  pthread_mutex_init (&o->mu, NULL);
+  pthread_cond_init (&o->cv, NULL);
+  if (pthread_create (&th, NULL, open_thread, o) != 0) {
+    opening_free (o);
+    vb_set_error ("cannot start a thread");
+    return NULL;
+  }
+  pthread_detach (th);
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += timeout_s;
+  pthread_mutex_lock (&o->mu);
+  while (!o->done && pthread_cond_timedwait (&o->cv, &o->mu, &ts) == 0)
+    ;
+  if (!o->done) {
+    o->abandoned = true;
+    pthread_mutex_unlock (&o->mu);
+    vb_proc_signal_children ("libvirt-sock", SIGTERM);
+    vb_set_error_code (VB_ERR_GENERIC, ETIMEDOUT, "host %s did not answer "
+                       "within %d s (libvirt's connection over ssh): check "
+                       "the link and ssh to the host, or give a longer "
+                       "--timeout", host, timeout_s);
+    return NULL;
+  }
+  pthread_mutex_unlock (&o->mu);
+  if (!(c = o->conn))
+    vb_error_restore (&o->err);
+  opening_free (o);
+  return c;
+}
+
 void *
 vb_virt_connect (const char *uri)
 {
   struct vb_remote r;
   int remote = vb_remote_parse (uri, &r);
   virConnectPtr conn;
+  bool ssh;
   int every = timeout_s >= 15 ? 5 : (timeout_s + 2) / 3;
 
-  vb_remote_clear (&r);
   if (remote < 0)
     return NULL;
   if (remote)
     pthread_once (&once, start_loop);
-  if (!(conn = virConnectOpen (uri))) {
-    vb_virt_set_error ("cannot connect to %s", uri);
+  ssh = remote && r.ssh;
+  conn = ssh ? open_bounded (uri, r.host) : virConnectOpen (uri);
+  vb_remote_clear (&r);
+  if (!conn) {
+    if (!ssh)
+      vb_virt_set_error ("cannot connect to %s", uri);
     return NULL;
   }
   if (remote && (!loop_ok ||

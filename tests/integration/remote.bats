@@ -230,6 +230,25 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   restore_equals "$T/b" virtback.1 "$T/p1.qcow2"
 }
 
+@test "a host that does not answer at the start: the run ends within --timeout naming the host, and leaves no ssh behind" {
+  vb_make_vm "$VM" 64M
+  cut_link
+  # Bounded from outside: the kernel's SYN retries alone would last minutes.
+  run netns_run xr-backup timeout 60 "$VIRTBACK" backup -U "$U" -d "$VM" -S "$RS" \
+    --nbd-ip $HOST --nbd-port $PORTS -n -o "$T/b" -l full --timeout 8
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"host 10.200.0.254 did not answer within 8 s"* ]]
+  sleep 1
+  not pgrep -f "ssh.*libvirt-sock" >/dev/null
+  not pgrep -f "ssh.*ControlPath=/tmp/virtback-ssh" >/dev/null
+  [ -z "$(ls -d /tmp/virtback-ssh.* 2>/dev/null)" ]
+  mend_link
+  rbackup -o "$T/b" -l full
+  [ "$status" -eq 0 ]
+  remote_clean "$T/b"
+}
+
 # A full into $T/b started in the background on a link slowed to 16 mbit/s, once
 # its first megabyte is written.
 slow_full_started () {
