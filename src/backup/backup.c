@@ -880,6 +880,7 @@ vb_backup_run (const struct vb_backup_opts *o, struct vb_backup_result *r)
   if (x.o.nbd_port_hi < x.o.nbd_port_lo)
     x.o.nbd_port_hi = x.o.nbd_port_lo;
   vb_virt_set_timeout (x.o.timeout);
+  vb_virt_set_cancel (x.o.cancel);
   vb_nbd_set_io_timeout (x.o.timeout);
   vb_nbd_set_connect_timeout ((x.o.timeout > 0 ? x.o.timeout : 60) * 1000);
   /* Sharing a chain with the peer means the peer must restore it. */

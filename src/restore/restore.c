@@ -697,6 +697,7 @@ open_host (struct run *rn)
   if (rn->o->timeout > 0)
     rn->host.timeout = rn->o->timeout;
   vb_virt_set_timeout (rn->o->timeout);
+  vb_virt_set_cancel (rn->o->cancel);
   vb_nbd_set_io_timeout (rn->o->timeout);
   if (!rn->o->nbd_ip) {
     vb_set_error ("a restore onto host %s writes over NBD on TCP: give "

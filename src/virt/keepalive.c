@@ -21,6 +21,7 @@
 #include "virt/virt.h"
 
 static int timeout_s = VB_REMOTE_TIMEOUT;
+static volatile sig_atomic_t *cancel_flag;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool loop_ok;
 
@@ -28,6 +29,12 @@ void
 vb_virt_set_timeout (int seconds)
 {
   timeout_s = seconds > 0 ? seconds : VB_REMOTE_TIMEOUT;
+}
+
+void
+vb_virt_set_cancel (volatile sig_atomic_t *cancel)
+{
+  cancel_flag = cancel;
 }
 
 int
@@ -106,6 +113,12 @@ open_thread (void *arg)
   return NULL;
 }
 
+static bool
+cancelled (void)
+{
+  return cancel_flag && __atomic_load_n (cancel_flag, __ATOMIC_RELAXED);
+}
+
 static virConnectPtr
 open_bounded (const char *uri, const char *host)
 {
@@ -127,19 +140,26 @@ open_bounded (const char *uri, const char *host)
     return NULL;
   }
   pthread_detach (th);
-  clock_gettime (CLOCK_REALTIME, &ts);
-  ts.tv_sec += timeout_s;
   pthread_mutex_lock (&o->mu);
-  while (!o->done && pthread_cond_timedwait (&o->cv, &o->mu, &ts) == 0)
-    ;
+  /* In steps of 100 ms: a signal's flag is polled, not waited on. */
+  for (int ms = 0; !o->done && ms < timeout_s * 1000 && !cancelled (); ms += 100) {
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000000;
+    if (ts.tv_nsec >= 1000000000)
+      ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait (&o->cv, &o->mu, &ts);
+  }
   if (!o->done) {
     o->abandoned = true;
     pthread_mutex_unlock (&o->mu);
     vb_proc_signal_children ("libvirt-sock", SIGTERM);
-    vb_set_error_code (VB_ERR_GENERIC, ETIMEDOUT, "host %s did not answer "
-                       "within %d s (libvirt's connection over ssh): check "
-                       "the link and ssh to the host, or give a longer "
-                       "--timeout", host, timeout_s);
+    if (cancelled ())
+      vb_set_error_code (VB_ERR_CANCELLED, 0, "interrupted by a signal");
+    else
+      vb_set_error_code (VB_ERR_GENERIC, ETIMEDOUT, "host %s did not answer "
+                         "within %d s (libvirt's connection over ssh): check "
+                         "the link and ssh to the host, or give a longer "
+                         "--timeout", host, timeout_s);
     return NULL;
   }
   pthread_mutex_unlock (&o->mu);

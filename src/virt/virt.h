@@ -14,6 +14,7 @@
 #ifndef VB_VIRT_H
 #define VB_VIRT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -65,6 +66,9 @@ int vb_domain_connect (struct vb_domain *d, const char *uri,
  * is dropped (libvirt's keepalive, run on an event loop thread of ours),
  * and the timeout of the ssh steps; default 60.  Set before opening. */
 void vb_virt_set_timeout (int seconds);
+/* The flag a signal sets (NULL: none): the wait for a remote connection
+ * (bounded by the timeout) ends early when it is set. */
+void vb_virt_set_cancel (volatile sig_atomic_t *cancel);
 int vb_virt_get_timeout (void);
 /* Open URI; a remote one with keepalive (above).  Internal to src/virt. */
 void *vb_virt_connect (const char *uri);

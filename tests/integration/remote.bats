@@ -230,7 +230,7 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   restore_equals "$T/b" virtback.1 "$T/p1.qcow2"
 }
 
-@test "a host that does not answer at the start: the run ends within --timeout naming the host, and leaves no ssh behind" {
+@test "a host that does not answer at the start: the run ends within --timeout naming the host (or at once on SIGINT), and leaves no ssh behind" {
   vb_make_vm "$VM" 64M
   cut_link
   # Bounded from outside: the kernel's SYN retries alone would last minutes.
@@ -242,6 +242,18 @@ restore_equals () {  # DIR CHECKPOINT IMAGE
   sleep 1
   not pgrep -f "ssh.*libvirt-sock" >/dev/null
   not pgrep -f "ssh.*ControlPath=/tmp/virtback-ssh" >/dev/null
+  [ -z "$(ls -d /tmp/virtback-ssh.* 2>/dev/null)" ]
+  # SIGINT while it waits ends it at once, not at the timeout.
+  vb_bg_start "$T/bg" netns_run xr-backup timeout 50 "$VIRTBACK" backup -U "$U" -d "$VM" \
+    -S "$RS" --nbd-ip $HOST --nbd-port $PORTS -n -o "$T/b" -l full --timeout 60
+  sleep 2
+  pkill -INT -f "^$VIRTBACK backup -U .* -d $VM "
+  rc=$(vb_bg_rc "$T/bg")
+  cat "$T/bg/out"
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  grep -q "interrupted by a signal" "$T/bg/out"
+  sleep 1
+  not pgrep -f "ssh.*libvirt-sock" >/dev/null
   [ -z "$(ls -d /tmp/virtback-ssh.* 2>/dev/null)" ]
   mend_link
   rbackup -o "$T/b" -l full
