@@ -426,12 +426,7 @@ run_disks (struct run *x)
   }
   while (x->running > 0) {
     struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 500000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
+    vb_cond_deadline (&ts, 500);
     pthread_cond_timedwait (&x->cv, &x->mu, &ts);
     if (x->o.cancel && __atomic_load_n (x->o.cancel, __ATOMIC_RELAXED) &&
         !x->stop) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,8 +130,15 @@ static void
 test_clock (void)
 {
   double a = vb_mono (), b = vb_mono ();
+  struct timespec now, d;
 
   assert (a > 0 && b >= a);
+  /* 1.95 s ahead: the seconds carry over and the nanoseconds stay in range */
+  clock_gettime (CLOCK_REALTIME, &now);
+  vb_cond_deadline (&d, 1950);
+  assert (d.tv_nsec >= 0 && d.tv_nsec < 1000000000);
+  double ahead = (d.tv_sec - now.tv_sec) + (d.tv_nsec - now.tv_nsec) / 1e9;
+  assert (ahead > 1.9 && ahead < 2.5);
 }
 
 int

@@ -334,10 +334,7 @@ rdir_thread (void *arg)
   for (double t0 = vb_mono (); !q->stopping &&
        vb_remote_session_pending (q->host) && vb_mono () - t0 < q->timeout;) {
     struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 20 * 1000000;
-    if (ts.tv_nsec >= 1000000000)
-      ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    vb_cond_deadline (&ts, 20);
     pthread_cond_timedwait (&q->cv, &q->mu, &ts);
   }
   pid = q->stopping ? 0 : spawn (q->argv, &q->in, &q->out);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* keepalive.c: connections to libvirt, and for a remote one a keepalive,
  * so that a cut link fails the next call within the timeout instead of
- * leaving it waiting on TCP.  libvirt sends its keepalive messages from
+ * leaving it waiting on TCP; the remote connection's opening is bounded by
+ * the same timeout, and by the caller's signal flag.  libvirt sends its keepalive messages from
  * an event loop, which it needs registered before the connection opens:
  * one thread of ours runs it for the life of the process. */
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/proc.h"
 #include "remote/remote.h"
@@ -119,11 +121,25 @@ cancelled (void)
   return cancel_flag && __atomic_load_n (cancel_flag, __ATOMIC_RELAXED);
 }
 
+/* With O's lock held: has the open ended within the timeout?  In steps
+ * of 100 ms, since a signal's flag is polled, not waited on. */
+static bool
+wait_opened (struct opening *o)
+{
+  struct timespec ts;
+
+  for (int ms = 0; !o->done && ms < timeout_s * 1000 && !cancelled ();
+       ms += 100) {
+    vb_cond_deadline (&ts, 100);
+    pthread_cond_timedwait (&o->cv, &o->mu, &ts);
+  }
+  return o->done;
+}
+
 static virConnectPtr
 open_bounded (const char *uri, const char *host)
 {
   struct opening *o = calloc (1, sizeof *o);
-  struct timespec ts;
   pthread_t th;
   virConnectPtr c;
 
@@ -141,15 +157,7 @@ open_bounded (const char *uri, const char *host)
   }
   pthread_detach (th);
   pthread_mutex_lock (&o->mu);
-  /* In steps of 100 ms: a signal's flag is polled, not waited on. */
-  for (int ms = 0; !o->done && ms < timeout_s * 1000 && !cancelled (); ms += 100) {
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000000;
-    if (ts.tv_nsec >= 1000000000)
-      ts.tv_sec++, ts.tv_nsec -= 1000000000;
-    pthread_cond_timedwait (&o->cv, &o->mu, &ts);
-  }
-  if (!o->done) {
+  if (!wait_opened (o)) {
     o->abandoned = true;
     pthread_mutex_unlock (&o->mu);
     vb_proc_signal_children ("libvirt-sock", SIGTERM);
