@@ -246,53 +246,53 @@ vb_proc_has_arg (pid_t pid, const char *arg)
 
 /* PID's parent, from /proc/PID/stat (after the command's closing paren). */
 static pid_t
-parent_of (const char *pid)
+parent_of (long pid)
 {
-  char path[64], buf[512], *paren;
-  CLEANUP_CLOSE int fd = -1;
-  ssize_t n;
+  char path[64], *paren;
+  CLEANUP_FREE char *stat = NULL;
   int ppid;
 
-  snprintf (path, sizeof path, "/proc/%s/stat", pid);
-  if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0 ||
-      (n = read (fd, buf, sizeof buf - 1)) <= 0)
-    return -1;
-  buf[n] = '\0';
-  if (!(paren = strrchr (buf, ')')) || sscanf (paren + 1, " %*c %d", &ppid) != 1)
+  snprintf (path, sizeof path, "/proc/%ld/stat", pid);
+  if (!(stat = vb_read_file (path, NULL)) || !(paren = strrchr (stat, ')')) ||
+      sscanf (paren + 1, " %*c %d", &ppid) != 1)
     return -1;
   return ppid;
 }
 
+/* Does one of PID's arguments hold NEEDLE? */
 static bool
-cmdline_has (const char *pid, const char *needle)
+cmdline_has (long pid, const char *needle)
 {
-  char path[64], buf[8192];
-  CLEANUP_CLOSE int fd = -1;
-  ssize_t n;
+  char path[64];
+  CLEANUP_FREE char *cmd = NULL;
+  size_t len = 0;
 
-  snprintf (path, sizeof path, "/proc/%s/cmdline", pid);
-  if ((fd = open (path, O_RDONLY | O_CLOEXEC)) < 0 ||
-      (n = read (fd, buf, sizeof buf - 1)) <= 0)
+  snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
+  if (!(cmd = vb_read_file (path, &len)))
     return false;
-  for (ssize_t i = 0; i < n; i++)
-    if (buf[i] == '\0')
-      buf[i] = ' ';
-  buf[n] = '\0';
-  return strstr (buf, needle) != NULL;
+  for (size_t i = 0; i < len; i += strlen (cmd + i) + 1)
+    if (strstr (cmd + i, needle))
+      return true;
+  return false;
 }
 
-void
-vb_proc_signal_children (const char *needle, int sig)
+int
+vb_proc_signal_matching (const char *needle, pid_t parent, int sig)
 {
   DIR *d = opendir ("/proc");
   struct dirent *e;
-  pid_t me = getpid ();
+  int n = 0;
 
-  if (!d)
-    return;
-  while ((e = readdir (d)) != NULL)
-    if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
-        parent_of (e->d_name) == me && cmdline_has (e->d_name, needle))
-      kill (atoi (e->d_name), sig);
-  closedir (d);
+  while (d && (e = readdir (d))) {
+    long pid = strtol (e->d_name, NULL, 10);
+    if (pid <= 0 || pid == getpid () ||
+        (parent > 0 && parent_of (pid) != parent) || !cmdline_has (pid, needle))
+      continue;
+    n++;
+    if (sig)
+      kill (pid, sig);
+  }
+  if (d)
+    closedir (d);
+  return n;
 }

@@ -30,9 +30,11 @@ pid_t vb_proc_pid_file (const char *path);
 /* Is one of PID's arguments exactly ARG?  false for a process gone or
  * unreadable; sets no error (a check, not a failure). */
 bool vb_proc_has_arg (pid_t pid, const char *arg);
-/* Send SIG to each child of this process whose command line holds NEEDLE:
- * for a child a library started and cannot stop (libvirt's ssh). */
-void vb_proc_signal_children (const char *needle, int sig);
+/* How many processes (never this one) have an argument holding NEEDLE and,
+ * when PARENT > 0, PARENT as their parent; SIG (0: none) to each.  For
+ * what no pid of ours names: a library's child it cannot stop (libvirt's
+ * ssh), the processes of a mount's run directory. */
+int vb_proc_signal_matching (const char *needle, pid_t parent, int sig);
 /* The first line of FILE, for error messages ("" if none). */
 void vb_proc_log_line (const char *file, char *buf, size_t len);
 

@@ -114,29 +114,7 @@ wait_unlocked (int lockfd, int timeout_ms)
 static int
 leftovers (const char *rundir, int sig)
 {
-  DIR *d = opendir ("/proc");
-  struct dirent *e;
-  int n = 0;
-
-  while (d && (e = readdir (d))) {
-    char path[300];
-    size_t len = 0;
-    long pid = strtol (e->d_name, NULL, 10);
-    if (pid <= 0 || pid == getpid ())
-      continue;
-    snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
-    CLEANUP_FREE char *cmd = vb_read_file (path, &len);
-    for (size_t i = 0; cmd && i < len; i += strlen (cmd + i) + 1)
-      if (strstr (cmd + i, rundir)) {
-        n++;
-        if (sig)
-          kill (pid, sig);
-        break;
-      }
-  }
-  if (d)
-    closedir (d);
-  return n;
+  return vb_proc_signal_matching (rundir, 0, sig);
 }
 
 /* ---- the background process ---- */

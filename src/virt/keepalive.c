@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -160,7 +161,7 @@ open_bounded (const char *uri, const char *host)
   if (!wait_opened (o)) {
     o->abandoned = true;
     pthread_mutex_unlock (&o->mu);
-    vb_proc_signal_children ("libvirt-sock", SIGTERM);
+    vb_proc_signal_matching ("libvirt-sock", getpid (), SIGTERM);
     if (cancelled ())
       vb_set_error_code (VB_ERR_CANCELLED, 0, "interrupted by a signal");
     else
