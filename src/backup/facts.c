@@ -52,10 +52,12 @@ vb_run_facts_start (struct run *x)
   for (size_t i = 0; i < x->nsel; i++) {
     struct sel *s = &x->sel[i];
     struct ask *a;
-    if (!s->disk->path || (!x->remote && (s->raw ||
-                                          x->plan.level == VB_LEVEL_COPY)))
+    if (!s->disk->path)
       continue;
     if (!x->remote) {
+      /* No check to make: the side file asks when it is written. */
+      if (s->raw || x->plan.level == VB_LEVEL_COPY)
+        continue;
       s->info = vb_host_img_info (NULL, s->disk->path);
       if (check_v3 (x, s) < 0)
         return -1;

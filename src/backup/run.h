@@ -80,9 +80,10 @@ int vb_run_facts_wait (struct run *x);
 void vb_run_facts_join (struct run *x);
 
 /* rundir.c: for a remote domain the directory is made on its host, by a
- * session started early (vb_run_start_rundir, once the domain has its
- * remote and before it connects; optional) and given QEMU's group once the
- * XML is read (vb_run_group_rundir: a shut-off domain's session ends). */
+ * session that must be started (vb_run_start_rundir, once the domain has
+ * its remote and before it connects) and given QEMU's group once the XML
+ * is read (vb_run_group_rundir: a shut-off domain's session ends) before
+ * vb_run_make_rundir waits for it. */
 int vb_run_start_rundir (struct run *x);
 int vb_run_group_rundir (struct run *x);
 int vb_run_make_rundir (struct run *x);

@@ -140,12 +140,9 @@ vb_run_make_rundir (struct run *x)
   const char *base = x->o.scratchdir ? x->o.scratchdir : "/var/tmp";
   gid_t gid;
 
-  if (x->remote) {
-    if (vb_run_start_rundir (x) < 0 || vb_run_group_rundir (x) < 0)
-      return -1;
+  if (x->remote)               /* started and grouped by the set-up */
     return (x->rundir = vb_rdir_wait (x->remote, &x->rdir, base,
                                       x->o.cancel)) ? 0 : -1;
-  }
   if (vb_domain_qemu_gid (x->d, &gid) < 0)
     return -1;
   if (asprintf (&x->rundir, "%s/virtback.XXXXXX", base) < 0 ||

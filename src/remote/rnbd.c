@@ -170,21 +170,31 @@ wait_ready (int fd, int timeout, volatile sig_atomic_t *cancel, char *last,
   }
 }
 
+/* With Q's lock held: a keepalive line every third of the timeout until
+ * stopped (a directory's session only once its group was sent: its first
+ * line is the group). */
+static void
+keepalives (struct vb_rnbd *q)
+{
+  int every = q->timeout > 6 ? q->timeout / 3 : 2;
+
+  while (!q->stopping) {
+    struct timespec ts;
+    vb_cond_deadline (&ts, every * 1000L);
+    pthread_cond_timedwait (&q->cv, &q->mu, &ts);
+    if (!q->stopping && (!q->owned || q->grouped) &&
+        write (q->in, "\n", 1) < 0)
+      break;
+  }
+}
+
 static void *
 ping (void *arg)
 {
   struct vb_rnbd *q = arg;
-  int every = q->timeout > 6 ? q->timeout / 3 : 2;
 
   pthread_mutex_lock (&q->mu);
-  while (!q->stopping) {
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_sec += every;
-    pthread_cond_timedwait (&q->cv, &q->mu, &ts);
-    if (!q->stopping && write (q->in, "\n", 1) < 0)
-      break;
-  }
+  keepalives (q);
   pthread_mutex_unlock (&q->mu);
   return NULL;
 }
@@ -325,7 +335,6 @@ static void *
 rdir_thread (void *arg)
 {
   struct vb_rnbd *q = arg;
-  int every = q->timeout > 6 ? q->timeout / 3 : 2;
   pid_t pid;
 
   /* A host that does not answer makes the run fail and stop this
@@ -347,14 +356,8 @@ rdir_thread (void *arg)
   vb_error_save (&q->start_err);
   q->started = true;
   pthread_cond_broadcast (&q->cv);
-  while (!q->stopping && q->pid > 0) {
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_sec += every;
-    pthread_cond_timedwait (&q->cv, &q->mu, &ts);
-    if (!q->stopping && q->grouped && write (q->in, "\n", 1) < 0)
-      break;
-  }
+  if (q->pid > 0)
+    keepalives (q);
   pthread_mutex_unlock (&q->mu);
   if (q->pid > 0)
     end_session (q);

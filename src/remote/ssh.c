@@ -245,16 +245,9 @@ static void
 master_wait (const struct vb_remote *r)
 {
   struct timespec ts = { 0, 20 * 1000000 };
-  struct stat st;
 
-  for (int i = 0; r->control && i < r->timeout * 50; i++) {
-    if (stat (r->control, &st) == 0 && S_ISSOCK (st.st_mode))
-      return;
-    if (kill (r->master, 0) < 0 ||
-        waitpid (r->master, NULL, WNOHANG) != 0)
-      return;
+  for (int i = 0; i < r->timeout * 50 && vb_remote_session_pending (r); i++)
     nanosleep (&ts, NULL);
-  }
 }
 
 int
