@@ -16,8 +16,9 @@ vb_daemons_up () {
   if [ -e /dev/kvm ] && getent group kvm >/dev/null; then
     chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
   fi
-  pgrep -x virtlogd >/dev/null || virtlogd -d
-  pgrep -x libvirtd >/dev/null || libvirtd -d
+  # The daemons outlive the test run: they must not hold bats' output open (bats waits for it).
+  pgrep -x virtlogd >/dev/null || virtlogd -d </dev/null >/dev/null 2>&1 3>&-
+  pgrep -x libvirtd >/dev/null || libvirtd -d </dev/null >/dev/null 2>&1 3>&-
   local i
   for i in $(seq 50); do
     virsh -c "$VB_URI" version >/dev/null 2>&1 && return 0
