@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,21 +190,42 @@ vb_proc_exited (pid_t pid)
   return r == pid ? 1 : r == 0 ? 0 : -1;
 }
 
+/* Wait up to MS for PID to exit, woken the moment it does (a pidfd), or in
+ * 10 ms steps where the kernel has no pidfds.  true once it has exited;
+ * it is not reaped. */
+static bool
+exit_within (pid_t pid, int ms)
+{
+  struct timespec ts = { 0, 10 * 1000000 };
+  int fd = pidfd_open (pid, 0);
+
+  if (fd >= 0) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int r = poll (&p, 1, ms);
+    close (fd);
+    if (r >= 0 || errno != EINTR)
+      return r > 0;
+  }
+  for (int waited = 0; waited < ms; waited += 10) {
+    siginfo_t si = { 0 };
+    if (waitid (P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == pid)
+      return true;
+    nanosleep (&ts, NULL);
+  }
+  return false;
+}
+
 void
 vb_proc_stop (pid_t pid, int grace_ms)
 {
   int status;
-  struct timespec ts = { 0, 10 * 1000000 };
 
   if (pid <= 0)
     return;
   kill (pid, SIGTERM);
-  for (int waited = 0; waited < grace_ms; waited += 10) {
-    if (waitpid (pid, &status, WNOHANG) == pid)
-      return;
-    nanosleep (&ts, NULL);
-  }
-  kill (pid, SIGKILL);
+  if (!exit_within (pid, grace_ms))
+    kill (pid, SIGKILL);
   reap (pid, &status);
 }
 

@@ -22,7 +22,8 @@ int vb_proc_run (char *const argv[]);
 pid_t vb_proc_spawn (char *const argv[], const char *log);
 /* 1 if PID has exited (reaped), 0 if it runs, -1 on error. */
 int vb_proc_exited (pid_t pid);
-/* SIGTERM, then SIGKILL after GRACE_MS; always reaps. */
+/* SIGTERM, then SIGKILL after GRACE_MS; always reaps (at once when the
+ * child exits early: no polling interval is added). */
 void vb_proc_stop (pid_t pid, int grace_ms);
 /* The pid a server or a background process wrote into PATH: 0 when the
  * file is missing or holds no positive number. */

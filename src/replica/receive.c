@@ -139,26 +139,50 @@ private (const char *path)
  * until written, as the grown disk does (its bitmap marks what the guest
  * wrote there), and committing the overlay grows the image.  A shrunk
  * disk cannot be followed that way. */
+/* The size the last completed point recorded for TARGET; else what
+ * qemu-img says of the image (a journal without sizes).  -1 with an error
+ * when there is no image. */
+static int64_t
+last_size (struct recv *x, const char *target, const char *image)
+{
+  struct json_object *disks = json_object_object_get (x->j, "disks");
+  CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
+
+  if (access (image, F_OK) < 0) {
+    vb_set_error_errno (errno, "disk %s has no image in %s to sync into: "
+                        "%s", target, x->dir, image);
+    return -1;
+  }
+  for (size_t i = 0; disks && i < json_object_array_length (disks); i++) {
+    struct json_object *d = json_object_array_get_idx (disks, i);
+    const char *t = vb_json_str (d, "target");
+    if (t && !strcmp (t, target) && vb_json_int (d, "size", -1) >= 0)
+      return vb_json_int (d, "size", -1);
+  }
+  if (!(info = vb_qemu_img_info (image))) {
+    vb_prefix_error ("disk %s has no image in %s to sync into", target,
+                     x->dir);
+    return -1;
+  }
+  return info->virtual_size;
+}
+
 static int
 make_image (struct recv *x, const char *target, uint64_t size,
             const char *path)
 {
   CLEANUP_FREE char *base = vb_replica_image (x->dir, target, "");
   CLEANUP_FREE char *opts = NULL;
-  CLEANUP_IMAGE_INFO struct vb_image_info *info = NULL;
+  int64_t had;
 
   if (x->fresh)
     return vb_qemu_img_create (path, "qcow2", NULL, size) < 0 ||
            private (path) < 0 ? -1 : 0;
-  if (!base || !(info = vb_qemu_img_info (base))) {
-    vb_prefix_error ("disk %s has no image in %s to sync into", target,
-                     x->dir);
+  if (!base || (had = last_size (x, target, base)) < 0)
     return -1;
-  }
-  if ((uint64_t) info->virtual_size > size) {
+  if ((uint64_t) had > size) {
     vb_set_error ("disk %s shrank (%" PRId64 " to %" PRIu64 " bytes): "
-                  "replicate into a new directory", target,
-                  info->virtual_size, size);
+                  "replicate into a new directory", target, had, size);
     return -1;
   }
   if (!(opts = vb_xasprintf ("backing_file=%s,backing_fmt=qcow2", base)))
