@@ -206,7 +206,12 @@ sha () { sha256sum <"$1" | cut -d' ' -f1; }
     [ ! -s "$BATS_TEST_TMPDIR/bg/rc" ] || break
     sleep 0.1
   done
-  pgrep -f "$RD/tmp" >/dev/null
+  if ! pgrep -f "$RD/tmp" >/dev/null; then
+    echo "no appliance under '$RD/tmp' after ${i}00 ms: rc '$(cat "$BATS_TEST_TMPDIR/bg/rc" 2>/dev/null)', output:"
+    cat "$BATS_TEST_TMPDIR/bg/out"
+    ps -eo pid,etimes,args | grep -e qemu -e nbdkit -e virtback | grep -v grep
+    false
+  fi
   kill -INT "$(cat "$BATS_TEST_TMPDIR/bg/pid")"
   [ "$(vb_bg_rc "$BATS_TEST_TMPDIR/bg")" -eq 1 ]
   cat "$BATS_TEST_TMPDIR/bg/out"
