@@ -120,7 +120,7 @@ fold_done () {
 # The floor writes as the standby's receiver does: around the page cache where the image
 # opens with O_DIRECT (writeback there was the floor's bound, spread 5.4-15.5 s by the
 # page cache alone).
-TCACHE="--cache=none --aio=native"
+TCACHE="--cache=none --aio=threads"
 dd if=/dev/zero of="$WORK/odirect.probe" bs=4096 count=1 oflag=direct 2>/dev/null ||
   TCACHE=--cache=writeback
 rm -f "$WORK/odirect.probe"

@@ -213,7 +213,7 @@ wait_receiving () {
   local nbd
   nbd=$(pgrep -af "qemu-nbd.*$SB/")
   echo "$nbd"
-  grep -q -- '--cache=none --aio=native' <<<"$nbd"
+  grep -q -- '--cache=none --aio=threads' <<<"$nbd"
   kill -9 "$(cat "$T/bg/pid")"
   receiver_gone
   cat "$SB/state.json"
