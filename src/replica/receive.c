@@ -134,11 +134,6 @@ private (const char *path)
   return 0;
 }
 
-/* An incremental goes into an overlay of the image, of the disk's size:
- * a disk grown since the last point reads as zeros past the image's end
- * until written, as the grown disk does (its bitmap marks what the guest
- * wrote there), and committing the overlay grows the image.  A shrunk
- * disk cannot be followed that way. */
 /* The size the last completed point recorded for TARGET; else what
  * qemu-img says of the image (a journal without sizes).  -1 with an error
  * when there is no image. */
@@ -167,6 +162,11 @@ last_size (struct recv *x, const char *target, const char *image)
   return info->virtual_size;
 }
 
+/* An incremental goes into an overlay of the image, of the disk's size:
+ * a disk grown since the last point reads as zeros past the image's end
+ * until written, as the grown disk does (its bitmap marks what the guest
+ * wrote there), and committing the overlay grows the image.  A shrunk
+ * disk cannot be followed that way. */
 static int
 make_image (struct recv *x, const char *target, uint64_t size,
             const char *path)
