@@ -27,6 +27,7 @@ setup () {
   source "$BATS_TEST_DIRNAME/../lib.sh"
   D=$BATS_TEST_TMPDIR/d
   OUT=$BATS_TEST_TMPDIR/out
+  rb_private_tmpdir
 }
 
 teardown_file () {

@@ -12,6 +12,7 @@ setup_file () { bk_setup_file; }
 setup () {
   bk_setup vbd
   OUT=$T/out
+  rb_private_tmpdir
 }
 teardown () {
   [ -z "${SMALL:-}" ] || umount "$SMALL" 2>/dev/null || true

@@ -59,16 +59,24 @@ rb_add_chksums () {
   done
 }
 
+# The test's own TMPDIR (from its setup): the restore files run side by side in the suite,
+# and one's socket directories in a shared /tmp read as another's leftovers.
+rb_private_tmpdir () {
+  export TMPDIR=$BATS_TEST_TMPDIR/tmp
+  mkdir -p "$TMPDIR"
+}
+
 # Nothing that looks like a restored image in DIR, and no helper left running.
 rb_no_image () {
   local dir=$1
   if ls "$dir" 2>/dev/null | grep -E '\.(qcow2|raw)(\.partial)?$'; then
     echo "image left in $dir"; return 1
   fi
-  # Only directories made since the test began are its own.
-  if find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'virtback-restore.*' \
-       -newer "${BATS_TEST_TMPDIR:-/proc/1}" 2>/dev/null | grep -q .; then
-    echo "socket directory left"; return 1
+  if [ "${TMPDIR:-}" != "$BATS_TEST_TMPDIR/tmp" ]; then
+    echo "rb_no_image: the test's setup must call rb_private_tmpdir"; return 1
+  fi
+  if find "$TMPDIR" -maxdepth 1 -name 'virtback-restore.*' | grep -q .; then
+    echo "socket directory left: $(ls -d "$TMPDIR"/virtback-restore.*)"; return 1
   fi
 }
 

@@ -28,6 +28,7 @@ setup_file () {
 setup () {
   source "$BATS_TEST_DIRNAME/../lib.sh"
   OUT=$BATS_TEST_TMPDIR/out
+  rb_private_tmpdir
 }
 
 teardown_file () {
