@@ -151,8 +151,9 @@ last_size (struct recv *x, const char *target, const char *image)
   for (size_t i = 0; disks && i < json_object_array_length (disks); i++) {
     struct json_object *d = json_object_array_get_idx (disks, i);
     const char *t = vb_json_str (d, "target");
-    if (t && !strcmp (t, target) && vb_json_int (d, "size", -1) >= 0)
-      return vb_json_int (d, "size", -1);
+    int64_t size = vb_json_int (d, "size", -1);
+    if (t && !strcmp (t, target) && size >= 0)
+      return size;
   }
   if (!(info = vb_qemu_img_info (image))) {
     vb_prefix_error ("disk %s has no image in %s to sync into", target,
