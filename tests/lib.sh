@@ -162,3 +162,18 @@ vb_test_ca () {
     openssl x509 -req -in "$d/server.csr" -CA "$d/ca-cert.pem" -CAkey "$d/ca-key.pem" \
       -CAcreateserial -days 1 -extfile "$d/server.ext" -out "$d/server-cert.pem" 2>/dev/null
 }
+
+# vb_fresh_root CMD...: CMD (a test host's sshd) in a mount namespace of its own where root's
+# ~/.bashrc and ~/.profile are those of a fresh Debian (base-files' dot.bashrc and
+# dot.profile).  sshd runs every session's command through root's shell, and Debian's bash
+# reads ~/.bashrc then; a workstation's own start-up files (this machine's run pyenv init,
+# about 0.1 s a login) belong to no hypervisor or standby host.
+vb_fresh_root () {
+  # shellcheck disable=SC2016
+  unshare -m --propagation private sh -c '
+    for f in bashrc profile; do
+      [ -e "$HOME/.$f" ] && [ -e "/usr/share/base-files/dot.$f" ] || continue
+      mount --bind "/usr/share/base-files/dot.$f" "$HOME/.$f" || exit 99
+    done
+    exec "$@"' vb-fresh-root "$@"
+}

@@ -65,7 +65,7 @@ exec ssh -F /dev/null -i $dir/id -o IdentitiesOnly=yes -o UserKnownHostsFile=$di
   -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null "\$@"
 EOF
   chmod 0700 "$dir/ssh"
-  /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" || return 1
+  vb_fresh_root /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" || return 1
   local i
   for i in $(seq 50); do
     [ -s "$dir/sshd.pid" ] && return 0

@@ -39,7 +39,7 @@ ClientAliveInterval 2
 ClientAliveCountMax 3
 CONF
   echo "[$XP_IP]:$XP_PORT $(cut -d' ' -f1,2 "$d/hostkey.pub")" > "$d/known_hosts"
-  ip netns exec $XP_NS /usr/sbin/sshd -f "$d/sshd_config" || return 1
+  vb_fresh_root ip netns exec $XP_NS /usr/sbin/sshd -f "$d/sshd_config" || return 1
   XP_RSH="ssh -i $d/key -o UserKnownHostsFile=$d/known_hosts -o StrictHostKeyChecking=yes -o ConnectTimeout=10"
   for i in $(seq 50); do
     $XP_RSH -p $XP_PORT root@$XP_IP true 2>/dev/null && return 0
