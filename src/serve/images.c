@@ -400,65 +400,99 @@ read_free (void *cls)
   free (rd);
 }
 
+/* OFF and LEN of RANGE (the whole image without one); false with the
+ * refusal queued in *RET. */
+static bool
+get_range (struct MHD_Connection *c, const char *range, struct vb_ticket *t,
+           uint64_t *off, uint64_t *len, enum MHD_Result *ret)
+{
+  *off = 0;
+  *len = t->size;
+  if (!range)
+    return true;
+  switch (vb_srv_parse_range (range, t->size, off, len)) {
+  case VB_RANGE_OK:
+    return true;
+  case VB_RANGE_UNSATISFIABLE:
+    *ret = unsatisfiable (c, t->size, "Requested range not satisfiable");
+    return false;
+  case VB_RANGE_INVALID:
+  default:
+    *ret = vb_srv_error (c, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Cannot satisfy "
+                         "the range: give one bytes=START-END", false);
+    return false;
+  }
+}
+
+/* A client's ranged read (4 MiB from oVirt's and ours) is read whole
+ * first: MHD zeroes a callback response's whole block buffer, which perf
+ * showed as 10% of serve's time.  NULL with *RET set on failure. */
+static struct MHD_Response *
+read_whole (struct MHD_Connection *c, struct vb_sconn *sc, struct vb_ticket *t,
+            struct vb_backend *b, uint64_t off, uint64_t len,
+            enum MHD_Result *ret)
+{
+  char *buf = malloc ((size_t) len);
+  double t0 = vb_now ();
+  struct MHD_Response *resp;
+
+  *ret = MHD_NO;
+  if (!buf)
+    return NULL;
+  if (b->ops->pread (b, buf, (size_t) len, off) < 0) {
+    free (buf);
+    *ret = backend_error (c);
+    return NULL;
+  }
+  vb_sconn_stat (sc, VB_ST_READ, t0, len);
+  pthread_mutex_lock (&t->lock);
+  vb_ticket_add_range (t, off, len);
+  pthread_mutex_unlock (&t->lock);
+  if (!(resp = MHD_create_response_from_buffer_with_free_callback (
+          (size_t) len, buf, free)))
+    free (buf);
+  return resp;
+}
+
+/* Larger reads go out block by block from read_cb, which holds B and T. */
+static struct MHD_Response *
+read_streamed (struct vb_sconn *sc, struct vb_ticket *t, struct vb_backend *b,
+               uint64_t off, uint64_t len)
+{
+  struct MHD_Response *resp;
+  struct reader *rd = calloc (1, sizeof *rd);
+
+  if (!rd)
+    return NULL;
+  *rd = (struct reader) { .b = b, .t = t, .sc = sc, .off = off, .len = len };
+  vb_backend_ref (b);
+  __atomic_add_fetch (&t->refs, 1, __ATOMIC_SEQ_CST);
+  if (!(resp = MHD_create_response_from_callback (len, READ_BLOCK, read_cb,
+                                                  rd, read_free)))
+    read_free (rd);
+  return resp;
+}
+
 static enum MHD_Result
 do_get (struct MHD_Connection *c, struct vb_ticket *t)
 {
   const char *range = header (c, MHD_HTTP_HEADER_RANGE);
   struct vb_sconn *sc = sconn_of (c);
-  uint64_t off = 0, len = t->size;
   struct MHD_Response *resp;
   struct vb_backend *b;
-  struct reader *rd;
-  enum MHD_Result ret;
+  enum MHD_Result ret = MHD_NO;
+  uint64_t off, len;
   char cr[80];
 
-  if (range) {
-    switch (vb_srv_parse_range (range, t->size, &off, &len)) {
-    case VB_RANGE_OK: break;
-    case VB_RANGE_UNSATISFIABLE:
-      return unsatisfiable (c, t->size, "Requested range not satisfiable");
-    case VB_RANGE_INVALID:
-      return vb_srv_error (c, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Cannot satisfy "
-                           "the range: give one bytes=START-END", false);
-    }
-  }
-  if (!(b = backend_slot (c, sc, t, false, &ret)))
+  if (!get_range (c, range, t, &off, &len, &ret) ||
+      !(b = backend_slot (c, sc, t, false, &ret)))
     return ret;
-  if (len && len <= READ_BLOCK) {
-    /* A client's ranged read (4 MiB from oVirt's and ours) is read whole
-     * first: MHD zeroes a callback response's whole block buffer, which
-     * perf showed as 10% of serve's time. */
-    char *buf = malloc ((size_t) len);
-    double t0 = vb_now ();
-
-    if (!buf)
-      return MHD_NO;
-    if (b->ops->pread (b, buf, (size_t) len, off) < 0) {
-      free (buf);
-      return backend_error (c);
-    }
-    vb_sconn_stat (sc, VB_ST_READ, t0, len);
-    pthread_mutex_lock (&t->lock);
-    vb_ticket_add_range (t, off, len);
-    pthread_mutex_unlock (&t->lock);
-    if (!(resp = MHD_create_response_from_buffer_with_free_callback (
-            (size_t) len, buf, free))) {
-      free (buf);
-      return MHD_NO;
-    }
-  }
-  else {
-    if (!(rd = calloc (1, sizeof *rd)))
-      return MHD_NO;
-    *rd = (struct reader) { .b = b, .t = t, .sc = sc, .off = off, .len = len };
-    vb_backend_ref (b);
-    __atomic_add_fetch (&t->refs, 1, __ATOMIC_SEQ_CST);
-    if (!(resp = MHD_create_response_from_callback (len, READ_BLOCK, read_cb,
-                                                    rd, read_free))) {
-      read_free (rd);
-      return MHD_NO;
-    }
-  }
+  if (len && len <= READ_BLOCK)
+    resp = read_whole (c, sc, t, b, off, len, &ret);
+  else
+    resp = read_streamed (sc, t, b, off, len);
+  if (!resp)
+    return ret;
   MHD_add_response_header (resp, "Server", "imageio/virtback-" VB_VERSION);
   MHD_add_response_header (resp, "Content-Type", "application/octet-stream");
   MHD_add_response_header (resp, "Content-Disposition", "attachment");
