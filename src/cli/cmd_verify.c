@@ -128,6 +128,38 @@ checkpoint_note (const char *input, const char *uri, const char *cptdir)
 
 enum { OPT_BOOT = 256, OPT_UNTIL, OPT_TIMEOUT, OPT_EXEC, OPT_JSON };
 
+/* The files of INPUT checked, one line each problem, then whether the
+ * checkpoints of URI's domain still match the chain. */
+static int
+verify_files (const char *input, const char *uri, const char *cptdir)
+{
+  struct vb_verify_report rep;
+  int ret;
+
+  if (vb_verify (input, &rep) == -1) {
+    vb_cli_error ("verify");
+    return VB_EXIT_FAIL;
+  }
+  for (size_t i = 0; i < rep.nnotes; i++)
+    printf ("note: %s\n", rep.notes[i]);
+  for (size_t i = 0; i < rep.nproblems; i++)
+    printf ("FAIL: %s\n", rep.problems[i]);
+  if (rep.nproblems == 0)
+    printf ("OK: %zu data files of %zu disks, %" PRIu64 " bytes read, "
+            "%zu checksum files matched, chain consistent\n",
+            rep.nfiles, rep.ndisks, rep.bytes, rep.nchksums);
+  else {
+    fflush (stdout);
+    vb_cli_errorf ("verify", "%zu problems in %s: restoring from it will "
+                   "fail where they are", rep.nproblems, input);
+  }
+  ret = rep.nproblems ? VB_EXIT_FAIL : VB_EXIT_OK;
+  vb_verify_report_clear (&rep);
+  fflush (stdout);
+  checkpoint_note (input, uri, cptdir);
+  return ret;
+}
+
 int
 cmd_verify (int argc, char **argv)
 {
@@ -143,10 +175,9 @@ cmd_verify (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  struct vb_verify_report rep;
   struct boot_args a = { 0 };
   const char *input = NULL, *uri = NULL, *cptdir = NULL;
-  int c, ret;
+  int c;
 
   while ((c = getopt_long (argc, argv, "i:U:C:h", longopts, NULL)) != -1) {
     switch (c) {
@@ -176,26 +207,5 @@ cmd_verify (int argc, char **argv)
   }
   if (a.boot)
     return verify_boot (input, uri, &a);
-  if (vb_verify (input, &rep) == -1) {
-    vb_cli_error ("verify");
-    return VB_EXIT_FAIL;
-  }
-  for (size_t i = 0; i < rep.nnotes; i++)
-    printf ("note: %s\n", rep.notes[i]);
-  for (size_t i = 0; i < rep.nproblems; i++)
-    printf ("FAIL: %s\n", rep.problems[i]);
-  if (rep.nproblems == 0)
-    printf ("OK: %zu data files of %zu disks, %" PRIu64 " bytes read, "
-            "%zu checksum files matched, chain consistent\n",
-            rep.nfiles, rep.ndisks, rep.bytes, rep.nchksums);
-  else {
-    fflush (stdout);
-    vb_cli_errorf ("verify", "%zu problems in %s: restoring from it will "
-                   "fail where they are", rep.nproblems, input);
-  }
-  ret = rep.nproblems ? VB_EXIT_FAIL : VB_EXIT_OK;
-  vb_verify_report_clear (&rep);
-  fflush (stdout);
-  checkpoint_note (input, uri, cptdir);
-  return ret;
+  return verify_files (input, uri, cptdir);
 }
