@@ -190,6 +190,10 @@ vb_mapper_next (struct vb_mapper *m, struct vb_extent *e)
     *e = m->q[m->head];
     m->head = (m->head + 1) % m->cap;
     m->count--;
+    /* The map has room now: until it fills the queue again it is not
+     * parked, so vb_mapper_settle waits for it instead of reading a map
+     * state one extent old. */
+    m->parked = false;
     pthread_cond_broadcast (&m->cv);
     r = 1;
   }
